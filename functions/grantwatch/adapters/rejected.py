@@ -1,0 +1,44 @@
+"""Where rejected events go: the recorder's dead-letter queue, beside the events Lambda gave up on."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Protocol
+
+import boto3
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.client import SQSClient
+
+# SQS takes 256 KiB a message; keep room for the envelope around the event.
+_MAX_EVENT_CHARS = 200_000
+
+
+class RejectedEventSink(Protocol):
+    def send(self, event: object, *, event_id: str | None, error: str) -> None: ...
+
+
+def rejection_message(event: object, *, event_id: str | None, error: str) -> str:
+    """The message an operator reads: what was wrong, which event, and the event (truncated if huge)."""
+    body = json.dumps(event, default=str, ensure_ascii=False)
+    payload: dict[str, Any] = {"grantwatch": "rejected-event", "eventID": event_id, "error": error}
+    if len(body) > _MAX_EVENT_CHARS:
+        payload |= {"eventTruncated": True, "eventPrefix": body[:_MAX_EVENT_CHARS]}
+    else:
+        payload["event"] = event
+    return json.dumps(payload, default=str, ensure_ascii=False)
+
+
+class SqsRejectedEventSink:
+    def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
+        self.queue_url = queue_url
+        self.client: SQSClient = client or boto3.client("sqs")
+
+    def send(self, event: object, *, event_id: str | None, error: str) -> None:
+        self.client.send_message(
+            QueueUrl=self.queue_url,
+            MessageBody=rejection_message(event, event_id=event_id, error=error),
+            MessageAttributes={
+                "grantwatch-error": {"DataType": "String", "StringValue": error[:1000] or "rejected"}
+            },
+        )

@@ -1,0 +1,288 @@
+"""`grantwatch`: replay events through the recorder, query grant lineage, and run DynamoDB Local.
+
+Exit codes: 0 success; 1 some events were rejected (everything else was still processed); 2 usage error;
+3 the table or endpoint cannot be used (missing, unreachable, not configured); 4 nothing found.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PynamoDBException
+from rich.console import Console
+from rich.table import Table
+
+from grantwatch import local as local_dynamo
+from grantwatch.adapters.store import DynamoGrantStore
+from grantwatch.domain.lineage import GrantStatus
+from grantwatch.recorder import EventOutcome, Outcome, record_event
+from grantwatch.settings import Settings
+from grantwatch.sources import read_events
+from grantwatch.template import find_template
+from grantwatch.views import grant_json, lineage_event_json
+
+EXIT_REJECTED = 1
+EXIT_UNAVAILABLE = 3
+EXIT_NOT_FOUND = 4
+
+app = typer.Typer(
+    help="Record and query the lineage of AWS KMS grants. "
+    "Table and endpoint: --table/--endpoint-url, else GRANTWATCH_TABLE and AWS_ENDPOINT_URL_DYNAMODB, "
+    "else table 'grantwatch' in your default AWS region.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+local_app = typer.Typer(
+    help="Run DynamoDB Local for this checkout (needs Java 17 and `make setup`).", no_args_is_help=True
+)
+app.add_typer(local_app, name="local")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+TableOption = Annotated[str | None, typer.Option("--table", help="DynamoDB table name.", show_default=False)]
+EndpointOption = Annotated[
+    str | None,
+    typer.Option("--endpoint-url", help="DynamoDB endpoint, e.g. DynamoDB Local.", show_default=False),
+]
+RegionOption = Annotated[str | None, typer.Option("--region", help="AWS region.", show_default=False)]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+class StateFilter(StrEnum):
+    ACTIVE = "active"
+    ENDED = "ended"
+    ALL = "all"
+
+
+def _settings(table: str | None, endpoint_url: str | None, region: str | None) -> Settings:
+    return Settings.from_environ(table_name=table, endpoint_url=endpoint_url, region=region)
+
+
+@contextmanager
+def _table_errors(settings: Settings) -> Iterator[None]:
+    """Turn AWS and connection failures into one clear line and exit code 3."""
+    where = settings.endpoint_url or f"DynamoDB in {settings.region}"
+    try:
+        yield
+    except (PynamoDBException, BotoCoreError, ClientError) as error:
+        cause = getattr(error, "cause", None) or error
+        text = str(cause)
+        if "ResourceNotFoundException" in text or "non-existent table" in text:
+            text = (
+                f"table {settings.table_name!r} does not exist at {where}: start it with "
+                "`grantwatch local start`, or set --table / GRANTWATCH_TABLE"
+            )
+        err.print(
+            f"[bold red]error:[/] cannot use table {settings.table_name!r} at {where}: {text}",
+            markup=True,
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_UNAVAILABLE) from None
+
+
+def _print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+@app.command()
+def replay(
+    paths: Annotated[list[Path], typer.Argument(help="Event files or folders (JSON, JSON Lines, .gz).")],
+    as_json: JsonOption = False,
+    table: TableOption = None,
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
+) -> None:
+    """Feed events through the recorder, exactly as the Lambda function would.
+
+    A path holds one CloudTrail record, one EventBridge event, a CloudTrail log file {"Records": [...]}
+    (plain or .gz), or JSON Lines of these; a folder is read in file-name order. Each event is recorded,
+    a duplicate, ignored (not a grant change: with a reason) or rejected (malformed: with an error).
+    Exits 1 if anything was rejected, after processing everything else.
+    """
+    settings = _settings(table, endpoint_url, region)
+    store = DynamoGrantStore(settings)
+    counts: Counter[str] = Counter()
+    with _table_errors(settings):
+        try:
+            for item in read_events(paths):
+                if item.error is not None:
+                    result = EventOutcome(Outcome.REJECTED, None, None, error=item.error)
+                else:
+                    result = record_event(item.event, store)
+                counts[result.outcome] += 1
+                _report(result, item.origin, as_json)
+        except FileNotFoundError as missing:
+            err.print(f"error: {missing}", highlight=False)
+            raise typer.Exit(EXIT_NOT_FOUND) from None
+    summary = {"events": sum(counts.values())} | {o.value: counts[o] for o in Outcome}
+    if as_json:
+        _print_json({"summary": summary})
+    else:
+        out.print(", ".join(f"{v} {k}" for k, v in summary.items()), highlight=False)
+    if counts[Outcome.REJECTED]:
+        raise typer.Exit(EXIT_REJECTED)
+
+
+def _report(result: EventOutcome, origin: str, as_json: bool) -> None:
+    if as_json:
+        _print_json(result.as_json())
+    elif result.outcome is Outcome.REJECTED:
+        err.print(f"rejected {origin} ({result.event_id or 'no eventID'}): {result.error}", highlight=False)
+    elif result.outcome is Outcome.IGNORED:
+        out.print(f"ignored  {result.event_name} {result.event_id}: {result.reason}", highlight=False)
+    else:
+        out.print(
+            f"{result.outcome:<9}{result.event_name} {result.event_id} grant {result.grant_id}",
+            highlight=False,
+        )
+
+
+@app.command()
+def grants(
+    key: Annotated[str | None, typer.Option("--key", help="Key ARN (or the alias as recorded).")] = None,
+    function: Annotated[str | None, typer.Option("--function", help="Lambda function ARN.")] = None,
+    grantee: Annotated[str | None, typer.Option("--grantee", help="Grantee principal, as recorded.")] = None,
+    state: Annotated[StateFilter, typer.Option("--state", help="Which grants.")] = StateFilter.ALL,
+    as_json: JsonOption = False,
+    table: TableOption = None,
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
+) -> None:
+    """List grants, newest first. With --key, --function or --grantee the answer comes from an index
+    query; with none of them the whole table is scanned."""
+    settings = _settings(table, endpoint_url, region)
+    status = None if state is StateFilter.ALL else GrantStatus(state.value)
+    with _table_errors(settings):
+        found = list(
+            DynamoGrantStore(settings).grants(key=key, function=function, grantee=grantee, status=status)
+        )
+    rows = sorted(
+        (grant_json(s) for s in found), key=lambda g: (g["createdAt"] or "", g["grantId"]), reverse=True
+    )
+    if as_json:
+        _print_json(rows)
+        return
+    view = Table("grant", "state", "for", "grantee", "created", "ended", title=f"{len(rows)} grant(s)")
+    for row in rows:
+        ended = f"{row['endedHow']} {row['endedAt']} by {row['endedBy']}" if row["endedAt"] else ""
+        dependent = row["functionArn"] or " ".join(filter(None, (row["service"], row["resource"]))) or "?"
+        view.add_row(
+            row["grantId"][:12] + "…",
+            row["state"],
+            dependent,
+            row["granteePrincipal"] or "?",
+            f"{row['createdAt'] or '?'} by {row['createdBy'] or '?'}",
+            ended,
+        )
+    out.print(view)
+
+
+@app.command()
+def history(
+    grant_id: Annotated[str, typer.Argument(help="The grant id.")],
+    as_json: JsonOption = False,
+    table: TableOption = None,
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
+) -> None:
+    """Every event that touched a grant, in eventTime order. Exits 4 if the grant is unknown."""
+    settings = _settings(table, endpoint_url, region)
+    with _table_errors(settings):
+        state = DynamoGrantStore(settings).get(grant_id)
+    if state is None:
+        err.print(f"no grant {grant_id} in table {settings.table_name!r}", highlight=False)
+        raise typer.Exit(EXIT_NOT_FOUND)
+    events = [lineage_event_json(f) for f in state.lineage]
+    if as_json:
+        _print_json({"grant": grant_json(state), "lineage": events})
+        return
+    summary = grant_json(state)
+    out.print(f"grant {state.grant_id} on {state.key_arn}: {summary['state']}", highlight=False)
+    if summary["functionArn"]:
+        out.print(f"for Lambda function {summary['functionArn']}", highlight=False)
+    view = Table("time", "event", "what", "by", "via", "event id")
+    for event in events:
+        view.add_row(
+            event["eventTime"],
+            event["eventName"],
+            event["what"],
+            event["by"],
+            event["via"] or "",
+            event["eventID"],
+        )
+    out.print(view)
+
+
+def _checkout(template: Path | None) -> tuple[Path, Path]:
+    path = template or find_template()
+    return path, path.resolve().parent
+
+
+def _state_dir(root: Path) -> Path:
+    return root / ".grantwatch" / "local"
+
+
+@local_app.command("start")
+def local_start(
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = local_dynamo.DEFAULT_PORT,
+    in_memory: Annotated[bool, typer.Option("--in-memory", help="Keep no data on disk.")] = False,
+    table: TableOption = None,
+    template: Annotated[Path | None, typer.Option("--template", help="Path to template.yaml.")] = None,
+) -> None:
+    """Start DynamoDB Local, wait until it answers, create the table from template.yaml, and print the
+    endpoint variable to export."""
+    template_path, root = _checkout(template)
+    try:
+        running = local_dynamo.start(root, _state_dir(root), port=port, in_memory=in_memory)
+        settings = Settings.from_environ(table_name=table, endpoint_url=running.endpoint_url)
+        created = local_dynamo.ensure_table(running.endpoint_url, settings.table_name, template_path)
+    except local_dynamo.LocalDynamoError as error:
+        err.print(f"error: {error}", highlight=False)
+        raise typer.Exit(EXIT_UNAVAILABLE) from None
+    err.print(
+        f"DynamoDB Local pid {running.pid}; table {settings.table_name!r} "
+        f"{'created' if created else 'present'}",
+        highlight=False,
+    )
+    sys.stdout.write(f"AWS_ENDPOINT_URL_DYNAMODB={running.endpoint_url}\n")
+
+
+@local_app.command("stop")
+def local_stop(
+    template: Annotated[Path | None, typer.Option("--template", help="Path to template.yaml.")] = None,
+) -> None:
+    """Stop the DynamoDB Local this checkout started."""
+    _, root = _checkout(template)
+    stopped = local_dynamo.stop(_state_dir(root))
+    err.print(f"stopped pid {stopped.pid}" if stopped else "not running", highlight=False)
+
+
+@local_app.command("status")
+def local_status(
+    template: Annotated[Path | None, typer.Option("--template", help="Path to template.yaml.")] = None,
+) -> None:
+    """Say whether this checkout's DynamoDB Local runs; exit 3 if it does not."""
+    _, root = _checkout(template)
+    running = local_dynamo.status(_state_dir(root))
+    if running is None:
+        err.print("not running", highlight=False)
+        raise typer.Exit(EXIT_UNAVAILABLE)
+    sys.stdout.write(f"AWS_ENDPOINT_URL_DYNAMODB={running.endpoint_url}\n")
+    err.print(
+        f"running: pid {running.pid}, {'in memory' if running.in_memory else 'data on disk'}", highlight=False
+    )
+
+
+def main() -> None:
+    app()

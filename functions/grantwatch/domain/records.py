@@ -1,0 +1,117 @@
+"""Typed models of what arrives: CloudTrail records, alone or wrapped in an EventBridge event.
+
+Parsing is lenient about what AWS may add (unknown fields are ignored) and strict about what grantwatch
+needs: a record without an event id, name or time is rejected here, at the edge.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_LENIENT = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+
+class UserIdentity(BaseModel):
+    model_config = _LENIENT
+
+    type: str | None = None
+    arn: str | None = None
+    principal_id: str | None = Field(default=None, alias="principalId")
+    account_id: str | None = Field(default=None, alias="accountId")
+    invoked_by: str | None = Field(default=None, alias="invokedBy")
+
+
+class ResourceRef(BaseModel):
+    model_config = _LENIENT
+
+    arn: str | None = Field(default=None, alias="ARN")
+    type: str | None = None
+    account_id: str | None = Field(default=None, alias="accountId")
+
+
+class CloudTrailRecord(BaseModel):
+    """The fields of a CloudTrail management event that grantwatch reads; the rest is ignored."""
+
+    model_config = _LENIENT
+
+    event_id: str = Field(alias="eventID", min_length=1, max_length=128)
+    event_name: str = Field(alias="eventName", min_length=1, max_length=128)
+    event_source: str = Field(alias="eventSource", min_length=1, max_length=128)
+    event_time: datetime = Field(alias="eventTime")
+    aws_region: str = Field(alias="awsRegion", min_length=1, max_length=64)
+    recipient_account_id: str | None = Field(default=None, alias="recipientAccountId")
+    shared_event_id: str | None = Field(default=None, alias="sharedEventID")
+    user_identity: UserIdentity = Field(default_factory=UserIdentity, alias="userIdentity")
+    source_ip_address: str | None = Field(default=None, alias="sourceIPAddress")
+    user_agent: str | None = Field(default=None, alias="userAgent")
+    error_code: str | None = Field(default=None, alias="errorCode")
+    request_parameters: dict[str, Any] | None = Field(default=None, alias="requestParameters")
+    response_elements: dict[str, Any] | None = Field(default=None, alias="responseElements")
+    additional_event_data: dict[str, Any] | None = Field(default=None, alias="additionalEventData")
+    resources: list[ResourceRef] | None = None
+
+    @field_validator("event_time")
+    @classmethod
+    def _must_be_aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("eventTime must carry a time zone (CloudTrail writes UTC with a Z)")
+        return value
+
+
+class CloudTrailEventBridgeEvent(BaseModel):
+    """EventBridge's envelope around a CloudTrail record (detail-type "AWS API Call via CloudTrail")."""
+
+    model_config = _LENIENT
+
+    id: str | None = None
+    source: str
+    detail_type: str = Field(alias="detail-type")
+    account: str | None = None
+    region: str | None = None
+    detail: CloudTrailRecord
+
+
+class GrantConstraints(BaseModel):
+    """KMS grant constraints as CloudTrail writes them (camelCase); newer kinds are kept as seen."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+
+    encryption_context_equals: dict[str, str] | None = Field(default=None, alias="encryptionContextEquals")
+    encryption_context_subset: dict[str, str] | None = Field(default=None, alias="encryptionContextSubset")
+
+
+class CreateGrantParameters(BaseModel):
+    """`requestParameters` of CreateGrant. Grant tokens are deliberately not modelled, so never kept."""
+
+    model_config = _LENIENT
+
+    key_id: str = Field(alias="keyId", min_length=1)
+    grantee_principal: str | None = Field(default=None, alias="granteePrincipal", min_length=1)
+    grantee_service_principal: str | None = Field(default=None, alias="granteeServicePrincipal", min_length=1)
+    retiring_principal: str | None = Field(default=None, alias="retiringPrincipal")
+    retiring_service_principal: str | None = Field(default=None, alias="retiringServicePrincipal")
+    operations: list[str] = Field(default_factory=list)
+    constraints: GrantConstraints | None = None
+    name: str | None = None
+    dry_run: bool = Field(default=False, alias="dryRun")
+
+
+class RevokeGrantParameters(BaseModel):
+    model_config = _LENIENT
+
+    key_id: str = Field(alias="keyId", min_length=1)
+    grant_id: str = Field(alias="grantId", min_length=1)
+    dry_run: bool = Field(default=False, alias="dryRun")
+
+
+class RetireGrantParameters(BaseModel):
+    """RetireGrant's request parameters are null in CloudTrail; the id comes from additionalEventData."""
+
+    model_config = _LENIENT
+
+    key_id: str | None = Field(default=None, alias="keyId")
+    grant_id: str | None = Field(default=None, alias="grantId")
+    dry_run: bool = Field(default=False, alias="dryRun")

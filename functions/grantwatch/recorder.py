@@ -1,0 +1,105 @@
+"""The recorder's one corridor: parse at the edge, normalise (pure), write through the store.
+
+The Lambda handler and `grantwatch replay` both call `record_event`, so a replayed event takes exactly the
+path a delivered one does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import ValidationError
+
+from grantwatch.adapters.store import GrantStore, RecordResult
+from grantwatch.domain.facts import Ignored, RejectedRecord, normalise
+from grantwatch.domain.records import CloudTrailEventBridgeEvent, CloudTrailRecord
+
+CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
+
+
+class Outcome(StrEnum):
+    RECORDED = "recorded"
+    DUPLICATE = "duplicate"
+    IGNORED = "ignored"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class EventOutcome:
+    outcome: Outcome
+    event_id: str | None
+    event_name: str | None
+    grant_id: str | None = None
+    reason: str | None = None
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "eventID": self.event_id,
+            "eventName": self.event_name,
+            "outcome": self.outcome,
+        }
+        for name, value in (("grantId", self.grant_id), ("reason", self.reason), ("error", self.error)):
+            if value is not None:
+                body[name] = value
+        return body
+
+
+def parse_event(raw: object) -> CloudTrailRecord | Ignored:
+    """A CloudTrail record from an EventBridge event or a bare record; `RejectedRecord` if it is neither."""
+    if not isinstance(raw, dict):
+        raise RejectedRecord(f"an event must be a JSON object, not {type(raw).__name__}")
+    try:
+        if "detail-type" in raw or "detail" in raw:
+            if raw.get("detail-type") != CLOUDTRAIL_DETAIL_TYPE:
+                return Ignored(f"not a CloudTrail API call event: detail-type {raw.get('detail-type')!r}")
+            return CloudTrailEventBridgeEvent.model_validate(raw).detail
+        return CloudTrailRecord.model_validate(raw)
+    except ValidationError as error:
+        raise RejectedRecord(describe_validation_error(error), event_id_of(raw)) from None
+
+
+def record_event(raw: object, store: GrantStore) -> EventOutcome:
+    """Record one event. Bad input comes back as a REJECTED outcome; store failures raise, to be retried."""
+    try:
+        parsed = parse_event(raw)
+        if isinstance(parsed, Ignored):
+            return EventOutcome(Outcome.IGNORED, event_id_of(raw), event_name_of(raw), reason=parsed.reason)
+        fact = normalise(parsed)
+    except RejectedRecord as rejected:
+        return EventOutcome(
+            Outcome.REJECTED, rejected.event_id or event_id_of(raw), event_name_of(raw), error=str(rejected)
+        )
+    if isinstance(fact, Ignored):
+        return EventOutcome(Outcome.IGNORED, parsed.event_id, parsed.event_name, reason=fact.reason)
+    result = store.record(fact)
+    outcome = Outcome.RECORDED if result is RecordResult.RECORDED else Outcome.DUPLICATE
+    return EventOutcome(outcome, fact.event_id, fact.event_name, grant_id=fact.grant_id)
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """Where and what, never the offending value: it may be huge, or something that must not be logged."""
+    problems = [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in error.errors()[:5]]
+    more = error.error_count() - len(problems)
+    return "; ".join(problems) + (f"; and {more} more" if more > 0 else "")
+
+
+def _field_of(raw: object, name: str) -> str | None:
+    if not isinstance(raw, dict):
+        return None
+    detail = raw.get("detail")
+    for source in (detail, raw) if isinstance(detail, dict) else (raw,):
+        value = source.get(name)
+        if isinstance(value, str) and 0 < len(value) <= 128:
+            return value
+    return None
+
+
+def event_id_of(raw: object) -> str | None:
+    return _field_of(raw, "eventID")
+
+
+def event_name_of(raw: object) -> str | None:
+    return _field_of(raw, "eventName")

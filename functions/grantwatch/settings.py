@@ -1,0 +1,54 @@
+"""Every setting grantwatch reads, in one typed model, read from the environment on first use."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import cache
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_TABLE = "grantwatch"
+DEFAULT_REGION = "us-east-1"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    table_name: str = Field(default=DEFAULT_TABLE, min_length=3, max_length=255)
+    endpoint_url: str | None = None
+    region: str = DEFAULT_REGION
+    rejected_queue_url: str | None = None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: str | None) -> Settings:
+        """Explicit overrides first (CLI flags), then the environment, then the defaults."""
+        env = os.environ if environ is None else environ
+        values: dict[str, str] = {}
+        for field, variable in (
+            ("table_name", "GRANTWATCH_TABLE"),
+            ("endpoint_url", "AWS_ENDPOINT_URL_DYNAMODB"),
+            ("rejected_queue_url", "GRANTWATCH_REJECTED_QUEUE_URL"),
+        ):
+            if env.get(variable):
+                values[field] = env[variable]
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+        if region:
+            values["region"] = region
+        values.update({k: v for k, v in overrides.items() if v})
+        return cls.model_validate(values)
+
+    @property
+    def endpoint_is_local(self) -> bool:
+        """True for DynamoDB Local on this machine, which takes any credentials."""
+        if not self.endpoint_url:
+            return False
+        host = urlparse(self.endpoint_url).hostname or ""
+        return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
+@cache
+def settings() -> Settings:
+    """The settings of this process (a Lambda execution environment), read once."""
+    return Settings.from_environ()
