@@ -29,6 +29,8 @@ _SERVICE_CONTEXT_KEY = re.compile(r"^aws:(?P<service>[a-z0-9-]+):")
 _SERVICE_PRINCIPAL = re.compile(r"^(?P<service>[a-z0-9-]+)(\.[a-z0-9-]+)*\.amazonaws\.com$")
 _INFRASTRUCTURE_PRINCIPAL = re.compile(r"^\d{12}:aws:(?P<service>[a-z0-9]+)-infrastructure:")
 
+# Context keys that name the owner rather than the resource: used only when nothing better is there.
+_NOT_THE_RESOURCE = frozenset({"subscriberId", "clusterAccount", "accountId"})
 # Context keys that name the resource a service's grant protects, where the key does not say it itself.
 _RESOURCE_CONTEXT_KEYS = {
     "SecretARN": "secretsmanager",
@@ -294,7 +296,7 @@ def dependent_resource(
     function_arn = context.get(LAMBDA_FUNCTION_CONTEXT_KEY)
     if function_arn:
         return "lambda", function_arn, function_arn
-    for key in sorted(context):
+    for key in sorted(context, key=lambda k: (k.rsplit(":", 1)[-1] in _NOT_THE_RESOURCE, k)):
         if match := _SERVICE_CONTEXT_KEY.match(key):
             return match["service"], context[key], None
         if key in _RESOURCE_CONTEXT_KEYS:

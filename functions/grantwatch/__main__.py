@@ -1,0 +1,3 @@
+from grantwatch.cli import main
+
+main()

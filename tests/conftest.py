@@ -1,0 +1,73 @@
+"""Shared fixtures. DynamoDB Local is started once per test session, in memory, and stopped at the end;
+each test gets a fresh table created from template.yaml."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from grantwatch import local as local_dynamo
+from grantwatch.adapters.store import DynamoGrantStore
+from grantwatch.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS = ROOT / "events"
+TEMPLATE = ROOT / "template.yaml"
+
+# No test may reach AWS: fake credentials and a fixed region, set before any client exists.
+for name, value in {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_NAMESPACE": "grantwatch-tests",
+    "POWERTOOLS_SERVICE_NAME": "grantwatch-tests",
+}.items():
+    os.environ[name] = value
+for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "GRANTWATCH_TABLE"):
+    os.environ.pop(name, None)
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A sample EventBridge event from events/, as a fresh copy the test may change."""
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text(encoding="utf-8"))
+    return copy.deepcopy(event)
+
+
+def sample_event_files() -> list[Path]:
+    return sorted(EVENTS.glob("*.json"))
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_dynamo.LocalDynamo]:
+    state_dir = tmp_path_factory.mktemp("dynamodb-local")
+    running = local_dynamo.start(ROOT, state_dir, port=local_dynamo.free_port(), in_memory=True)
+    try:
+        yield running
+    finally:
+        local_dynamo.stop(state_dir)
+
+
+@pytest.fixture
+def table_settings(dynamodb_local: local_dynamo.LocalDynamo) -> Settings:
+    settings = Settings(
+        table_name=f"grantwatch-test-{uuid.uuid4().hex[:12]}",
+        endpoint_url=dynamodb_local.endpoint_url,
+        region="us-east-1",
+    )
+    local_dynamo.ensure_table(settings.endpoint_url or "", settings.table_name, TEMPLATE)
+    return settings
+
+
+@pytest.fixture
+def store(table_settings: Settings) -> DynamoGrantStore:
+    return DynamoGrantStore(table_settings)

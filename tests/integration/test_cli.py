@@ -1,0 +1,192 @@
+"""`grantwatch` end to end against DynamoDB Local: replay, grants, history, and the local emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from grantwatch.cli import EXIT_NOT_FOUND, EXIT_REJECTED, EXIT_UNAVAILABLE, app
+from grantwatch.local import find_jar, free_port
+from grantwatch.settings import Settings
+from tests.conftest import EVENTS, ROOT, TEMPLATE, load_event, sample_event_files
+from tests.integration.test_store import SEED_GRANT
+
+runner = CliRunner()
+
+
+def run(settings: Settings, *args: str) -> Any:
+    return runner.invoke(
+        app, [*args, "--table", settings.table_name, "--endpoint-url", settings.endpoint_url or ""]
+    )
+
+
+def json_lines(output: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def grants_json(settings: Settings) -> list[dict[str, Any]]:
+    result = run(settings, "grants", "--json")
+    assert result.exit_code == 0, result.output
+    grants: list[dict[str, Any]] = json.loads(result.stdout)
+    return grants
+
+
+def test_replay_reports_each_event_and_a_summary(table_settings: Settings) -> None:
+    result = run(table_settings, "replay", str(EVENTS), "--json")
+    assert result.exit_code == 0, result.output
+    lines = json_lines(result.stdout)
+    outcomes = {line["eventID"]: line for line in lines if "eventID" in line}
+    assert len(outcomes) == len(sample_event_files())
+    dry_run = load_event("kms-create-grant-dry-run.json")["detail"]["eventID"]
+    assert outcomes[dry_run] == {
+        "eventID": dry_run,
+        "eventName": "CreateGrant",
+        "outcome": "ignored",
+        "reason": "dry run",
+    }
+    assert lines[-1] == {"summary": {"events": 9, "recorded": 7, "duplicate": 0, "ignored": 2, "rejected": 0}}
+
+
+def test_replaying_twice_in_reverse_order_gives_the_same_grants(
+    table_settings: Settings, dynamodb_local: Any
+) -> None:
+    files = [str(p) for p in sample_event_files()]
+    assert run(table_settings, "replay", *files).exit_code == 0
+    once = grants_json(table_settings)
+
+    twice = table_settings.model_copy(update={"table_name": table_settings.table_name + "-twice"})
+    from grantwatch.local import ensure_table
+
+    ensure_table(dynamodb_local.endpoint_url, twice.table_name, TEMPLATE)
+    assert run(twice, "replay", *files).exit_code == 0
+    second = run(twice, "replay", *reversed(files), "--json")
+    assert json_lines(second.stdout)[-1]["summary"]["duplicate"] == 7
+    assert grants_json(twice) == once
+    assert len(once) == 5
+    seed = next(g for g in once if g["grantId"] == SEED_GRANT)
+    assert {k: seed[k] for k in ("state", "endedHow", "createdAt", "endedAt")} == {
+        "state": "ended",
+        "endedHow": "retired",
+        "createdAt": "2026-11-02T09:14:05Z",
+        "endedAt": "2026-11-20T16:42:31Z",
+    }
+    assert set(seed) >= {
+        "grantId",
+        "keyArn",
+        "granteePrincipal",
+        "retiringPrincipal",
+        "operations",
+        "constraints",
+        "functionArn",
+        "service",
+        "state",
+        "createdAt",
+        "createdBy",
+        "endedAt",
+        "endedBy",
+        "endedHow",
+    }
+
+
+def test_a_malformed_event_among_good_ones(table_settings: Settings, tmp_path: Path) -> None:
+    good_create = load_event("kms-create-grant-lambda.json")
+    no_grant_id = load_event("kms-create-grant-ebs-volume.json")
+    del no_grant_id["detail"]["responseElements"]["grantId"]
+    good_retire = load_event("kms-retire-grant-by-admin.json")
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(
+        "\n".join([json.dumps(good_create), "{truncated", json.dumps(no_grant_id), json.dumps(good_retire)])
+    )
+
+    result = run(table_settings, "replay", str(path), "--json")
+    assert result.exit_code == EXIT_REJECTED
+    lines = json_lines(result.stdout)
+    assert [line.get("outcome") for line in lines[:-1]] == ["recorded", "rejected", "rejected", "recorded"]
+    assert lines[1]["eventID"] is None and "mixed.jsonl:2" in lines[1]["error"]
+    assert lines[2]["eventID"] == no_grant_id["detail"]["eventID"] and "grantId" in lines[2]["error"]
+    assert lines[-1]["summary"]["rejected"] == 2
+    [grant] = grants_json(table_settings)
+    assert grant["grantId"] == SEED_GRANT and grant["state"] == "ended"
+
+
+def test_grants_filters(table_settings: Settings) -> None:
+    run(table_settings, "replay", str(EVENTS))
+    function = "arn:aws:lambda:eu-central-1:210987654321:function:invoice-renderer"
+    result = run(table_settings, "grants", "--function", function, "--json")
+    assert [g["grantId"] for g in json.loads(result.stdout)] == [SEED_GRANT]
+    active = json.loads(run(table_settings, "grants", "--state", "active", "--json").stdout)
+    assert sorted((g["service"] or "", g["name"] or "") for g in active) == [
+        ("", "batch-worker-data"),
+        ("dynamodb", ""),
+    ]
+    assert all(g["state"] == "active" and g["endedAt"] is None for g in active)
+    people = run(table_settings, "grants", "--state", "ended")
+    assert people.exit_code == 0 and "3 grant(s)" in people.stdout
+
+
+def test_history_lists_the_lineage_in_order(table_settings: Settings) -> None:
+    run(
+        table_settings,
+        "replay",
+        str(EVENTS / "kms-retire-grant-by-admin.json"),
+        str(EVENTS / "kms-create-grant-lambda.json"),
+    )
+    result = run(table_settings, "history", SEED_GRANT, "--json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert [e["eventName"] for e in document["lineage"]] == ["CreateGrant", "RetireGrant"]
+    assert document["lineage"][1]["by"] == "arn:aws:sts::210987654321:assumed-role/kms-administrators/dana"
+    assert document["grant"]["state"] == "ended"
+    assert run(table_settings, "history", SEED_GRANT).exit_code == 0
+    missing = run(table_settings, "history", "f" * 64)
+    assert missing.exit_code == EXIT_NOT_FOUND
+
+
+def test_a_missing_table_is_a_clear_error(table_settings: Settings) -> None:
+    settings = table_settings.model_copy(update={"table_name": "no-such-table"})
+    result = run(settings, "grants")
+    assert result.exit_code == EXIT_UNAVAILABLE
+    assert "no-such-table" in result.stderr and "grantwatch local start" in result.stderr
+
+
+def test_an_unreachable_endpoint_is_a_clear_error() -> None:
+    result = runner.invoke(app, ["grants", "--endpoint-url", f"http://127.0.0.1:{free_port()}"])
+    assert result.exit_code == EXIT_UNAVAILABLE
+    assert "cannot use table 'grantwatch'" in result.stderr
+
+
+def test_local_start_status_stop(tmp_path: Path) -> None:
+    """The real command, in a checkout of its own: start creates the table and prints the endpoint."""
+    shutil.copy(TEMPLATE, tmp_path / "template.yaml")
+    env = {**os.environ, "GRANTWATCH_DYNAMODB_LOCAL_JAR": str(find_jar(ROOT))}
+    port = str(free_port())
+    grantwatch = [sys.executable, "-m", "grantwatch"]
+
+    def command(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*grantwatch, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+
+    assert command("local", "status").returncode == EXIT_UNAVAILABLE
+    started = command("local", "start", "--port", port, "--in-memory")
+    try:
+        assert started.returncode == 0, started.stderr
+        assert started.stdout.strip() == f"AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:{port}"
+        assert "table 'grantwatch' created" in started.stderr
+        again = command("local", "start", "--port", port)
+        assert "table 'grantwatch' present" in again.stderr
+        assert command("local", "status").stdout.strip() == started.stdout.strip()
+        env["AWS_ENDPOINT_URL_DYNAMODB"] = f"http://127.0.0.1:{port}"
+        assert command("replay", str(EVENTS / "kms-create-grant-lambda.json")).returncode == 0
+        assert SEED_GRANT in command("grants", "--json").stdout
+    finally:
+        stopped = command("local", "stop")
+    assert stopped.returncode == 0 and "stopped pid" in stopped.stderr
+    assert command("local", "status").returncode == EXIT_UNAVAILABLE

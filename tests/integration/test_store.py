@@ -1,0 +1,145 @@
+"""The grant table on DynamoDB Local: idempotent, order-independent, one request per event."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from grantwatch.adapters.store import GRANT_SK, DynamoGrantStore, RecordResult, grant_pk
+from grantwatch.domain.facts import GrantFact
+from grantwatch.domain.lineage import GrantStatus
+from grantwatch.local import LocalDynamo, ensure_table
+from grantwatch.settings import Settings
+from grantwatch.views import grant_json
+from tests.conftest import TEMPLATE, load_event
+from tests.unit.test_normalise import FUNCTION_ARN, KEY_ARN, fact_of
+
+SEED_GRANT = "abfc6dbbc686122cb75763f3007e5aa9c67f9d9caafa2dd4320bbf61b393fd9a"
+
+
+def seed() -> tuple[GrantFact, GrantFact]:
+    return fact_of(load_event("kms-create-grant-lambda.json")), fact_of(
+        load_event("kms-retire-grant-by-admin.json")
+    )
+
+
+def raw_item(settings: Settings, grant_id: str) -> dict[str, Any]:
+    client = boto3.client("dynamodb", endpoint_url=settings.endpoint_url, region_name=settings.region)
+    item: dict[str, Any] = client.get_item(
+        TableName=settings.table_name, Key={"pk": {"S": grant_pk(grant_id)}, "sk": {"S": GRANT_SK}}
+    )["Item"]
+    return item
+
+
+@pytest.fixture
+def requests(store: DynamoGrantStore) -> Iterator[Counter[str]]:
+    """Counts the DynamoDB requests the store sends, by operation."""
+    counter: Counter[str] = Counter()
+    client = store.model._get_connection().connection.client
+
+    def count(model: Any, **_: Any) -> None:
+        counter[model.name] += 1
+
+    client.meta.events.register("provide-client-params.dynamodb.*", count)
+    yield counter
+    client.meta.events.unregister("provide-client-params.dynamodb.*", count)
+
+
+def test_a_grant_created_and_retired(store: DynamoGrantStore) -> None:
+    created, retired = seed()
+    assert store.record(created) is RecordResult.RECORDED
+    assert store.record(retired) is RecordResult.RECORDED
+    state = store.get(SEED_GRANT)
+    assert state is not None
+    assert state.status is GrantStatus.ENDED
+    assert state.lineage == (created, retired)
+    view = grant_json(state)
+    assert view["functionArn"] == FUNCTION_ARN
+    assert view["keyArn"] == KEY_ARN
+    assert (view["endedHow"], view["endedBy"]) == ("retired", retired.actor.principal)
+    assert store.get("0" * 64) is None
+
+
+def test_the_same_event_three_times_leaves_the_table_as_once(
+    store: DynamoGrantStore, table_settings: Settings
+) -> None:
+    created, retired = seed()
+    store.record(created)
+    store.record(retired)
+    once = raw_item(table_settings, SEED_GRANT)
+    assert [store.record(retired), store.record(created)] == [RecordResult.DUPLICATE] * 2
+    assert [store.record(retired), store.record(created)] == [RecordResult.DUPLICATE] * 2
+    assert raw_item(table_settings, SEED_GRANT) == once
+
+
+def test_a_retire_before_its_create_ends_as_the_same_grant(
+    store: DynamoGrantStore, table_settings: Settings, dynamodb_local: LocalDynamo
+) -> None:
+    created, retired = seed()
+    store.record(retired)
+    early = store.get(SEED_GRANT)
+    assert early is not None and early.status is GrantStatus.ENDED and early.created is None
+    store.record(created)
+
+    in_order_settings = table_settings.model_copy(
+        update={"table_name": table_settings.table_name + "-in-order"}
+    )
+    ensure_table(dynamodb_local.endpoint_url, in_order_settings.table_name, TEMPLATE)
+    in_order = DynamoGrantStore(in_order_settings)
+    in_order.record(created)
+    in_order.record(retired)
+
+    assert store.get(SEED_GRANT) == in_order.get(SEED_GRANT)
+    reversed_item, in_order_item = (
+        raw_item(table_settings, SEED_GRANT),
+        raw_item(in_order_settings, SEED_GRANT),
+    )
+    for name in ("keyArn", "functionArn", "granteePrincipal", "state", "account", "region", "eventIds"):
+        assert reversed_item[name] == in_order_item[name], name
+
+
+def test_an_alias_seen_first_gives_way_to_the_key_arn(
+    store: DynamoGrantStore, table_settings: Settings
+) -> None:
+    event = load_event("kms-revoke-grant-bare-key-id.json")
+    event["detail"]["resources"] = None
+    event["detail"]["requestParameters"]["keyId"] = "alias/ops"
+    revoked = fact_of(event)
+    created = fact_of(load_event("kms-create-grant-ebs-volume.json"))
+    store.record(revoked)
+    assert raw_item(table_settings, revoked.grant_id)["keyArn"] == {"S": "alias/ops"}
+    store.record(created)
+    assert raw_item(table_settings, revoked.grant_id)["keyArn"] == {"S": KEY_ARN}
+
+
+def test_one_request_per_event(store: DynamoGrantStore, requests: Counter[str]) -> None:
+    created, retired = seed()
+    for fact in (created, retired, created):
+        store.record(fact)
+    assert requests == Counter({"UpdateItem": 3})
+
+
+def test_queries_use_the_indexes(store: DynamoGrantStore, requests: Counter[str]) -> None:
+    names = [
+        "kms-create-grant-lambda.json",
+        "kms-retire-grant-by-admin.json",
+        "kms-create-grant-ebs-volume.json",
+        "kms-revoke-grant-bare-key-id.json",
+        "kms-create-grant-dynamodb-service-principal.json",
+    ]
+    for name in names:
+        store.record(fact_of(load_event(name)))
+    requests.clear()
+    assert [s.grant_id for s in store.grants(function=FUNCTION_ARN)] == [SEED_GRANT]
+    by_key = {s.grant_id for s in store.grants(key=KEY_ARN)}
+    assert len(by_key) == 3
+    active = [s for s in store.grants(key=KEY_ARN, status=GrantStatus.ACTIVE)]
+    assert [s.terms.service for s in active if s.terms] == ["dynamodb"]
+    grantee = "dynamodb.eu-central-1.amazonaws.com"
+    assert [s.terms.grantee_principal for s in store.grants(grantee=grantee) if s.terms] == [grantee]
+    assert set(requests) == {"Query"}
+    assert len({s.grant_id for s in store.grants(status=GrantStatus.ENDED)}) == 2

@@ -1,0 +1,120 @@
+"""The recorder handler: one domain call, outcome metrics, rejected events sent to the dead-letter queue."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from grantwatch.adapters.store import RecordResult
+from grantwatch.domain.facts import GrantFact
+from grantwatch.handlers import recorder as handler
+from grantwatch.settings import settings
+from tests.conftest import load_event
+
+
+@dataclass
+class FakeContext:
+    function_name: str = "grantwatch-recorder"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:eu-central-1:210987654321:function:grantwatch-recorder"
+    aws_request_id: str = "7d0a3c1e-6f1d-4bb5-9c59-3c2b9f7e0a11"
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.facts: list[GrantFact] = []
+
+    def record(self, fact: GrantFact) -> RecordResult:
+        seen = any(f.event_id == fact.event_id for f in self.facts)
+        self.facts.append(fact)
+        return RecordResult.DUPLICATE if seen else RecordResult.RECORDED
+
+
+@pytest.fixture
+def fake_store(monkeypatch: pytest.MonkeyPatch) -> FakeStore:
+    store = FakeStore()
+    monkeypatch.setattr(handler, "grant_store", lambda: store)
+    return store
+
+
+@pytest.fixture
+def queue_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with mock_aws():
+        url = boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="recorder-dlq")["QueueUrl"]
+        monkeypatch.setenv("GRANTWATCH_REJECTED_QUEUE_URL", url)
+        settings.cache_clear()
+        handler.rejected_sink.cache_clear()
+        yield url
+    settings.cache_clear()
+    handler.rejected_sink.cache_clear()
+
+
+def test_a_grant_event_is_recorded_once(
+    fake_store: FakeStore, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log_stream = io.StringIO()
+    monkeypatch.setattr(handler.logger.registered_handler, "stream", log_stream)
+    event = load_event("kms-create-grant-lambda.json")
+    assert handler.lambda_handler(event, FakeContext())["outcome"] == "recorded"
+    assert handler.lambda_handler(event, FakeContext())["outcome"] == "duplicate"
+    assert [f.event_id for f in fake_store.facts] == [event["detail"]["eventID"]] * 2
+    logs = [json.loads(line) for line in log_stream.getvalue().splitlines()]
+    processed = [line for line in logs if line.get("message") == "event processed"]
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert processed and processed[0]["correlation_id"] == event["detail"]["eventID"]
+    metric_names = {
+        m["Name"]
+        for line in metrics
+        if "_aws" in line
+        for d in line["_aws"]["CloudWatchMetrics"]
+        for m in d["Metrics"]
+    }
+    assert {"EventsRecorded", "EventsDuplicate"} <= metric_names
+
+
+def test_a_malformed_event_goes_to_the_dead_letter_queue_with_its_reason(
+    fake_store: FakeStore, queue_url: str
+) -> None:
+    event = load_event("kms-create-grant-lambda.json")
+    del event["detail"]["responseElements"]["grantId"]
+    result = handler.lambda_handler(event, FakeContext())
+    assert result["outcome"] == "rejected"
+    assert fake_store.facts == []
+    messages = boto3.client("sqs", region_name="us-east-1").receive_message(
+        QueueUrl=queue_url, MessageAttributeNames=["All"]
+    )["Messages"]
+    assert len(messages) == 1
+    body: dict[str, Any] = json.loads(messages[0]["Body"])
+    assert body["eventID"] == event["detail"]["eventID"]
+    assert "grantId is missing" in body["error"]
+    assert body["event"] == event
+    assert "grantId is missing" in messages[0]["MessageAttributes"]["grantwatch-error"]["StringValue"]
+
+
+def test_a_huge_malformed_event_is_truncated_to_fit_a_queue_message(
+    fake_store: FakeStore, queue_url: str
+) -> None:
+    event = load_event("kms-create-grant-lambda.json")
+    event["detail"]["responseElements"] = {"padding": "x" * 300_000}
+    assert handler.lambda_handler(event, FakeContext())["outcome"] == "rejected"
+    [message] = boto3.client("sqs", region_name="us-east-1").receive_message(QueueUrl=queue_url)["Messages"]
+    body = json.loads(message["Body"])
+    assert body["eventTruncated"] is True
+    assert len(message["Body"].encode()) < 256 * 1024
+
+
+def test_without_a_queue_a_rejected_event_fails_the_invocation_so_lambda_keeps_it(
+    fake_store: FakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GRANTWATCH_REJECTED_QUEUE_URL", raising=False)
+    settings.cache_clear()
+    handler.rejected_sink.cache_clear()
+    with pytest.raises(RuntimeError, match="GRANTWATCH_REJECTED_QUEUE_URL"):
+        handler.lambda_handler({"detail-type": "AWS API Call via CloudTrail", "detail": {}}, FakeContext())

@@ -1,0 +1,252 @@
+"""Every record shape in the design brief, normalised into a grant fact (or ignored, or rejected)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from grantwatch.domain.facts import (
+    FactKind,
+    GrantFact,
+    Ignored,
+    KeyRefStrength,
+    dependent_resource,
+    normalise,
+)
+from grantwatch.domain.records import CloudTrailRecord
+from grantwatch.recorder import Outcome, parse_event, record_event
+from tests.conftest import load_event
+
+ACCOUNT = "210987654321"
+KEY_ID = "5f1e2d3c-4b5a-4968-8776-a1b2c3d4e5f6"
+KEY_ARN = f"arn:aws:kms:eu-central-1:{ACCOUNT}:key/{KEY_ID}"
+FUNCTION_ARN = f"arn:aws:lambda:eu-central-1:{ACCOUNT}:function:invoice-renderer"
+
+
+def fact_of(event: dict[str, Any]) -> GrantFact:
+    record = parse_event(event)
+    assert isinstance(record, CloudTrailRecord)
+    fact = normalise(record)
+    assert isinstance(fact, GrantFact), fact
+    return fact
+
+
+def test_lambda_create_grant_names_the_function_and_its_terms() -> None:
+    fact = fact_of(load_event("kms-create-grant-lambda.json"))
+    assert fact.kind is FactKind.CREATED
+    assert fact.grant_id == "abfc6dbbc686122cb75763f3007e5aa9c67f9d9caafa2dd4320bbf61b393fd9a"
+    assert (fact.key_ref, fact.key_ref_strength) == (KEY_ARN, KeyRefStrength.ARN)
+    assert (fact.account, fact.region) == (ACCOUNT, "eu-central-1")
+    assert fact.actor.principal == f"arn:aws:sts::{ACCOUNT}:assumed-role/platform-deployer/ci-pipeline"
+    assert fact.actor.identity_type == "AssumedRole"
+    assert fact.actor.via == "lambda.amazonaws.com"
+    terms = fact.terms
+    assert terms is not None
+    assert terms.function_arn == FUNCTION_ARN
+    assert (terms.service, terms.resource) == ("lambda", FUNCTION_ARN)
+    assert terms.grantee_principal.endswith(":assumed-role/invoice-renderer-role/invoice-renderer")
+    assert terms.retiring_principal == terms.grantee_principal
+    assert terms.operations == ("Decrypt", "RetireGrant")
+    assert terms.constraints == {"encryptionContextEquals": {"aws:lambda:FunctionArn": FUNCTION_ARN}}
+
+
+def test_retire_grant_with_null_request_parameters_reads_additional_event_data_and_resources() -> None:
+    event = load_event("kms-retire-grant-by-admin.json")
+    assert event["detail"]["requestParameters"] is None
+    fact = fact_of(event)
+    assert fact.kind is FactKind.RETIRED
+    assert fact.grant_id == event["detail"]["additionalEventData"]["grantId"]
+    assert fact.key_ref == KEY_ARN
+    assert fact.actor.principal == f"arn:aws:sts::{ACCOUNT}:assumed-role/kms-administrators/dana"
+    assert fact.actor.via is None
+    assert fact.terms is None
+
+
+def test_retire_grant_by_a_service_names_the_service() -> None:
+    fact = fact_of(load_event("kms-retire-grant-by-lambda-service.json"))
+    assert fact.actor.principal == "lambda.amazonaws.com"
+    assert fact.actor.identity_type == "AWSService"
+    assert fact.actor.via == "lambda.amazonaws.com"
+
+
+def test_revoke_grant_with_bare_key_id_becomes_a_key_arn() -> None:
+    event = load_event("kms-revoke-grant-bare-key-id.json")
+    event["detail"]["resources"] = []
+    fact = fact_of(event)
+    assert fact.kind is FactKind.REVOKED
+    assert (fact.key_ref, fact.key_ref_strength) == (KEY_ARN, KeyRefStrength.ARN)
+
+
+def test_revoke_grant_by_alias_keeps_the_alias_as_seen() -> None:
+    event = load_event("kms-revoke-grant-bare-key-id.json")
+    event["detail"]["resources"] = None
+    event["detail"]["requestParameters"]["keyId"] = "alias/batch-data"
+    fact = fact_of(event)
+    assert (fact.key_ref, fact.key_ref_strength) == ("alias/batch-data", KeyRefStrength.AS_SEEN)
+    assert fact.account == ACCOUNT
+
+
+def test_resources_arn_wins_over_an_alias_typed_by_the_caller() -> None:
+    event = load_event("kms-revoke-grant-bare-key-id.json")
+    event["detail"]["requestParameters"]["keyId"] = "alias/batch-data"
+    assert fact_of(event).key_ref == KEY_ARN
+
+
+def test_ebs_grant_with_a_non_arn_grantee() -> None:
+    fact = fact_of(load_event("kms-create-grant-ebs-volume.json"))
+    assert fact.terms is not None
+    assert fact.terms.grantee_principal == f"{ACCOUNT}:aws:ec2-infrastructure:i-0a1b2c3d4e5f60718"
+    assert (fact.terms.service, fact.terms.resource) == ("ebs", "vol-0123456789abcdef0")
+    assert fact.terms.function_arn is None
+    assert fact.key_ref == KEY_ARN
+
+
+def test_dynamodb_grant_names_the_table_not_the_subscriber() -> None:
+    event = load_event("kms-create-grant-dynamodb-service-principal.json")
+    assert "keyId" not in event["detail"]["responseElements"]
+    fact = fact_of(event)
+    assert fact.terms is not None
+    assert fact.terms.grantee_principal == "dynamodb.eu-central-1.amazonaws.com"
+    assert (fact.terms.service, fact.terms.resource) == ("dynamodb", "orders")
+    assert fact.key_ref == KEY_ARN
+
+
+@pytest.mark.parametrize(
+    ("constraints", "grantee", "via", "expected"),
+    [
+        ({}, "dynamodb.us-west-2.amazonaws.com", None, ("dynamodb", None, None)),
+        ({}, "111122223333:aws:ec2-infrastructure:i-0abc", None, ("ec2", None, None)),
+        ({}, "arn:aws:iam::111122223333:role/app", "ecs.amazonaws.com", ("ecs", None, None)),
+        ({}, "AROAEXAMPLE1234567890:session", None, (None, None, None)),
+        ({"encryptionContextEquals": {"SecretARN": "arn:s"}}, "x", None, ("secretsmanager", "arn:s", None)),
+        (
+            {"encryptionContextSubset": {"aws:s3:arn": "arn:aws:s3:::b"}},
+            "x",
+            None,
+            ("s3", "arn:aws:s3:::b", None),
+        ),
+    ],
+)
+def test_dependent_resource(
+    constraints: dict[str, Any], grantee: str, via: str | None, expected: tuple[str | None, ...]
+) -> None:
+    assert dependent_resource(constraints, grantee, via) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("kms-create-grant-dry-run.json", "dry run"),
+        ("kms-create-grant-access-denied.json", "failed call: AccessDenied"),
+    ],
+)
+def test_dry_runs_and_failed_calls_are_ignored(name: str, reason: str) -> None:
+    record = parse_event(load_event(name))
+    assert isinstance(record, CloudTrailRecord)
+    assert normalise(record) == Ignored(reason)
+
+
+def test_a_dry_run_without_an_error_code_is_still_ignored() -> None:
+    event = load_event("kms-create-grant-dry-run.json")
+    del event["detail"]["errorCode"]
+    record = parse_event(event)
+    assert isinstance(record, CloudTrailRecord)
+    assert normalise(record) == Ignored("dry run")
+
+
+def test_fields_aws_adds_later_are_ignored_and_the_response_key_arn_wins_over_an_alias() -> None:
+    fact = fact_of(load_event("kms-create-grant-newer-fields.json"))
+    assert fact.key_ref == KEY_ARN
+    assert fact.terms is not None
+    assert fact.terms.name == "batch-worker-data"
+    assert fact.terms.constraints == {"encryptionContextEquals": {"department": "finance"}}
+
+
+def test_newer_constraint_kinds_are_kept_and_grantee_service_principal_accepted() -> None:
+    event = load_event("kms-create-grant-lambda.json")
+    params = event["detail"]["requestParameters"]
+    del params["granteePrincipal"]
+    params["granteeServicePrincipal"] = "logs.eu-central-1.amazonaws.com"
+    params["constraints"]["sourceArn"] = "arn:aws:logs:eu-central-1:210987654321:log-group:x"
+    fact = fact_of(event)
+    assert fact.terms is not None
+    assert fact.terms.grantee_principal == "logs.eu-central-1.amazonaws.com"
+    assert fact.terms.constraints["sourceArn"] == "arn:aws:logs:eu-central-1:210987654321:log-group:x"
+
+
+def test_not_a_grant_event_is_ignored() -> None:
+    event = load_event("kms-create-grant-lambda.json")
+    event["detail"]["eventName"] = "Decrypt"
+    record = parse_event(event)
+    assert isinstance(record, CloudTrailRecord)
+    assert normalise(record) == Ignored("not a grant event: kms.amazonaws.com Decrypt")
+
+
+def test_cross_account_records_of_one_call_share_a_dedup_key() -> None:
+    event = load_event("kms-create-grant-lambda.json")
+    event["detail"]["sharedEventID"] = "0b1c2d3e-0000-4000-8000-000000000001"
+    fact = fact_of(event)
+    assert fact.dedup_keys == (event["detail"]["eventID"], "shared:0b1c2d3e-0000-4000-8000-000000000001")
+    assert fact_of(load_event("kms-create-grant-lambda.json")).dedup_keys == (event["detail"]["eventID"],)
+
+
+class _NoStore:
+    def record(self, fact: GrantFact) -> Any:
+        raise AssertionError("a rejected or ignored event must not reach the store")
+
+
+def _rejection(event: object) -> str:
+    result = record_event(event, _NoStore())  # type: ignore[arg-type]
+    assert result.outcome is Outcome.REJECTED
+    assert result.error
+    return result.error
+
+
+def test_create_grant_without_grant_id_is_rejected_with_its_event_id() -> None:
+    event = load_event("kms-create-grant-lambda.json")
+    del event["detail"]["responseElements"]["grantId"]
+    result = record_event(event, _NoStore())  # type: ignore[arg-type]
+    assert result.outcome is Outcome.REJECTED
+    assert result.event_id == event["detail"]["eventID"]
+    assert "grantId is missing" in (result.error or "")
+
+
+def test_wrong_types_are_rejected_naming_the_field_not_the_value() -> None:
+    event = load_event("kms-create-grant-lambda.json")
+    event["detail"]["requestParameters"]["operations"] = {"secret": "s3cr3t-value"}
+    error = _rejection(event)
+    assert "requestParameters.operations" in error
+    assert "s3cr3t-value" not in error
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda e: e["detail"].pop("eventTime"), "detail.eventTime"),
+        (lambda e: e["detail"].update(eventTime="2026-11-02T09:14:05"), "time zone"),
+        (lambda e: e["detail"].update(eventID=None), "detail.eventID"),
+        (lambda e: e.update(detail="not an object"), "detail"),
+        (lambda e: e["detail"]["additionalEventData"].clear(), "names no grant id"),
+        (lambda e: e["detail"].update(resources=None), "names no key"),
+    ],
+)
+def test_malformed_records_are_rejected_with_a_clear_error(mutate: Any, expected: str) -> None:
+    event = load_event("kms-retire-grant-by-admin.json")
+    mutate(event)
+    assert expected in _rejection(event)
+
+
+@pytest.mark.parametrize("raw", [None, [], "CreateGrant", 42])
+def test_non_objects_are_rejected(raw: object) -> None:
+    assert "JSON object" in _rejection(raw)
+
+
+def test_a_bare_cloudtrail_record_is_read_like_an_eventbridge_event() -> None:
+    event = load_event("kms-create-grant-lambda.json")
+    assert fact_of(event["detail"]) == fact_of(event)
+
+
+def test_an_eventbridge_event_that_is_not_a_cloudtrail_call_is_ignored() -> None:
+    event = {"detail-type": "KMS CMK Rotation", "source": "aws.kms", "detail": {"key-id": KEY_ID}}
+    assert isinstance(parse_event(event), Ignored)

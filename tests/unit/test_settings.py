@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from grantwatch.settings import Settings
+
+
+def test_flags_win_over_environment_which_wins_over_defaults() -> None:
+    env = {
+        "GRANTWATCH_TABLE": "from-env",
+        "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:9",
+        "AWS_REGION": "eu-west-1",
+    }
+    assert Settings.from_environ({}) == Settings(table_name="grantwatch", region="us-east-1")
+    from_env = Settings.from_environ(env)
+    assert (from_env.table_name, from_env.endpoint_url, from_env.region) == (
+        "from-env",
+        "http://127.0.0.1:9",
+        "eu-west-1",
+    )
+    flagged = Settings.from_environ(env, table_name="from-flag", endpoint_url=None)
+    assert (flagged.table_name, flagged.endpoint_url) == ("from-flag", "http://127.0.0.1:9")
+
+
+@pytest.mark.parametrize(
+    ("url", "local"),
+    [
+        ("http://127.0.0.1:8000", True),
+        ("http://localhost:8000", True),
+        ("https://dynamodb.eu-west-1.amazonaws.com", False),
+        (None, False),
+    ],
+)
+def test_only_loopback_endpoints_count_as_local(url: str | None, local: bool) -> None:
+    assert Settings(endpoint_url=url).endpoint_is_local is local
+
+
+def test_a_table_name_dynamodb_would_refuse_is_an_error() -> None:
+    with pytest.raises(ValidationError, match="table_name"):
+        Settings.from_environ({"GRANTWATCH_TABLE": "x"})

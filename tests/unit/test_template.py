@@ -1,0 +1,123 @@
+"""template.yaml is the single source of truth: the code's table model, the rule and the layer follow it."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from typing import Any
+
+import pytest
+from moto.events.models import EventPattern
+
+from grantwatch.adapters.store import GrantItem
+from grantwatch.template import load_template, table_properties
+from tests.conftest import ROOT, TEMPLATE, load_event, sample_event_files
+
+TEMPLATE_DOC = load_template(TEMPLATE)
+RESOURCES: dict[str, Any] = TEMPLATE_DOC["Resources"]
+
+
+def _keys(schema: list[dict[str, str]]) -> dict[str, str]:
+    return {k["KeyType"]: k["AttributeName"] for k in schema}
+
+
+def test_the_pynamodb_model_has_the_table_keys_and_indexes_of_the_template() -> None:
+    table = table_properties(TEMPLATE_DOC)
+    types = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
+    model_attributes = GrantItem.get_attributes()
+    for name, attribute_type in types.items():
+        assert model_attributes[name].attr_type == attribute_type, name
+
+    assert _keys(table["KeySchema"]) == {"HASH": GrantItem._hash_keyname, "RANGE": GrantItem._range_keyname}
+
+    model_indexes = {index.Meta.index_name: index for index in GrantItem._indexes.values()}
+    template_indexes = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}
+    assert set(model_indexes) == set(template_indexes)
+    for name, index in model_indexes.items():
+        declared = template_indexes[name]
+        model_keys = {
+            ("HASH" if a.is_hash_key else "RANGE"): a.attr_name for a in index.Meta.attributes.values()
+        }
+        assert model_keys == _keys(declared["KeySchema"]), name
+        assert index.Meta.projection.projection_type == declared["Projection"]["ProjectionType"], name
+
+
+def test_the_table_is_protected() -> None:
+    table = RESOURCES["GrantsTable"]
+    props = table["Properties"]
+    assert table["DeletionPolicy"] == "Retain"
+    assert props["DeletionProtectionEnabled"] is True
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["SSESpecification"]["SSEEnabled"] is True
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+
+
+@pytest.mark.parametrize("path", sample_event_files(), ids=lambda p: p.name)
+def test_the_rule_invokes_the_recorder_for_successful_grant_calls_only(path: Any) -> None:
+    pattern = EventPattern.load(json.dumps(RESOURCES["GrantEventsRule"]["Properties"]["EventPattern"]))
+    event = load_event(path.name)
+    should_match = "errorCode" not in event["detail"]
+    assert pattern.matches_event(event) is should_match  # type: ignore[arg-type]
+
+
+def test_the_rule_does_not_invoke_for_other_kms_calls() -> None:
+    pattern = EventPattern.load(json.dumps(RESOURCES["GrantEventsRule"]["Properties"]["EventPattern"]))
+    event = load_event("kms-create-grant-lambda.json")
+    event["detail"]["eventName"] = "Decrypt"
+    assert not pattern.matches_event(event)  # type: ignore[arg-type]
+
+
+def test_the_rule_retries_and_has_a_dead_letter_queue() -> None:
+    [target] = RESOURCES["GrantEventsRule"]["Properties"]["Targets"]
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["RecorderDeadLetterQueue", "Arn"]}
+    on_failure = RESOURCES["RecorderFunction"]["Properties"]["EventInvokeConfig"]["DestinationConfig"][
+        "OnFailure"
+    ]
+    assert on_failure["Destination"] == {"Fn::GetAtt": ["RecorderDeadLetterQueue", "Arn"]}
+
+
+def _statements(function: str) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = []
+    for policy in RESOURCES[function]["Properties"]["Policies"]:
+        statements.extend(policy["Statement"])
+    return statements
+
+
+def test_the_recorder_may_only_update_its_table_and_report_to_its_queue() -> None:
+    granted = {
+        (s["Action"] if isinstance(s["Action"], str) else tuple(s["Action"]), json.dumps(s["Resource"]))
+        for s in _statements("RecorderFunction")
+    }
+    assert granted == {
+        ("dynamodb:UpdateItem", json.dumps({"Fn::GetAtt": ["GrantsTable", "Arn"]})),
+        ("sqs:SendMessage", json.dumps({"Fn::GetAtt": ["RecorderDeadLetterQueue", "Arn"]})),
+    }
+
+
+def test_functions_run_python_3_13_on_arm64_with_log_retention() -> None:
+    function_globals = TEMPLATE_DOC["Globals"]["Function"]
+    assert function_globals["Runtime"] == "python3.13"
+    assert function_globals["Architectures"] == ["arm64"]
+    assert RESOURCES["RecorderLogGroup"]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert RESOURCES["RecorderFunction"]["Properties"]["LoggingConfig"]["LogGroup"] == {
+        "Ref": "RecorderLogGroup"
+    }
+
+
+def _name(requirement: str) -> str:
+    match = re.match(r"[A-Za-z0-9._-]+", requirement.strip())
+    assert match, requirement
+    return match.group(0).lower().replace("_", "-")
+
+
+def test_the_layer_ships_every_runtime_dependency_of_the_package() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    cli_only = {"typer", "rich", "pyyaml"}
+    provided_by_runtime = {"boto3"}
+    needed = {_name(r) for r in project["dependencies"]} - cli_only - provided_by_runtime
+    lines = (ROOT / "layers/deps/requirements.txt").read_text().splitlines()
+    pinned = {_name(line) for line in lines if line.strip() and not line.startswith("#")}
+    assert needed <= pinned
+    assert all("==" in line for line in lines if line.strip() and not line.startswith("#"))
