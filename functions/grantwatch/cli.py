@@ -19,7 +19,6 @@ import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 from rich.console import Console
-from rich.table import Table
 
 from grantwatch import local as local_dynamo
 from grantwatch.adapters.store import DynamoGrantStore
@@ -47,8 +46,9 @@ local_app = typer.Typer(
 )
 app.add_typer(local_app, name="local")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# Markup off: grant ids, principals and errors come from events, and must print as they are.
+out = Console(soft_wrap=True, markup=False, highlight=False)
+err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
 
 TableOption = Annotated[str | None, typer.Option("--table", help="DynamoDB table name.", show_default=False)]
 EndpointOption = Annotated[
@@ -84,9 +84,7 @@ def _table_errors(settings: Settings) -> Iterator[None]:
                 "`grantwatch local start`, or set --table / GRANTWATCH_TABLE"
             )
         err.print(
-            f"[bold red]error:[/] cannot use table {settings.table_name!r} at {where}: {text}",
-            markup=True,
-            highlight=False,
+            f"error: cannot use table {settings.table_name!r} at {where}: {text}",
         )
         raise typer.Exit(EXIT_UNAVAILABLE) from None
 
@@ -123,13 +121,13 @@ def replay(
                 counts[result.outcome] += 1
                 _report(result, item.origin, as_json)
         except FileNotFoundError as missing:
-            err.print(f"error: {missing}", highlight=False)
+            err.print(f"error: {missing}")
             raise typer.Exit(EXIT_NOT_FOUND) from None
     summary = {"events": sum(counts.values())} | {o.value: counts[o] for o in Outcome}
     if as_json:
         _print_json({"summary": summary})
     else:
-        out.print(", ".join(f"{v} {k}" for k, v in summary.items()), highlight=False)
+        out.print(", ".join(f"{v} {k}" for k, v in summary.items()))
     if counts[Outcome.REJECTED]:
         raise typer.Exit(EXIT_REJECTED)
 
@@ -138,13 +136,12 @@ def _report(result: EventOutcome, origin: str, as_json: bool) -> None:
     if as_json:
         _print_json(result.as_json())
     elif result.outcome is Outcome.REJECTED:
-        err.print(f"rejected {origin} ({result.event_id or 'no eventID'}): {result.error}", highlight=False)
+        err.print(f"rejected {origin} ({result.event_id or 'no eventID'}): {result.error}")
     elif result.outcome is Outcome.IGNORED:
-        out.print(f"ignored  {result.event_name} {result.event_id}: {result.reason}", highlight=False)
+        out.print(f"ignored   {result.event_name} {result.event_id}: {result.reason}")
     else:
         out.print(
-            f"{result.outcome:<9}{result.event_name} {result.event_id} grant {result.grant_id}",
-            highlight=False,
+            f"{result.outcome:<10}{result.event_name} {result.event_id} grant {result.grant_id}",
         )
 
 
@@ -173,19 +170,33 @@ def grants(
     if as_json:
         _print_json(rows)
         return
-    view = Table("grant", "state", "for", "grantee", "created", "ended", title=f"{len(rows)} grant(s)")
+    out.print(f"{len(rows)} grant(s)")
     for row in rows:
-        ended = f"{row['endedHow']} {row['endedAt']} by {row['endedBy']}" if row["endedAt"] else ""
-        dependent = row["functionArn"] or " ".join(filter(None, (row["service"], row["resource"]))) or "?"
-        view.add_row(
-            row["grantId"][:12] + "…",
-            row["state"],
-            dependent,
-            row["granteePrincipal"] or "?",
-            f"{row['createdAt'] or '?'} by {row['createdBy'] or '?'}",
-            ended,
-        )
-    out.print(view)
+        _print_grant(row)
+
+
+def _print_grant(row: dict[str, Any]) -> None:
+    ended = f" ({row['endedHow']})" if row["endedHow"] else ""
+    dependent = " ".join(filter(None, (row["service"], row["functionArn"] or row["resource"]))) or "unknown"
+    out.print(f"\ngrant {row['grantId']}  {row['state'].upper()}{ended}", style="bold")
+    fields = [
+        ("key", row["keyArn"]),
+        ("for", dependent),
+        ("grantee", row["granteePrincipal"] or "unknown (creation not recorded)"),
+        ("retiring", row["retiringPrincipal"]),
+        ("operations", ", ".join(row["operations"])),
+        ("created", _when(row["createdAt"], row["createdBy"], row["createdVia"])),
+        ("ended", _when(row["endedAt"], row["endedBy"], row["endedVia"], row["endedHow"])),
+    ]
+    for label, value in fields:
+        if value:
+            out.print(f"  {label:<11}{value}")
+
+
+def _when(at: str | None, by: str | None, via: str | None, how: str | None = None) -> str | None:
+    if at is None:
+        return None
+    return " ".join(filter(None, (at, how, f"by {by}" if by else None, f"via {via}" if via else None)))
 
 
 @app.command()
@@ -201,27 +212,17 @@ def history(
     with _table_errors(settings):
         state = DynamoGrantStore(settings).get(grant_id)
     if state is None:
-        err.print(f"no grant {grant_id} in table {settings.table_name!r}", highlight=False)
+        err.print(f"no grant {grant_id} in table {settings.table_name!r}")
         raise typer.Exit(EXIT_NOT_FOUND)
     events = [lineage_event_json(f) for f in state.lineage]
     if as_json:
         _print_json({"grant": grant_json(state), "lineage": events})
         return
-    summary = grant_json(state)
-    out.print(f"grant {state.grant_id} on {state.key_arn}: {summary['state']}", highlight=False)
-    if summary["functionArn"]:
-        out.print(f"for Lambda function {summary['functionArn']}", highlight=False)
-    view = Table("time", "event", "what", "by", "via", "event id")
+    _print_grant(grant_json(state))
+    out.print("  lineage")
     for event in events:
-        view.add_row(
-            event["eventTime"],
-            event["eventName"],
-            event["what"],
-            event["by"],
-            event["via"] or "",
-            event["eventID"],
-        )
-    out.print(view)
+        line = _when(event["eventTime"], event["by"], event["via"], f"{event['eventName']} ({event['what']})")
+        out.print(f"    {line}  [event {event['eventID']}]")
 
 
 def _checkout(template: Path | None) -> tuple[Path, Path]:
@@ -248,12 +249,11 @@ def local_start(
         settings = Settings.from_environ(table_name=table, endpoint_url=running.endpoint_url)
         created = local_dynamo.ensure_table(running.endpoint_url, settings.table_name, template_path)
     except local_dynamo.LocalDynamoError as error:
-        err.print(f"error: {error}", highlight=False)
+        err.print(f"error: {error}")
         raise typer.Exit(EXIT_UNAVAILABLE) from None
     err.print(
         f"DynamoDB Local pid {running.pid}; table {settings.table_name!r} "
         f"{'created' if created else 'present'}",
-        highlight=False,
     )
     sys.stdout.write(f"AWS_ENDPOINT_URL_DYNAMODB={running.endpoint_url}\n")
 
@@ -265,7 +265,7 @@ def local_stop(
     """Stop the DynamoDB Local this checkout started."""
     _, root = _checkout(template)
     stopped = local_dynamo.stop(_state_dir(root))
-    err.print(f"stopped pid {stopped.pid}" if stopped else "not running", highlight=False)
+    err.print(f"stopped pid {stopped.pid}" if stopped else "not running")
 
 
 @local_app.command("status")
@@ -276,12 +276,10 @@ def local_status(
     _, root = _checkout(template)
     running = local_dynamo.status(_state_dir(root))
     if running is None:
-        err.print("not running", highlight=False)
+        err.print("not running")
         raise typer.Exit(EXIT_UNAVAILABLE)
     sys.stdout.write(f"AWS_ENDPOINT_URL_DYNAMODB={running.endpoint_url}\n")
-    err.print(
-        f"running: pid {running.pid}, {'in memory' if running.in_memory else 'data on disk'}", highlight=False
-    )
+    err.print(f"running: pid {running.pid}, {'in memory' if running.in_memory else 'data on disk'}")
 
 
 def main() -> None:

@@ -63,6 +63,15 @@ def free_port() -> int:
         return port
 
 
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def dynamodb_client(endpoint_url: str, region: str = "us-east-1") -> Any:
     return boto3.client(
         "dynamodb",
@@ -93,6 +102,8 @@ def start(
     if java is None:
         raise LocalDynamoError("java is not on PATH: DynamoDB Local needs Java 17 or newer")
     jar = find_jar(root)
+    if not port_is_free(port):
+        raise LocalDynamoError(f"port {port} on 127.0.0.1 is already in use: choose another with --port")
     state_dir.mkdir(parents=True, exist_ok=True)
     log_path = state_dir / "dynamodb-local.log"
     storage = ["-inMemory"] if in_memory else ["-dbPath", str(_data_dir(state_dir))]
@@ -117,7 +128,7 @@ def start(
         )
     local = LocalDynamo(pid=process.pid, port=port, in_memory=in_memory, log=str(log_path))
     deadline = time.monotonic() + timeout
-    while not answers(local.endpoint_url):
+    while process.poll() is not None or not answers(local.endpoint_url):
         if process.poll() is not None:
             raise LocalDynamoError(
                 f"DynamoDB Local exited with {process.returncode} (port {port} in use?); see {log_path}"

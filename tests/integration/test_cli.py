@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from grantwatch.cli import EXIT_NOT_FOUND, EXIT_REJECTED, EXIT_UNAVAILABLE, app
-from grantwatch.local import find_jar, free_port
+from grantwatch.local import LocalDynamoError, find_jar, free_port
+from grantwatch.local import start as start_local
 from grantwatch.settings import Settings
 from tests.conftest import EVENTS, ROOT, TEMPLATE, load_event, sample_event_files
 from tests.integration.test_store import SEED_GRANT
@@ -190,3 +193,12 @@ def test_local_start_status_stop(tmp_path: Path) -> None:
         stopped = command("local", "stop")
     assert stopped.returncode == 0 and "stopped pid" in stopped.stderr
     assert command("local", "status").returncode == EXIT_UNAVAILABLE
+
+
+def test_local_start_refuses_a_port_that_is_taken(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(LocalDynamoError, match="already in use"):
+            start_local(ROOT, tmp_path, port=taken.getsockname()[1], in_memory=True)
+    assert not (tmp_path / "state.json").exists()

@@ -143,3 +143,18 @@ def test_queries_use_the_indexes(store: DynamoGrantStore, requests: Counter[str]
     assert [s.terms.grantee_principal for s in store.grants(grantee=grantee) if s.terms] == [grantee]
     assert set(requests) == {"Query"}
     assert len({s.grant_id for s in store.grants(status=GrantStatus.ENDED)}) == 2
+
+
+def test_the_key_owner_and_caller_copies_of_one_call_are_recorded_once(store: DynamoGrantStore) -> None:
+    owner_copy = load_event("kms-create-grant-lambda.json")
+    owner_copy["detail"]["sharedEventID"] = "5d1c7c4e-2f0a-4b8e-9d6f-0e1f2a3b4c5d"
+    caller_copy = load_event("kms-create-grant-lambda.json")
+    caller_copy["detail"] |= {
+        "eventID": "e0a4b1c2-3d4e-4f50-8a6b-7c8d9e0f1a2b",
+        "recipientAccountId": "123456789012",
+        "sharedEventID": "5d1c7c4e-2f0a-4b8e-9d6f-0e1f2a3b4c5d",
+    }
+    assert store.record(fact_of(owner_copy)) is RecordResult.RECORDED
+    assert store.record(fact_of(caller_copy)) is RecordResult.DUPLICATE
+    state = store.get(SEED_GRANT)
+    assert state is not None and len(state.lineage) == 1
