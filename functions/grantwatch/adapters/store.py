@@ -8,7 +8,7 @@ failure instead of a second write. Index attributes (``keyArn``, ``functionArn``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -22,7 +22,7 @@ from pynamodb.attributes import (
 from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from grantwatch.domain.facts import (
@@ -72,7 +72,7 @@ class LineageEventAttribute(MapAttribute[str, Any]):
 class ByKeyIndex(GlobalSecondaryIndex["GrantItem"]):
     class Meta:
         index_name = "by-key"
-        projection = AllProjection()
+        projection = KeysOnlyProjection()
 
     keyArn = UnicodeAttribute(hash_key=True)
     grantId = UnicodeAttribute(range_key=True)
@@ -81,7 +81,7 @@ class ByKeyIndex(GlobalSecondaryIndex["GrantItem"]):
 class ByFunctionIndex(GlobalSecondaryIndex["GrantItem"]):
     class Meta:
         index_name = "by-function"
-        projection = AllProjection()
+        projection = KeysOnlyProjection()
 
     functionArn = UnicodeAttribute(hash_key=True)
     grantId = UnicodeAttribute(range_key=True)
@@ -90,7 +90,7 @@ class ByFunctionIndex(GlobalSecondaryIndex["GrantItem"]):
 class ByGranteeIndex(GlobalSecondaryIndex["GrantItem"]):
     class Meta:
         index_name = "by-grantee"
-        projection = AllProjection()
+        projection = KeysOnlyProjection()
 
     granteePrincipal = UnicodeAttribute(hash_key=True)
     grantId = UnicodeAttribute(range_key=True)
@@ -188,19 +188,28 @@ class DynamoGrantStore:
         grantee: str | None = None,
         status: GrantStatus | None = None,
     ) -> Iterator[GrantState]:
-        """Served by an index query when a key, function or grantee is given; otherwise a paged scan."""
+        """Found through an index when a key, function or grantee is given; otherwise a paged scan.
+
+        The indexes project keys only, so that an event that changes no index key writes no index; the
+        grants they point at are then read in batches of up to 100.
+        """
         model = self.model
-        condition: Condition | None = model.state == status.value if status else None
-        items: Iterator[GrantItem]
-        if function:
-            items = model.by_function.query(function, filter_condition=_and(condition, key, grantee, model))
-        elif key:
-            items = model.by_key.query(key, filter_condition=_and(condition, None, grantee, model))
-        elif grantee:
-            items = model.by_grantee.query(grantee, filter_condition=condition)
+        items: Iterable[GrantItem]
+        if function or key or grantee:
+            if function:
+                hits = model.by_function.query(function)
+            elif key:
+                hits = model.by_key.query(key)
+            else:
+                hits = model.by_grantee.query(grantee)
+            items = model.batch_get([(hit.pk, hit.sk) for hit in hits])
         else:
-            items = model.scan(filter_condition=condition)
+            items = model.scan(filter_condition=model.state == status.value if status else None)
         for item in items:
+            if (key and item.keyArn != key) or (grantee and item.granteePrincipal != grantee):
+                continue
+            if status and item.state != status.value:
+                continue
             yield state_of(item)
 
     def _actions(self, fact: GrantFact) -> list[Action]:
@@ -234,18 +243,6 @@ class DynamoGrantStore:
         for other in others:
             condition &= other
         return condition
-
-
-def _and(
-    condition: Condition | None, key: str | None, grantee: str | None, model: type[GrantItem]
-) -> Condition | None:
-    for extra in (
-        model.keyArn == key if key else None,
-        model.granteePrincipal == grantee if grantee else None,
-    ):
-        if extra is not None:
-            condition = extra if condition is None else condition & extra
-    return condition
 
 
 def state_of(item: GrantItem) -> GrantState:

@@ -130,10 +130,8 @@ def normalise(record: CloudTrailRecord) -> GrantFact | Ignored:
             return _ended(record, FactKind.REVOKED)
 
 
-def _created(record: CloudTrailRecord) -> GrantFact | Ignored:
+def _created(record: CloudTrailRecord) -> GrantFact:
     params = _parameters(record, CreateGrantParameters)
-    if params.dry_run:
-        return Ignored("dry run")
     response = record.response_elements or {}
     grant_id = response.get("grantId")
     if not isinstance(grant_id, str) or not grant_id:
@@ -162,7 +160,7 @@ def _created(record: CloudTrailRecord) -> GrantFact | Ignored:
     return _fact(record, FactKind.CREATED, grant_id, key_ref, strength, terms)
 
 
-def _ended(record: CloudTrailRecord, kind: FactKind) -> GrantFact | Ignored:
+def _ended(record: CloudTrailRecord, kind: FactKind) -> GrantFact:
     grant_id: str | None
     typed_key: str | None
     if kind is FactKind.REVOKED:

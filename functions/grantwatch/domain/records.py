@@ -96,7 +96,6 @@ class CreateGrantParameters(BaseModel):
     operations: list[str] = Field(default_factory=list)
     constraints: GrantConstraints | None = None
     name: str | None = None
-    dry_run: bool = Field(default=False, alias="dryRun")
 
 
 class RevokeGrantParameters(BaseModel):
@@ -104,7 +103,6 @@ class RevokeGrantParameters(BaseModel):
 
     key_id: str = Field(alias="keyId", min_length=1)
     grant_id: str = Field(alias="grantId", min_length=1)
-    dry_run: bool = Field(default=False, alias="dryRun")
 
 
 class RetireGrantParameters(BaseModel):
@@ -114,4 +112,3 @@ class RetireGrantParameters(BaseModel):
 
     key_id: str | None = Field(default=None, alias="keyId")
     grant_id: str | None = Field(default=None, alias="grantId")
-    dry_run: bool = Field(default=False, alias="dryRun")
