@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 some events were rejected (everything else was still pr
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
+import boto3
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
@@ -66,7 +68,16 @@ class StateFilter(StrEnum):
 
 
 def _settings(table: str | None, endpoint_url: str | None, region: str | None) -> Settings:
-    return Settings.from_environ(table_name=table, endpoint_url=endpoint_url, region=region)
+    """Flags, then the environment, then the AWS configuration's default region."""
+    settings = Settings.from_environ(table_name=table, endpoint_url=endpoint_url, region=region)
+    if region or _region_in_environment():
+        return settings
+    configured = boto3.session.Session().region_name
+    return settings.model_copy(update={"region": configured}) if configured else settings
+
+
+def _region_in_environment() -> bool:
+    return bool(os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
 
 
 @contextmanager

@@ -54,7 +54,8 @@ def parse_event(raw: object) -> CloudTrailRecord | Ignored:
     try:
         if "detail-type" in raw or "detail" in raw:
             if raw.get("detail-type") != CLOUDTRAIL_DETAIL_TYPE:
-                return Ignored(f"not a CloudTrail API call event: detail-type {raw.get('detail-type')!r}")
+                detail_type = str(raw.get("detail-type"))[:128]
+                return Ignored(f"not a CloudTrail API call event: detail-type {detail_type!r}")
             return CloudTrailEventBridgeEvent.model_validate(raw).detail
         return CloudTrailRecord.model_validate(raw)
     except ValidationError as error:

@@ -118,3 +118,14 @@ def test_without_a_queue_a_rejected_event_fails_the_invocation_so_lambda_keeps_i
     handler.rejected_sink.cache_clear()
     with pytest.raises(RuntimeError, match="GRANTWATCH_REJECTED_QUEUE_URL"):
         handler.lambda_handler({"detail-type": "AWS API Call via CloudTrail", "detail": {}}, FakeContext())
+
+
+def test_a_rejected_event_is_stored_without_its_grant_tokens(fake_store: FakeStore, queue_url: str) -> None:
+    event = load_event("kms-create-grant-lambda.json")
+    event["detail"]["requestParameters"]["grantTokens"] = ["AQpAM2RhZ-a-grant-token"]
+    event["detail"]["additionalEventData"] = {"grantToken": "AQpAM2RhZ-another-token"}
+    event["detail"]["responseElements"] = {"grantToken": "AQpAM2RhZ-response-token"}
+    assert handler.lambda_handler(event, FakeContext())["outcome"] == "rejected"
+    [message] = boto3.client("sqs", region_name="us-east-1").receive_message(QueueUrl=queue_url)["Messages"]
+    assert "AQpAM2RhZ" not in message["Body"]
+    assert json.loads(message["Body"])["event"]["detail"]["requestParameters"]["grantTokens"] == "[redacted]"

@@ -250,3 +250,44 @@ def test_a_bare_cloudtrail_record_is_read_like_an_eventbridge_event() -> None:
 def test_an_eventbridge_event_that_is_not_a_cloudtrail_call_is_ignored() -> None:
     event = {"detail-type": "KMS CMK Rotation", "source": "aws.kms", "detail": {"key-id": KEY_ID}}
     assert isinstance(parse_event(event), Ignored)
+
+
+@pytest.mark.parametrize(
+    ("event_time", "expected"),
+    [
+        ("0001-01-01T00:00:00+14:00", "between 2000 and 9998"),
+        ("9999-12-31T23:00:00-14:00", "between 2000 and 9998"),
+        ("0005-01-01T00:00:00Z", "between 2000 and 9998"),
+        (1_700_000_000, "ISO 8601 string"),
+    ],
+)
+def test_implausible_event_times_are_rejected_not_crashed_on(event_time: object, expected: str) -> None:
+    event = load_event("kms-retire-grant-by-admin.json")
+    event["detail"]["eventTime"] = event_time
+    assert expected in _rejection(event)
+
+
+def test_an_offset_event_time_is_kept_in_utc() -> None:
+    event = load_event("kms-retire-grant-by-admin.json")
+    event["detail"]["eventTime"] = "2026-11-20T18:42:31+02:00"
+    assert fact_of(event).event_time == fact_of(load_event("kms-retire-grant-by-admin.json")).event_time
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("responseElements", "grantId"), "f" * 3000),
+        (("requestParameters", "granteePrincipal"), "arn:aws:iam::210987654321:role/" + "r" * 3000),
+        (
+            ("requestParameters", "constraints", "encryptionContextEquals", "aws:lambda:FunctionArn"),
+            "a" * 3000,
+        ),
+    ],
+)
+def test_values_too_long_for_a_table_key_are_rejected(path: tuple[str, ...], value: str) -> None:
+    event = load_event("kms-create-grant-lambda.json")
+    target = event["detail"]
+    for name in path[:-1]:
+        target = target[name]
+    target[path[-1]] = value
+    assert "longer than" in _rejection(event)

@@ -70,7 +70,9 @@ def test_the_rule_does_not_invoke_for_other_kms_calls() -> None:
 
 def test_the_rule_retries_and_has_a_dead_letter_queue() -> None:
     [target] = RESOURCES["GrantEventsRule"]["Properties"]["Targets"]
-    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    assert 0 < target["RetryPolicy"]["MaximumRetryAttempts"] <= 185  # EventBridge's bounds
+    event_age = TEMPLATE_DOC["Parameters"]["EventMaximumAgeSeconds"]
+    assert 60 <= event_age["MinValue"] <= event_age["Default"] <= event_age["MaxValue"] <= 86400
     assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["RecorderDeadLetterQueue", "Arn"]}
     on_failure = RESOURCES["RecorderFunction"]["Properties"]["EventInvokeConfig"]["DestinationConfig"][
         "OnFailure"

@@ -10,23 +10,40 @@ import boto3
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
 
-# SQS takes 256 KiB a message; keep room for the envelope around the event.
-_MAX_EVENT_CHARS = 200_000
+# SQS takes 256 KiB a message; keep room for the envelope around the event. The JSON is ASCII, so
+# characters are bytes.
+_MAX_EVENT_BYTES = 200_000
+REDACTED = "[redacted]"
 
 
 class RejectedEventSink(Protocol):
     def send(self, event: object, *, event_id: str | None, error: str) -> None: ...
 
 
+def redact(value: object) -> object:
+    """The event without anything that could be a secret: grant tokens (any key ending in "token")."""
+    if isinstance(value, dict):
+        return {
+            key: REDACTED
+            if isinstance(key, str) and key.lower().endswith(("token", "tokens"))
+            else redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    return value
+
+
 def rejection_message(event: object, *, event_id: str | None, error: str) -> str:
     """The message an operator reads: what was wrong, which event, and the event (truncated if huge)."""
-    body = json.dumps(event, default=str, ensure_ascii=False)
+    safe_event = redact(event)
+    body = json.dumps(safe_event, default=str)
     payload: dict[str, Any] = {"grantwatch": "rejected-event", "eventID": event_id, "error": error}
-    if len(body) > _MAX_EVENT_CHARS:
-        payload |= {"eventTruncated": True, "eventPrefix": body[:_MAX_EVENT_CHARS]}
+    if len(body) > _MAX_EVENT_BYTES:
+        payload |= {"eventTruncated": True, "eventPrefix": body[:_MAX_EVENT_BYTES]}
     else:
-        payload["event"] = event
-    return json.dumps(payload, default=str, ensure_ascii=False)
+        payload["event"] = safe_event
+    return json.dumps(payload, default=str)
 
 
 class SqsRejectedEventSink:

@@ -38,6 +38,12 @@ _RESOURCE_CONTEXT_KEYS = {
 }
 
 
+# KMS grant ids are 64 hex characters; index key attributes may hold at most 1024 bytes as a sort key and
+# 2048 as a partition key.
+MAX_GRANT_ID_LENGTH = 128
+MAX_KEY_ATTRIBUTE_BYTES = 2048
+
+
 class FactKind(StrEnum):
     CREATED = "created"
     RETIRED = "retired"
@@ -116,11 +122,11 @@ class RejectedRecord(ValueError):
 def normalise(record: CloudTrailRecord) -> GrantFact | Ignored:
     """The grant fact a record states, `Ignored` for records that change no grant, or `RejectedRecord`."""
     if record.event_source != KMS_EVENT_SOURCE or record.event_name not in GRANT_EVENT_NAMES:
-        return Ignored(f"not a grant event: {record.event_source} {record.event_name}")
+        return Ignored(f"not a grant event: {record.event_source[:128]} {record.event_name[:128]}")
     if (record.request_parameters or {}).get("dryRun") is True:
         return Ignored("dry run")
     if record.error_code:
-        return Ignored(f"failed call: {record.error_code}")
+        return Ignored(f"failed call: {record.error_code[:128]}")
     match record.event_name:
         case "CreateGrant":
             return _created(record)
@@ -194,6 +200,11 @@ def _fact(
     strength: KeyRefStrength,
     terms: GrantTerms | None,
 ) -> GrantFact:
+    _bounded("grant id", grant_id, MAX_GRANT_ID_LENGTH, record)
+    _bounded("key", key_ref, MAX_KEY_ATTRIBUTE_BYTES, record)
+    if terms is not None:
+        _bounded("grantee principal", terms.grantee_principal, MAX_KEY_ATTRIBUTE_BYTES, record)
+        _bounded("function ARN", terms.function_arn, MAX_KEY_ATTRIBUTE_BYTES, record)
     key_match = _KEY_ARN.match(key_ref)
     account = key_match["account"] if key_match else (record.recipient_account_id or _unknown_account(record))
     return GrantFact(
@@ -210,6 +221,12 @@ def _fact(
         shared_event_id=record.shared_event_id,
         terms=terms,
     )
+
+
+def _bounded(what: str, value: str | None, limit: int, record: CloudTrailRecord) -> None:
+    """Values that become table or index keys must fit DynamoDB's key limits, or the write would fail."""
+    if value is not None and len(value.encode()) > limit:
+        raise RejectedRecord(f"{record.event_name}: the {what} is longer than {limit} bytes", record.event_id)
 
 
 def _unknown_account(record: CloudTrailRecord) -> str:

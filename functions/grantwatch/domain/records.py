@@ -6,10 +6,13 @@ needs: a record without an event id, name or time is rejected here, at the edge.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+EARLIEST_EVENT_YEAR = 2000
+LATEST_EVENT_YEAR = 9998
 
 _LENIENT = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
@@ -53,12 +56,21 @@ class CloudTrailRecord(BaseModel):
     additional_event_data: dict[str, Any] | None = Field(default=None, alias="additionalEventData")
     resources: list[ResourceRef] | None = None
 
+    @field_validator("event_time", mode="before")
+    @classmethod
+    def _must_be_text(cls, value: object) -> object:
+        if not isinstance(value, str):
+            raise ValueError("eventTime must be an ISO 8601 string, as CloudTrail writes it")
+        return value
+
     @field_validator("event_time")
     @classmethod
-    def _must_be_aware(cls, value: datetime) -> datetime:
+    def _must_be_aware_and_plausible(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("eventTime must carry a time zone (CloudTrail writes UTC with a Z)")
-        return value
+        if not EARLIEST_EVENT_YEAR <= value.year <= LATEST_EVENT_YEAR:
+            raise ValueError(f"eventTime must fall between {EARLIEST_EVENT_YEAR} and {LATEST_EVENT_YEAR}")
+        return value.astimezone(UTC)
 
 
 class CloudTrailEventBridgeEvent(BaseModel):
