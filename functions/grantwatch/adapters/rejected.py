@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Protocol
 
-import boto3
-
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
 
@@ -49,7 +47,11 @@ def rejection_message(event: object, *, event_id: str | None, error: str) -> str
 class SqsRejectedEventSink:
     def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
         self.queue_url = queue_url
-        self.client: SQSClient = client or boto3.client("sqs")
+        if client is None:
+            import boto3  # only once an event is rejected: boto3 is not needed on the recorder's normal path
+
+            client = boto3.client("sqs")
+        self.client: SQSClient = client
 
     def send(self, event: object, *, event_id: str | None, error: str) -> None:
         self.client.send_message(
