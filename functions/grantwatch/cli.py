@@ -12,6 +12,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,9 +24,12 @@ from pynamodb.exceptions import PynamoDBException
 from rich.console import Console
 
 from grantwatch import local as local_dynamo
+from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.adapters.store import DynamoGrantStore
+from grantwatch.domain.alerts import Notice, NoticeKind
 from grantwatch.domain.lineage import GrantStatus
-from grantwatch.recorder import EventOutcome, Outcome, record_event
+from grantwatch.pipeline import DEFAULT_SETTLE, LocalPipeline
+from grantwatch.recorder import EventOutcome, Outcome
 from grantwatch.settings import Settings
 from grantwatch.sources import read_events
 from grantwatch.template import find_template
@@ -108,39 +112,76 @@ def _print_json(document: Any) -> None:
 def replay(
     paths: Annotated[list[Path], typer.Argument(help="Event files or folders (JSON, JSON Lines, .gz).")],
     as_json: JsonOption = False,
+    settle_seconds: Annotated[
+        int, typer.Option("--settle-seconds", min=0, help="Settle window before a function is evaluated.")
+    ] = int(DEFAULT_SETTLE.total_seconds()),
+    alerts_out: Annotated[
+        Path | None,
+        typer.Option("--alerts-out", help="Also write alerts and resolved notices here (JSON Lines)."),
+    ] = None,
     table: TableOption = None,
     endpoint_url: EndpointOption = None,
     region: RegionOption = None,
 ) -> None:
-    """Feed events through the recorder, exactly as the Lambda function would.
+    """Feed events through the whole service, as in AWS, on a virtual clock driven by eventTime.
 
     A path holds one CloudTrail record, one EventBridge event, a CloudTrail log file {"Records": [...]}
     (plain or .gz), or JSON Lines of these; a folder is read in file-name order. Each event is recorded,
     a duplicate, ignored (not a grant change: with a reason) or rejected (malformed: with an error).
+    A function touched by an event is evaluated once the settle window after it has passed on the clock;
+    alerts and resolved notices print as a subscriber receives them ({"alert": ...} lines with --json).
     Exits 1 if anything was rejected, after processing everything else.
     """
     settings = _settings(table, endpoint_url, region)
-    store = DynamoGrantStore(settings)
+    pipeline = LocalPipeline(
+        DynamoGrantStore(settings), DynamoFunctionStore(settings), timedelta(seconds=settle_seconds)
+    )
     counts: Counter[str] = Counter()
+    notices: list[Notice] = []
+
+    def report_notices(fired: list[Notice]) -> None:
+        notices.extend(fired)
+        for notice in fired:
+            _report_notice(notice, as_json)
+
     with _table_errors(settings):
         try:
             for item in read_events(paths):
                 if item.error is not None:
                     result = EventOutcome(Outcome.REJECTED, None, None, error=item.error)
                 else:
-                    result = record_event(item.event, store)
+                    fired, result = pipeline.feed(item.event)
+                    report_notices(fired)
                 counts[result.outcome] += 1
                 _report(result, item.origin, as_json)
+            report_notices(pipeline.drain())
         except FileNotFoundError as missing:
             err.print(f"error: {missing}")
             raise typer.Exit(EXIT_NOT_FOUND) from None
+    if alerts_out is not None:
+        alerts_out.write_text("".join(json.dumps(n.as_json()) + "\n" for n in notices), encoding="utf-8")
     summary = {"events": sum(counts.values())} | {o.value: counts[o] for o in Outcome}
+    summary |= {
+        "alerts": sum(n.kind is NoticeKind.ALERT for n in notices),
+        "resolved": sum(n.kind is NoticeKind.RESOLVED for n in notices),
+    }
     if as_json:
         _print_json({"summary": summary})
     else:
         out.print(", ".join(f"{v} {k}" for k, v in summary.items()))
     if counts[Outcome.REJECTED]:
         raise typer.Exit(EXIT_REJECTED)
+
+
+def _report_notice(notice: Notice, as_json: bool) -> None:
+    if as_json:
+        _print_json({"alert": notice.as_json()})
+        return
+    rule = "-" * 78
+    attributes = ", ".join(f"{k}={v}" for k, v in notice.attributes.items())
+    out.print(f"{rule}\nSNS notice ({notice.kind})\nSubject: {notice.subject}\nAttributes: {attributes}\n")
+    out.print(notice.message)
+    out.print(rule)
 
 
 def _report(result: EventOutcome, origin: str, as_json: bool) -> None:

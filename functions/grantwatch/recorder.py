@@ -1,20 +1,23 @@
-"""The recorder's one corridor: parse at the edge, normalise (pure), write through the store.
+"""The recorder's one corridor: parse at the edge, normalise (pure), write through the store, and ask for
+the functions it touched to be evaluated once the settle window has passed.
 
-The Lambda handler and `grantwatch replay` both call `record_event`, so a replayed event takes exactly the
-path a delivered one does.
+The Lambda handler and `grantwatch replay` both use `Recorder`, so a replayed event takes exactly the path
+a delivered one does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from grantwatch.adapters.functions import FunctionStore
 from grantwatch.adapters.store import GrantStore, RecordResult
 from grantwatch.domain.facts import Ignored, RejectedRecord, normalise
-from grantwatch.domain.records import CloudTrailEventBridgeEvent, CloudTrailRecord
+from grantwatch.domain.functions import FunctionFact, is_lambda_function_event, normalise_function_event
+from grantwatch.domain.records import CloudTrailEventBridgeEvent, CloudTrailRecord, EvaluationRequest
 
 CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
 
@@ -32,6 +35,7 @@ class EventOutcome:
     event_id: str | None
     event_name: str | None
     grant_id: str | None = None
+    function_arn: str | None = None
     reason: str | None = None
     error: str | None = None
 
@@ -41,7 +45,12 @@ class EventOutcome:
             "eventName": self.event_name,
             "outcome": self.outcome,
         }
-        for name, value in (("grantId", self.grant_id), ("reason", self.reason), ("error", self.error)):
+        for name, value in (
+            ("grantId", self.grant_id),
+            ("functionArn", self.function_arn),
+            ("reason", self.reason),
+            ("error", self.error),
+        ):
             if value is not None:
                 body[name] = value
         return body
@@ -62,22 +71,72 @@ def parse_event(raw: object) -> CloudTrailRecord | Ignored:
         raise RejectedRecord(describe_validation_error(error), event_id_of(raw)) from None
 
 
-def record_event(raw: object, store: GrantStore) -> EventOutcome:
-    """Record one event. Bad input comes back as a REJECTED outcome; store failures raise, to be retried."""
-    try:
-        parsed = parse_event(raw)
+class EvaluationScheduler(Protocol):
+    """Asks for a function to be evaluated once the settle window after an event has passed."""
+
+    def schedule(self, request: EvaluationRequest) -> None: ...
+
+
+class Recorder:
+    """Records grant and function events, and schedules the evaluation of every function they touch."""
+
+    def __init__(self, grants: GrantStore, functions: FunctionStore, scheduler: EvaluationScheduler) -> None:
+        self.grants = grants
+        self.functions = functions
+        self.scheduler = scheduler
+
+    def record(self, raw: object) -> EventOutcome:
+        """Record one event. Bad input comes back REJECTED; store failures raise, to be retried."""
+        parsed = self.parse(raw)
+        return parsed if isinstance(parsed, EventOutcome) else self.apply(parsed)
+
+    def parse(self, raw: object) -> CloudTrailRecord | EventOutcome:
+        """The record, or the IGNORED / REJECTED outcome of an event that is not one to apply."""
+        try:
+            parsed = parse_event(raw)
+        except RejectedRecord as rejected:
+            return EventOutcome(
+                Outcome.REJECTED,
+                rejected.event_id or event_id_of(raw),
+                event_name_of(raw),
+                error=str(rejected),
+            )
         if isinstance(parsed, Ignored):
             return EventOutcome(Outcome.IGNORED, event_id_of(raw), event_name_of(raw), reason=parsed.reason)
-        fact = normalise(parsed)
-    except RejectedRecord as rejected:
+        return parsed
+
+    def apply(self, record: CloudTrailRecord) -> EventOutcome:
+        try:
+            if is_lambda_function_event(record):
+                return self._apply_function(normalise_function_event(record))
+            fact = normalise(record)
+        except RejectedRecord as rejected:
+            return EventOutcome(Outcome.REJECTED, record.event_id, record.event_name, error=str(rejected))
+        if isinstance(fact, Ignored):
+            return EventOutcome(Outcome.IGNORED, record.event_id, record.event_name, reason=fact.reason)
+        recorded = self.grants.record(fact)
+        if recorded.function_arn:
+            self.scheduler.schedule(
+                EvaluationRequest.about(recorded.function_arn, fact.event_id, fact.event_time)
+            )
+        outcome = Outcome.RECORDED if recorded.result is RecordResult.RECORDED else Outcome.DUPLICATE
         return EventOutcome(
-            Outcome.REJECTED, rejected.event_id or event_id_of(raw), event_name_of(raw), error=str(rejected)
+            outcome,
+            fact.event_id,
+            fact.event_name,
+            grant_id=fact.grant_id,
+            function_arn=recorded.function_arn,
         )
-    if isinstance(fact, Ignored):
-        return EventOutcome(Outcome.IGNORED, parsed.event_id, parsed.event_name, reason=fact.reason)
-    result = store.record(fact)
-    outcome = Outcome.RECORDED if result is RecordResult.RECORDED else Outcome.DUPLICATE
-    return EventOutcome(outcome, fact.event_id, fact.event_name, grant_id=fact.grant_id)
+
+    def _apply_function(self, fact: FunctionFact) -> EventOutcome:
+        applied = self.functions.record(fact)
+        self.scheduler.schedule(EvaluationRequest.about(fact.function_arn, fact.event_id, fact.event_time))
+        return EventOutcome(
+            Outcome.RECORDED if applied else Outcome.DUPLICATE,
+            fact.event_id,
+            fact.event_name,
+            function_arn=fact.function_arn,
+        )
 
 
 def describe_validation_error(error: ValidationError) -> str:

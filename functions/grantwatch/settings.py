@@ -20,6 +20,8 @@ class Settings(BaseModel):
     endpoint_url: str | None = None
     region: str = DEFAULT_REGION
     rejected_queue_url: str | None = None
+    evaluation_queue_url: str | None = None
+    alert_topic_arn: str | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: str | None) -> Settings:
@@ -30,6 +32,8 @@ class Settings(BaseModel):
             ("table_name", "GRANTWATCH_TABLE"),
             ("endpoint_url", "AWS_ENDPOINT_URL_DYNAMODB"),
             ("rejected_queue_url", "GRANTWATCH_REJECTED_QUEUE_URL"),
+            ("evaluation_queue_url", "GRANTWATCH_EVALUATION_QUEUE_URL"),
+            ("alert_topic_arn", "GRANTWATCH_ALERT_TOPIC_ARN"),
         ):
             if env.get(variable):
                 values[field] = env[variable]
@@ -52,3 +56,10 @@ class Settings(BaseModel):
 def settings() -> Settings:
     """The settings of this process (a Lambda execution environment), read once."""
     return Settings.from_environ()
+
+
+def required(value: str | None, variable: str) -> str:
+    """A setting a function cannot work without: fail the invocation (so the event is retried, not lost)."""
+    if not value:
+        raise RuntimeError(f"{variable} is not set")
+    return value

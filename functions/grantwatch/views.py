@@ -45,6 +45,7 @@ def lineage_event_json(fact: GrantFact) -> dict[str, Any]:
         "by": fact.actor.principal,
         "identityType": fact.actor.identity_type,
         "via": fact.actor.via,
+        "sourceIp": fact.actor.source_ip,
         "keyRef": fact.key_ref,
         "source": fact.source,
     }

@@ -54,7 +54,21 @@ def test_replay_reports_each_event_and_a_summary(table_settings: Settings) -> No
         "outcome": "ignored",
         "reason": "dry run",
     }
-    assert lines[-1] == {"summary": {"events": 9, "recorded": 7, "duplicate": 0, "ignored": 2, "rejected": 0}}
+    assert lines[-1] == {
+        "summary": {
+            "events": 14,
+            "recorded": 12,
+            "duplicate": 0,
+            "ignored": 2,
+            "rejected": 0,
+            "alerts": 1,
+            "resolved": 0,
+        }
+    }
+    [alert] = [line["alert"] for line in lines if "alert" in line]
+    assert alert["kind"] == "alert" and alert["attributes"]["functionArn"].endswith(
+        ":function:invoice-renderer"
+    )
 
 
 def test_replaying_twice_in_reverse_order_gives_the_same_grants(
@@ -70,9 +84,9 @@ def test_replaying_twice_in_reverse_order_gives_the_same_grants(
     ensure_table(dynamodb_local.endpoint_url, twice.table_name, TEMPLATE)
     assert run(twice, "replay", *files).exit_code == 0
     second = run(twice, "replay", *reversed(files), "--json")
-    assert json_lines(second.stdout)[-1]["summary"]["duplicate"] == 7
+    assert json_lines(second.stdout)[-1]["summary"]["duplicate"] == 12
     assert grants_json(twice) == once
-    assert len(once) == 5
+    assert len(once) == 6
     seed = next(g for g in once if g["grantId"] == SEED_GRANT)
     assert {k: seed[k] for k in ("state", "endedHow", "createdAt", "endedAt")} == {
         "state": "ended",
@@ -111,7 +125,13 @@ def test_a_malformed_event_among_good_ones(table_settings: Settings, tmp_path: P
     result = run(table_settings, "replay", str(path), "--json")
     assert result.exit_code == EXIT_REJECTED
     lines = json_lines(result.stdout)
-    assert [line.get("outcome") for line in lines[:-1]] == ["recorded", "rejected", "rejected", "recorded"]
+    assert [line["outcome"] for line in lines if "outcome" in line] == [
+        "recorded",
+        "rejected",
+        "rejected",
+        "recorded",
+    ]
+    assert [line["alert"]["kind"] for line in lines if "alert" in line] == ["alert"]
     assert lines[1]["eventID"] is None and "mixed.jsonl:2" in lines[1]["error"]
     assert lines[2]["eventID"] == no_grant_id["detail"]["eventID"] and "grantId" in lines[2]["error"]
     assert lines[-1]["summary"]["rejected"] == 2
@@ -128,6 +148,7 @@ def test_grants_filters(table_settings: Settings) -> None:
     assert sorted((g["service"] or "", g["name"] or "") for g in active) == [
         ("", "batch-worker-data"),
         ("dynamodb", ""),
+        ("lambda", ""),
     ]
     assert all(g["state"] == "active" and g["endedAt"] is None for g in active)
     people = run(table_settings, "grants", "--state", "ended")

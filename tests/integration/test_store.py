@@ -51,8 +51,8 @@ def requests(store: DynamoGrantStore) -> Iterator[Counter[str]]:
 
 def test_a_grant_created_and_retired(store: DynamoGrantStore) -> None:
     created, retired = seed()
-    assert store.record(created) is RecordResult.RECORDED
-    assert store.record(retired) is RecordResult.RECORDED
+    assert store.record(created).result is RecordResult.RECORDED
+    assert store.record(retired).result is RecordResult.RECORDED
     state = store.get(SEED_GRANT)
     assert state is not None
     assert state.status is GrantStatus.ENDED
@@ -71,8 +71,8 @@ def test_the_same_event_three_times_leaves_the_table_as_once(
     store.record(created)
     store.record(retired)
     once = raw_item(table_settings, SEED_GRANT)
-    assert [store.record(retired), store.record(created)] == [RecordResult.DUPLICATE] * 2
-    assert [store.record(retired), store.record(created)] == [RecordResult.DUPLICATE] * 2
+    assert [store.record(retired).result, store.record(created).result] == [RecordResult.DUPLICATE] * 2
+    assert [store.record(retired).result, store.record(created).result] == [RecordResult.DUPLICATE] * 2
     assert raw_item(table_settings, SEED_GRANT) == once
 
 
@@ -154,7 +154,7 @@ def test_the_key_owner_and_caller_copies_of_one_call_are_recorded_once(store: Dy
         "recipientAccountId": "123456789012",
         "sharedEventID": "5d1c7c4e-2f0a-4b8e-9d6f-0e1f2a3b4c5d",
     }
-    assert store.record(fact_of(owner_copy)) is RecordResult.RECORDED
-    assert store.record(fact_of(caller_copy)) is RecordResult.DUPLICATE
+    assert store.record(fact_of(owner_copy)).result is RecordResult.RECORDED
+    assert store.record(fact_of(caller_copy)).result is RecordResult.DUPLICATE
     state = store.get(SEED_GRANT)
     assert state is not None and len(state.lineage) == 1

@@ -12,9 +12,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from grantwatch.adapters.store import RecordResult
+from grantwatch.adapters.store import RecordedGrant, RecordResult
 from grantwatch.domain.facts import GrantFact
+from grantwatch.domain.records import EvaluationRequest
 from grantwatch.handlers import recorder as handler
+from grantwatch.recorder import Recorder
 from grantwatch.settings import settings
 from tests.conftest import load_event
 
@@ -28,19 +30,26 @@ class FakeContext:
 
 
 class FakeStore:
+    """Records facts in memory; answers as the table would for a first delivery and a redelivery."""
+
     def __init__(self) -> None:
         self.facts: list[GrantFact] = []
+        self.scheduled: list[EvaluationRequest] = []
 
-    def record(self, fact: GrantFact) -> RecordResult:
+    def record(self, fact: GrantFact) -> RecordedGrant:
         seen = any(f.event_id == fact.event_id for f in self.facts)
         self.facts.append(fact)
-        return RecordResult.DUPLICATE if seen else RecordResult.RECORDED
+        result = RecordResult.DUPLICATE if seen else RecordResult.RECORDED
+        return RecordedGrant(result, fact.terms.function_arn if fact.terms else None)
+
+    def schedule(self, request: EvaluationRequest) -> None:
+        self.scheduled.append(request)
 
 
 @pytest.fixture
 def fake_store(monkeypatch: pytest.MonkeyPatch) -> FakeStore:
     store = FakeStore()
-    monkeypatch.setattr(handler, "grant_store", lambda: store)
+    monkeypatch.setattr(handler, "recorder", lambda: Recorder(store, None, store))  # type: ignore[arg-type]
     return store
 
 
@@ -65,6 +74,10 @@ def test_a_grant_event_is_recorded_once(
     assert handler.lambda_handler(event, FakeContext())["outcome"] == "recorded"
     assert handler.lambda_handler(event, FakeContext())["outcome"] == "duplicate"
     assert [f.event_id for f in fake_store.facts] == [event["detail"]["eventID"]] * 2
+    function_arn = event["detail"]["requestParameters"]["constraints"]["encryptionContextEquals"][
+        "aws:lambda:FunctionArn"
+    ]
+    assert [r.function_arn for r in fake_store.scheduled] == [function_arn] * 2
     logs = [json.loads(line) for line in log_stream.getvalue().splitlines()]
     processed = [line for line in logs if line.get("message") == "event processed"]
     metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]

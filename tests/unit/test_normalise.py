@@ -15,7 +15,7 @@ from grantwatch.domain.facts import (
     normalise,
 )
 from grantwatch.domain.records import CloudTrailRecord
-from grantwatch.recorder import Outcome, parse_event, record_event
+from grantwatch.recorder import EventOutcome, Outcome, Recorder, parse_event
 from tests.conftest import load_event
 
 ACCOUNT = "210987654321"
@@ -191,13 +191,19 @@ def test_cross_account_records_of_one_call_share_a_dedup_key() -> None:
     assert fact_of(load_event("kms-create-grant-lambda.json")).dedup_keys == (event["detail"]["eventID"],)
 
 
-class _NoStore:
-    def record(self, fact: GrantFact) -> Any:
-        raise AssertionError("a rejected or ignored event must not reach the store")
+class _Untouchable:
+    """Stands for the stores and the scheduler: a rejected or ignored event must reach none of them."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"a rejected or ignored event must not reach the store ({name})")
+
+
+def record_event(event: object) -> EventOutcome:
+    return Recorder(_Untouchable(), _Untouchable(), _Untouchable()).record(event)
 
 
 def _rejection(event: object) -> str:
-    result = record_event(event, _NoStore())  # type: ignore[arg-type]
+    result = record_event(event)
     assert result.outcome is Outcome.REJECTED
     assert result.error
     return result.error
@@ -206,7 +212,7 @@ def _rejection(event: object) -> str:
 def test_create_grant_without_grant_id_is_rejected_with_its_event_id() -> None:
     event = load_event("kms-create-grant-lambda.json")
     del event["detail"]["responseElements"]["grantId"]
-    result = record_event(event, _NoStore())  # type: ignore[arg-type]
+    result = record_event(event)
     assert result.outcome is Outcome.REJECTED
     assert result.event_id == event["detail"]["eventID"]
     assert "grantId is missing" in (result.error or "")

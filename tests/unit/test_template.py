@@ -53,23 +53,45 @@ def test_the_table_is_protected() -> None:
     assert props["BillingMode"] == "PAY_PER_REQUEST"
 
 
+def _matches(rule: str, event: dict[str, Any]) -> bool:
+    pattern = EventPattern.load(json.dumps(RESOURCES[rule]["Properties"]["EventPattern"]))
+    matched: bool = pattern.matches_event(event)  # type: ignore[arg-type]
+    return matched
+
+
 @pytest.mark.parametrize("path", sample_event_files(), ids=lambda p: p.name)
-def test_the_rule_invokes_the_recorder_for_successful_grant_calls_only(path: Any) -> None:
-    pattern = EventPattern.load(json.dumps(RESOURCES["GrantEventsRule"]["Properties"]["EventPattern"]))
+def test_each_successful_call_invokes_the_recorder_through_its_rule(path: Any) -> None:
     event = load_event(path.name)
-    should_match = "errorCode" not in event["detail"]
-    assert pattern.matches_event(event) is should_match  # type: ignore[arg-type]
+    matched = {rule for rule in ("GrantEventsRule", "FunctionEventsRule") if _matches(rule, event)}
+    expected = "GrantEventsRule" if event["source"] == "aws.kms" else "FunctionEventsRule"
+    assert matched == ({expected} if "errorCode" not in event["detail"] else set())
+
+
+@pytest.mark.parametrize(
+    ("event_name", "matches"),
+    [
+        ("UpdateFunctionConfiguration20150331v2", True),
+        ("CreateFunction20150331", True),
+        ("DeleteFunction20150331", True),
+        ("UpdateFunctionCode20150331v2", False),
+        ("Invoke", False),
+    ],
+)
+def test_the_function_rule_matches_lambda_api_versions_by_prefix(event_name: str, matches: bool) -> None:
+    event = load_event("lambda-update-function-configuration.json")
+    event["detail"]["eventName"] = event_name
+    assert _matches("FunctionEventsRule", event) is matches
 
 
 def test_the_rule_does_not_invoke_for_other_kms_calls() -> None:
-    pattern = EventPattern.load(json.dumps(RESOURCES["GrantEventsRule"]["Properties"]["EventPattern"]))
     event = load_event("kms-create-grant-lambda.json")
     event["detail"]["eventName"] = "Decrypt"
-    assert not pattern.matches_event(event)  # type: ignore[arg-type]
+    assert not _matches("GrantEventsRule", event)
 
 
 def test_the_rule_retries_and_has_a_dead_letter_queue() -> None:
     [target] = RESOURCES["GrantEventsRule"]["Properties"]["Targets"]
+    assert RESOURCES["FunctionEventsRule"]["Properties"]["Targets"] == [target]
     assert 0 < target["RetryPolicy"]["MaximumRetryAttempts"] <= 185  # EventBridge's bounds
     event_age = TEMPLATE_DOC["Parameters"]["EventMaximumAgeSeconds"]
     assert 60 <= event_age["MinValue"] <= event_age["Default"] <= event_age["MaxValue"] <= 86400
@@ -87,15 +109,53 @@ def _statements(function: str) -> list[dict[str, Any]]:
     return statements
 
 
-def test_the_recorder_may_only_update_its_table_and_report_to_its_queue() -> None:
-    granted = {
-        (s["Action"] if isinstance(s["Action"], str) else tuple(s["Action"]), json.dumps(s["Resource"]))
-        for s in _statements("RecorderFunction")
-    }
-    assert granted == {
-        ("dynamodb:UpdateItem", json.dumps({"Fn::GetAtt": ["GrantsTable", "Arn"]})),
+def _granted(function: str) -> set[tuple[str, str]]:
+    granted = set()
+    for statement in _statements(function):
+        actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        resources = (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
+        granted |= {(action, json.dumps(resource)) for action in actions for resource in resources}
+    return granted
+
+
+TABLE = json.dumps({"Fn::GetAtt": ["GrantsTable", "Arn"]})
+
+
+def test_the_recorder_may_only_write_its_table_and_send_to_its_queues() -> None:
+    assert _granted("RecorderFunction") == {
+        ("dynamodb:UpdateItem", TABLE),
+        ("dynamodb:GetItem", TABLE),
         ("sqs:SendMessage", json.dumps({"Fn::GetAtt": ["RecorderDeadLetterQueue", "Arn"]})),
+        ("sqs:SendMessage", json.dumps({"Fn::GetAtt": ["EvaluationQueue", "Arn"]})),
     }
+
+
+def test_the_evaluator_may_read_and_write_its_table_and_publish_to_its_topic() -> None:
+    granted = _granted("EvaluatorFunction")
+    assert {action for action, _ in granted} == {
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+        "dynamodb:PutItem",
+        "sns:Publish",
+    }
+    assert ("sns:Publish", json.dumps({"Ref": "AlertTopic"})) in granted
+    assert all("*" not in resource for _, resource in granted)
+
+
+def test_the_settle_window_is_the_evaluation_queues_delivery_delay() -> None:
+    queue = RESOURCES["EvaluationQueue"]["Properties"]
+    assert queue["DelaySeconds"] == {"Ref": "SettleSeconds"}
+    assert TEMPLATE_DOC["Parameters"]["SettleSeconds"]["Default"] == 120
+    assert TEMPLATE_DOC["Parameters"]["SettleSeconds"]["MaxValue"] <= 900
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["EvaluationDeadLetterQueue", "Arn"]
+    }
+    assert queue["VisibilityTimeout"] >= 6 * RESOURCES["EvaluatorFunction"]["Properties"]["Timeout"]
+    assert RESOURCES["AlertTopic"]["Properties"]["KmsMasterKeyId"]
 
 
 def test_functions_run_python_3_13_on_arm64_with_log_retention() -> None:

@@ -9,6 +9,7 @@ failure instead of a second write. Index attributes (``keyArn``, ``functionArn``
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -25,6 +26,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
+from grantwatch.adapters.tables import bind
 from grantwatch.domain.facts import (
     Actor,
     FactKind,
@@ -59,6 +61,7 @@ class LineageEventAttribute(MapAttribute[str, Any]):
     actor = UnicodeAttribute()
     actorType = UnicodeAttribute(null=True)
     via = UnicodeAttribute(null=True)
+    sourceIp = UnicodeAttribute(null=True)
     granteePrincipal = UnicodeAttribute(null=True)
     retiringPrincipal = UnicodeAttribute(null=True)
     operations = ListAttribute(of=UnicodeAttribute, null=True)
@@ -120,30 +123,21 @@ class GrantItem(Model):
     by_grantee = ByGranteeIndex()
 
 
-def bind_grant_model(settings: Settings) -> type[GrantItem]:
-    """A GrantItem subclass pointed at the configured table and endpoint."""
-
-    class Meta:
-        table_name = settings.table_name
-        region = settings.region
-        host = settings.endpoint_url
-        max_retry_attempts = 5
-        connect_timeout_seconds = 3
-        read_timeout_seconds = 10
-        if settings.endpoint_is_local:
-            aws_access_key_id = "local"
-            aws_secret_access_key = "local"  # noqa: S105 - DynamoDB Local accepts any credentials
-
-    return type("BoundGrantItem", (GrantItem,), {"Meta": Meta})
-
-
 class RecordResult(StrEnum):
     RECORDED = "recorded"
     DUPLICATE = "duplicate"
 
 
+@dataclass(frozen=True, slots=True)
+class RecordedGrant:
+    """What recording a fact did, and the Lambda function the grant is for, where known."""
+
+    result: RecordResult
+    function_arn: str | None
+
+
 class GrantStore(Protocol):
-    def record(self, fact: GrantFact) -> RecordResult: ...
+    def record(self, fact: GrantFact) -> RecordedGrant: ...
 
     def get(self, grant_id: str) -> GrantState | None: ...
 
@@ -161,17 +155,27 @@ class DynamoGrantStore:
     """GrantStore on DynamoDB (or DynamoDB Local) through pynamodb."""
 
     def __init__(self, settings: Settings) -> None:
-        self.model = bind_grant_model(settings)
+        self.model = bind(GrantItem, settings)
 
-    def record(self, fact: GrantFact) -> RecordResult:
+    def record(self, fact: GrantFact) -> RecordedGrant:
         item = self.model(grant_pk(fact.grant_id), GRANT_SK)
         try:
             item.update(actions=self._actions(fact), condition=self._not_yet_applied(fact))
         except UpdateError as error:
-            if error.cause_response_code == "ConditionalCheckFailedException":
-                return RecordResult.DUPLICATE
-            raise
-        return RecordResult.RECORDED
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            return RecordedGrant(RecordResult.DUPLICATE, self._function_of(fact))
+        return RecordedGrant(RecordResult.RECORDED, item.functionArn)
+
+    def _function_of(self, fact: GrantFact) -> str | None:
+        """The function of a grant whose fact was already applied: one read, on redelivery only."""
+        if fact.terms is not None:
+            return fact.terms.function_arn
+        try:
+            item = self.model.get(grant_pk(fact.grant_id), GRANT_SK, attributes_to_get=["functionArn"])
+        except self.model.DoesNotExist:
+            return None
+        return item.functionArn
 
     def get(self, grant_id: str) -> GrantState | None:
         try:
@@ -204,7 +208,10 @@ class DynamoGrantStore:
                 hits = model.by_grantee.query(grantee)
             items = model.batch_get([(hit.pk, hit.sk) for hit in hits])
         else:
-            items = model.scan(filter_condition=model.state == status.value if status else None)
+            only_grants = model.sk == GRANT_SK  # the table also holds functions and incidents
+            items = model.scan(
+                filter_condition=only_grants & (model.state == status.value) if status else only_grants
+            )
         for item in items:
             if (key and item.keyArn != key) or (grantee and item.granteePrincipal != grantee):
                 continue
@@ -264,6 +271,7 @@ def fact_to_map(fact: GrantFact) -> dict[str, Any]:
         "actor": fact.actor.principal,
         "actorType": fact.actor.identity_type,
         "via": fact.actor.via,
+        "sourceIp": fact.actor.source_ip,
     }
     if fact.terms is not None:
         t = fact.terms
@@ -304,7 +312,12 @@ def fact_from_map(stored: LineageEventAttribute, grant_id: str) -> GrantFact:
         event_id=data["eventId"],
         event_time=datetime.strptime(data["eventTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC),
         event_name=data["eventName"],
-        actor=Actor(principal=data["actor"], identity_type=data.get("actorType"), via=data.get("via")),
+        actor=Actor(
+            principal=data["actor"],
+            identity_type=data.get("actorType"),
+            via=data.get("via"),
+            source_ip=data.get("sourceIp"),
+        ),
         source=data.get("source", "cloudtrail"),
         shared_event_id=data.get("sharedEventId"),
         terms=terms,

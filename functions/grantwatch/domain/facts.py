@@ -64,6 +64,7 @@ class Actor:
     principal: str
     identity_type: str | None
     via: str | None
+    source_ip: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +293,12 @@ def actor_of(record: CloudTrailRecord) -> Actor:
     via = identity.invoked_by
     if via is None and record.source_ip_address and not _looks_like_ip(record.source_ip_address):
         via = record.source_ip_address
-    return Actor(principal=principal, identity_type=identity.type, via=via)
+    source_ip = (
+        record.source_ip_address
+        if record.source_ip_address and _looks_like_ip(record.source_ip_address)
+        else None
+    )
+    return Actor(principal=principal, identity_type=identity.type, via=via, source_ip=source_ip)
 
 
 def _looks_like_ip(value: str) -> bool:

@@ -124,3 +124,20 @@ class RetireGrantParameters(BaseModel):
 
     key_id: str | None = Field(default=None, alias="keyId")
     grant_id: str | None = Field(default=None, alias="grantId")
+
+
+class EvaluationRequest(BaseModel):
+    """Asks for one function's evaluation after the settle window: the delay queue's message body."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    function_arn: str = Field(alias="functionArn", min_length=1, max_length=2048)
+    event_id: str = Field(alias="eventID", min_length=1, max_length=128)
+    event_time: datetime = Field(alias="eventTime")
+
+    @classmethod
+    def about(cls, function_arn: str, event_id: str, event_time: datetime) -> EvaluationRequest:
+        return cls(function_arn=function_arn, event_id=event_id, event_time=event_time)
+
+    def body(self) -> str:
+        return self.model_dump_json(by_alias=True)

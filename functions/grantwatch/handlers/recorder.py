@@ -1,4 +1,5 @@
-"""Recorder: one CloudTrail grant event from EventBridge in, one write to the grant table."""
+"""Recorder: one CloudTrail event (a KMS grant change or a Lambda configuration change) from EventBridge
+in, one write to the table, and an evaluation of the function it touched scheduled after the settle window."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.adapters.rejected import RejectedEventSink, SqsRejectedEventSink
-from grantwatch.adapters.store import DynamoGrantStore, GrantStore
-from grantwatch.recorder import Outcome, record_event
-from grantwatch.settings import settings
+from grantwatch.adapters.scheduler import SqsEvaluationScheduler
+from grantwatch.adapters.store import DynamoGrantStore
+from grantwatch.recorder import Outcome, Recorder
+from grantwatch.settings import required, settings
 
 logger = Logger()
 tracer = Tracer()
@@ -20,23 +23,22 @@ metrics = Metrics()
 
 
 @cache
-def grant_store() -> GrantStore:
-    return DynamoGrantStore(settings())
+def recorder() -> Recorder:
+    config = settings()
+    queue_url = required(config.evaluation_queue_url, "GRANTWATCH_EVALUATION_QUEUE_URL")
+    return Recorder(DynamoGrantStore(config), DynamoFunctionStore(config), SqsEvaluationScheduler(queue_url))
 
 
 @cache
 def rejected_sink() -> RejectedEventSink:
-    queue_url = settings().rejected_queue_url
-    if not queue_url:
-        raise RuntimeError("GRANTWATCH_REJECTED_QUEUE_URL is not set: rejected events would be lost")
-    return SqsRejectedEventSink(queue_url)
+    return SqsRejectedEventSink(required(settings().rejected_queue_url, "GRANTWATCH_REJECTED_QUEUE_URL"))
 
 
 @logger.inject_lambda_context(correlation_id_path="detail.eventID")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = record_event(event, grant_store())
+    result = recorder().record(event)
     metrics.add_metric(name=f"Events{result.outcome.title()}", unit=MetricUnit.Count, value=1)
     if result.outcome is Outcome.REJECTED:
         logger.error("event rejected", extra=result.as_json())

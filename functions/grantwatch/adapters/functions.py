@@ -1,0 +1,284 @@
+"""Functions and their incidents, in the grant table.
+
+Function item: pk ``FUNCTION#<functionArn>``, sk ``FUNCTION``: the latest configuration and the latest
+deletion seen (each kept only if newer than what is there, so arrival order does not matter), and the id
+of the open incident, if any. Incident item: same pk, sk ``INCIDENT#<incidentId>``. Opening and resolving
+an incident are transactions over both items, conditional on the function's open incident: two evaluators
+racing open or close it once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pynamodb.attributes import BooleanAttribute, MapAttribute, UnicodeAttribute
+from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from grantwatch.adapters.tables import bind
+from grantwatch.domain.alerts import Incident
+from grantwatch.domain.facts import utc_iso
+from grantwatch.domain.functions import FunctionChange, FunctionFact, FunctionState
+from grantwatch.settings import Settings
+
+FUNCTION_SK = "FUNCTION"
+_CANCELLED = ("TransactionCanceledException", "ConditionalCheckFailedException")
+
+
+def function_pk(function_arn: str) -> str:
+    return f"FUNCTION#{function_arn}"
+
+
+def incident_sk(incident_id: str) -> str:
+    return f"INCIDENT#{incident_id}"
+
+
+class FunctionItem(Model):
+    class Meta:
+        table_name = "grantwatch-unbound"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    arn = UnicodeAttribute()
+    role = UnicodeAttribute(null=True)
+    kmsKeyArn = UnicodeAttribute(null=True)
+    hasEnvironment = BooleanAttribute(null=True)
+    configuredAt = UnicodeAttribute(null=True)
+    configuredEventId = UnicodeAttribute(null=True)
+    deletedAt = UnicodeAttribute(null=True)
+    deletedEventId = UnicodeAttribute(null=True)
+    openIncidentId = UnicodeAttribute(null=True)
+    lastIncidentId = UnicodeAttribute(null=True)
+
+
+class IncidentItem(Model):
+    class Meta:
+        table_name = "grantwatch-unbound"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    status = UnicodeAttribute()
+    incident = MapAttribute[str, Any]()
+    openedAt = UnicodeAttribute()
+    notifiedAt = UnicodeAttribute(null=True)
+    resolvedAt = UnicodeAttribute(null=True)
+    resolvedReason = UnicodeAttribute(null=True)
+    resolvedGrantId = UnicodeAttribute(null=True)
+    resolvedNotifiedAt = UnicodeAttribute(null=True)
+
+
+class IncidentRecord:
+    """An incident as stored: the incident, and where its notices stand."""
+
+    def __init__(self, item: IncidentItem) -> None:
+        self.incident = incident_from_map(item.incident.as_dict())
+        self.status = item.status
+        self.notified = item.notifiedAt is not None
+        self.resolved_at = _parse_time(item.resolvedAt) if item.resolvedAt else None
+        self.resolved_reason = item.resolvedReason
+        self.resolved_grant_id = item.resolvedGrantId
+        self.resolved_notified = item.resolvedNotifiedAt is not None
+
+
+class FunctionStore(Protocol):
+    def record(self, fact: FunctionFact) -> bool: ...
+
+    def get(self, function_arn: str) -> FunctionState | None: ...
+
+    def open_incident_id(self, function_arn: str) -> tuple[str | None, str | None]: ...
+
+    def incident(self, function_arn: str, incident_id: str) -> IncidentRecord | None: ...
+
+    def open(self, incident: Incident) -> bool: ...
+
+    def resolve(self, incident: Incident, at: datetime, reason: str, grant_id: str | None) -> bool: ...
+
+    def mark_notified(self, incident: Incident, *, resolved: bool, at: datetime) -> None: ...
+
+
+class DynamoFunctionStore:
+    def __init__(self, settings: Settings) -> None:
+        self.functions = bind(FunctionItem, settings)
+        self.incidents = bind(IncidentItem, settings)
+
+    def record(self, fact: FunctionFact) -> bool:
+        """Apply a configuration or deletion if it is newer than the one recorded. False: already applied."""
+        f = self.functions
+        item = f(function_pk(fact.function_arn), FUNCTION_SK)
+        at = utc_iso(fact.event_time)
+        actions: list[Action] = [f.arn.set(fact.function_arn)]
+        if fact.change is FunctionChange.DELETED:
+            newer = _newer(f.deletedAt, f.deletedEventId, at, fact.event_id)
+            actions += [f.deletedAt.set(at), f.deletedEventId.set(fact.event_id)]
+        else:
+            newer = _newer(f.configuredAt, f.configuredEventId, at, fact.event_id)
+            actions += [
+                f.configuredAt.set(at),
+                f.configuredEventId.set(fact.event_id),
+                f.hasEnvironment.set(fact.has_environment),
+                f.role.set(fact.role) if fact.role else f.role.remove(),
+                f.kmsKeyArn.set(fact.kms_key_arn) if fact.kms_key_arn else f.kmsKeyArn.remove(),
+            ]
+        try:
+            item.update(actions=actions, condition=newer)
+        except UpdateError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def get(self, function_arn: str) -> FunctionState | None:
+        try:
+            item = self.functions.get(function_pk(function_arn), FUNCTION_SK, consistent_read=True)
+        except self.functions.DoesNotExist:
+            return None
+        return FunctionState(
+            function_arn=item.arn,
+            role=item.role,
+            kms_key_arn=item.kmsKeyArn,
+            has_environment=bool(item.hasEnvironment),
+            configured_at=_parse_time(item.configuredAt) if item.configuredAt else None,
+            deleted_at=_parse_time(item.deletedAt) if item.deletedAt else None,
+        )
+
+    def open_incident_id(self, function_arn: str) -> tuple[str | None, str | None]:
+        """(open incident id, last incident id) of the function."""
+        try:
+            item = self.functions.get(
+                function_pk(function_arn),
+                FUNCTION_SK,
+                consistent_read=True,
+                attributes_to_get=["openIncidentId", "lastIncidentId"],
+            )
+        except self.functions.DoesNotExist:
+            return None, None
+        return item.openIncidentId, item.lastIncidentId
+
+    def incident(self, function_arn: str, incident_id: str) -> IncidentRecord | None:
+        try:
+            item = self.incidents.get(
+                function_pk(function_arn), incident_sk(incident_id), consistent_read=True
+            )
+        except self.incidents.DoesNotExist:
+            return None
+        return IncidentRecord(item)
+
+    def open(self, incident: Incident) -> bool:
+        """Open the incident unless the function has one open already (then False)."""
+        f, i = self.functions, self.incidents
+        function = f(function_pk(incident.function_arn), FUNCTION_SK)
+        record = i(
+            function_pk(incident.function_arn),
+            incident_sk(incident.incident_id),
+            status="open",
+            incident=incident_to_map(incident),
+            openedAt=utc_iso(incident.detected_at),
+        )
+        return self._transact(
+            lambda tx: (
+                tx.update(
+                    function,
+                    actions=[
+                        f.arn.set(incident.function_arn),
+                        f.openIncidentId.set(incident.incident_id),
+                        f.lastIncidentId.set(incident.incident_id),
+                    ],
+                    condition=f.openIncidentId.does_not_exist(),
+                ),
+                tx.save(record, condition=i.pk.does_not_exist()),
+            )
+        )
+
+    def resolve(self, incident: Incident, at: datetime, reason: str, grant_id: str | None) -> bool:
+        f, i = self.functions, self.incidents
+        function = f(function_pk(incident.function_arn), FUNCTION_SK)
+        record = i(function_pk(incident.function_arn), incident_sk(incident.incident_id))
+        resolution: list[Action] = [
+            i.status.set("resolved"),
+            i.resolvedAt.set(utc_iso(at)),
+            i.resolvedReason.set(reason),
+        ]
+        if grant_id:
+            resolution.append(i.resolvedGrantId.set(grant_id))
+        return self._transact(
+            lambda tx: (
+                tx.update(
+                    function,
+                    actions=[f.openIncidentId.remove()],
+                    condition=f.openIncidentId == incident.incident_id,
+                ),
+                tx.update(record, actions=resolution, condition=i.status == "open"),
+            )
+        )
+
+    def mark_notified(self, incident: Incident, *, resolved: bool, at: datetime) -> None:
+        i = self.incidents
+        record = i(function_pk(incident.function_arn), incident_sk(incident.incident_id))
+        attribute = i.resolvedNotifiedAt if resolved else i.notifiedAt
+        record.update(actions=[attribute.set(utc_iso(at))], condition=i.pk.exists())
+
+    def _transact(self, body: Any) -> bool:
+        connection = self.functions._get_connection().connection
+        try:
+            with TransactWrite(connection=connection) as transaction:
+                body(transaction)
+        except TransactWriteError as error:
+            if error.cause_response_code in _CANCELLED:
+                return False
+            raise
+        return True
+
+
+def _newer(at_attribute: Any, id_attribute: Any, at: str, event_id: str) -> Condition:
+    """The stored change is missing, older, or as old with a smaller event id (a total order)."""
+    condition: Condition = (
+        at_attribute.does_not_exist()
+        | (at_attribute < at)
+        | ((at_attribute == at) & (id_attribute < event_id))
+    )
+    return condition
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def incident_to_map(incident: Incident) -> dict[str, Any]:
+    stored = {
+        "incidentId": incident.incident_id,
+        "functionArn": incident.function_arn,
+        "keyArn": incident.key_arn,
+        "role": incident.role,
+        "alertType": incident.alert_type,
+        "grantId": incident.grant_id,
+        "endedHow": incident.ended_how,
+        "endedAt": utc_iso(incident.ended_at),
+        "endedBy": incident.ended_by,
+        "endedVia": incident.ended_via,
+        "endedFrom": incident.ended_from,
+        "endedEventId": incident.ended_event_id,
+        "detectedAt": utc_iso(incident.detected_at),
+    }
+    return {k: v for k, v in stored.items() if v is not None}
+
+
+def incident_from_map(stored: dict[str, Any]) -> Incident:
+    return Incident(
+        incident_id=stored["incidentId"],
+        function_arn=stored["functionArn"],
+        key_arn=stored["keyArn"],
+        role=stored.get("role"),
+        alert_type=stored["alertType"],
+        grant_id=stored["grantId"],
+        ended_how=stored["endedHow"],
+        ended_at=_parse_time(stored["endedAt"]),
+        ended_by=stored["endedBy"],
+        ended_via=stored.get("endedVia"),
+        ended_from=stored.get("endedFrom"),
+        ended_event_id=stored["endedEventId"],
+        detected_at=_parse_time(stored["detectedAt"]),
+    )

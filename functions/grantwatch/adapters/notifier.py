@@ -1,0 +1,45 @@
+"""Notices to people: the SNS topic subscribers read (email, chat, ticketing) and filter by attribute."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from grantwatch.domain.alerts import Notice
+
+if TYPE_CHECKING:
+    from mypy_boto3_sns.client import SNSClient
+
+
+def publish_request(topic_arn: str, notice: Notice) -> dict[str, Any]:
+    """The exact SNS Publish parameters for a notice."""
+    return {
+        "TopicArn": topic_arn,
+        "Subject": notice.subject,
+        "Message": notice.message,
+        "MessageAttributes": {
+            name: {"DataType": "String", "StringValue": value} for name, value in notice.attributes.items()
+        },
+    }
+
+
+class SnsNotifier:
+    def __init__(self, topic_arn: str, client: SNSClient | None = None) -> None:
+        if client is None:
+            import boto3
+
+            client = boto3.client("sns")
+        self.client: SNSClient = client
+        self.topic_arn = topic_arn
+
+    def publish(self, notice: Notice) -> None:
+        self.client.publish(**publish_request(self.topic_arn, notice))
+
+
+class CollectingNotifier:
+    """Keeps notices in order, for replay and tests."""
+
+    def __init__(self) -> None:
+        self.notices: list[Notice] = []
+
+    def publish(self, notice: Notice) -> None:
+        self.notices.append(notice)

@@ -1,0 +1,138 @@
+"""What grantwatch knows of a Lambda function: its key, role and whether it exists, from Lambda's own
+CloudTrail events (CreateFunction*, UpdateFunctionConfiguration*, DeleteFunction*). Pure: no I/O.
+
+Environment-variable values are never read: only whether the function has an environment at all.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from grantwatch.domain.facts import RejectedRecord, actor_of, partition_of
+from grantwatch.domain.records import CloudTrailRecord
+
+LAMBDA_EVENT_SOURCE = "lambda.amazonaws.com"
+
+_FUNCTION_ARN = re.compile(
+    r"^arn:(?P<partition>aws[a-z-]*):lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):function:(?P<name>[^:]+)"
+)
+_CONFIGURING_EVENTS = ("CreateFunction", "UpdateFunctionConfiguration")
+_DELETING_EVENTS = ("DeleteFunction",)
+
+
+class FunctionChange(StrEnum):
+    CONFIGURED = "configured"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionFact:
+    """One change to a function, normalised from one Lambda CloudTrail record."""
+
+    change: FunctionChange
+    function_arn: str
+    event_id: str
+    event_time: datetime
+    event_name: str
+    actor: str
+    role: str | None = None
+    kms_key_arn: str | None = None
+    has_environment: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionState:
+    """The latest configuration seen, and the latest deletion seen; whichever is newer says if it exists."""
+
+    function_arn: str
+    role: str | None
+    kms_key_arn: str | None
+    has_environment: bool
+    configured_at: datetime | None
+    deleted_at: datetime | None
+
+    @property
+    def deleted(self) -> bool:
+        if self.deleted_at is None:
+            return False
+        return self.configured_at is None or self.deleted_at >= self.configured_at
+
+    @property
+    def name(self) -> str:
+        return function_name(self.function_arn)
+
+
+def is_lambda_function_event(record: CloudTrailRecord) -> bool:
+    return record.event_source == LAMBDA_EVENT_SOURCE and record.event_name.startswith(
+        _CONFIGURING_EVENTS + _DELETING_EVENTS
+    )
+
+
+def normalise_function_event(record: CloudTrailRecord) -> FunctionFact:
+    """The change a Lambda record states (its API-version suffix ignored), or `RejectedRecord`."""
+    request = record.request_parameters or {}
+    response = record.response_elements or {}
+    reference = _text(response.get("functionArn")) or _text(request.get("functionName"))
+    if reference is None:
+        raise RejectedRecord(f"{record.event_name} names no function", record.event_id)
+    function_arn = unqualified_function_arn(reference, record)
+    actor = actor_of(record).principal
+    if record.event_name.startswith(_DELETING_EVENTS):
+        return FunctionFact(
+            FunctionChange.DELETED, function_arn, record.event_id, record.event_time, record.event_name, actor
+        )
+    environment = response.get("environment", request.get("environment"))
+    return FunctionFact(
+        FunctionChange.CONFIGURED,
+        function_arn,
+        record.event_id,
+        record.event_time,
+        record.event_name,
+        actor,
+        role=_text(response.get("role")) or _text(request.get("role")),
+        kms_key_arn=_kms_key(response) or _kms_key(request),
+        has_environment=bool(environment),
+    )
+
+
+def _kms_key(fields: dict[str, object]) -> str | None:
+    return _text(fields.get("kMSKeyArn")) or _text(fields.get("KMSKeyArn")) or _text(fields.get("kmsKeyArn"))
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value and len(value) <= 2048 else None
+
+
+def unqualified_function_arn(reference: str, record: CloudTrailRecord) -> str:
+    """A function name, partial or full ARN (qualified or not) as the unqualified function ARN."""
+    if match := _FUNCTION_ARN.match(reference):
+        return match.group(0)
+    parts = reference.split(":")
+    account = record.recipient_account_id or record.user_identity.account_id
+    if len(parts) >= 3 and parts[1] == "function":  # ACCOUNT:function:NAME[:QUALIFIER]
+        account, name = parts[0], parts[2]
+    else:
+        name = parts[0]
+    if not account or not re.fullmatch(r"[A-Za-z0-9_-]{1,140}", name):
+        raise RejectedRecord(f"cannot make a function ARN of {reference[:160]!r}", record.event_id)
+    region = record.aws_region
+    return f"arn:{partition_of(region)}:lambda:{region}:{account}:function:{name}"
+
+
+def function_name(function_arn: str) -> str:
+    match = _FUNCTION_ARN.match(function_arn)
+    return match["name"] if match else function_arn
+
+
+def role_name(principal: str | None) -> str | None:
+    """The role name of an IAM role ARN (any path) or of an assumed-role session ARN."""
+    if not principal:
+        return None
+    if match := re.match(r"^arn:aws[a-z-]*:sts::\d{12}:assumed-role/(?P<role>[^/]+)/", principal):
+        return match["role"]
+    if match := re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role/(?:.*/)?(?P<role>[^/]+)$", principal):
+        return match["role"]
+    return None

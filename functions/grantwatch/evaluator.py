@@ -1,0 +1,64 @@
+"""The evaluator's one corridor: re-read a function's grants and configuration once the settle window
+has passed, decide (pure), and open or close its incident, publishing one notice for each.
+
+Notices are published after the incident is written and marked sent after publishing: a failed publish
+raises, the request is retried, and the retry publishes what is still unsent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from grantwatch.adapters.functions import FunctionStore
+from grantwatch.adapters.store import GrantStore
+from grantwatch.domain.alerts import (
+    Incident,
+    Notice,
+    NoticeKind,
+    alert_notice,
+    incident_from,
+    resolved_notice,
+)
+from grantwatch.domain.risk import Verdict, assess
+
+
+class Notifier(Protocol):
+    def publish(self, notice: Notice) -> None: ...
+
+
+def evaluate(
+    function_arn: str, *, grants: GrantStore, functions: FunctionStore, notifier: Notifier, now: datetime
+) -> list[Notice]:
+    """Evaluate one function now; returns the notices published."""
+    published: list[Notice] = []
+
+    def publish(incident: Incident, notice: Notice) -> None:
+        notifier.publish(notice)
+        functions.mark_notified(incident, resolved=notice.kind is NoticeKind.RESOLVED, at=now)
+        published.append(notice)
+
+    open_id, last_id = functions.open_incident_id(function_arn)
+    last = functions.incident(function_arn, last_id) if last_id and last_id != open_id else None
+    if last is not None and last.notified and not last.resolved_notified and last.resolved_at is not None:
+        reason = last.resolved_reason or "resolved"
+        publish(
+            last.incident, resolved_notice(last.incident, reason, last.resolved_at, last.resolved_grant_id)
+        )
+
+    assessment = assess(function_arn, list(grants.grants(function=function_arn)), functions.get(function_arn))
+    current = functions.incident(function_arn, open_id) if open_id else None
+
+    if assessment.verdict is Verdict.AT_RISK:
+        if current is None:
+            functions.open(incident_from(assessment, now))
+            open_id, _ = functions.open_incident_id(function_arn)
+            current = functions.incident(function_arn, open_id) if open_id else None
+        if current is not None and not current.notified:
+            publish(current.incident, alert_notice(current.incident))
+    elif current is not None:
+        grant_id = assessment.usable.grant_id if assessment.usable else None
+        reason = "has a usable grant again" if assessment.verdict is Verdict.SAFE else assessment.reason
+        if functions.resolve(current.incident, now, reason, grant_id) and current.notified:
+            publish(current.incident, resolved_notice(current.incident, reason, now, grant_id))
+    return published

@@ -1,0 +1,64 @@
+"""Evaluator: evaluation requests from the delay queue in, after the settle window; incidents opened or
+closed and their notices published to SNS. A request that fails is retried by SQS, then dead-lettered."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from grantwatch.adapters.functions import DynamoFunctionStore
+from grantwatch.adapters.notifier import SnsNotifier
+from grantwatch.adapters.store import DynamoGrantStore
+from grantwatch.domain.records import EvaluationRequest
+from grantwatch.evaluator import evaluate
+from grantwatch.settings import required, settings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@cache
+def adapters() -> tuple[DynamoGrantStore, DynamoFunctionStore, SnsNotifier]:
+    config = settings()
+    topic = required(config.alert_topic_arn, "GRANTWATCH_ALERT_TOPIC_ARN")
+    return DynamoGrantStore(config), DynamoFunctionStore(config), SnsNotifier(topic)
+
+
+def evaluate_request(record: SQSRecord) -> None:
+    request = EvaluationRequest.model_validate_json(record.body)
+    grants, functions, notifier = adapters()
+    notices = evaluate(
+        request.function_arn, grants=grants, functions=functions, notifier=notifier, now=datetime.now(UTC)
+    )
+    for notice in notices:
+        metrics.add_metric(name=f"Notices{notice.kind.title()}", unit=MetricUnit.Count, value=1)
+        logger.info(
+            "notice published",
+            extra={
+                "incidentId": notice.incident_id,
+                "kind": notice.kind,
+                "functionArn": request.function_arn,
+            },
+        )
+    logger.info(
+        "function evaluated", extra={"functionArn": request.function_arn, "eventID": request.event_id}
+    )
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(
+        event=event, record_handler=evaluate_request, processor=processor, context=context
+    )

@@ -1,0 +1,72 @@
+"""The whole service in one process, on a virtual clock driven by eventTime: what `grantwatch replay` runs.
+
+Each event first lets every evaluation that fell due before its eventTime run (as the delay queue would
+have delivered them), then is recorded; at the end every pending evaluation runs. The same scenario
+therefore raises the same notices, in the same order, every time, and as it would in AWS.
+"""
+
+from __future__ import annotations
+
+import heapq
+from datetime import datetime, timedelta
+
+from grantwatch.adapters.functions import FunctionStore
+from grantwatch.adapters.notifier import CollectingNotifier
+from grantwatch.adapters.store import GrantStore
+from grantwatch.domain.alerts import Notice
+from grantwatch.domain.records import EvaluationRequest
+from grantwatch.evaluator import evaluate
+from grantwatch.recorder import EventOutcome, Recorder
+
+DEFAULT_SETTLE = timedelta(seconds=120)
+
+
+class VirtualClockScheduler:
+    def __init__(self, settle: timedelta) -> None:
+        self.settle = settle
+        self._pending: list[tuple[datetime, int, str]] = []
+        self._sequence = 0
+
+    def schedule(self, request: EvaluationRequest) -> None:
+        self._sequence += 1
+        heapq.heappush(
+            self._pending, (request.event_time + self.settle, self._sequence, request.function_arn)
+        )
+
+    def pop_due(self, before: datetime | None) -> tuple[datetime, str] | None:
+        if self._pending and (before is None or self._pending[0][0] < before):
+            due, _, function_arn = heapq.heappop(self._pending)
+            return due, function_arn
+        return None
+
+
+class LocalPipeline:
+    def __init__(
+        self, grants: GrantStore, functions: FunctionStore, settle: timedelta = DEFAULT_SETTLE
+    ) -> None:
+        self.grants = grants
+        self.functions = functions
+        self.scheduler = VirtualClockScheduler(settle)
+        self.notifier = CollectingNotifier()
+        self.recorder = Recorder(grants, functions, self.scheduler)
+
+    def feed(self, raw: object) -> tuple[list[Notice], EventOutcome]:
+        """The notices that fell due before this event, and what recording it did."""
+        parsed = self.recorder.parse(raw)
+        if isinstance(parsed, EventOutcome):
+            return [], parsed
+        notices = self._run_due(before=parsed.event_time)
+        return notices, self.recorder.apply(parsed)
+
+    def drain(self) -> list[Notice]:
+        """Let the clock run out: every pending evaluation runs."""
+        return self._run_due(before=None)
+
+    def _run_due(self, before: datetime | None) -> list[Notice]:
+        notices: list[Notice] = []
+        while (due := self.scheduler.pop_due(before)) is not None:
+            at, function_arn = due
+            notices += evaluate(
+                function_arn, grants=self.grants, functions=self.functions, notifier=self.notifier, now=at
+            )
+        return notices

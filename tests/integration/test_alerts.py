@@ -1,0 +1,274 @@
+"""Alerts before the failure, on the virtual clock, against DynamoDB Local: one alert per incident, no alert
+for benign churn, one resolved notice when a usable grant is back."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from botocore.stub import Stubber
+
+from grantwatch.adapters.functions import DynamoFunctionStore
+from grantwatch.adapters.notifier import SnsNotifier, publish_request
+from grantwatch.adapters.store import DynamoGrantStore
+from grantwatch.domain.alerts import Notice, NoticeKind
+from grantwatch.evaluator import evaluate
+from grantwatch.pipeline import LocalPipeline
+from grantwatch.settings import Settings
+from tests.conftest import load_event
+from tests.scenarios import (
+    KEY_ARN,
+    create_grant,
+    delete_function,
+    function_arn,
+    grant_id,
+    retire_grant,
+    revoke_grant,
+    update_function,
+)
+
+
+@pytest.fixture
+def pipeline(table_settings: Settings) -> LocalPipeline:
+    return LocalPipeline(DynamoGrantStore(table_settings), DynamoFunctionStore(table_settings))
+
+
+def replay(pipeline: LocalPipeline, events: list[dict[str, Any]]) -> list[Notice]:
+    notices: list[Notice] = []
+    for event in events:
+        fired, outcome = pipeline.feed(event)
+        assert outcome.outcome in {"recorded", "duplicate"}, outcome
+        notices += fired
+    return notices + pipeline.drain()
+
+
+def kinds(notices: list[Notice]) -> list[str]:
+    return [n.kind.value for n in notices]
+
+
+def test_the_seed_story_raises_one_alert(pipeline: LocalPipeline) -> None:
+    events = [
+        load_event(n)
+        for n in (
+            "lambda-create-function.json",
+            "kms-create-grant-lambda.json",
+            "kms-retire-grant-by-admin.json",
+        )
+    ]
+    [alert] = replay(pipeline, events)
+    assert alert.kind is NoticeKind.ALERT
+    assert len(alert.subject) <= 100
+    assert alert.subject == "[grantwatch] invoice-renderer: next cold start will fail (grant retired)"
+    assert alert.attributes == {
+        "severity": "critical",
+        "alertType": "grant-retired",
+        "functionArn": function_arn("invoice-renderer"),
+        "keyArn": KEY_ARN,
+        "account": "210987654321",
+        "region": "eu-central-1",
+    }
+    details = alert.details
+    assert details["grantId"] == "abfc6dbbc686122cb75763f3007e5aa9c67f9d9caafa2dd4320bbf61b393fd9a"
+    assert details["endedBy"] == "arn:aws:sts::210987654321:assumed-role/kms-administrators/dana"
+    assert details["endedFrom"] == "203.0.113.24"
+    assert details["endedAt"] == "2026-11-20T16:42:31Z"
+    assert details["detectedAt"] == "2026-11-20T16:44:31Z"  # the settle window after the retire
+    assert details["executionRole"] == "invoice-renderer-role"
+    for text in (
+        "KMSAccessDeniedException",
+        "Warm instances",
+        "retired at 2026-11-20T16:42:31Z",
+        "aws lambda update-function-configuration --region eu-central-1 --function-name "
+        f"{function_arn('invoice-renderer')} --kms-key-arn {KEY_ARN}",
+        '"incidentId"',
+    ):
+        assert text in alert.message, text
+
+
+def test_a_revoke_raises_a_revoke_alert(pipeline: LocalPipeline) -> None:
+    [alert] = replay(
+        pipeline,
+        [create_grant("billing", "g1", "2026-11-01T10:00:00Z"), revoke_grant("g1", "2026-11-03T10:00:00Z")],
+    )
+    assert alert.attributes["alertType"] == "grant-revoked"
+    assert alert.details["endedHow"] == "revoked"
+
+
+def test_a_new_grant_for_the_same_role_within_the_window_raises_nothing(pipeline: LocalPipeline) -> None:
+    notices = replay(
+        pipeline,
+        [
+            create_grant("billing", "g1", "2026-11-01T10:00:00Z"),
+            retire_grant("g1", "2026-11-03T10:00:00Z"),
+            create_grant("billing", "g2", "2026-11-03T10:01:30Z"),
+        ],
+    )
+    assert notices == []
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+def test_configuration_update_churn_in_any_order_raises_nothing(
+    pipeline: LocalPipeline, order: tuple[int, ...]
+) -> None:
+    churn = [
+        update_function("billing", "2026-11-03T10:00:00Z"),
+        create_grant("billing", "g2", "2026-11-03T10:00:01Z"),
+        retire_grant("g1", "2026-11-03T10:00:03Z", by_lambda=True),
+    ]
+    assert (
+        replay(pipeline, [create_grant("billing", "g1", "2026-11-01T10:00:00Z")] + [churn[i] for i in order])
+        == []
+    )
+
+
+def test_a_role_change_keeps_the_function_safe_with_its_new_grant(pipeline: LocalPipeline) -> None:
+    notices = replay(
+        pipeline,
+        [
+            create_grant("billing", "g1", "2026-11-01T10:00:00Z"),
+            update_function("billing", "2026-11-03T10:00:00Z", role="billing-v2"),
+            retire_grant("g1", "2026-11-03T10:00:03Z", by_lambda=True),
+            create_grant("billing", "g2", "2026-11-03T10:00:01Z", role="billing-v2"),
+        ],
+    )
+    assert notices == []
+
+
+def test_a_grant_of_the_old_role_does_not_count_after_a_role_change(pipeline: LocalPipeline) -> None:
+    notices = replay(
+        pipeline,
+        [
+            create_grant("billing", "g1", "2026-11-01T10:00:00Z"),
+            create_grant("billing", "g0", "2026-11-01T09:00:00Z"),
+            update_function("billing", "2026-11-03T10:00:00Z", role="billing-v2"),
+            create_grant("billing", "g2", "2026-11-03T10:00:01Z", role="billing-v2"),
+            retire_grant("g2", "2026-11-04T10:00:00Z"),
+        ],
+    )
+    assert kinds(notices) == ["alert"]
+    assert notices[0].details["executionRole"] == "billing-v2"
+
+
+def test_a_deleted_function_raises_nothing_when_its_grants_end(pipeline: LocalPipeline) -> None:
+    notices = replay(
+        pipeline,
+        [
+            create_grant("billing", "g1", "2026-11-01T10:00:00Z"),
+            delete_function("billing", "2026-11-05T10:00:00Z"),
+            retire_grant("g1", "2026-11-05T10:00:04Z", by_lambda=True),
+        ],
+    )
+    assert notices == []
+
+
+def test_a_function_moved_off_its_customer_managed_key_raises_nothing(pipeline: LocalPipeline) -> None:
+    notices = replay(
+        pipeline,
+        [
+            create_grant("billing", "g1", "2026-11-01T10:00:00Z"),
+            update_function("billing", "2026-11-05T10:00:00Z", key=None),
+            retire_grant("g1", "2026-11-05T10:00:02Z", by_lambda=True),
+        ],
+    )
+    assert notices == []
+
+
+def test_every_event_delivered_three_times_raises_one_alert(pipeline: LocalPipeline) -> None:
+    story = [
+        create_grant("billing", "g1", "2026-11-01T10:00:00Z"),
+        retire_grant("g1", "2026-11-03T10:00:00Z"),
+    ]
+    notices = replay(pipeline, [e for e in story for _ in range(3)] + story[::-1])
+    assert kinds(notices) == ["alert"]
+
+
+def test_a_new_grant_after_the_alert_resolves_it_once(pipeline: LocalPipeline) -> None:
+    story = [
+        create_grant("billing", "g1", "2026-11-01T10:00:00Z"),
+        retire_grant("g1", "2026-11-03T10:00:00Z"),
+        create_grant("billing", "g2", "2026-11-03T11:00:00Z"),
+        create_grant("billing", "g2", "2026-11-03T11:00:00Z"),
+    ]
+    alert, resolved = replay(pipeline, story)
+    assert (alert.kind, resolved.kind) == (NoticeKind.ALERT, NoticeKind.RESOLVED)
+    assert resolved.incident_id == alert.incident_id
+    assert resolved.attributes["alertType"] == "resolved" and resolved.attributes["severity"] == "info"
+    assert resolved.details["resolvedByGrantId"] == grant_id("g2")
+    assert resolved.details["resolvedAt"] == "2026-11-03T11:02:00Z"
+    assert len(resolved.subject) <= 100
+    # a second incident later is a new alert
+    more = replay(pipeline, [retire_grant("g2", "2026-11-10T10:00:00Z")])
+    assert kinds(more) == ["alert"] and more[0].incident_id != alert.incident_id
+
+
+def test_a_retire_delivered_before_its_create_still_alerts(pipeline: LocalPipeline) -> None:
+    story = [
+        retire_grant("g1", "2026-11-03T10:00:00Z"),
+        create_grant("billing", "g1", "2026-11-01T10:00:00Z"),
+    ]
+    assert kinds(replay(pipeline, story)) == ["alert"]
+
+
+class FailingOnce:
+    def __init__(self) -> None:
+        self.sent: list[Notice] = []
+        self.failed = False
+
+    def publish(self, notice: Notice) -> None:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("SNS unavailable")
+        self.sent.append(notice)
+
+
+def test_a_failed_publish_is_retried_and_sent_once(table_settings: Settings) -> None:
+    grants, functions = DynamoGrantStore(table_settings), DynamoFunctionStore(table_settings)
+    pipeline = LocalPipeline(grants, functions)
+    pipeline.feed(create_grant("billing", "g1", "2026-11-01T10:00:00Z"))
+    pipeline.feed(retire_grant("g1", "2026-11-03T10:00:00Z"))
+    notifier = FailingOnce()
+    now = datetime(2026, 11, 3, 10, 2, tzinfo=UTC)
+    with pytest.raises(ConnectionError):
+        evaluate(function_arn("billing"), grants=grants, functions=functions, notifier=notifier, now=now)
+    for attempt in range(3):
+        evaluate(
+            function_arn("billing"),
+            grants=grants,
+            functions=functions,
+            notifier=notifier,
+            now=now + timedelta(minutes=attempt + 1),
+        )
+    assert kinds(notifier.sent) == ["alert"]
+
+
+def test_the_sns_publish_carries_the_subject_message_and_filterable_attributes(
+    pipeline: LocalPipeline,
+) -> None:
+    [alert] = replay(
+        pipeline,
+        [create_grant("billing", "g1", "2026-11-01T10:00:00Z"), revoke_grant("g1", "2026-11-03T10:00:00Z")],
+    )
+    topic = "arn:aws:sns:eu-central-1:210987654321:grantwatch-alerts"
+    import boto3
+
+    client = boto3.client("sns", region_name="eu-central-1")
+    expected = {
+        "TopicArn": topic,
+        "Subject": "[grantwatch] billing: next cold start will fail (grant revoked)",
+        "Message": alert.message,
+        "MessageAttributes": {
+            "severity": {"DataType": "String", "StringValue": "critical"},
+            "alertType": {"DataType": "String", "StringValue": "grant-revoked"},
+            "functionArn": {"DataType": "String", "StringValue": function_arn("billing")},
+            "keyArn": {"DataType": "String", "StringValue": KEY_ARN},
+            "account": {"DataType": "String", "StringValue": "210987654321"},
+            "region": {"DataType": "String", "StringValue": "eu-central-1"},
+        },
+    }
+    assert publish_request(topic, alert) == expected
+    with Stubber(client) as stub:
+        stub.add_response("publish", {"MessageId": "1"}, expected)
+        SnsNotifier(topic, client).publish(alert)
+        stub.assert_no_pending_responses()

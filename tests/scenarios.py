@@ -1,0 +1,81 @@
+"""Scenario events built from the samples in events/: the same record shapes, other ids and times."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Any
+
+from tests.conftest import load_event
+
+ACCOUNT = "210987654321"
+REGION = "eu-central-1"
+KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/5f1e2d3c-4b5a-4968-8776-a1b2c3d4e5f6"
+
+
+def function_arn(name: str) -> str:
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+
+
+def grant_id(label: str) -> str:
+    return hashlib.sha256(label.encode()).hexdigest()
+
+
+def _event_id(label: str) -> str:
+    return str(uuid.UUID(hashlib.md5(label.encode()).hexdigest()))  # noqa: S324 - an id, not a secret
+
+
+def create_grant(function: str, grant: str, at: str, *, role: str | None = None) -> dict[str, Any]:
+    event = load_event("kms-create-grant-lambda.json")
+    session = f"arn:aws:sts::{ACCOUNT}:assumed-role/{role or function + '-role'}/{function}"
+    detail = event["detail"]
+    detail |= {"eventTime": at, "eventID": _event_id(f"create {grant} {at}")}
+    detail["requestParameters"] |= {
+        "granteePrincipal": session,
+        "retiringPrincipal": session,
+        "constraints": {"encryptionContextEquals": {"aws:lambda:FunctionArn": function_arn(function)}},
+    }
+    detail["responseElements"]["grantId"] = grant_id(grant)
+    return event
+
+
+def retire_grant(grant: str, at: str, *, by_lambda: bool = False) -> dict[str, Any]:
+    sample = "kms-retire-grant-by-lambda-service.json" if by_lambda else "kms-retire-grant-by-admin.json"
+    event = load_event(sample)
+    event["detail"] |= {"eventTime": at, "eventID": _event_id(f"retire {grant} {at}")}
+    event["detail"]["additionalEventData"]["grantId"] = grant_id(grant)
+    return event
+
+
+def revoke_grant(grant: str, at: str) -> dict[str, Any]:
+    event = load_event("kms-revoke-grant-bare-key-id.json")
+    event["detail"] |= {"eventTime": at, "eventID": _event_id(f"revoke {grant} {at}")}
+    event["detail"]["requestParameters"]["grantId"] = grant_id(grant)
+    return event
+
+
+def update_function(
+    function: str, at: str, *, role: str | None = None, key: str | None = KEY_ARN
+) -> dict[str, Any]:
+    event = load_event("lambda-update-function-configuration.json")
+    detail = event["detail"]
+    detail |= {"eventTime": at, "eventID": _event_id(f"update {function} {at}")}
+    detail["requestParameters"]["functionName"] = function
+    response = detail["responseElements"]
+    response |= {
+        "functionName": function,
+        "functionArn": function_arn(function),
+        "role": f"arn:aws:iam::{ACCOUNT}:role/{role or function + '-role'}",
+    }
+    if key is None:
+        del response["kMSKeyArn"]
+    else:
+        response["kMSKeyArn"] = key
+    return event
+
+
+def delete_function(function: str, at: str) -> dict[str, Any]:
+    event = load_event("lambda-delete-function.json")
+    event["detail"] |= {"eventTime": at, "eventID": _event_id(f"delete {function} {at}")}
+    event["detail"]["requestParameters"]["functionName"] = function
+    return event
