@@ -36,7 +36,7 @@ node_modules/.installed: package.json
 	@touch $@
 
 demo: setup
-	@GRANTWATCH="$(BIN)/grantwatch" scripts/demo.sh
+	@GRANTWATCH="$(BIN)/grantwatch" PYTHON="$(BIN)/python" scripts/demo.sh
 
 test: setup
 	$(BIN)/pytest

@@ -1,43 +1,54 @@
 #!/usr/bin/env bash
-# The seed story, replayed through the recorder against DynamoDB Local: Lambda creates a grant so that the
-# function invoice-renderer can decrypt its environment variables; weeks later an administrator retires it.
+# Two stories replayed through the whole service against DynamoDB Local, on a virtual clock driven by the
+# events' eventTime (the settle window passes as it would in AWS):
+#  - report-mailer's configuration is updated: Lambda creates a new grant and retires the old one. Benign.
+#  - invoice-renderer is deployed and Lambda creates its grant; weeks later an administrator retires it.
+#    grantwatch alerts before the function's next cold start fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 GRANTWATCH=${GRANTWATCH:-grantwatch}
 PORT=${GRANTWATCH_DEMO_PORT:-8765}
-export GRANTWATCH_TABLE=grantwatch-demo
-FUNCTION_ARN=arn:aws:lambda:eu-central-1:210987654321:function:invoice-renderer
+export GRANTWATCH_TABLE=grantwatch-demo-$$
 GRANT_ID=abfc6dbbc686122cb75763f3007e5aa9c67f9d9caafa2dd4320bbf61b393fd9a
+alerts=$(mktemp)
 
 started_here=false
 if endpoint=$("$GRANTWATCH" local status 2>/dev/null); then
   echo "Using the DynamoDB Local already running for this checkout."
-  "$GRANTWATCH" local start >/dev/null   # creates the demo table in it
 else
   endpoint=$("$GRANTWATCH" local start --port "$PORT" --in-memory)
   started_here=true
 fi
 export "${endpoint?}"
-stop() { if $started_here; then "$GRANTWATCH" local stop; fi; }
+"$GRANTWATCH" local start >/dev/null   # creates this run's table
+stop() { rm -f "$alerts"; if $started_here; then "$GRANTWATCH" local stop; fi; }
 trap stop EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "1. 2026-11-02: the pipeline deploys invoice-renderer; Lambda creates a KMS grant for its environment"
-"$GRANTWATCH" replay events/kms-create-grant-lambda.json
+step "1. report-mailer's configuration is updated: a new grant, the old one retired by Lambda. No alert."
+"$GRANTWATCH" replay events/kms-create-grant-lambda-superseded.json events/lambda-update-function-configuration.json \
+  events/kms-retire-grant-by-lambda-service.json events/kms-create-grant-lambda-after-update.json
 
-step "2. 2026-11-20: an administrator retires that grant (CloudTrail: requestParameters null)"
-"$GRANTWATCH" replay events/kms-retire-grant-by-admin.json
+step "2. 2026-11-02: the pipeline deploys invoice-renderer; Lambda creates a KMS grant for its environment"
+"$GRANTWATCH" replay events/lambda-create-function.json events/kms-create-grant-lambda.json
 
-step "3. Delivered again, and out of order: nothing changes"
-"$GRANTWATCH" replay events/kms-retire-grant-by-admin.json events/kms-create-grant-lambda.json
+step "3. 2026-11-20: an administrator retires that grant; two minutes later grantwatch alerts"
+"$GRANTWATCH" replay events/kms-retire-grant-by-admin.json --alerts-out "$alerts" | tail -n 1
+echo "Delivered again, and out of order:"
+"$GRANTWATCH" replay events/kms-retire-grant-by-admin.json events/kms-create-grant-lambda.json | tail -n 1
 
-step "4. The function's grants"
-"$GRANTWATCH" grants --function "$FUNCTION_ARN"
-
-step "5. The grant's lineage"
+step "4. The grant's lineage"
 "$GRANTWATCH" history "$GRANT_ID"
 
-step "6. The same, for scripts"
-"$GRANTWATCH" history "$GRANT_ID" --json
+step "5. The alert, as an SNS subscriber receives it (delivered again above: no second alert)"
+"${PYTHON:-python3}" - "$alerts" <<'PY'
+import json, sys
+for line in open(sys.argv[1], encoding="utf-8"):
+    notice = json.loads(line)
+    print(f"Subject: {notice['subject']}")
+    print("Attributes: " + ", ".join(f"{k}={v}" for k, v in notice["attributes"].items()))
+    print()
+    print(notice["message"])
+PY

@@ -192,9 +192,8 @@ def _report(result: EventOutcome, origin: str, as_json: bool) -> None:
     elif result.outcome is Outcome.IGNORED:
         out.print(f"ignored   {result.event_name} {result.event_id}: {result.reason}")
     else:
-        out.print(
-            f"{result.outcome:<10}{result.event_name} {result.event_id} grant {result.grant_id}",
-        )
+        subject = f"grant {result.grant_id}" if result.grant_id else f"function {result.function_arn}"
+        out.print(f"{result.outcome:<10}{result.event_name} {result.event_id} {subject}")
 
 
 @app.command()

@@ -223,3 +223,27 @@ def test_local_start_refuses_a_port_that_is_taken(tmp_path: Path) -> None:
         with pytest.raises(LocalDynamoError, match="already in use"):
             start_local(ROOT, tmp_path, port=taken.getsockname()[1], in_memory=True)
     assert not (tmp_path / "state.json").exists()
+
+
+def test_the_demo_alerts_for_the_seed_story_and_not_for_the_benign_update() -> None:
+    env = {
+        **os.environ,
+        "GRANTWATCH": str(Path(sys.executable).with_name("grantwatch")),
+        "PYTHON": sys.executable,
+        "GRANTWATCH_DEMO_PORT": str(free_port()),
+    }
+    demo = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "demo.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert demo.returncode == 0, demo.stderr
+    benign, seed = demo.stdout.split("== 2.", 1)
+    assert "4 recorded, 0 duplicate, 0 ignored, 0 rejected, 0 alerts" in benign
+    assert "1 recorded, 0 duplicate, 0 ignored, 0 rejected, 1 alerts" in seed
+    assert "2 duplicate, 0 ignored, 0 rejected, 0 alerts" in seed
+    assert "Subject: [grantwatch] invoice-renderer: next cold start will fail (grant retired)" in seed
+    assert seed.rstrip().endswith("}")  # the alert's JSON block closes the demo

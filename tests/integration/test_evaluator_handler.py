@@ -1,0 +1,72 @@
+"""The evaluator Lambda: SQS batch in, notices to SNS, bad messages reported as batch item failures."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+
+from grantwatch.adapters.functions import DynamoFunctionStore
+from grantwatch.adapters.notifier import SnsNotifier
+from grantwatch.adapters.store import DynamoGrantStore
+from grantwatch.handlers import evaluator as handler
+from grantwatch.pipeline import LocalPipeline
+from grantwatch.settings import Settings
+from tests.scenarios import create_grant, function_arn, retire_grant
+
+TOPIC = "arn:aws:sns:eu-central-1:210987654321:grantwatch-alerts"
+
+
+@dataclass
+class FakeContext:
+    function_name: str = "grantwatch-evaluator"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:eu-central-1:210987654321:function:grantwatch-evaluator"
+    aws_request_id: str = "0e6b8f32-7c1d-4c2a-9a57-5f1d2e3c4b5a"
+
+
+def sqs_event(*bodies: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": f"m{index}",
+                "receiptHandle": f"r{index}",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:eu-central-1:210987654321:grantwatch-evaluations",
+                "awsRegion": "eu-central-1",
+            }
+            for index, body in enumerate(bodies)
+        ]
+    }
+
+
+def test_an_evaluation_publishes_the_alert_once_and_reports_bad_messages(
+    table_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grants, functions = DynamoGrantStore(table_settings), DynamoFunctionStore(table_settings)
+    recorder = LocalPipeline(grants, functions).recorder
+    recorder.record(create_grant("billing", "g1", "2026-11-01T10:00:00Z"))
+    recorder.record(retire_grant("g1", "2026-11-03T10:00:00Z"))
+
+    client = boto3.client("sns", region_name="eu-central-1")
+    monkeypatch.setattr(handler, "adapters", lambda: (grants, functions, SnsNotifier(TOPIC, client)))
+    request = json.dumps(
+        {"functionArn": function_arn("billing"), "eventID": "e1", "eventTime": "2026-11-03T10:00:00Z"}
+    )
+    with Stubber(client) as stub:
+        stub.add_response(
+            "publish",
+            {"MessageId": "1"},
+            {"TopicArn": TOPIC, "Subject": ANY, "Message": ANY, "MessageAttributes": ANY},
+        )
+        response = handler.lambda_handler(sqs_event(request, "{not json", request), FakeContext())
+        stub.assert_no_pending_responses()
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m1"}]}

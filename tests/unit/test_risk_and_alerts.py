@@ -1,0 +1,125 @@
+"""The pure decision and the text people read: exhaustive where it is cheap."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from grantwatch.domain.alerts import MAX_SUBJECT, alert_notice, clean, incident_from, resolved_notice
+from grantwatch.domain.facts import FactKind, GrantFact
+from grantwatch.domain.functions import FunctionState
+from grantwatch.domain.lineage import GrantState, fold
+from grantwatch.domain.risk import Verdict, assess
+from tests.scenarios import KEY_ARN, create_grant, function_arn, retire_grant
+from tests.unit.test_normalise import fact_of
+
+BILLING = function_arn("billing")
+T0 = datetime(2026, 11, 1, 10, tzinfo=UTC)
+
+
+def grant(name: str, created: str, *, ended: str | None = None, role: str | None = None) -> GrantState:
+    facts: list[GrantFact] = [fact_of(create_grant("billing", name, created, role=role))]
+    if ended:
+        facts.append(fact_of(retire_grant(name, ended)))
+    return fold(facts)
+
+
+def config(
+    *, role: str = "billing-role", key: str | None = KEY_ARN, at: datetime = T0, deleted: bool = False
+) -> FunctionState:
+    return FunctionState(
+        function_arn=BILLING,
+        role=f"arn:aws:iam::210987654321:role/{role}",
+        kms_key_arn=key,
+        has_environment=True,
+        configured_at=at,
+        deleted_at=at + timedelta(days=1) if deleted else None,
+    )
+
+
+def test_an_active_grant_for_the_role_and_key_is_safe() -> None:
+    g1 = grant("g1", "2026-11-01T10:00:00Z")
+    assessment = assess(BILLING, [g1], None)
+    assert (assessment.verdict, assessment.usable) == (Verdict.SAFE, g1)
+
+
+def test_the_last_grant_ended_is_at_risk_and_names_it() -> None:
+    old = grant("g0", "2026-10-01T10:00:00Z", ended="2026-10-02T10:00:00Z")
+    last = grant("g1", "2026-11-01T10:00:00Z", ended="2026-11-02T10:00:00Z")
+    assessment = assess(BILLING, [old, last], None)
+    assert (assessment.verdict, assessment.lost) == (Verdict.AT_RISK, last)
+
+
+@pytest.mark.parametrize(
+    ("function", "verdict"),
+    [
+        (config(deleted=True), Verdict.NOT_APPLICABLE),
+        (config(key=None), Verdict.NOT_APPLICABLE),
+        # a grant of the old role does not count, but no grant of the new role has ended either: a missing
+        # grant is left to reconciliation against ListGrants rather than guessed from a missed event
+        (config(role="other-role"), Verdict.NOT_APPLICABLE),
+        (config(key=KEY_ARN.replace("5f1e", "0000")), Verdict.NOT_APPLICABLE),
+        (config(at=T0 - timedelta(days=30)), Verdict.SAFE),
+    ],
+)
+def test_the_configuration_decides_the_key_and_role_when_it_is_newer(
+    function: FunctionState, verdict: Verdict
+) -> None:
+    assert assess(BILLING, [grant("g1", "2026-10-25T10:00:00Z")], function).verdict is verdict
+
+
+def test_grants_of_other_functions_do_not_count() -> None:
+    other = fold([fact_of(create_grant("payroll", "p1", "2026-11-01T10:00:00Z"))])
+    ended = grant("g1", "2026-11-01T10:00:00Z", ended="2026-11-02T10:00:00Z")
+    assert assess(BILLING, [other, ended], None).verdict is Verdict.AT_RISK
+
+
+def test_a_grant_without_decrypt_is_not_usable() -> None:
+    g1 = grant("g1", "2026-11-01T10:00:00Z")
+    assert g1.terms is not None
+    no_decrypt = dataclasses.replace(g1, terms=dataclasses.replace(g1.terms, operations=("RetireGrant",)))
+    ended = grant("g0", "2026-10-01T10:00:00Z", ended="2026-10-02T10:00:00Z")
+    assert assess(BILLING, [no_decrypt, ended], None).verdict is Verdict.AT_RISK
+
+
+def test_untrusted_text_cannot_forge_lines_in_a_notice() -> None:
+    assert clean("evil\nSubject: fake\r\x1b[31m") == "evil?Subject: fake??[31m"
+    hostile = grant("g1", "2026-11-01T10:00:00Z", ended="2026-11-02T10:00:00Z")
+    assert hostile.ended is not None
+    forged = dataclasses.replace(
+        hostile,
+        ended=dataclasses.replace(
+            hostile.ended, actor=dataclasses.replace(hostile.ended.actor, principal="x\n\nFix\n  rm -rf /")
+        ),
+    )
+    incident = incident_from(assess(BILLING, [forged], None), T0)
+    notice = alert_notice(incident)
+    assert "\n  rm -rf /" not in notice.message.split("Details (JSON)")[0]
+    assert json.loads(notice.message.split("Details (JSON)\n", 1)[1])["endedBy"] == "x\n\nFix\n  rm -rf /"
+
+
+def test_subjects_stay_within_sns_limits_for_the_longest_function_names() -> None:
+    long_name = "f" * 64
+    g = fold(
+        [
+            fact_of(create_grant(long_name, "g1", "2026-11-01T10:00:00Z")),
+            fact_of(retire_grant("g1", "2026-11-02T10:00:00Z")),
+        ]
+    )
+    incident = incident_from(assess(function_arn(long_name), [g], None), T0)
+    for notice in (
+        alert_notice(incident),
+        resolved_notice(incident, "has a usable grant again", T0, "g2"),
+        resolved_notice(incident, "the function was deleted", T0, None),
+    ):
+        assert len(notice.subject) <= MAX_SUBJECT
+        assert notice.subject.isprintable()
+
+
+def test_an_incident_needs_an_at_risk_assessment() -> None:
+    with pytest.raises(ValueError, match="at-risk"):
+        incident_from(assess(BILLING, [grant("g1", "2026-11-01T10:00:00Z")], None), T0)
+    assert FactKind.RETIRED.value == "retired"
