@@ -1,8 +1,9 @@
 """The evaluator's one corridor: re-read a function's grants and configuration once the settle window
 has passed, decide (pure), and open or close its incident, publishing one notice for each.
 
-Notices are published after the incident is written and marked sent after publishing: a failed publish
-raises, the request is retried, and the retry publishes what is still unsent.
+Notices are published after the incident is written. Each is claimed first (a short lease on the incident
+item, so concurrent evaluations send it once), then published, then marked sent: a failed publish releases
+the claim and raises, the request is retried, and the retry publishes what is still unsent.
 """
 
 from __future__ import annotations
@@ -34,8 +35,15 @@ def evaluate(
     published: list[Notice] = []
 
     def publish(incident: Incident, notice: Notice) -> None:
-        notifier.publish(notice)
-        functions.mark_notified(incident, resolved=notice.kind is NoticeKind.RESOLVED, at=now)
+        resolved = notice.kind is NoticeKind.RESOLVED
+        if not functions.claim_notice(incident, resolved=resolved, now=now):
+            return  # sent already, or being sent by another evaluation
+        try:
+            notifier.publish(notice)
+        except Exception:
+            functions.release_notice(incident, resolved=resolved)
+            raise
+        functions.mark_notified(incident, resolved=resolved, at=now)
         published.append(notice)
 
     open_id, last_id = functions.open_incident_id(function_arn)

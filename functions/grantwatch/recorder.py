@@ -107,9 +107,10 @@ class Recorder:
 
     def apply(self, record: CloudTrailRecord) -> EventOutcome:
         try:
-            if is_lambda_function_event(record):
-                return self._apply_function(normalise_function_event(record))
-            fact = normalise(record)
+            change = normalise_function_event(record) if is_lambda_function_event(record) else None
+            if isinstance(change, FunctionFact):
+                return self._apply_function(change)
+            fact = change or normalise(record)
         except RejectedRecord as rejected:
             return EventOutcome(Outcome.REJECTED, record.event_id, record.event_name, error=str(rejected))
         if isinstance(fact, Ignored):

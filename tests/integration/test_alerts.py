@@ -272,3 +272,45 @@ def test_the_sns_publish_carries_the_subject_message_and_filterable_attributes(
         stub.add_response("publish", {"MessageId": "1"}, expected)
         SnsNotifier(topic, client).publish(alert)
         stub.assert_no_pending_responses()
+
+
+def test_two_evaluations_racing_send_the_alert_once(table_settings: Settings) -> None:
+    grants, functions = DynamoGrantStore(table_settings), DynamoFunctionStore(table_settings)
+    pipeline = LocalPipeline(grants, functions)
+    pipeline.feed(create_grant("billing", "g1", "2026-11-01T10:00:00Z"))
+    pipeline.feed(retire_grant("g1", "2026-11-03T10:00:00Z"))
+    now = datetime(2026, 11, 3, 10, 2, tzinfo=UTC)
+    sent: list[Notice] = []
+
+    class SecondEvaluatorDuringPublish:
+        """While the first evaluation publishes, a second one (another batch) evaluates the same function."""
+
+        def publish(self, notice: Notice) -> None:
+            sent.append(notice)
+            if len(sent) == 1:
+                evaluate(function_arn("billing"), grants=grants, functions=functions, notifier=self, now=now)
+
+    evaluate(
+        function_arn("billing"),
+        grants=grants,
+        functions=functions,
+        notifier=SecondEvaluatorDuringPublish(),
+        now=now,
+    )
+    assert kinds(sent) == ["alert"]
+
+
+def test_a_function_deleted_and_created_again_is_watched_again(pipeline: LocalPipeline) -> None:
+    notices = replay(
+        pipeline,
+        [
+            create_grant("billing", "g1", "2026-11-01T10:00:00Z"),
+            delete_function("billing", "2026-11-05T10:00:00Z"),
+            create_grant("billing", "g2", "2026-11-05T10:00:00Z"),
+            retire_grant("g1", "2026-11-05T10:00:04Z", by_lambda=True),
+            create_grant("billing", "g3", "2026-11-06T10:00:00Z"),
+            retire_grant("g3", "2026-11-07T10:00:00Z"),
+            retire_grant("g2", "2026-11-07T10:00:01Z"),
+        ],
+    )
+    assert kinds(notices) == ["alert"]

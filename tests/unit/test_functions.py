@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from grantwatch.domain.facts import RejectedRecord
+from grantwatch.domain.facts import Ignored, RejectedRecord
 from grantwatch.domain.functions import (
     FunctionChange,
     FunctionFact,
@@ -18,11 +18,17 @@ from tests.conftest import load_event
 from tests.scenarios import KEY_ARN, function_arn
 
 
-def fact_of(event: dict[str, object]) -> FunctionFact:
+def change_of(event: dict[str, object]) -> FunctionFact | Ignored:
     record = parse_event(event)
     assert isinstance(record, CloudTrailRecord)
     assert is_lambda_function_event(record)
     return normalise_function_event(record)
+
+
+def fact_of(event: dict[str, object]) -> FunctionFact:
+    fact = change_of(event)
+    assert isinstance(fact, FunctionFact), fact
+    return fact
 
 
 def test_create_function_gives_the_key_and_role_but_no_environment_value() -> None:
@@ -51,7 +57,6 @@ def test_update_configuration_with_a_versioned_name_and_pascal_case_key_field() 
         "legacy-exporter",
         "210987654321:function:legacy-exporter",
         "arn:aws:lambda:eu-central-1:210987654321:function:legacy-exporter",
-        "arn:aws:lambda:eu-central-1:210987654321:function:legacy-exporter:7",
     ],
 )
 def test_delete_function_by_any_name_form_is_the_unqualified_arn(reference: str) -> None:
@@ -61,6 +66,23 @@ def test_delete_function_by_any_name_form_is_the_unqualified_arn(reference: str)
     assert (fact.change, fact.function_arn) == (FunctionChange.DELETED, function_arn("legacy-exporter"))
 
 
+@pytest.mark.parametrize(
+    ("reference", "qualifier"),
+    [
+        ("legacy-exporter:7", None),
+        ("210987654321:function:legacy-exporter:7", None),
+        ("arn:aws:lambda:eu-central-1:210987654321:function:legacy-exporter:7", None),
+        ("legacy-exporter", "7"),
+    ],
+)
+def test_deleting_one_version_is_not_deleting_the_function(reference: str, qualifier: str | None) -> None:
+    event = load_event("lambda-delete-function.json")
+    event["detail"]["requestParameters"]["functionName"] = reference
+    if qualifier:
+        event["detail"]["requestParameters"]["qualifier"] = qualifier
+    assert change_of(event) == Ignored("deletes one version, not the function")
+
+
 def test_a_function_name_that_cannot_be_one_is_rejected() -> None:
     event = load_event("lambda-delete-function.json")
     event["detail"]["requestParameters"]["functionName"] = "no spaces/or slashes"
@@ -68,9 +90,19 @@ def test_a_function_name_that_cannot_be_one_is_rejected() -> None:
         fact_of(event)
 
 
-def test_other_lambda_calls_are_not_function_changes() -> None:
+@pytest.mark.parametrize(
+    "event_name",
+    [
+        "UpdateFunctionCode20150331v2",
+        "DeleteFunctionConcurrency20171031",
+        "DeleteFunctionUrlConfig20211031",
+        "CreateFunctionUrlConfig20211031",
+        "DeleteFunctionEventInvokeConfig20190925",
+    ],
+)
+def test_other_lambda_calls_are_not_function_changes(event_name: str) -> None:
     event = load_event("lambda-update-function-configuration.json")
-    event["detail"]["eventName"] = "UpdateFunctionCode20150331v2"
+    event["detail"]["eventName"] = event_name
     record = parse_event(event)
     assert isinstance(record, CloudTrailRecord)
     assert not is_lambda_function_event(record)

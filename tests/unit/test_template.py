@@ -74,6 +74,8 @@ def test_each_successful_call_invokes_the_recorder_through_its_rule(path: Any) -
         ("CreateFunction20150331", True),
         ("DeleteFunction20150331", True),
         ("UpdateFunctionCode20150331v2", False),
+        ("DeleteFunctionConcurrency20171031", False),
+        ("CreateFunctionUrlConfig20211031", False),
         ("Invoke", False),
     ],
 )

@@ -9,7 +9,7 @@ racing open or close it once.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from pynamodb.attributes import BooleanAttribute, MapAttribute, UnicodeAttribute
@@ -26,7 +26,8 @@ from grantwatch.domain.functions import FunctionChange, FunctionFact, FunctionSt
 from grantwatch.settings import Settings
 
 FUNCTION_SK = "FUNCTION"
-_CANCELLED = ("TransactionCanceledException", "ConditionalCheckFailedException")
+NOTICE_LEASE = timedelta(seconds=60)
+_CANCELLED = "TransactionCanceledException"
 
 
 def function_pk(function_arn: str) -> str:
@@ -65,6 +66,8 @@ class IncidentItem(Model):
     incident = MapAttribute[str, Any]()
     openedAt = UnicodeAttribute()
     notifiedAt = UnicodeAttribute(null=True)
+    claimedUntil = UnicodeAttribute(null=True)
+    resolvedClaimedUntil = UnicodeAttribute(null=True)
     resolvedAt = UnicodeAttribute(null=True)
     resolvedReason = UnicodeAttribute(null=True)
     resolvedGrantId = UnicodeAttribute(null=True)
@@ -96,6 +99,10 @@ class FunctionStore(Protocol):
     def open(self, incident: Incident) -> bool: ...
 
     def resolve(self, incident: Incident, at: datetime, reason: str, grant_id: str | None) -> bool: ...
+
+    def claim_notice(self, incident: Incident, *, resolved: bool, now: datetime) -> bool: ...
+
+    def release_notice(self, incident: Incident, *, resolved: bool) -> None: ...
 
     def mark_notified(self, incident: Incident, *, resolved: bool, at: datetime) -> None: ...
 
@@ -215,6 +222,30 @@ class DynamoFunctionStore:
             )
         )
 
+    def claim_notice(self, incident: Incident, *, resolved: bool, now: datetime) -> bool:
+        """Claim the sending of a notice not sent yet, for NOTICE_LEASE: two evaluators never both send it,
+        and one that died holding the claim only delays it."""
+        i = self.incidents
+        sent, claim = (
+            (i.resolvedNotifiedAt, i.resolvedClaimedUntil) if resolved else (i.notifiedAt, i.claimedUntil)
+        )
+        record = i(function_pk(incident.function_arn), incident_sk(incident.incident_id))
+        free = claim.does_not_exist() | (claim < utc_iso(now))
+        try:
+            record.update(
+                actions=[claim.set(utc_iso(now + NOTICE_LEASE))], condition=sent.does_not_exist() & free
+            )
+        except UpdateError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release_notice(self, incident: Incident, *, resolved: bool) -> None:
+        i = self.incidents
+        record = i(function_pk(incident.function_arn), incident_sk(incident.incident_id))
+        record.update(actions=[(i.resolvedClaimedUntil if resolved else i.claimedUntil).remove()])
+
     def mark_notified(self, incident: Incident, *, resolved: bool, at: datetime) -> None:
         i = self.incidents
         record = i(function_pk(incident.function_arn), incident_sk(incident.incident_id))
@@ -227,9 +258,10 @@ class DynamoFunctionStore:
             with TransactWrite(connection=connection) as transaction:
                 body(transaction)
         except TransactWriteError as error:
-            if error.cause_response_code in _CANCELLED:
+            reasons = error.cancellation_reasons if error.cause_response_code == _CANCELLED else []
+            if any(reason is not None and reason.code == "ConditionalCheckFailed" for reason in reasons):
                 return False
-            raise
+            raise  # a conflict or throttling: the evaluation fails and is retried
         return True
 
 

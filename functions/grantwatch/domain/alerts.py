@@ -15,7 +15,8 @@ from grantwatch.domain.facts import FactKind, utc_iso
 from grantwatch.domain.functions import function_name
 from grantwatch.domain.risk import Assessment, Verdict
 
-MAX_SUBJECT = 100
+# SNS takes subjects of fewer than 100 ASCII characters.
+MAX_SUBJECT = 99
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _FUNCTION_ARN_PARTS = re.compile(
     r"^arn:aws[a-z-]*:lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):function:"
@@ -83,7 +84,7 @@ def incident_from(assessment: Assessment, detected_at: datetime) -> Incident:
     ended = lost.ended
     how = "revoked" if ended.kind is FactKind.REVOKED else "retired"
     return Incident(
-        incident_id=f"{lost.grant_id[:64]}",
+        incident_id=f"{detected_at.strftime('%Y%m%dT%H%M%SZ')}-{lost.grant_id[:16]}",
         function_arn=assessment.function_arn,
         key_arn=lost.key_arn,
         role=assessment.role,
@@ -109,7 +110,7 @@ def clean(text: str | None, limit: int = 512) -> str:
 
 def _subject(prefix: str, name: str, suffix: str) -> str:
     room = MAX_SUBJECT - len(prefix) - len(suffix)
-    shown = name if len(name) <= room else name[: max(room - 1, 0)] + "…"
+    shown = name if len(name) <= room else name[: max(room - 3, 0)] + "..."
     return f"{prefix}{shown}{suffix}"
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from grantwatch.domain.facts import RejectedRecord, actor_of, partition_of
+from grantwatch.domain.facts import Ignored, RejectedRecord, actor_of, partition_of
 from grantwatch.domain.records import CloudTrailRecord
 
 LAMBDA_EVENT_SOURCE = "lambda.amazonaws.com"
@@ -19,8 +19,11 @@ LAMBDA_EVENT_SOURCE = "lambda.amazonaws.com"
 _FUNCTION_ARN = re.compile(
     r"^arn:(?P<partition>aws[a-z-]*):lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):function:(?P<name>[^:]+)"
 )
-_CONFIGURING_EVENTS = ("CreateFunction", "UpdateFunctionConfiguration")
-_DELETING_EVENTS = ("DeleteFunction",)
+# The API name and its version suffix (CreateFunction20150331, UpdateFunctionConfiguration20150331v2), and
+# nothing else: DeleteFunctionConcurrency or CreateFunctionUrlConfig tell nothing of key, role or existence.
+_FUNCTION_EVENT = re.compile(
+    r"^(?P<api>CreateFunction|UpdateFunctionConfiguration|DeleteFunction)(\d{8}(v\d+)?)?$"
+)
 
 
 class FunctionChange(StrEnum):
@@ -58,7 +61,7 @@ class FunctionState:
     def deleted(self) -> bool:
         if self.deleted_at is None:
             return False
-        return self.configured_at is None or self.deleted_at >= self.configured_at
+        return self.configured_at is None or self.deleted_at > self.configured_at
 
     @property
     def name(self) -> str:
@@ -66,13 +69,13 @@ class FunctionState:
 
 
 def is_lambda_function_event(record: CloudTrailRecord) -> bool:
-    return record.event_source == LAMBDA_EVENT_SOURCE and record.event_name.startswith(
-        _CONFIGURING_EVENTS + _DELETING_EVENTS
-    )
+    return record.event_source == LAMBDA_EVENT_SOURCE and _FUNCTION_EVENT.match(record.event_name) is not None
 
 
-def normalise_function_event(record: CloudTrailRecord) -> FunctionFact:
-    """The change a Lambda record states (its API-version suffix ignored), or `RejectedRecord`."""
+def normalise_function_event(record: CloudTrailRecord) -> FunctionFact | Ignored:
+    """The change a Lambda record states (its API-version suffix ignored), `Ignored`, or `RejectedRecord`."""
+    if record.error_code:
+        return Ignored(f"failed call: {record.error_code[:128]}")
     request = record.request_parameters or {}
     response = record.response_elements or {}
     reference = _text(response.get("functionArn")) or _text(request.get("functionName"))
@@ -80,7 +83,10 @@ def normalise_function_event(record: CloudTrailRecord) -> FunctionFact:
         raise RejectedRecord(f"{record.event_name} names no function", record.event_id)
     function_arn = unqualified_function_arn(reference, record)
     actor = actor_of(record).principal
-    if record.event_name.startswith(_DELETING_EVENTS):
+    match = _FUNCTION_EVENT.match(record.event_name)
+    if match is not None and match["api"] == "DeleteFunction":
+        if _text(request.get("qualifier")) or _is_qualified(reference):
+            return Ignored("deletes one version, not the function")
         return FunctionFact(
             FunctionChange.DELETED, function_arn, record.event_id, record.event_time, record.event_name, actor
         )
@@ -96,6 +102,14 @@ def normalise_function_event(record: CloudTrailRecord) -> FunctionFact:
         kms_key_arn=_kms_key(response) or _kms_key(request),
         has_environment=bool(environment),
     )
+
+
+def _is_qualified(reference: str) -> bool:
+    """NAME:QUALIFIER, ACCOUNT:function:NAME:QUALIFIER, or an ARN ending in :QUALIFIER."""
+    parts = reference.split(":")
+    if reference.startswith("arn:"):
+        return len(parts) > 7
+    return len(parts) == 2 or len(parts) == 4
 
 
 def _kms_key(fields: dict[str, object]) -> str | None:

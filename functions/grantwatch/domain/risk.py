@@ -36,9 +36,16 @@ class Assessment:
 def assess(function_arn: str, grants: Sequence[GrantState], function: FunctionState | None) -> Assessment:
     """The verdict on one function from every grant recorded for it and what is known of its configuration."""
     own = [g for g in grants if g.terms is not None and g.terms.function_arn == function_arn]
-    if function is not None and function.deleted:
-        return Assessment(function_arn, Verdict.NOT_APPLICABLE, "the function was deleted")
     newest = max((g for g in own if g.created_at), key=_created_at, default=None)
+    recreated = (
+        newest is not None
+        and newest.created_at is not None
+        and function is not None
+        and function.deleted_at is not None
+        and newest.created_at > function.deleted_at
+    )
+    if function is not None and function.deleted and not recreated:
+        return Assessment(function_arn, Verdict.NOT_APPLICABLE, "the function was deleted")
     config_is_newer = (
         function is not None
         and function.configured_at is not None
