@@ -2,8 +2,9 @@
 
 Item: pk ``GRANT#<grantId>``, sk ``GRANT``; ``events`` is the lineage (one map per fact, in arrival order;
 readers sort it), ``eventIds`` the ids already applied, which makes a redelivered event a conditional-check
-failure instead of a second write. Index attributes (``keyArn``, ``functionArn``, ``granteePrincipal``,
-``state``) are written so that any arrival order leaves the same values.
+failure instead of a second write; ``terms`` what the creation granted. Index attributes (``keyArn``,
+``functionArn``, ``granteePrincipal``, ``state``) are written so that any arrival order leaves the same
+values. What all facts share is stored once, on the item, to keep a grant within one 1 KB write unit.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from pynamodb.attributes import (
+    BooleanAttribute,
     ListAttribute,
     MapAttribute,
     UnicodeAttribute,
@@ -27,6 +29,9 @@ from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from grantwatch.adapters.tables import bind
+from grantwatch.domain.facts import (
+    KEY_ARN_PATTERN as _KEY_ARN,
+)
 from grantwatch.domain.facts import (
     Actor,
     FactKind,
@@ -46,30 +51,35 @@ def grant_pk(grant_id: str) -> str:
 
 
 class LineageEventAttribute(MapAttribute[str, Any]):
-    """One fact as stored: the event that stated it, who made the call, and (for a creation) the terms."""
+    """One fact as stored: the event that stated it and who made the call. What every fact of the grant
+    shares (its key, account and region; the terms of its creation) is stored once, on the item."""
 
     kind = UnicodeAttribute()
     eventId = UnicodeAttribute()
     eventTime = UnicodeAttribute()
-    eventName = UnicodeAttribute()
-    source = UnicodeAttribute()
-    sharedEventId = UnicodeAttribute(null=True)
-    keyRef = UnicodeAttribute()
-    keyRefStrength = UnicodeAttribute()
-    account = UnicodeAttribute()
-    region = UnicodeAttribute()
     actor = UnicodeAttribute()
     actorType = UnicodeAttribute(null=True)
     via = UnicodeAttribute(null=True)
     sourceIp = UnicodeAttribute(null=True)
-    granteePrincipal = UnicodeAttribute(null=True)
+    sharedEventId = UnicodeAttribute(null=True)
+    eventName = UnicodeAttribute(null=True)  # only when it is not the kind's own API name
+    source = UnicodeAttribute(null=True)  # only when not CloudTrail
+    keyRef = UnicodeAttribute(null=True)  # only for a key known as the caller typed it (an alias)
+    account = UnicodeAttribute(null=True)  # with keyRef
+    region = UnicodeAttribute(null=True)  # with keyRef
+
+
+class GrantTermsAttribute(MapAttribute[str, Any]):
+    """What the creation granted. Identical for every CreateGrant of one grant id (KMS returns the same id
+    only for the same parameters), so written whole by each."""
+
+    operations = ListAttribute(of=UnicodeAttribute)
     retiringPrincipal = UnicodeAttribute(null=True)
-    operations = ListAttribute(of=UnicodeAttribute, null=True)
+    retiringIsGrantee = BooleanAttribute(null=True)
     constraints = MapAttribute[str, Any](null=True)
     name = UnicodeAttribute(null=True)
     service = UnicodeAttribute(null=True)
-    resource = UnicodeAttribute(null=True)
-    functionArn = UnicodeAttribute(null=True)
+    resource = UnicodeAttribute(null=True)  # when it is not the function
 
 
 class ByKeyIndex(GlobalSecondaryIndex["GrantItem"]):
@@ -78,7 +88,7 @@ class ByKeyIndex(GlobalSecondaryIndex["GrantItem"]):
         projection = KeysOnlyProjection()
 
     keyArn = UnicodeAttribute(hash_key=True)
-    grantId = UnicodeAttribute(range_key=True)
+    pk = UnicodeAttribute(range_key=True)
 
 
 class ByFunctionIndex(GlobalSecondaryIndex["GrantItem"]):
@@ -87,7 +97,7 @@ class ByFunctionIndex(GlobalSecondaryIndex["GrantItem"]):
         projection = KeysOnlyProjection()
 
     functionArn = UnicodeAttribute(hash_key=True)
-    grantId = UnicodeAttribute(range_key=True)
+    pk = UnicodeAttribute(range_key=True)
 
 
 class ByGranteeIndex(GlobalSecondaryIndex["GrantItem"]):
@@ -96,31 +106,32 @@ class ByGranteeIndex(GlobalSecondaryIndex["GrantItem"]):
         projection = KeysOnlyProjection()
 
     granteePrincipal = UnicodeAttribute(hash_key=True)
-    grantId = UnicodeAttribute(range_key=True)
+    pk = UnicodeAttribute(range_key=True)
 
 
 class GrantItem(Model):
-    """The schema of a grant item. Bound to a table at run time by `bind_grant_model`."""
+    """The schema of a grant item. Bound to a table at run time by `grantwatch.adapters.tables.bind`."""
 
     class Meta:
         table_name = "grantwatch-unbound"
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
-    grantId = UnicodeAttribute()
     keyArn = UnicodeAttribute()
-    account = UnicodeAttribute()
-    region = UnicodeAttribute()
     state = UnicodeAttribute()
     functionArn = UnicodeAttribute(null=True)
     granteePrincipal = UnicodeAttribute(null=True)
-    service = UnicodeAttribute(null=True)
+    terms = GrantTermsAttribute(null=True)
     events = ListAttribute(of=LineageEventAttribute)
     eventIds = UnicodeSetAttribute()
 
     by_key = ByKeyIndex()
     by_function = ByFunctionIndex()
     by_grantee = ByGranteeIndex()
+
+    @property
+    def grant_id(self) -> str:
+        return self.pk.removeprefix("GRANT#")
 
 
 class RecordResult(StrEnum):
@@ -158,14 +169,25 @@ class DynamoGrantStore:
         self.model = bind(GrantItem, settings)
 
     def record(self, fact: GrantFact) -> RecordedGrant:
-        item = self.model(grant_pk(fact.grant_id), GRANT_SK)
+        """One UpdateItem. A creation knows its function, so nothing comes back; an end asks for the item
+        back and reads only its function (deserialising the whole lineage costs more than the call)."""
+        known = fact.terms is not None
         try:
-            item.update(actions=self._actions(fact), condition=self._not_yet_applied(fact))
+            data = self.model._get_connection().update_item(
+                grant_pk(fact.grant_id),
+                GRANT_SK,
+                actions=self._actions(fact),
+                condition=self._not_yet_applied(fact),
+                return_values="NONE" if known else "ALL_NEW",
+            )
         except UpdateError as error:
             if error.cause_response_code != "ConditionalCheckFailedException":
                 raise
             return RecordedGrant(RecordResult.DUPLICATE, self._function_of(fact))
-        return RecordedGrant(RecordResult.RECORDED, item.functionArn)
+        if fact.terms is not None:
+            return RecordedGrant(RecordResult.RECORDED, fact.terms.function_arn)
+        stored = data.get("Attributes", {}).get("functionArn", {})
+        return RecordedGrant(RecordResult.RECORDED, stored.get("S"))
 
     def _function_of(self, fact: GrantFact) -> str | None:
         """The function of a grant whose fact was already applied: one read, on redelivery only."""
@@ -221,25 +243,21 @@ class DynamoGrantStore:
 
     def _actions(self, fact: GrantFact) -> list[Action]:
         m = self.model
-        stored = [fact_to_map(fact)]
         keyed = fact.key_ref_strength is KeyRefStrength.ARN
         actions: list[Action] = [
-            m.events.set((m.events | []).append(stored)),
+            m.events.set((m.events | []).append([fact_to_map(fact)])),
             m.eventIds.add(set(fact.dedup_keys)),
-            m.grantId.set(fact.grant_id),
             m.keyArn.set(fact.key_ref if keyed else m.keyArn | fact.key_ref),
-            m.account.set(fact.account if keyed else m.account | fact.account),
-            m.region.set(fact.region if keyed else m.region | fact.region),
         ]
         if fact.kind is FactKind.CREATED:
             actions.append(m.state.set(m.state | GrantStatus.ACTIVE.value))
-            terms = fact.terms
-            if terms is not None:
-                actions.append(m.granteePrincipal.set(terms.grantee_principal))
-                if terms.function_arn:
-                    actions.append(m.functionArn.set(terms.function_arn))
-                if terms.service:
-                    actions.append(m.service.set(terms.service))
+            if fact.terms is not None:
+                actions += [
+                    m.granteePrincipal.set(fact.terms.grantee_principal),
+                    m.terms.set(terms_to_map(fact.terms)),
+                ]
+                if fact.terms.function_arn:
+                    actions.append(m.functionArn.set(fact.terms.function_arn))
         else:
             actions.append(m.state.set(GrantStatus.ENDED.value))
         return actions
@@ -253,72 +271,92 @@ class DynamoGrantStore:
 
 
 def state_of(item: GrantItem) -> GrantState:
-    return fold(fact_from_map(event, item.grantId) for event in item.events)
+    terms = terms_from_item(item)
+    return fold(fact_from_map(event, item, terms) for event in item.events)
+
+
+_API_NAMES = {
+    FactKind.CREATED: "CreateGrant",
+    FactKind.RETIRED: "RetireGrant",
+    FactKind.REVOKED: "RevokeGrant",
+}
 
 
 def fact_to_map(fact: GrantFact) -> dict[str, Any]:
+    """The event, without what the item holds once for all its facts."""
+    as_seen = fact.key_ref_strength is KeyRefStrength.AS_SEEN
     stored: dict[str, Any] = {
         "kind": fact.kind.value,
         "eventId": fact.event_id,
         "eventTime": utc_iso(fact.event_time),
-        "eventName": fact.event_name,
-        "source": fact.source,
-        "sharedEventId": fact.shared_event_id,
-        "keyRef": fact.key_ref,
-        "keyRefStrength": fact.key_ref_strength.value,
-        "account": fact.account,
-        "region": fact.region,
         "actor": fact.actor.principal,
         "actorType": fact.actor.identity_type,
         "via": fact.actor.via,
         "sourceIp": fact.actor.source_ip,
+        "sharedEventId": fact.shared_event_id,
+        "eventName": None if fact.event_name == _API_NAMES[fact.kind] else fact.event_name,
+        "source": None if fact.source == "cloudtrail" else fact.source,
+        "keyRef": fact.key_ref if as_seen else None,
+        "account": fact.account if as_seen else None,
+        "region": fact.region if as_seen else None,
     }
-    if fact.terms is not None:
-        t = fact.terms
-        stored |= {
-            "granteePrincipal": t.grantee_principal,
-            "retiringPrincipal": t.retiring_principal,
-            "operations": list(t.operations),
-            "constraints": t.constraints or None,
-            "name": t.name,
-            "service": t.service,
-            "resource": t.resource,
-            "functionArn": t.function_arn,
-        }
     return {k: v for k, v in stored.items() if v is not None}
 
 
-def fact_from_map(stored: LineageEventAttribute, grant_id: str) -> GrantFact:
+def terms_to_map(terms: GrantTerms) -> dict[str, Any]:
+    same = terms.retiring_principal == terms.grantee_principal
+    stored: dict[str, Any] = {
+        "operations": list(terms.operations),
+        "retiringPrincipal": None if same else terms.retiring_principal,
+        "retiringIsGrantee": True if same else None,
+        "constraints": terms.constraints or None,
+        "name": terms.name,
+        "service": terms.service,
+        "resource": None if terms.resource == terms.function_arn else terms.resource,
+    }
+    return {k: v for k, v in stored.items() if v is not None}
+
+
+def terms_from_item(item: GrantItem) -> GrantTerms | None:
+    if item.terms is None or item.granteePrincipal is None:
+        return None
+    stored: dict[str, Any] = item.terms.as_dict()
+    return GrantTerms(
+        grantee_principal=item.granteePrincipal,
+        retiring_principal=item.granteePrincipal
+        if stored.get("retiringIsGrantee")
+        else stored.get("retiringPrincipal"),
+        operations=tuple(stored.get("operations") or ()),
+        constraints=stored.get("constraints") or {},
+        name=stored.get("name"),
+        service=stored.get("service"),
+        resource=stored.get("resource") or item.functionArn,
+        function_arn=item.functionArn,
+    )
+
+
+def fact_from_map(stored: LineageEventAttribute, item: GrantItem, terms: GrantTerms | None) -> GrantFact:
     data: dict[str, Any] = stored.as_dict()
-    terms = None
-    if data.get("granteePrincipal") is not None:
-        terms = GrantTerms(
-            grantee_principal=data["granteePrincipal"],
-            retiring_principal=data.get("retiringPrincipal"),
-            operations=tuple(data.get("operations") or ()),
-            constraints=data.get("constraints") or {},
-            name=data.get("name"),
-            service=data.get("service"),
-            resource=data.get("resource"),
-            function_arn=data.get("functionArn"),
-        )
+    kind = FactKind(data["kind"])
+    key_ref = data.get("keyRef")
+    key_match = _KEY_ARN.match(item.keyArn)
     return GrantFact(
-        kind=FactKind(data["kind"]),
-        grant_id=grant_id,
-        key_ref=data["keyRef"],
-        key_ref_strength=KeyRefStrength(data["keyRefStrength"]),
-        account=data["account"],
-        region=data["region"],
+        kind=kind,
+        grant_id=item.grant_id,
+        key_ref=key_ref or item.keyArn,
+        key_ref_strength=KeyRefStrength.AS_SEEN if key_ref else KeyRefStrength.ARN,
+        account=data.get("account") or (key_match["account"] if key_match else "unknown"),
+        region=data.get("region") or (key_match["region"] if key_match else "unknown"),
         event_id=data["eventId"],
         event_time=datetime.strptime(data["eventTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC),
-        event_name=data["eventName"],
+        event_name=data.get("eventName") or _API_NAMES[kind],
         actor=Actor(
             principal=data["actor"],
             identity_type=data.get("actorType"),
             via=data.get("via"),
             source_ip=data.get("sourceIp"),
         ),
-        source=data.get("source", "cloudtrail"),
+        source=data.get("source") or "cloudtrail",
         shared_event_id=data.get("sharedEventId"),
-        terms=terms,
+        terms=terms if kind is FactKind.CREATED else None,
     )

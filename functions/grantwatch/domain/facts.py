@@ -24,6 +24,7 @@ LAMBDA_FUNCTION_CONTEXT_KEY = "aws:lambda:FunctionArn"
 _KEY_ARN = re.compile(
     r"^arn:(?P<partition>aws[a-z-]*):kms:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):key/.+$"
 )
+KEY_ARN_PATTERN = _KEY_ARN
 _ALIAS_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:alias/.+$")
 _SERVICE_CONTEXT_KEY = re.compile(r"^aws:(?P<service>[a-z0-9-]+):")
 _SERVICE_PRINCIPAL = re.compile(r"^(?P<service>[a-z0-9-]+)(\.[a-z0-9-]+)*\.amazonaws\.com$")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -18,7 +18,6 @@ from grantwatch.recorder import Outcome, Recorder
 from grantwatch.settings import required, settings
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 
 
@@ -35,7 +34,6 @@ def rejected_sink() -> RejectedEventSink:
 
 
 @logger.inject_lambda_context(correlation_id_path="detail.eventID")
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = recorder().record(event)
