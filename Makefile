@@ -12,12 +12,13 @@ SAM_VENV := .tools/sam
 SAM := $(SAM_VENV)/bin/sam
 SAM_ENV := PATH="$(dir $(PYTHON)):$$PATH" SAM_CLI_TELEMETRY=0 AWS_REGION=$${AWS_REGION:-us-east-1}
 
-.PHONY: help setup demo test lint validate build ci clean
+.PHONY: help setup demo test bench lint validate build ci clean
 
 help:
 	@echo "make setup     create .venv (Python 3.13) with grantwatch and its tools; install DynamoDB Local"
 	@echo "make demo      replay the seed story against DynamoDB Local and show the grant's lineage"
 	@echo "make test      run every test (unit and DynamoDB Local integration)"
+	@echo "make bench     benchmarks against their floors (about 3 minutes); figures in bench/results/latest.json"
 	@echo "make lint      ruff and mypy"
 	@echo "make validate  sam validate --lint;  make build: sam build (no container)"
 
@@ -40,6 +41,9 @@ demo: setup
 
 test: setup
 	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python bench/run.py
 
 lint: setup
 	$(BIN)/ruff check .

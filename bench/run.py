@@ -1,0 +1,364 @@
+"""grantwatch benchmarks: every figure side by side with its floor, measured in the same run.
+
+    python bench/run.py [--events 10000] [--out bench/results/latest.json]
+
+Starts its own DynamoDB Local (in memory), prints a table, writes the figures as JSON. Nothing here asserts
+a time: the figures are ratios to floors measured on the same machine in the same run, so they hold on a
+noisy one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from workload import EVENT_TYPES, mixed_events, typed_event  # noqa: E402
+
+from grantwatch import local  # noqa: E402
+from grantwatch.adapters.functions import DynamoFunctionStore  # noqa: E402
+from grantwatch.adapters.store import DynamoGrantStore  # noqa: E402
+from grantwatch.domain.records import EvaluationRequest  # noqa: E402
+from grantwatch.evaluator import evaluate  # noqa: E402
+from grantwatch.recorder import Recorder  # noqa: E402
+from grantwatch.settings import Settings  # noqa: E402
+
+# On-demand and request prices, us-east-1, as published by AWS (Lambda arm64 per GB-second and per request;
+# DynamoDB per write and read request unit; SQS standard per request; SNS per publish).
+PRICES = {
+    "lambda_arm64_gb_second": 0.0000133334,
+    "lambda_request": 0.20 / 1e6,
+    "dynamodb_wru": 0.625 / 1e6,
+    "dynamodb_rru": 0.125 / 1e6,
+    "sqs_request": 0.40 / 1e6,
+    "sns_publish": 0.50 / 1e6,
+}
+LAMBDA_MEMORY_MB = 256
+BUDGETS = {"recorder_ratio": 0.7, "import_ratio": 1.25, "peak_rss_mb": 100.0, "cost_per_million": 1.50}
+
+
+class Collecting:
+    def __init__(self) -> None:
+        self.requests: list[EvaluationRequest] = []
+
+    def schedule(self, request: EvaluationRequest) -> None:
+        self.requests.append(request)
+
+
+class DynamoMeter:
+    """Counts the requests a botocore client sends and the capacity DynamoDB says they consumed."""
+
+    def __init__(self, client: Any) -> None:
+        self.requests: Counter[str] = Counter()
+        self.wru = 0.0
+        self.rru = 0.0
+        client.meta.events.register("provide-client-params.dynamodb.*", self._before)
+        client.meta.events.register("after-call.dynamodb.*", self._after)
+
+    def _before(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        self.requests[model.name] += 1
+        if model.name not in {"TransactWriteItems"}:
+            params.setdefault("ReturnConsumedCapacity", "INDEXES")
+
+    def _after(self, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        consumed = parsed.get("ConsumedCapacity")
+        for entry in consumed if isinstance(consumed, list) else [consumed] if consumed else []:
+            units = entry.get("CapacityUnits", 0.0)
+            if model.name in {"GetItem", "Query", "BatchGetItem", "Scan"}:
+                self.rru += units
+            else:
+                self.wru += units
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self.wru = self.rru = 0.0
+
+
+def new_table(endpoint: str, name: str) -> Settings:
+    local.ensure_table(endpoint, name, ROOT / "template.yaml")
+    return Settings(table_name=name, endpoint_url=endpoint, region="us-east-1")
+
+
+def timed(action: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def put_floor(endpoint: str, table: str, count: int) -> float:
+    """Raw conditional PutItem of one small item, from boto3: the fastest a write to this table can go."""
+    client = local.dynamodb_client(endpoint)
+
+    def run() -> None:
+        for index in range(count):
+            client.put_item(
+                TableName=table,
+                Item={"pk": {"S": f"FLOOR#{index}"}, "sk": {"S": "FLOOR"}},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+
+    return count / timed(run)
+
+
+def recorder_throughput(endpoint: str, events: list[dict[str, Any]], round_: int) -> tuple[float, float]:
+    settings = new_table(endpoint, f"bench-recorder-{round_}")
+    recorder = Recorder(DynamoGrantStore(settings), DynamoFunctionStore(settings), Collecting())
+    seconds = timed(lambda: [recorder.record(event) for event in events])
+    return len(events) / seconds, seconds / len(events)
+
+
+def capacity_per_event_type(endpoint: str) -> dict[str, dict[str, Any]]:
+    settings = new_table(endpoint, "bench-capacity")
+    grants, functions = DynamoGrantStore(settings), DynamoFunctionStore(settings)
+    meter = DynamoMeter(grants.model._get_connection().connection.client)
+    function_meter = DynamoMeter(functions.functions._get_connection().connection.client)
+    recorder = Recorder(grants, functions, Collecting())
+    figures: dict[str, dict[str, Any]] = {}
+    for name in EVENT_TYPES:
+        event = typed_event(name)
+        meter.reset()
+        function_meter.reset()
+        outcome = recorder.record(event)
+        requests = meter.requests + function_meter.requests
+        figures[name] = {
+            "outcome": outcome.outcome.value,
+            "requests": dict(requests),
+            "writes": sum(v for k, v in requests.items() if k in {"UpdateItem", "PutItem"}),
+            "reads": sum(v for k, v in requests.items() if k in {"GetItem", "Query", "BatchGetItem"}),
+            "wru": meter.wru + function_meter.wru,
+            "rru": meter.rru + function_meter.rru,
+        }
+    # An evaluation after the settle window, of a function whose grant was retired (opens an incident).
+    meter.reset()
+    function_meter.reset()
+    function_arn = typed_event("create-lambda")["detail"]["requestParameters"]["constraints"][
+        "encryptionContextEquals"
+    ]["aws:lambda:FunctionArn"]
+
+    class Quiet:
+        def publish(self, notice: Any) -> None:
+            return None
+
+    notices = evaluate(
+        function_arn, grants=grants, functions=functions, notifier=Quiet(), now=datetime.now(UTC)
+    )
+    requests = meter.requests + function_meter.requests
+    figures["evaluation"] = {
+        "outcome": f"{len(notices)} notice(s)",
+        "requests": dict(requests),
+        "writes": sum(v for k, v in requests.items() if k in {"UpdateItem", "PutItem", "TransactWriteItems"}),
+        "reads": sum(v for k, v in requests.items() if k in {"GetItem", "Query", "BatchGetItem"}),
+        "wru": meter.wru + function_meter.wru,
+        "rru": meter.rru + function_meter.rru,
+    }
+    return figures
+
+
+def import_seconds(module: str, runs: int = 9) -> float:
+    """Median time to import a module in a fresh interpreter (interpreter start-up excluded)."""
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "bench"), "PYTHONDONTWRITEBYTECODE": "1"}
+    samples = [
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+            ).stdout
+        )
+        for _ in range(runs)
+    ]
+    return statistics.median(samples)
+
+
+def peak_rss_mb(endpoint: str, count: int) -> float:
+    """Peak RSS of a fresh process that records `count` events (DynamoDB Local's own memory not counted)."""
+    completed = subprocess.run(
+        [sys.executable, __file__, "--child-rss", str(count), "--endpoint", endpoint],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(completed.stdout.strip().splitlines()[-1])
+
+
+def child_rss(count: int, endpoint: str) -> None:
+    settings = new_table(endpoint, "bench-rss")
+    recorder = Recorder(DynamoGrantStore(settings), DynamoFunctionStore(settings), Collecting())
+    for event in mixed_events(count, seed=3):  # generated as they go, as events arrive one by one
+        recorder.record(event)
+    print(peak_rss_of_this_process_mb())
+
+
+def peak_rss_of_this_process_mb() -> float:
+    """VmHWM: this process's own peak. (ru_maxrss would carry the parent's peak over fork and exec.)"""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cost_per_million(
+    per_event_seconds: float, capacity: dict[str, dict[str, Any]], mix: Counter[str]
+) -> dict[str, float]:
+    total = sum(mix.values())
+    wru = sum(capacity[k]["wru"] * n for k, n in mix.items()) / total
+    rru = sum(capacity[k]["rru"] * n for k, n in mix.items()) / total
+    lambda_share = sum(n for k, n in mix.items() if "lambda" in k) / total
+    evaluation = capacity["evaluation"]
+    million = 1e6
+    billed_seconds = max(per_event_seconds, 0.001)  # Lambda bills per millisecond
+    parts = {
+        "recorder_lambda": million
+        * (
+            PRICES["lambda_request"]
+            + billed_seconds * LAMBDA_MEMORY_MB / 1024 * PRICES["lambda_arm64_gb_second"]
+        ),
+        "dynamodb_recorder": million * (wru * PRICES["dynamodb_wru"] + rru * PRICES["dynamodb_rru"]),
+        # Per Lambda grant event: one SendMessage; receives and deletes in batches of up to 10.
+        "sqs": million * lambda_share * 1.2 * PRICES["sqs_request"],
+        # Per evaluation, conservatively: one invocation (batches of up to 10 share one in fact), four times
+        # a recorder event's duration (it makes four to five requests to the recorder's one), and its reads.
+        "evaluator": million
+        * lambda_share
+        * (
+            PRICES["lambda_request"]
+            + billed_seconds * 4 * LAMBDA_MEMORY_MB / 1024 * PRICES["lambda_arm64_gb_second"]
+            + evaluation["rru"] * PRICES["dynamodb_rru"]
+        ),
+    }
+    parts["total"] = sum(parts.values())
+    parts["wru_per_event"] = wru
+    parts["rru_per_event"] = rru
+    return parts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
+    parser.add_argument("--child-rss", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--endpoint", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_rss:
+        child_rss(args.child_rss, args.endpoint)
+        return 0
+
+    state = Path(tempfile.mkdtemp(prefix="grantwatch-bench-"))
+    dynamo = local.start(ROOT, state, port=local.free_port(), in_memory=True)
+    try:
+        endpoint = dynamo.endpoint_url
+        events = list(mixed_events(args.events, seed=1))
+        mix = Counter(kind for kind, _ in mixed_events(args.events, seed=1, with_kind=True))
+        floor_table = new_table(endpoint, "bench-floor").table_name
+        recorder_throughput(endpoint, events[: min(500, len(events))], 0)  # warm the emulator and the code
+        floor_rate = put_floor(endpoint, floor_table, len(events))
+        recorder_rate, per_event = recorder_throughput(endpoint, events, 1)
+        capacity = capacity_per_event_type(endpoint)
+        imports = {
+            "floor (boto3 only)": import_seconds("floor_handler"),
+            "grantwatch.handlers.recorder": import_seconds("grantwatch.handlers.recorder"),
+            "grantwatch.handlers.evaluator": import_seconds("grantwatch.handlers.evaluator"),
+        }
+        rss = peak_rss_mb(endpoint, args.events)
+    finally:
+        local.stop(state)
+
+    costs = cost_per_million(per_event, capacity, mix)
+    floor_import = imports["floor (boto3 only)"]
+    results = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "events": args.events,
+        "mix": dict(mix),
+        "recorder": {
+            "events_per_second": recorder_rate,
+            "floor_put_item_per_second": floor_rate,
+            "ratio": recorder_rate / floor_rate,
+            "budget": f">= {BUDGETS['recorder_ratio']}",
+        },
+        "capacity_per_event_type": capacity,
+        "import_seconds": imports,
+        "import_ratio": {k: v / floor_import for k, v in imports.items() if k.startswith("grantwatch")},
+        "peak_rss_mb": rss,
+        "backfill": "not measured: backfill is not part of grantwatch yet",
+        "cost_per_million_grant_events_usd": costs,
+        "prices_usd": PRICES,
+        "lambda_memory_mb": LAMBDA_MEMORY_MB,
+        "budgets": BUDGETS,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print_table(results)
+    print(f"\nfigures written to {args.out}")
+    return 0
+
+
+def print_table(r: dict[str, Any]) -> None:
+    def row(figure: str, value: str, floor: str, ratio: str, budget: str) -> None:
+        print(f"{figure:<44} {value:>14} {floor:>16} {ratio:>8}  {budget}")
+
+    rec = r["recorder"]
+    print(
+        f"grantwatch benchmarks: {r['events']} events, {r['machine']['cpus']} CPUs, "
+        f"Python {r['machine']['python']}"
+    )
+    row("figure", "value", "floor", "ratio", "budget")
+    row(
+        "recorder events/s (DynamoDB Local)",
+        f"{rec['events_per_second']:.0f}",
+        f"{rec['floor_put_item_per_second']:.0f} put/s",
+        f"{rec['ratio']:.2f}",
+        ">= 0.70",
+    )
+    floor = r["import_seconds"]["floor (boto3 only)"]
+    for module, ratio in r["import_ratio"].items():
+        row(
+            f"import {module}",
+            f"{r['import_seconds'][module] * 1000:.0f} ms",
+            f"{floor * 1000:.0f} ms",
+            f"{ratio:.2f}",
+            "<= 1.25",
+        )
+    row(f"peak RSS, {r['events']} events", f"{r['peak_rss_mb']:.0f} MB", "-", "-", "<= 100 MB")
+    costs = r["cost_per_million_grant_events_usd"]
+    row("cost per million grant events (AWS)", f"${costs['total']:.2f}", "-", "-", "<= $1.50")
+    print(
+        "  of which: "
+        + ", ".join(
+            f"{k} ${v:.2f}" for k, v in costs.items() if k not in {"total", "wru_per_event", "rru_per_event"}
+        )
+    )
+    print(f"  DynamoDB per event (mix): {costs['wru_per_event']:.2f} WRU, {costs['rru_per_event']:.2f} RRU")
+    print("\nDynamoDB per event type (requests; write and read units, table + indexes):")
+    for name, figures in r["capacity_per_event_type"].items():
+        print(
+            f"  {name:<28} {figures['outcome']:<12} writes {figures['writes']} reads {figures['reads']}  "
+            f"WRU {figures['wru']:.1f} RRU {figures['rru']:.1f}  {figures['requests']}"
+        )
+    print(f"backfill: {r['backfill']}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,36 @@
+"""The benchmark keeps working (a small run): every figure is there, and the request budgets hold.
+Times are printed by the benchmark, never asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+
+def test_a_small_benchmark_run_reports_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "figures.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--events", "200", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "recorder events/s" in run.stdout and "cost per million grant events" in run.stdout
+    figures = json.loads(out.read_text())
+    assert figures["events"] == 200
+    assert (
+        figures["recorder"]["events_per_second"] > 0 and figures["recorder"]["floor_put_item_per_second"] > 0
+    )
+    assert set(figures["import_ratio"]) == {"grantwatch.handlers.recorder", "grantwatch.handlers.evaluator"}
+    assert figures["peak_rss_mb"] > 0
+    assert figures["cost_per_million_grant_events_usd"]["total"] > 0
+    for event_type, measured in figures["capacity_per_event_type"].items():
+        if event_type != "evaluation":
+            assert measured["writes"] <= 1 and measured["reads"] <= 1, (event_type, measured)
+    assert figures["capacity_per_event_type"]["failed-call"]["requests"] == {}
