@@ -8,6 +8,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,19 @@ for name, value in {
     os.environ[name] = value
 for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "GRANTWATCH_TABLE"):
     os.environ.pop(name, None)
+
+
+@dataclass
+class FakeLambdaContext:
+    """What Powertools reads of a Lambda context."""
+
+    function_name: str
+    memory_limit_in_mb: int = 256
+    aws_request_id: str = "7d0a3c1e-6f1d-4bb5-9c59-3c2b9f7e0a11"
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:eu-central-1:210987654321:function:{self.function_name}"
 
 
 def load_event(name: str) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -16,17 +15,10 @@ from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.handlers import evaluator as handler
 from grantwatch.pipeline import LocalPipeline
 from grantwatch.settings import Settings
+from tests.conftest import FakeLambdaContext
 from tests.scenarios import create_grant, function_arn, retire_grant
 
 TOPIC = "arn:aws:sns:eu-central-1:210987654321:grantwatch-alerts"
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "grantwatch-evaluator"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:eu-central-1:210987654321:function:grantwatch-evaluator"
-    aws_request_id: str = "0e6b8f32-7c1d-4c2a-9a57-5f1d2e3c4b5a"
 
 
 def sqs_event(*bodies: str) -> dict[str, Any]:
@@ -67,6 +59,8 @@ def test_an_evaluation_publishes_the_alert_once_and_reports_bad_messages(
             {"MessageId": "1"},
             {"TopicArn": TOPIC, "Subject": ANY, "Message": ANY, "MessageAttributes": ANY},
         )
-        response = handler.lambda_handler(sqs_event(request, "{not json", request), FakeContext())
+        response = handler.lambda_handler(
+            sqs_event(request, "{not json", request), FakeLambdaContext("grantwatch-evaluator")
+        )
         stub.assert_no_pending_responses()
     assert response == {"batchItemFailures": [{"itemIdentifier": "m1"}]}

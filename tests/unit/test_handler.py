@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -18,15 +17,7 @@ from grantwatch.domain.records import EvaluationRequest
 from grantwatch.handlers import recorder as handler
 from grantwatch.recorder import Recorder
 from grantwatch.settings import settings
-from tests.conftest import load_event
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "grantwatch-recorder"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:eu-central-1:210987654321:function:grantwatch-recorder"
-    aws_request_id: str = "7d0a3c1e-6f1d-4bb5-9c59-3c2b9f7e0a11"
+from tests.conftest import FakeLambdaContext, load_event
 
 
 class FakeStore:
@@ -71,8 +62,8 @@ def test_a_grant_event_is_recorded_once(
     log_stream = io.StringIO()
     monkeypatch.setattr(handler.logger.registered_handler, "stream", log_stream)
     event = load_event("kms-create-grant-lambda.json")
-    assert handler.lambda_handler(event, FakeContext())["outcome"] == "recorded"
-    assert handler.lambda_handler(event, FakeContext())["outcome"] == "duplicate"
+    assert handler.lambda_handler(event, FakeLambdaContext("grantwatch-recorder"))["outcome"] == "recorded"
+    assert handler.lambda_handler(event, FakeLambdaContext("grantwatch-recorder"))["outcome"] == "duplicate"
     assert [f.event_id for f in fake_store.facts] == [event["detail"]["eventID"]] * 2
     function_arn = event["detail"]["requestParameters"]["constraints"]["encryptionContextEquals"][
         "aws:lambda:FunctionArn"
@@ -97,7 +88,7 @@ def test_a_malformed_event_goes_to_the_dead_letter_queue_with_its_reason(
 ) -> None:
     event = load_event("kms-create-grant-lambda.json")
     del event["detail"]["responseElements"]["grantId"]
-    result = handler.lambda_handler(event, FakeContext())
+    result = handler.lambda_handler(event, FakeLambdaContext("grantwatch-recorder"))
     assert result["outcome"] == "rejected"
     assert fake_store.facts == []
     messages = boto3.client("sqs", region_name="us-east-1").receive_message(
@@ -116,7 +107,7 @@ def test_a_huge_malformed_event_is_truncated_to_fit_a_queue_message(
 ) -> None:
     event = load_event("kms-create-grant-lambda.json")
     event["detail"]["responseElements"] = {"padding": "x" * 300_000}
-    assert handler.lambda_handler(event, FakeContext())["outcome"] == "rejected"
+    assert handler.lambda_handler(event, FakeLambdaContext("grantwatch-recorder"))["outcome"] == "rejected"
     [message] = boto3.client("sqs", region_name="us-east-1").receive_message(QueueUrl=queue_url)["Messages"]
     body = json.loads(message["Body"])
     assert body["eventTruncated"] is True
@@ -130,7 +121,10 @@ def test_without_a_queue_a_rejected_event_fails_the_invocation_so_lambda_keeps_i
     settings.cache_clear()
     handler.rejected_sink.cache_clear()
     with pytest.raises(RuntimeError, match="GRANTWATCH_REJECTED_QUEUE_URL"):
-        handler.lambda_handler({"detail-type": "AWS API Call via CloudTrail", "detail": {}}, FakeContext())
+        handler.lambda_handler(
+            {"detail-type": "AWS API Call via CloudTrail", "detail": {}},
+            FakeLambdaContext("grantwatch-recorder"),
+        )
 
 
 def test_a_rejected_event_is_stored_without_its_grant_tokens(fake_store: FakeStore, queue_url: str) -> None:
@@ -138,7 +132,7 @@ def test_a_rejected_event_is_stored_without_its_grant_tokens(fake_store: FakeSto
     event["detail"]["requestParameters"]["grantTokens"] = ["AQpAM2RhZ-a-grant-token"]
     event["detail"]["additionalEventData"] = {"grantToken": "AQpAM2RhZ-another-token"}
     event["detail"]["responseElements"] = {"grantToken": "AQpAM2RhZ-response-token"}
-    assert handler.lambda_handler(event, FakeContext())["outcome"] == "rejected"
+    assert handler.lambda_handler(event, FakeLambdaContext("grantwatch-recorder"))["outcome"] == "rejected"
     [message] = boto3.client("sqs", region_name="us-east-1").receive_message(QueueUrl=queue_url)["Messages"]
     assert "AQpAM2RhZ" not in message["Body"]
     assert json.loads(message["Body"])["event"]["detail"]["requestParameters"]["grantTokens"] == "[redacted]"

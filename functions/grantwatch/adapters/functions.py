@@ -9,7 +9,7 @@ racing open or close it once.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pynamodb.attributes import BooleanAttribute, MapAttribute, UnicodeAttribute
@@ -20,8 +20,8 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from grantwatch.adapters.tables import bind
-from grantwatch.domain.alerts import Incident
-from grantwatch.domain.facts import utc_iso
+from grantwatch.domain.alerts import Incident, incident_from_record, incident_record
+from grantwatch.domain.facts import parse_utc_iso, utc_iso
 from grantwatch.domain.functions import FunctionChange, FunctionFact, FunctionState
 from grantwatch.settings import Settings
 
@@ -78,10 +78,10 @@ class IncidentRecord:
     """An incident as stored: the incident, and where its notices stand."""
 
     def __init__(self, item: IncidentItem) -> None:
-        self.incident = incident_from_map(item.incident.as_dict())
+        self.incident = incident_from_record(item.incident.as_dict())
         self.status = item.status
         self.notified = item.notifiedAt is not None
-        self.resolved_at = _parse_time(item.resolvedAt) if item.resolvedAt else None
+        self.resolved_at = parse_utc_iso(item.resolvedAt) if item.resolvedAt else None
         self.resolved_reason = item.resolvedReason
         self.resolved_grant_id = item.resolvedGrantId
         self.resolved_notified = item.resolvedNotifiedAt is not None
@@ -148,8 +148,8 @@ class DynamoFunctionStore:
             role=item.role,
             kms_key_arn=item.kmsKeyArn,
             has_environment=bool(item.hasEnvironment),
-            configured_at=_parse_time(item.configuredAt) if item.configuredAt else None,
-            deleted_at=_parse_time(item.deletedAt) if item.deletedAt else None,
+            configured_at=parse_utc_iso(item.configuredAt) if item.configuredAt else None,
+            deleted_at=parse_utc_iso(item.deletedAt) if item.deletedAt else None,
         )
 
     def open_incident_id(self, function_arn: str) -> tuple[str | None, str | None]:
@@ -275,42 +275,5 @@ def _newer(at_attribute: Any, id_attribute: Any, at: str, event_id: str) -> Cond
     return condition
 
 
-def _parse_time(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-
-
 def incident_to_map(incident: Incident) -> dict[str, Any]:
-    stored = {
-        "incidentId": incident.incident_id,
-        "functionArn": incident.function_arn,
-        "keyArn": incident.key_arn,
-        "role": incident.role,
-        "alertType": incident.alert_type,
-        "grantId": incident.grant_id,
-        "endedHow": incident.ended_how,
-        "endedAt": utc_iso(incident.ended_at),
-        "endedBy": incident.ended_by,
-        "endedVia": incident.ended_via,
-        "endedFrom": incident.ended_from,
-        "endedEventId": incident.ended_event_id,
-        "detectedAt": utc_iso(incident.detected_at),
-    }
-    return {k: v for k, v in stored.items() if v is not None}
-
-
-def incident_from_map(stored: dict[str, Any]) -> Incident:
-    return Incident(
-        incident_id=stored["incidentId"],
-        function_arn=stored["functionArn"],
-        key_arn=stored["keyArn"],
-        role=stored.get("role"),
-        alert_type=stored["alertType"],
-        grant_id=stored["grantId"],
-        ended_how=stored["endedHow"],
-        ended_at=_parse_time(stored["endedAt"]),
-        ended_by=stored["endedBy"],
-        ended_via=stored.get("endedVia"),
-        ended_from=stored.get("endedFrom"),
-        ended_event_id=stored["endedEventId"],
-        detected_at=_parse_time(stored["detectedAt"]),
-    )
+    return {k: v for k, v in incident_record(incident).items() if v is not None}

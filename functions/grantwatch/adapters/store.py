@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -38,6 +37,7 @@ from grantwatch.domain.facts import (
     GrantFact,
     GrantTerms,
     KeyRefStrength,
+    parse_utc_iso,
     utc_iso,
 )
 from grantwatch.domain.lineage import GrantState, GrantStatus, fold
@@ -348,7 +348,7 @@ def fact_from_map(stored: LineageEventAttribute, item: GrantItem, terms: GrantTe
         account=data.get("account") or (key_match["account"] if key_match else "unknown"),
         region=data.get("region") or (key_match["region"] if key_match else "unknown"),
         event_id=data["eventId"],
-        event_time=datetime.strptime(data["eventTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC),
+        event_time=parse_utc_iso(data["eventTime"]),
         event_name=data.get("eventName") or _API_NAMES[kind],
         actor=Actor(
             principal=data["actor"],

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from grantwatch.domain.facts import FactKind, utc_iso
+from grantwatch.domain.facts import FactKind, parse_utc_iso, utc_iso
 from grantwatch.domain.functions import function_name
 from grantwatch.domain.risk import Assessment, Verdict
 
@@ -136,17 +136,14 @@ def fix_command(incident: Incident) -> str:
     )
 
 
-def alert_details(incident: Incident) -> dict[str, Any]:
+def incident_record(incident: Incident) -> dict[str, Any]:
+    """The incident as JSON: how it is stored, and the core of every notice's details."""
     return {
         "incidentId": incident.incident_id,
         "alertType": incident.alert_type,
-        "severity": "critical",
         "functionArn": incident.function_arn,
-        "functionName": function_name(incident.function_arn),
         "keyArn": incident.key_arn,
         "executionRole": incident.role,
-        "account": incident.account,
-        "region": incident.region,
         "grantId": incident.grant_id,
         "endedHow": incident.ended_how,
         "endedAt": utc_iso(incident.ended_at),
@@ -155,6 +152,33 @@ def alert_details(incident: Incident) -> dict[str, Any]:
         "endedFrom": incident.ended_from,
         "endedEventId": incident.ended_event_id,
         "detectedAt": utc_iso(incident.detected_at),
+    }
+
+
+def incident_from_record(record: dict[str, Any]) -> Incident:
+    return Incident(
+        incident_id=record["incidentId"],
+        function_arn=record["functionArn"],
+        key_arn=record["keyArn"],
+        role=record.get("executionRole"),
+        alert_type=record["alertType"],
+        grant_id=record["grantId"],
+        ended_how=record["endedHow"],
+        ended_at=parse_utc_iso(record["endedAt"]),
+        ended_by=record["endedBy"],
+        ended_via=record.get("endedVia"),
+        ended_from=record.get("endedFrom"),
+        ended_event_id=record["endedEventId"],
+        detected_at=parse_utc_iso(record["detectedAt"]),
+    )
+
+
+def alert_details(incident: Incident) -> dict[str, Any]:
+    return incident_record(incident) | {
+        "severity": "critical",
+        "functionName": function_name(incident.function_arn),
+        "account": incident.account,
+        "region": incident.region,
         "fix": fix_command(incident),
     }
 

@@ -334,6 +334,11 @@ def _service_of(principal: str) -> str | None:
     return None
 
 
+def parse_utc_iso(text: str) -> datetime:
+    """The inverse of `utc_iso`."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
 def utc_iso(moment: datetime) -> str:
     """UTC, second precision, Z-suffixed: the form CloudTrail writes and that sorts as text."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
