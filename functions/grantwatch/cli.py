@@ -6,11 +6,12 @@ Exit codes: 0 success; 1 some events were rejected (everything else was still pr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from enum import StrEnum
@@ -22,10 +23,24 @@ import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 from rich.console import Console
+from rich.progress import Progress as RichProgress
+from rich.progress import SpinnerColumn, TextColumn
 
 from grantwatch import local as local_dynamo
 from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.adapters.store import DynamoGrantStore
+from grantwatch.backfill import (
+    Archive,
+    BackfillError,
+    Checkpoint,
+    LocalArchive,
+    Progress,
+    S3Archive,
+    backfill_archive,
+    lookup_events,
+    parse_moment,
+    progress_json,
+)
 from grantwatch.domain.alerts import Notice, NoticeKind
 from grantwatch.domain.lineage import GrantStatus
 from grantwatch.pipeline import DEFAULT_SETTLE, LocalPipeline
@@ -171,6 +186,124 @@ def replay(
         out.print(", ".join(f"{v} {k}" for k, v in summary.items()))
     if counts[Outcome.REJECTED]:
         raise typer.Exit(EXIT_REJECTED)
+
+
+@app.command()
+def backfill(
+    source: Annotated[
+        str | None,
+        typer.Argument(help="A folder of CloudTrail log files, or s3://BUCKET/PREFIX.", show_default=False),
+    ] = None,
+    since: Annotated[str | None, typer.Option("--since", help="From this day or ISO time (UTC).")] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Up to this day (inclusive) or ISO time.")
+    ] = None,
+    region: Annotated[str | None, typer.Option("--region", help="Only this region's log files.")] = None,
+    use_lookup_events: Annotated[
+        bool, typer.Option("--lookup-events", help="Read CloudTrail LookupEvents (90 days) instead of files.")
+    ] = False,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option("--checkpoint", help="Resume file (default: .grantwatch/backfill-<source>.json)."),
+    ] = None,
+    settle_seconds: Annotated[int, typer.Option("--settle-seconds", min=0)] = int(
+        DEFAULT_SETTLE.total_seconds()
+    ),
+    alerts_out: Annotated[
+        Path | None, typer.Option("--alerts-out", help="Write notices here (JSON Lines).")
+    ] = None,
+    as_json: JsonOption = False,
+    table: TableOption = None,
+    endpoint_url: EndpointOption = None,
+) -> None:
+    """Record history from CloudTrail's archives, through the same pipeline as the Lambda functions.
+
+    Reads the .json.gz log files a trail writes (AWSLogs/ACCOUNT/CloudTrail/REGION/YYYY/MM/DD/), from a
+    folder or from S3, keeping only grant and Lambda function events; a file without one is never parsed.
+    A checkpoint after each file lets an interrupted backfill resume without reading finished files again.
+    Exits 1 if any event was rejected, 3 if the source cannot be read, 4 if it does not exist.
+    """
+    settings = _settings(table, endpoint_url, None)
+    pipeline = LocalPipeline(
+        DynamoGrantStore(settings), DynamoFunctionStore(settings), timedelta(seconds=settle_seconds)
+    )
+    counts: Counter[str] = Counter()
+    notices: list[Notice] = []
+
+    def feed(record: object) -> None:
+        fired, result = pipeline.feed(record)
+        counts[result.outcome] += 1
+        notices.extend(fired)
+        if result.outcome is Outcome.REJECTED:
+            _report(result, "backfill", as_json)
+
+    try:
+        low, high = parse_moment(since), parse_moment(until, end_of_day=True)
+        with _table_errors(settings), _progress(not as_json) as show:
+            if use_lookup_events:
+                import boto3
+
+                progress = Progress()
+                for record in lookup_events(boto3.client("cloudtrail"), since=low, until=high):
+                    feed(record)
+                    progress.events_read += 1
+                    progress.events_matched += 1
+                    show(progress)
+                source_name = "CloudTrail LookupEvents"
+            else:
+                if not source:
+                    raise BackfillError("give a folder or s3://BUCKET/PREFIX, or --lookup-events")
+                archive: Archive = (
+                    S3Archive(source) if source.startswith("s3://") else LocalArchive(Path(source))
+                )
+                source_name = archive.description
+                resume = Checkpoint.load(checkpoint or _default_checkpoint(archive.description), source_name)
+                progress = backfill_archive(
+                    archive, feed, checkpoint=resume, since=low, until=high, region=region, on_file=show
+                )
+            notices.extend(pipeline.drain())
+    except BackfillError as error:
+        err.print(f"error: {error}")
+        raise typer.Exit(EXIT_NOT_FOUND if "no such folder" in str(error) else EXIT_UNAVAILABLE) from None
+    for notice in notices:
+        _report_notice(notice, as_json)
+    if alerts_out is not None:
+        alerts_out.write_text("".join(json.dumps(n.as_json()) + "\n" for n in notices), encoding="utf-8")
+    summary = {"source": source_name} | progress_json(progress) | {o.value: counts[o] for o in Outcome}
+    summary |= {"alerts": sum(n.kind is NoticeKind.ALERT for n in notices)}
+    if as_json:
+        _print_json({"summary": summary})
+    else:
+        out.print(", ".join(f"{k} {v}" for k, v in summary.items()))
+    if counts[Outcome.REJECTED]:
+        raise typer.Exit(EXIT_REJECTED)
+
+
+def _default_checkpoint(source: str) -> Path:
+    digest = hashlib.sha256(source.encode()).hexdigest()[:12]
+    return Path(".grantwatch") / f"backfill-{digest}.json"
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[Progress], None]]:
+    """A progress line on stderr (files, events read and matched, rate), or nothing."""
+    if not enabled:
+        yield lambda _: None
+        return
+    with RichProgress(SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True) as bar:
+        task = bar.add_task("starting")
+
+        def show(progress: Progress) -> None:
+            bar.update(
+                task,
+                description=(
+                    f"{progress.files} files ({progress.files_skipped} done before), "
+                    f"{progress.events_read} events read, {progress.events_matched} matched, "
+                    f"{progress.rate:,.0f} events/s"
+                ),
+            )
+
+        yield show
 
 
 def _report_notice(notice: Notice, as_json: bool) -> None:

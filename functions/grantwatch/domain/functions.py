@@ -68,8 +68,12 @@ class FunctionState:
         return function_name(self.function_arn)
 
 
+def is_function_event_name(event_name: str) -> bool:
+    return _FUNCTION_EVENT.match(event_name) is not None
+
+
 def is_lambda_function_event(record: CloudTrailRecord) -> bool:
-    return record.event_source == LAMBDA_EVENT_SOURCE and _FUNCTION_EVENT.match(record.event_name) is not None
+    return record.event_source == LAMBDA_EVENT_SOURCE and is_function_event_name(record.event_name)
 
 
 def normalise_function_event(record: CloudTrailRecord) -> FunctionFact | Ignored:
