@@ -1,19 +1,25 @@
-"""Generated CloudTrail grant events for the benchmarks, built from the record shapes in events/."""
+"""Generated CloudTrail events for the benchmarks and the tests, built from the record shapes in events/:
+grant event streams, and whole CloudTrail archives in the layout a trail writes to S3
+(AWSLogs/ACCOUNT/CloudTrail/REGION/YYYY/MM/DD/ACCOUNT_CloudTrail_REGION_YYYYMMDDTHHMMZ_ID.json.gz)."""
 
 from __future__ import annotations
 
 import copy
+import gzip
 import hashlib
 import json
 import random
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal, overload
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
+ACCOUNT = "210987654321"
+REGION = "eu-central-1"
 START = datetime(2026, 11, 1, tzinfo=UTC)
 
 EVENT_TYPES = (
@@ -47,11 +53,12 @@ def _grant(label: str) -> str:
     return hashlib.sha256(label.encode()).hexdigest()
 
 
-def _when(offset: int) -> str:
-    return (START + timedelta(seconds=offset)).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _when(at: int | datetime) -> str:
+    moment = at if isinstance(at, datetime) else START + timedelta(seconds=at)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def create(label: str, at: int, *, lambda_grant: bool) -> dict[str, Any]:
+def create(label: str, at: int | datetime, *, lambda_grant: bool) -> dict[str, Any]:
     event = _event("kms-create-grant-lambda.json" if lambda_grant else "kms-create-grant-ebs-volume.json")
     detail = event["detail"]
     detail |= {"eventID": _id(f"create {label}"), "eventTime": _when(at)}
@@ -70,7 +77,7 @@ def create(label: str, at: int, *, lambda_grant: bool) -> dict[str, Any]:
     return event
 
 
-def end(label: str, at: int, *, revoke: bool) -> dict[str, Any]:
+def end(label: str, at: int | datetime, *, revoke: bool) -> dict[str, Any]:
     event = _event("kms-revoke-grant-bare-key-id.json" if revoke else "kms-retire-grant-by-admin.json")
     detail = event["detail"]
     detail |= {"eventID": _id(f"end {label}"), "eventTime": _when(at)}
@@ -123,3 +130,96 @@ def typed_event(name: str) -> dict[str, Any]:
         case "failed-call":
             return copy.deepcopy(_event("kms-create-grant-access-denied.json"))
     raise ValueError(name)
+
+
+_OTHER_CALLS = [
+    ("kms.amazonaws.com", "Decrypt"),
+    ("kms.amazonaws.com", "GenerateDataKey"),
+    ("s3.amazonaws.com", "GetObject"),
+    ("sts.amazonaws.com", "AssumeRole"),
+    ("ec2.amazonaws.com", "DescribeInstances"),
+    ("lambda.amazonaws.com", "Invoke"),
+    ("lambda.amazonaws.com", "DeleteFunctionConcurrency20171031"),
+    ("dynamodb.amazonaws.com", "DescribeTable"),
+]
+
+
+@dataclass(frozen=True)
+class WrittenArchive:
+    files: list[Path]
+    events: int
+    relevant_event_ids: set[str]
+    grant_ids: set[str]
+
+
+def _other(rng: random.Random, at: datetime) -> dict[str, Any]:
+    source, name = rng.choice(_OTHER_CALLS)
+    return {
+        "eventVersion": "1.10",
+        "userIdentity": {
+            "type": "AssumedRole",
+            "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/app/worker",
+            "accountId": ACCOUNT,
+        },
+        "eventTime": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "eventSource": source,
+        "eventName": name,
+        "awsRegion": REGION,
+        "sourceIPAddress": "198.51.100.9",
+        "userAgent": "aws-sdk-java/2.30",
+        "requestParameters": {"keyId": "alias/app", "encryptionContext": {"app": "orders"}},
+        "responseElements": None,
+        "requestID": str(uuid.UUID(int=rng.getrandbits(128))),
+        "eventID": str(uuid.UUID(int=rng.getrandbits(128))),
+        "readOnly": True,
+        "eventType": "AwsApiCall",
+        "managementEvent": True,
+        "recipientAccountId": ACCOUNT,
+    }
+
+
+def write_archive(
+    root: Path,
+    *,
+    events: int,
+    relevant_share: float,
+    per_file: int = 100,
+    seed: int = 7,
+    start: datetime = datetime(2026, 11, 1, tzinfo=UTC),
+    region: str = REGION,
+) -> WrittenArchive:
+    """`events` records in files of `per_file`, five minutes apart; `relevant_share` of them grant events
+    (each grant created, then retired in a later file)."""
+    rng = random.Random(seed)
+    relevant = int(events * relevant_share)
+    slots = sorted(rng.sample(range(events), relevant))
+    pending: list[str] = []
+    grant_records: dict[int, dict[str, Any]] = {}
+    grants: set[str] = set()
+    for number, slot in enumerate(slots):
+        at = start + timedelta(minutes=5 * (slot // per_file))
+        if number % 2 == 0 or not pending:
+            label = f"backfill-{seed}-{number}"
+            pending.append(label)
+            record = create(label, at, lambda_grant=number % 4 == 0)["detail"]
+            grants.add(record["responseElements"]["grantId"])
+        else:
+            record = end(pending.pop(0), at, revoke=False)["detail"]
+        grant_records[slot] = record
+    files, relevant_ids = [], set()
+    for first in range(0, events, per_file):
+        moment = start + timedelta(minutes=5 * (first // per_file))
+        records = []
+        for slot in range(first, min(first + per_file, events)):
+            record = grant_records.get(slot) or _other(rng, moment)
+            record["awsRegion"] = region
+            if slot in grant_records:
+                relevant_ids.add(record["eventID"])
+            records.append(record)
+        folder = root / "AWSLogs" / ACCOUNT / "CloudTrail" / region / moment.strftime("%Y/%m/%d")
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{ACCOUNT}_CloudTrail_{region}_{moment.strftime('%Y%m%dT%H%MZ')}_{first:08d}.json.gz"
+        path = folder / name
+        path.write_bytes(gzip.compress(json.dumps({"Records": records}).encode(), compresslevel=6))
+        files.append(path)
+    return WrittenArchive(files, events, relevant_ids, grants)

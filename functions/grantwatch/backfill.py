@@ -23,14 +23,11 @@ from typing import Any, Protocol
 from grantwatch.domain.facts import GRANT_EVENT_NAMES, KMS_EVENT_SOURCE
 from grantwatch.domain.functions import LAMBDA_EVENT_SOURCE, is_function_event_name
 
-_MARKERS = (
-    b'"CreateGrant"',
-    b'"RetireGrant"',
-    b'"RevokeGrant"',
-    b'"CreateFunction',
-    b'"UpdateFunctionConfiguration',
-    b'"DeleteFunction',
-)
+# Byte strings at least one of which every relevant record holds: the grant calls, and Lambda's function calls
+# with or without their API version. Cheap to search for; a false hit is only parsed and dropped.
+_MARKERS = (b'Grant"', b"Function20", b'Function"', b"Configuration20", b'Configuration"')
+_FUNCTION_MARKERS = _MARKERS[1:]  # each holds b"Function" (UpdateFunctionConfiguration does too)
+_RECORD_START = b'{"eventVersion"'
 _ARCHIVE_DAY = re.compile(r"CloudTrail/(?P<region>[a-z0-9-]+)/(?P<y>\d{4})/(?P<m>\d{2})/(?P<d>\d{2})/")
 LOOKUP_EVENT_NAMES = (
     "CreateGrant",
@@ -64,12 +61,21 @@ class LocalArchive:
         self.description = str(root.resolve())
 
     def file_keys(self) -> Iterator[str]:
-        paths = [self.root] if self.root.is_file() else self.root.rglob("*")
-        for path in sorted(p for p in paths if p.is_file() and p.name.endswith((".json.gz", ".json"))):
-            yield path.relative_to(self.root).as_posix() if path != self.root else path.name
+        if self.root.is_file():
+            yield self.root.name
+            return
+        keys = []
+        for folder, _, names in os.walk(self.root):  # os.walk: pathlib costs more than reading small files
+            relative = os.path.relpath(folder, self.root)
+            for name in names:
+                if name.endswith((".json.gz", ".json")):
+                    keys.append(name if relative == "." else f"{relative}/{name}".replace(os.sep, "/"))
+        yield from sorted(keys)
 
     def read(self, key: str) -> bytes:
-        return (self.root if self.root.is_file() else self.root / key).read_bytes()
+        path = self.root if self.root.is_file() else os.path.join(self.root, key)
+        with open(path, "rb") as stream:
+            return stream.read()
 
 
 class S3Archive:
@@ -168,17 +174,20 @@ def is_relevant(record: object) -> bool:
 def relevant_records(
     raw: bytes, since: datetime | None = None, until: datetime | None = None
 ) -> tuple[int, list[Any]]:
-    """(events in the file, the relevant records). Files without a marker are counted, never parsed."""
+    """(events in the file, the relevant records). A file without a marker is counted, never parsed; in one
+    with markers, only the records around them are parsed."""
     data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
     events = data.count(b'"eventID"')
-    if not any(marker in data for marker in _MARKERS):
+    if not _has_marker(data):
         return events, []
-    document = json.loads(data)
-    records = document.get("Records", []) if isinstance(document, dict) else []
+    candidates = _records_around_markers(data)
+    if candidates is None:
+        document = json.loads(data)
+        candidates = document.get("Records", []) if isinstance(document, dict) else []
     low = since.strftime("%Y-%m-%dT%H:%M:%SZ") if since else None
     high = until.strftime("%Y-%m-%dT%H:%M:%SZ") if until else None
     kept = []
-    for record in records:
+    for record in candidates:
         if not is_relevant(record):
             continue
         moment = record.get("eventTime")
@@ -188,9 +197,47 @@ def relevant_records(
     return events, kept
 
 
+def _has_marker(data: bytes) -> bool:
+    """Two passes over most files: one for the grant calls, one for b"Function" (absent from most events)."""
+    if b'Grant"' in data:
+        return True
+    return b"Function" in data and any(marker in data for marker in _FUNCTION_MARKERS)
+
+
+def _records_around_markers(data: bytes) -> list[Any] | None:
+    """The records that contain a marker, parsed alone. CloudTrail writes every record starting with
+    eventVersion; where that does not hold (or the file is not ASCII), None: parse the whole file."""
+    if not data.isascii():
+        return None
+    starts: set[int] = set()
+    positions: list[int] = []
+    for marker in _MARKERS:
+        position = data.find(marker)
+        while position >= 0:
+            start = data.rfind(_RECORD_START, 0, position)
+            if start < 0:
+                return None
+            starts.add(start)
+            positions.append(position)
+            position = data.find(marker, position + 1)
+    text = data.decode("ascii")
+    decoder = json.JSONDecoder()
+    records, ends = [], []
+    for start in sorted(starts):
+        try:
+            record, end = decoder.raw_decode(text, start)
+        except ValueError:
+            return None
+        records.append(record)
+        ends.append((start, end))
+    if not all(any(start < p < end for start, end in ends) for p in positions):
+        return None  # a marker outside every record found: the layout is not the one assumed
+    return records
+
+
 def backfill_archive(
     archive: Archive,
-    feed: Callable[[object], None],
+    feed: Callable[[object], object],
     *,
     checkpoint: Checkpoint | None = None,
     since: datetime | None = None,

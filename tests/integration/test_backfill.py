@@ -16,6 +16,7 @@ from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
+from bench.workload import write_archive
 from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.backfill import Checkpoint, LocalArchive, backfill_archive, lookup_events, relevant_records
@@ -23,7 +24,6 @@ from grantwatch.cli import app
 from grantwatch.local import free_port
 from grantwatch.pipeline import LocalPipeline
 from grantwatch.settings import Settings
-from tests.archive import write_archive
 from tests.scenarios import create_grant, retire_grant
 
 runner = CliRunner()
@@ -196,3 +196,27 @@ def test_lookup_events_reads_each_event_name_at_two_requests_a_second() -> None:
         stub.assert_no_pending_responses()
     assert [r["eventName"] for r in records] == ["CreateGrant", "RetireGrant"]
     assert pauses == [0.5] * 6
+
+
+def test_only_the_records_around_a_marker_are_parsed_and_odd_layouts_fall_back_to_the_whole_file() -> None:
+    grant = create_grant("billing", "g1", "2026-11-01T10:00:00Z")["detail"]
+    mention = {
+        "eventVersion": "1.10",
+        "eventID": "m",
+        "eventSource": "s3.amazonaws.com",
+        "eventName": "PutObject",
+        "requestParameters": {"key": '"CreateGrant" in a file name'},
+    }
+    quiet = {
+        "eventVersion": "1.10",
+        "eventID": "q",
+        "eventSource": "sts.amazonaws.com",
+        "eventName": "AssumeRole",
+    }
+    for records in ([quiet, grant, mention, quiet], [quiet, grant | {"userAgent": "naïve-client"}]):
+        data = json.dumps({"Records": records}, ensure_ascii=False).encode()
+        events, kept = relevant_records(data)
+        assert events == len(records)
+        assert [r["eventID"] for r in kept] == [grant["eventID"]]
+    no_version_first = {k: v for k, v in grant.items() if k != "eventVersion"} | {"eventVersion": "1.11"}
+    assert relevant_records(json.dumps({"Records": [no_version_first]}).encode())[1] == [no_version_first]

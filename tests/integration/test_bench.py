@@ -34,3 +34,6 @@ def test_a_small_benchmark_run_reports_every_figure(tmp_path: Path) -> None:
         if event_type != "evaluation":
             assert measured["writes"] <= 1 and measured["reads"] <= 1, (event_type, measured)
     assert figures["capacity_per_event_type"]["failed-call"]["requests"] == {}
+    backfill = figures["backfill"]
+    assert (backfill["archive_events"], backfill["grant_events"]) == (2_000, 10)
+    assert backfill["scan_ratio"] > 0 and backfill["end_to_end_ratio"] > 0
