@@ -46,21 +46,21 @@ def evaluate(
         functions.mark_notified(incident, resolved=resolved, at=now)
         published.append(notice)
 
-    open_id, last_id = functions.open_incident_id(function_arn)
-    last = functions.incident(function_arn, last_id) if last_id and last_id != open_id else None
-    if last is not None and last.notified and not last.resolved_notified and last.resolved_at is not None:
-        reason = last.resolved_reason or "resolved"
+    for unsent in functions.unsent_resolutions(function_arn):
+        reason = unsent.resolved_reason or "resolved"
+        resolved_at = unsent.resolved_at or now
         publish(
-            last.incident, resolved_notice(last.incident, reason, last.resolved_at, last.resolved_grant_id)
+            unsent.incident, resolved_notice(unsent.incident, reason, resolved_at, unsent.resolved_grant_id)
         )
 
+    open_id = functions.open_incident_id(function_arn)
     assessment = assess(function_arn, list(grants.grants(function=function_arn)), functions.get(function_arn))
     current = functions.incident(function_arn, open_id) if open_id else None
 
     if assessment.verdict is Verdict.AT_RISK:
         if current is None:
             functions.open(incident_from(assessment, now))
-            open_id, _ = functions.open_incident_id(function_arn)
+            open_id = functions.open_incident_id(function_arn)
             current = functions.incident(function_arn, open_id) if open_id else None
         if current is not None and not current.notified:
             publish(current.incident, alert_notice(current.incident))

@@ -314,3 +314,38 @@ def test_a_function_deleted_and_created_again_is_watched_again(pipeline: LocalPi
         ],
     )
     assert kinds(notices) == ["alert"]
+
+
+def test_a_resolved_notice_that_failed_is_sent_even_after_a_new_incident_opened(
+    table_settings: Settings,
+) -> None:
+    grants, functions = DynamoGrantStore(table_settings), DynamoFunctionStore(table_settings)
+    recorder = LocalPipeline(grants, functions).recorder
+    billing = function_arn("billing")
+    sent: list[Notice] = []
+
+    class Notifier:
+        fail_resolved = False
+
+        def publish(self, notice: Notice) -> None:
+            if notice.kind is NoticeKind.RESOLVED and self.fail_resolved:
+                raise ConnectionError("SNS unavailable")
+            sent.append(notice)
+
+    notifier = Notifier()
+    at = datetime(2026, 11, 3, 10, 2, tzinfo=UTC)
+    recorder.record(create_grant("billing", "g1", "2026-11-01T10:00:00Z"))
+    recorder.record(retire_grant("g1", "2026-11-03T10:00:00Z"))
+    evaluate(billing, grants=grants, functions=functions, notifier=notifier, now=at)
+    recorder.record(create_grant("billing", "g2", "2026-11-03T11:00:00Z"))
+    notifier.fail_resolved = True
+    with pytest.raises(ConnectionError):
+        evaluate(billing, grants=grants, functions=functions, notifier=notifier, now=at + timedelta(hours=1))
+    notifier.fail_resolved = False
+    recorder.record(retire_grant("g2", "2026-11-04T10:00:00Z"))
+    evaluate(billing, grants=grants, functions=functions, notifier=notifier, now=at + timedelta(days=1))
+    evaluate(
+        billing, grants=grants, functions=functions, notifier=notifier, now=at + timedelta(days=1, minutes=1)
+    )
+    assert kinds(sent) == ["alert", "resolved", "alert"]
+    assert sent[1].incident_id == sent[0].incident_id != sent[2].incident_id

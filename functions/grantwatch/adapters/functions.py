@@ -53,7 +53,6 @@ class FunctionItem(Model):
     deletedAt = UnicodeAttribute(null=True)
     deletedEventId = UnicodeAttribute(null=True)
     openIncidentId = UnicodeAttribute(null=True)
-    lastIncidentId = UnicodeAttribute(null=True)
 
 
 class IncidentItem(Model):
@@ -92,7 +91,9 @@ class FunctionStore(Protocol):
 
     def get(self, function_arn: str) -> FunctionState | None: ...
 
-    def open_incident_id(self, function_arn: str) -> tuple[str | None, str | None]: ...
+    def open_incident_id(self, function_arn: str) -> str | None: ...
+
+    def unsent_resolutions(self, function_arn: str) -> list[IncidentRecord]: ...
 
     def incident(self, function_arn: str, incident_id: str) -> IncidentRecord | None: ...
 
@@ -152,18 +153,29 @@ class DynamoFunctionStore:
             deleted_at=parse_utc_iso(item.deletedAt) if item.deletedAt else None,
         )
 
-    def open_incident_id(self, function_arn: str) -> tuple[str | None, str | None]:
-        """(open incident id, last incident id) of the function."""
+    def open_incident_id(self, function_arn: str) -> str | None:
         try:
             item = self.functions.get(
                 function_pk(function_arn),
                 FUNCTION_SK,
                 consistent_read=True,
-                attributes_to_get=["openIncidentId", "lastIncidentId"],
+                attributes_to_get=["openIncidentId"],
             )
         except self.functions.DoesNotExist:
-            return None, None
-        return item.openIncidentId, item.lastIncidentId
+            return None
+        return item.openIncidentId
+
+    def unsent_resolutions(self, function_arn: str) -> list[IncidentRecord]:
+        """Resolved incidents that alerted but whose resolved notice a failed evaluation did not send."""
+        i = self.incidents
+        unsent = (i.status == "resolved") & i.notifiedAt.exists() & i.resolvedNotifiedAt.does_not_exist()
+        found = i.query(
+            function_pk(function_arn),
+            i.sk.startswith("INCIDENT#"),
+            filter_condition=unsent,
+            consistent_read=True,
+        )
+        return [IncidentRecord(item) for item in found]
 
     def incident(self, function_arn: str, incident_id: str) -> IncidentRecord | None:
         try:
@@ -192,7 +204,6 @@ class DynamoFunctionStore:
                     actions=[
                         f.arn.set(incident.function_arn),
                         f.openIncidentId.set(incident.incident_id),
-                        f.lastIncidentId.set(incident.incident_id),
                     ],
                     condition=f.openIncidentId.does_not_exist(),
                 ),
