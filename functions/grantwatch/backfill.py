@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -120,7 +120,8 @@ class Progress:
 
 @dataclass
 class Checkpoint:
-    """Where a backfill of one source got to: the last file it finished, in key order."""
+    """Where a backfill got to: the last file it finished, in key order. `source` names the source and the
+    selection (region, window): a checkpoint is only resumed by the same backfill."""
 
     path: Path
     source: str
@@ -151,6 +152,14 @@ class Checkpoint:
         os.replace(temporary, self.path)
 
 
+def backfill_scope(source: str, region: str | None, since: datetime | None, until: datetime | None) -> str:
+    parts = [source]
+    parts += [
+        f"{name}={value}" for name, value in (("region", region), ("since", since), ("until", until)) if value
+    ]
+    return " ".join(str(part) for part in parts)
+
+
 def in_window(key: str, since: date | None, until: date | None, region: str | None) -> bool:
     """From the key alone: is the file of the region and days asked for? Other layouts pass."""
     match = _ARCHIVE_DAY.search(key)
@@ -159,7 +168,9 @@ def in_window(key: str, since: date | None, until: date | None, region: str | No
     if region and match["region"] != region:
         return False
     day = date(int(match["y"]), int(match["m"]), int(match["d"]))
-    return (since is None or day >= since) and (until is None or day <= until)
+    # A file sits under the day it was delivered, minutes after its events: the day after `until` may hold
+    # events of `until`; the records' eventTime trims the rest.
+    return (since is None or day >= since) and (until is None or day <= until + timedelta(days=1))
 
 
 def is_relevant(record: object) -> bool:

@@ -37,6 +37,7 @@ from grantwatch.backfill import (
     Progress,
     S3Archive,
     backfill_archive,
+    backfill_scope,
     lookup_events,
     parse_moment,
     progress_json,
@@ -257,7 +258,8 @@ def backfill(
                     S3Archive(source) if source.startswith("s3://") else LocalArchive(Path(source))
                 )
                 source_name = archive.description
-                resume = Checkpoint.load(checkpoint or _default_checkpoint(archive.description), source_name)
+                scope = backfill_scope(source_name, region, low, high)
+                resume = Checkpoint.load(checkpoint or _default_checkpoint(scope), scope)
                 progress = backfill_archive(
                     archive, feed, checkpoint=resume, since=low, until=high, region=region, on_file=show
                 )

@@ -46,13 +46,6 @@ def evaluate(
         functions.mark_notified(incident, resolved=resolved, at=now)
         published.append(notice)
 
-    for unsent in functions.unsent_resolutions(function_arn):
-        reason = unsent.resolved_reason or "resolved"
-        resolved_at = unsent.resolved_at or now
-        publish(
-            unsent.incident, resolved_notice(unsent.incident, reason, resolved_at, unsent.resolved_grant_id)
-        )
-
     open_id = functions.open_incident_id(function_arn)
     assessment = assess(function_arn, list(grants.grants(function=function_arn)), functions.get(function_arn))
     current = functions.incident(function_arn, open_id) if open_id else None
@@ -67,6 +60,14 @@ def evaluate(
     elif current is not None:
         grant_id = assessment.usable.grant_id if assessment.usable else None
         reason = "has a usable grant again" if assessment.verdict is Verdict.SAFE else assessment.reason
-        if functions.resolve(current.incident, now, reason, grant_id) and current.notified:
-            publish(current.incident, resolved_notice(current.incident, reason, now, grant_id))
+        functions.resolve(current.incident, now, reason, grant_id)
+    # Last, so that whichever of two racing evaluations resolves or marks an alert sent last also sends the
+    # resolved notice; and it picks up one a failed evaluation left unsent.
+    for unsent in functions.unsent_resolutions(function_arn):
+        reason = unsent.resolved_reason or "resolved"
+        resolved_at = unsent.resolved_at or now
+        publish(
+            unsent.incident, resolved_notice(unsent.incident, reason, resolved_at, unsent.resolved_grant_id)
+        )
+
     return published

@@ -347,5 +347,30 @@ def test_a_resolved_notice_that_failed_is_sent_even_after_a_new_incident_opened(
     evaluate(
         billing, grants=grants, functions=functions, notifier=notifier, now=at + timedelta(days=1, minutes=1)
     )
-    assert kinds(sent) == ["alert", "resolved", "alert"]
-    assert sent[1].incident_id == sent[0].incident_id != sent[2].incident_id
+    assert kinds(sent) == ["alert", "alert", "resolved"]  # the new incident's alert, then the old one's notice
+    assert sent[2].incident_id == sent[0].incident_id != sent[1].incident_id
+
+
+def test_a_grant_back_while_the_alert_is_being_sent_still_gets_its_resolved_notice(
+    table_settings: Settings,
+) -> None:
+    grants, functions = DynamoGrantStore(table_settings), DynamoFunctionStore(table_settings)
+    recorder = LocalPipeline(grants, functions).recorder
+    recorder.record(create_grant("billing", "g1", "2026-11-01T10:00:00Z"))
+    recorder.record(retire_grant("g1", "2026-11-03T10:00:00Z"))
+    now = datetime(2026, 11, 3, 10, 2, tzinfo=UTC)
+    sent: list[Notice] = []
+
+    class ResolvedDuringPublish:
+        """While the alert is being published, a new grant arrives and another evaluation resolves it."""
+
+        def publish(self, notice: Notice) -> None:
+            if not sent:
+                recorder.record(create_grant("billing", "g2", "2026-11-03T10:01:00Z"))
+                evaluate(function_arn("billing"), grants=grants, functions=functions, notifier=self, now=now)
+            sent.append(notice)
+
+    evaluate(
+        function_arn("billing"), grants=grants, functions=functions, notifier=ResolvedDuringPublish(), now=now
+    )
+    assert kinds(sent) == ["alert", "resolved"]

@@ -109,8 +109,40 @@ def test_the_cli_backfills_a_window_of_one_region(table_settings: Settings, tmp_
     assert summary["events_read"] == 2_000 and summary["events_matched"] == 40 and summary["recorded"] == 40
     assert not recorded(table_settings) & other_region.grant_ids
 
-    again = runner.invoke(app, [*args, "--region", "eu-central-1"])
+    again = runner.invoke(app, [*args, "--region", "eu-central-1", "--until", "2026-11-01"])
     assert json.loads(again.stdout.splitlines()[-1])["summary"]["files_skipped"] == 20
+    other_selection = runner.invoke(app, [*args, "--region", "us-west-2"])
+    assert other_selection.exit_code == 3 and "use another --checkpoint" in other_selection.stderr
+
+
+def test_until_a_day_reads_the_next_days_folder_for_events_delivered_after_midnight(
+    table_settings: Settings, tmp_path: Path
+) -> None:
+    late = retire_grant("g1", "2026-11-01T23:58:00Z")["detail"]
+    folder = (
+        tmp_path / "trail" / "AWSLogs" / "210987654321" / "CloudTrail" / "eu-central-1" / "2026" / "11" / "02"
+    )
+    folder.mkdir(parents=True)
+    next_day = retire_grant("g2", "2026-11-02T00:03:00Z")["detail"]
+    (folder / "delivered.json").write_text(json.dumps({"Records": [late, next_day]}))
+    result = runner.invoke(
+        app,
+        [
+            "backfill",
+            str(tmp_path / "trail"),
+            "--until",
+            "2026-11-01",
+            "--json",
+            "--table",
+            table_settings.table_name,
+            "--endpoint-url",
+            table_settings.endpoint_url or "",
+            "--checkpoint",
+            str(tmp_path / "cp.json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.splitlines()[-1])["summary"]["events_matched"] == 1
 
 
 def test_a_folder_that_does_not_exist_and_a_checkpoint_of_another_source(tmp_path: Path) -> None:

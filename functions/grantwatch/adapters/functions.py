@@ -241,11 +241,11 @@ class DynamoFunctionStore:
             (i.resolvedNotifiedAt, i.resolvedClaimedUntil) if resolved else (i.notifiedAt, i.claimedUntil)
         )
         record = i(function_pk(incident.function_arn), incident_sk(incident.incident_id))
-        free = claim.does_not_exist() | (claim < utc_iso(now))
+        condition = sent.does_not_exist() & (claim.does_not_exist() | (claim < utc_iso(now)))
+        if not resolved:
+            condition &= i.status == "open"  # an alert for an incident resolved meanwhile is not news
         try:
-            record.update(
-                actions=[claim.set(utc_iso(now + NOTICE_LEASE))], condition=sent.does_not_exist() & free
-            )
+            record.update(actions=[claim.set(utc_iso(now + NOTICE_LEASE))], condition=condition)
         except UpdateError as error:
             if error.cause_response_code == "ConditionalCheckFailedException":
                 return False
