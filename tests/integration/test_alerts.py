@@ -347,7 +347,8 @@ def test_a_resolved_notice_that_failed_is_sent_even_after_a_new_incident_opened(
     evaluate(
         billing, grants=grants, functions=functions, notifier=notifier, now=at + timedelta(days=1, minutes=1)
     )
-    assert kinds(sent) == ["alert", "alert", "resolved"]  # the new incident's alert, then the old one's notice
+    # the new incident's alert, then the old one's resolved notice
+    assert kinds(sent) == ["alert", "alert", "resolved"]
     assert sent[2].incident_id == sent[0].incident_id != sent[1].incident_id
 
 
