@@ -45,6 +45,7 @@ from grantwatch.backfill import (
 from grantwatch.domain.alerts import Notice, NoticeKind
 from grantwatch.domain.lineage import GrantStatus
 from grantwatch.pipeline import DEFAULT_SETTLE, LocalPipeline
+from grantwatch.queries import function_rows, incident_rows, lineage_rows
 from grantwatch.recorder import EventOutcome, Outcome
 from grantwatch.settings import Settings
 from grantwatch.sources import read_events
@@ -187,6 +188,107 @@ def replay(
         out.print(", ".join(f"{v} {k}" for k, v in summary.items()))
     if counts[Outcome.REJECTED]:
         raise typer.Exit(EXIT_REJECTED)
+
+
+@app.command()
+def functions(
+    at_risk: Annotated[
+        bool, typer.Option("--at-risk", help="Only functions at risk or with an open incident.")
+    ] = False,
+    as_json: JsonOption = False,
+    table: TableOption = None,
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
+) -> None:
+    """Every known Lambda function: its key and role, its grants, whether it can decrypt, its open incident.
+
+    A function is known from Lambda's own events or from its grants. Served by index queries, not a scan.
+    """
+    settings = _settings(table, endpoint_url, region)
+    with _table_errors(settings):
+        rows = function_rows(DynamoGrantStore(settings), DynamoFunctionStore(settings), at_risk=at_risk)
+    if as_json:
+        _print_json(rows)
+        return
+    out.print(f"{len(rows)} function(s)")
+    for row in rows:
+        incident = f", open incident {row['openIncidentId']}" if row["openIncidentId"] else ""
+        out.print(
+            f"\n{row['functionName']}  {row['verdict'].upper()} ({row['reason']}){incident}", style="bold"
+        )
+        out.print(f"  function  {row['functionArn']}")
+        out.print(f"  key       {row['keyArn'] or '-'}")
+        out.print(f"  role      {row['executionRole'] or '-'}")
+        out.print(f"  grants    {row['grants']['active']} active, {row['grants']['ended']} ended")
+
+
+@app.command()
+def incidents(
+    open_only: Annotated[bool, typer.Option("--open", help="Only incidents not yet resolved.")] = False,
+    as_json: JsonOption = False,
+    table: TableOption = None,
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
+) -> None:
+    """Incidents, newest first: a function that lost its last usable grant, and how it ended."""
+    settings = _settings(table, endpoint_url, region)
+    with _table_errors(settings):
+        rows = incident_rows(DynamoFunctionStore(settings), open_only=open_only)
+    if as_json:
+        _print_json(rows)
+        return
+    out.print(f"{len(rows)} incident(s)")
+    for row in rows:
+        out.print(f"\n{row['incidentId']}  {row['status'].upper()}  {row['alertType']}", style="bold")
+        out.print(f"  function  {row['functionArn']}")
+        out.print(f"  grant     {row['grantId']} ended {row['endedAt']} by {row['endedBy']}")
+        out.print(f"  alerted   {row['alertSentAt'] or 'not sent'} (detected {row['detectedAt']})")
+        if row["resolvedAt"]:
+            out.print(f"  resolved  {row['resolvedAt']}: {row['resolvedReason']}")
+
+
+@app.command()
+def lineage(
+    function: Annotated[str | None, typer.Option("--function", help="Lambda function ARN.")] = None,
+    key: Annotated[str | None, typer.Option("--key", help="Key ARN.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="From this day or ISO time (UTC).")] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Up to this day (inclusive) or ISO time.")
+    ] = None,
+    as_json: JsonOption = False,
+    table: TableOption = None,
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
+) -> None:
+    """The timeline of one function or one key: grant creations and ends, alerts and resolved notices."""
+    if bool(function) == bool(key):
+        err.print("error: give exactly one of --function and --key")
+        raise typer.Exit(2)
+    settings = _settings(table, endpoint_url, region)
+    try:
+        low, high = parse_moment(since), parse_moment(until, end_of_day=True)
+    except BackfillError as error:
+        err.print(f"error: {error}")
+        raise typer.Exit(2) from None
+    with _table_errors(settings):
+        rows = lineage_rows(
+            DynamoGrantStore(settings),
+            DynamoFunctionStore(settings),
+            function=function,
+            key=key,
+            since=low,
+            until=high,
+        )
+    if as_json:
+        _print_json(rows)
+        return
+    out.print(f"{len(rows)} event(s) for {function or key}")
+    for row in rows:
+        subject = f"grant {row['grantId']}" + (
+            f" ({row['functionArn']})" if key and row.get("functionArn") else ""
+        )
+        who = f" by {row['by']}" if row.get("by") else ""
+        out.print(f"  {row['time']}  {row['what']:<9} {subject}{who}")
 
 
 @app.command()

@@ -47,7 +47,10 @@ def evaluate(
         published.append(notice)
 
     open_id = functions.open_incident_id(function_arn)
-    assessment = assess(function_arn, list(grants.grants(function=function_arn)), functions.get(function_arn))
+    function = functions.get(function_arn)
+    if function is None:
+        functions.touch(function_arn)  # known from its grants only: list it with the others
+    assessment = assess(function_arn, list(grants.grants(function=function_arn)), function)
     current = functions.incident(function_arn, open_id) if open_id else None
 
     if assessment.verdict is Verdict.AT_RISK:

@@ -49,6 +49,7 @@ class LocalPipeline:
         self.scheduler = VirtualClockScheduler(settle)
         self.notifier = CollectingNotifier()
         self.recorder = Recorder(grants, functions, self.scheduler)
+        self.clock: datetime | None = None  # the latest eventTime seen: time never runs backwards
 
     def feed(self, raw: object) -> tuple[list[Notice], EventOutcome]:
         """The notices that fell due before this event, and what recording it did."""
@@ -56,6 +57,7 @@ class LocalPipeline:
         if isinstance(parsed, EventOutcome):
             return [], parsed
         notices = self._run_due(before=parsed.event_time)
+        self.clock = max(self.clock or parsed.event_time, parsed.event_time)
         return notices, self.recorder.apply(parsed)
 
     def drain(self) -> list[Notice]:
@@ -66,6 +68,7 @@ class LocalPipeline:
         notices: list[Notice] = []
         while (due := self.scheduler.pop_due(before)) is not None:
             at, function_arn = due
+            at = max(at, self.clock or at)  # events fed out of time order: it is later than they say
             notices += evaluate(
                 function_arn, grants=self.grants, functions=self.functions, notifier=self.notifier, now=at
             )

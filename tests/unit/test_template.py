@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from moto.events.models import EventPattern
 
+from grantwatch.adapters.functions import FunctionItem, IncidentItem
 from grantwatch.adapters.store import GrantItem
 from grantwatch.template import load_template, table_properties
 from tests.conftest import ROOT, TEMPLATE, load_event, sample_event_files
@@ -22,16 +23,21 @@ def _keys(schema: list[dict[str, str]]) -> dict[str, str]:
     return {k["KeyType"]: k["AttributeName"] for k in schema}
 
 
-def test_the_pynamodb_model_has_the_table_keys_and_indexes_of_the_template() -> None:
+MODELS = (GrantItem, FunctionItem, IncidentItem)
+
+
+def test_the_pynamodb_models_have_the_table_keys_and_indexes_of_the_template() -> None:
     table = table_properties(TEMPLATE_DOC)
     types = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
-    model_attributes = GrantItem.get_attributes()
     for name, attribute_type in types.items():
-        assert model_attributes[name].attr_type == attribute_type, name
+        declaring = [m for m in MODELS if name in m.get_attributes()]
+        assert declaring, f"no model declares {name}"
+        assert all(m.get_attributes()[name].attr_type == attribute_type for m in declaring), name
 
-    assert _keys(table["KeySchema"]) == {"HASH": GrantItem._hash_keyname, "RANGE": GrantItem._range_keyname}
+    for model in MODELS:
+        assert _keys(table["KeySchema"]) == {"HASH": model._hash_keyname, "RANGE": model._range_keyname}
 
-    model_indexes = {index.Meta.index_name: index for index in GrantItem._indexes.values()}
+    model_indexes = {index.Meta.index_name: index for m in MODELS for index in m._indexes.values()}
     template_indexes = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}
     assert set(model_indexes) == set(template_indexes)
     for name, index in model_indexes.items():

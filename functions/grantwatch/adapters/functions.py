@@ -9,6 +9,7 @@ racing open or close it once.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -16,6 +17,7 @@ from pynamodb.attributes import BooleanAttribute, MapAttribute, UnicodeAttribute
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
@@ -38,12 +40,28 @@ def incident_sk(incident_id: str) -> str:
     return f"INCIDENT#{incident_id}"
 
 
+FUNCTION_ENTITY = "FUNCTION"
+INCIDENT_ENTITY = "INCIDENT"
+
+
+class ByEntityIndex(GlobalSecondaryIndex[Any]):
+    """Every function, or every incident: what `grantwatch functions` and `incidents` list, without a scan."""
+
+    class Meta:
+        index_name = "by-entity"
+        projection = AllProjection()
+
+    entity = UnicodeAttribute(hash_key=True)
+    pk = UnicodeAttribute(range_key=True)
+
+
 class FunctionItem(Model):
     class Meta:
         table_name = "grantwatch-unbound"
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
+    entity = UnicodeAttribute(null=True)
     arn = UnicodeAttribute()
     role = UnicodeAttribute(null=True)
     kmsKeyArn = UnicodeAttribute(null=True)
@@ -54,6 +72,8 @@ class FunctionItem(Model):
     deletedEventId = UnicodeAttribute(null=True)
     openIncidentId = UnicodeAttribute(null=True)
 
+    by_entity = ByEntityIndex()
+
 
 class IncidentItem(Model):
     class Meta:
@@ -61,6 +81,7 @@ class IncidentItem(Model):
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
+    entity = UnicodeAttribute(null=True)
     status = UnicodeAttribute()
     incident = MapAttribute[str, Any]()
     openedAt = UnicodeAttribute()
@@ -72,6 +93,8 @@ class IncidentItem(Model):
     resolvedGrantId = UnicodeAttribute(null=True)
     resolvedNotifiedAt = UnicodeAttribute(null=True)
 
+    by_entity = ByEntityIndex()
+
 
 class IncidentRecord:
     """An incident as stored: the incident, and where its notices stand."""
@@ -79,6 +102,7 @@ class IncidentRecord:
     def __init__(self, item: IncidentItem) -> None:
         self.incident = incident_from_record(item.incident.as_dict())
         self.status = item.status
+        self.notified_at = parse_utc_iso(item.notifiedAt) if item.notifiedAt else None
         self.notified = item.notifiedAt is not None
         self.resolved_at = parse_utc_iso(item.resolvedAt) if item.resolvedAt else None
         self.resolved_reason = item.resolvedReason
@@ -92,6 +116,8 @@ class FunctionStore(Protocol):
     def get(self, function_arn: str) -> FunctionState | None: ...
 
     def open_incident_id(self, function_arn: str) -> str | None: ...
+
+    def touch(self, function_arn: str) -> None: ...
 
     def unsent_resolutions(self, function_arn: str) -> list[IncidentRecord]: ...
 
@@ -118,7 +144,7 @@ class DynamoFunctionStore:
         f = self.functions
         item = f(function_pk(fact.function_arn), FUNCTION_SK)
         at = utc_iso(fact.event_time)
-        actions: list[Action] = [f.arn.set(fact.function_arn)]
+        actions: list[Action] = [f.arn.set(fact.function_arn), f.entity.set(FUNCTION_ENTITY)]
         if fact.change is FunctionChange.DELETED:
             newer = _newer(f.deletedAt, f.deletedEventId, at, fact.event_id)
             actions += [f.deletedAt.set(at), f.deletedEventId.set(fact.event_id)]
@@ -144,14 +170,7 @@ class DynamoFunctionStore:
             item = self.functions.get(function_pk(function_arn), FUNCTION_SK, consistent_read=True)
         except self.functions.DoesNotExist:
             return None
-        return FunctionState(
-            function_arn=item.arn,
-            role=item.role,
-            kms_key_arn=item.kmsKeyArn,
-            has_environment=bool(item.hasEnvironment),
-            configured_at=parse_utc_iso(item.configuredAt) if item.configuredAt else None,
-            deleted_at=parse_utc_iso(item.deletedAt) if item.deletedAt else None,
-        )
+        return _state_of(item)
 
     def open_incident_id(self, function_arn: str) -> str | None:
         try:
@@ -164,6 +183,26 @@ class DynamoFunctionStore:
         except self.functions.DoesNotExist:
             return None
         return item.openIncidentId
+
+    def touch(self, function_arn: str) -> None:
+        """Make a function known only from its grants a listed function (an item with no configuration)."""
+        f = self.functions
+        f(function_pk(function_arn), FUNCTION_SK).update(
+            actions=[f.arn.set(f.arn | function_arn), f.entity.set(FUNCTION_ENTITY)]
+        )
+
+    def all_functions(self) -> Iterator[tuple[FunctionState, str | None]]:
+        """Every known function, with its open incident's id: one index query, paged."""
+        for item in self.functions.by_entity.query(FUNCTION_ENTITY):
+            yield _state_of(item), item.openIncidentId
+
+    def all_incidents(self) -> Iterator[IncidentRecord]:
+        for item in self.incidents.by_entity.query(INCIDENT_ENTITY):
+            yield IncidentRecord(item)
+
+    def incidents_of(self, function_arn: str) -> list[IncidentRecord]:
+        found = self.incidents.query(function_pk(function_arn), self.incidents.sk.startswith("INCIDENT#"))
+        return [IncidentRecord(item) for item in found]
 
     def unsent_resolutions(self, function_arn: str) -> list[IncidentRecord]:
         """Resolved incidents that alerted but whose resolved notice a failed evaluation did not send."""
@@ -193,6 +232,7 @@ class DynamoFunctionStore:
         record = i(
             function_pk(incident.function_arn),
             incident_sk(incident.incident_id),
+            entity=INCIDENT_ENTITY,
             status="open",
             incident=incident_to_map(incident),
             openedAt=utc_iso(incident.detected_at),
@@ -203,6 +243,7 @@ class DynamoFunctionStore:
                     function,
                     actions=[
                         f.arn.set(incident.function_arn),
+                        f.entity.set(FUNCTION_ENTITY),
                         f.openIncidentId.set(incident.incident_id),
                     ],
                     condition=f.openIncidentId.does_not_exist(),
@@ -274,6 +315,17 @@ class DynamoFunctionStore:
                 return False
             raise  # a conflict or throttling: the evaluation fails and is retried
         return True
+
+
+def _state_of(item: FunctionItem) -> FunctionState:
+    return FunctionState(
+        function_arn=item.arn,
+        role=item.role,
+        kms_key_arn=item.kmsKeyArn,
+        has_environment=bool(item.hasEnvironment),
+        configured_at=parse_utc_iso(item.configuredAt) if item.configuredAt else None,
+        deleted_at=parse_utc_iso(item.deletedAt) if item.deletedAt else None,
+    )
 
 
 def _newer(at_attribute: Any, id_attribute: Any, at: str, event_id: str) -> Condition:
