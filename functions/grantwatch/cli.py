@@ -13,7 +13,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -50,6 +50,7 @@ from grantwatch.recorder import EventOutcome, Outcome
 from grantwatch.settings import Settings
 from grantwatch.sources import read_events
 from grantwatch.template import find_template
+from grantwatch.timeline import render_timeline
 from grantwatch.views import grant_json, lineage_event_json
 
 EXIT_REJECTED = 1
@@ -255,12 +256,18 @@ def lineage(
     until: Annotated[
         str | None, typer.Option("--until", help="Up to this day (inclusive) or ISO time.")
     ] = None,
+    html_out: Annotated[
+        Path | None, typer.Option("--html", help="Also write the timeline as a self-contained HTML page.")
+    ] = None,
     as_json: JsonOption = False,
     table: TableOption = None,
     endpoint_url: EndpointOption = None,
     region: RegionOption = None,
 ) -> None:
-    """The timeline of one function or one key: grant creations and ends, alerts and resolved notices."""
+    """The timeline of one function or one key: grant creations and ends, alerts and resolved notices.
+
+    With --html, also a page (no network needed to view it) with a bar per grant from its creation to its
+    end, coloured by how it ended, alerts and resolved notices as markers, details on hover."""
     if bool(function) == bool(key):
         err.print("error: give exactly one of --function and --key")
         raise typer.Exit(2)
@@ -279,6 +286,10 @@ def lineage(
             since=low,
             until=high,
         )
+    if html_out is not None:
+        page = render_timeline(f"grantwatch lineage of {function or key}", rows, now=datetime.now(UTC))
+        html_out.write_text(page, encoding="utf-8")
+        err.print(f"timeline written to {html_out}")
     if as_json:
         _print_json(rows)
         return
