@@ -32,11 +32,12 @@ sys.path.insert(0, str(ROOT))
 from bench.workload import EVENT_TYPES, mixed_events, typed_event, write_archive  # noqa: E402
 from grantwatch import local  # noqa: E402
 from grantwatch.adapters.functions import DynamoFunctionStore  # noqa: E402
+from grantwatch.adapters.hazards import DynamoHazardStore  # noqa: E402
 from grantwatch.adapters.store import DynamoGrantStore  # noqa: E402
 from grantwatch.backfill import LocalArchive, backfill_archive  # noqa: E402
 from grantwatch.domain.records import EvaluationRequest  # noqa: E402
-from grantwatch.evaluator import evaluate  # noqa: E402
-from grantwatch.pipeline import LocalPipeline  # noqa: E402
+from grantwatch.evaluator import Evaluator  # noqa: E402
+from grantwatch.pipeline import local_pipeline  # noqa: E402
 from grantwatch.recorder import Recorder  # noqa: E402
 from grantwatch.settings import Settings  # noqa: E402
 
@@ -119,7 +120,9 @@ def put_floor(endpoint: str, table: str, count: int) -> float:
 
 def recorder_throughput(endpoint: str, events: list[dict[str, Any]], round_: int) -> tuple[float, float]:
     settings = new_table(endpoint, f"bench-recorder-{round_}")
-    recorder = Recorder(DynamoGrantStore(settings), DynamoFunctionStore(settings), Collecting())
+    recorder = Recorder(
+        DynamoGrantStore(settings), DynamoFunctionStore(settings), DynamoHazardStore(settings), Collecting()
+    )
     seconds = timed(lambda: [recorder.record(event) for event in events])
     return len(events) / seconds, seconds / len(events)
 
@@ -129,7 +132,8 @@ def capacity_per_event_type(endpoint: str) -> dict[str, dict[str, Any]]:
     grants, functions = DynamoGrantStore(settings), DynamoFunctionStore(settings)
     meter = DynamoMeter(grants.model._get_connection().connection.client)
     function_meter = DynamoMeter(functions.functions._get_connection().connection.client)
-    recorder = Recorder(grants, functions, Collecting())
+    hazards = DynamoHazardStore(settings)
+    recorder = Recorder(grants, functions, hazards, Collecting())
     figures: dict[str, dict[str, Any]] = {}
     for name in EVENT_TYPES:
         event = typed_event(name)
@@ -156,9 +160,7 @@ def capacity_per_event_type(endpoint: str) -> dict[str, dict[str, Any]]:
         def publish(self, notice: Any) -> None:
             return None
 
-    notices = evaluate(
-        function_arn, grants=grants, functions=functions, notifier=Quiet(), now=datetime.now(UTC)
-    )
+    notices = Evaluator(grants, functions, hazards, Quiet()).evaluate(function_arn, datetime.now(UTC))
     requests = meter.requests + function_meter.requests
     figures["evaluation"] = {
         "outcome": f"{len(notices)} notice(s)",
@@ -179,7 +181,7 @@ def backfill_throughput(endpoint: str, events: int) -> dict[str, Any]:
     matched: list[object] = []
     scan = timed(lambda: backfill_archive(LocalArchive(root), matched.append))
     settings = new_table(endpoint, "bench-backfill")
-    pipeline = LocalPipeline(DynamoGrantStore(settings), DynamoFunctionStore(settings))
+    pipeline = local_pipeline(settings)
     full = timed(lambda: backfill_archive(LocalArchive(root), pipeline.feed))
     return {
         "archive_events": events,
@@ -221,7 +223,9 @@ def peak_rss_mb(endpoint: str, count: int) -> float:
 
 def child_rss(count: int, endpoint: str) -> None:
     settings = new_table(endpoint, "bench-rss")
-    recorder = Recorder(DynamoGrantStore(settings), DynamoFunctionStore(settings), Collecting())
+    recorder = Recorder(
+        DynamoGrantStore(settings), DynamoFunctionStore(settings), DynamoHazardStore(settings), Collecting()
+    )
     for event in mixed_events(count, seed=3):  # generated as they go, as events arrive one by one
         recorder.record(event)
     print(peak_rss_of_this_process_mb())

@@ -28,6 +28,7 @@ from rich.progress import SpinnerColumn, TextColumn
 
 from grantwatch import local as local_dynamo
 from grantwatch.adapters.functions import DynamoFunctionStore
+from grantwatch.adapters.hazards import DynamoHazardStore
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.backfill import (
     Archive,
@@ -44,14 +45,14 @@ from grantwatch.backfill import (
 )
 from grantwatch.domain.alerts import Notice, NoticeKind
 from grantwatch.domain.lineage import GrantStatus
-from grantwatch.pipeline import DEFAULT_SETTLE, LocalPipeline
+from grantwatch.pipeline import DEFAULT_SETTLE, local_pipeline
 from grantwatch.queries import function_rows, incident_rows, lineage_rows
 from grantwatch.recorder import EventOutcome, Outcome
 from grantwatch.settings import Settings
 from grantwatch.sources import read_events
 from grantwatch.template import find_template
 from grantwatch.timeline import render_timeline
-from grantwatch.views import grant_json, lineage_event_json
+from grantwatch.views import grant_json, key_event_json, lineage_event_json
 
 EXIT_REJECTED = 1
 EXIT_UNAVAILABLE = 3
@@ -85,6 +86,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON 
 
 class StateFilter(StrEnum):
     ACTIVE = "active"
+    DEAD = "dead"
     ENDED = "ended"
     ALL = "all"
 
@@ -151,9 +153,7 @@ def replay(
     Exits 1 if anything was rejected, after processing everything else.
     """
     settings = _settings(table, endpoint_url, region)
-    pipeline = LocalPipeline(
-        DynamoGrantStore(settings), DynamoFunctionStore(settings), timedelta(seconds=settle_seconds)
-    )
+    pipeline = local_pipeline(settings, timedelta(seconds=settle_seconds))
     counts: Counter[str] = Counter()
     notices: list[Notice] = []
 
@@ -207,7 +207,12 @@ def functions(
     """
     settings = _settings(table, endpoint_url, region)
     with _table_errors(settings):
-        rows = function_rows(DynamoGrantStore(settings), DynamoFunctionStore(settings), at_risk=at_risk)
+        rows = function_rows(
+            DynamoGrantStore(settings),
+            DynamoFunctionStore(settings),
+            DynamoHazardStore(settings),
+            at_risk=at_risk,
+        )
     if as_json:
         _print_json(rows)
         return
@@ -220,7 +225,7 @@ def functions(
         out.print(f"  function  {row['functionArn']}")
         out.print(f"  key       {row['keyArn'] or '-'}")
         out.print(f"  role      {row['executionRole'] or '-'}")
-        out.print(f"  grants    {row['grants']['active']} active, {row['grants']['ended']} ended")
+        out.print(f"  grants    {', '.join(f'{n} {status}' for status, n in row['grants'].items())}")
 
 
 @app.command()
@@ -242,8 +247,19 @@ def incidents(
     for row in rows:
         out.print(f"\n{row['incidentId']}  {row['status'].upper()}  {row['alertType']}", style="bold")
         out.print(f"  function  {row['functionArn']}")
-        out.print(f"  grant     {row['grantId']} ended {row['endedAt']} by {row['endedBy']}")
+        evidence = row["evidence"]
+        out.print(f"  cause     {evidence['what']} at {evidence['at']} by {evidence['by']}")
+        if row["grantId"]:
+            out.print(f"  grant     {row['grantId']}")
+        if row["deletionDate"]:
+            out.print(f"  deletion  {row['deletionDate']}")
         out.print(f"  alerted   {row['alertSentAt'] or 'not sent'} (detected {row['detectedAt']})")
+        if row["confirmed"]:
+            lead = row["leadTimeSeconds"]
+            out.print(
+                f"  confirmed first failed Decrypt {row['firstFailureAt']} ({row['failures']} failure(s),"
+                f" lead time {lead} s)"
+            )
         if row["resolvedAt"]:
             out.print(f"  resolved  {row['resolvedAt']}: {row['resolvedReason']}")
 
@@ -281,6 +297,7 @@ def lineage(
         rows = lineage_rows(
             DynamoGrantStore(settings),
             DynamoFunctionStore(settings),
+            DynamoHazardStore(settings),
             function=function,
             key=key,
             since=low,
@@ -338,9 +355,7 @@ def backfill(
     Exits 1 if any event was rejected, 3 if the source cannot be read, 4 if it does not exist.
     """
     settings = _settings(table, endpoint_url, None)
-    pipeline = LocalPipeline(
-        DynamoGrantStore(settings), DynamoFunctionStore(settings), timedelta(seconds=settle_seconds)
-    )
+    pipeline = local_pipeline(settings, timedelta(seconds=settle_seconds))
     counts: Counter[str] = Counter()
     notices: list[Notice] = []
 
@@ -506,14 +521,19 @@ def history(
     endpoint_url: EndpointOption = None,
     region: RegionOption = None,
 ) -> None:
-    """Every event that touched a grant, in eventTime order. Exits 4 if the grant is unknown."""
+    """Every event that touched a grant, in eventTime order, with the state changes of its key (disabled,
+    enabled, scheduled for deletion, policy changed) and reconciliation's repairs. Exits 4 if unknown."""
     settings = _settings(table, endpoint_url, region)
     with _table_errors(settings):
         state = DynamoGrantStore(settings).get(grant_id)
+        key_events = DynamoHazardStore(settings).key_lineage(state.key_arn) if state else []
     if state is None:
         err.print(f"no grant {grant_id} in table {settings.table_name!r}")
         raise typer.Exit(EXIT_NOT_FOUND)
-    events = [lineage_event_json(f) for f in state.lineage]
+    events = sorted(
+        [lineage_event_json(f) for f in state.lineage] + [key_event_json(f) for f in key_events],
+        key=lambda e: (e["eventTime"], e["eventID"]),
+    )
     if as_json:
         _print_json({"grant": grant_json(state), "lineage": events})
         return

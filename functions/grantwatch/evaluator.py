@@ -1,5 +1,6 @@
-"""The evaluator's one corridor: re-read a function's grants and configuration once the settle window
-has passed, decide (pure), and open or close its incident, publishing one notice for each.
+"""The evaluator's one corridor: once the settle window has passed, re-read what is known of a function
+(its grants, configuration, key and role), decide (pure), and open, supersede or close its incident,
+publishing one notice for each. A key or role request evaluates every function that depends on it.
 
 Notices are published after the incident is written. Each is claimed first (a short lease on the incident
 item, so concurrent evaluations send it once), then published, then marked sent: a failed publish releases
@@ -8,10 +9,13 @@ the claim and raises, the request is retried, and the retry publishes what is st
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Protocol
 
 from grantwatch.adapters.functions import FunctionStore
+from grantwatch.adapters.hazards import HazardStore
 from grantwatch.adapters.store import GrantStore
 from grantwatch.domain.alerts import (
     Incident,
@@ -19,58 +23,216 @@ from grantwatch.domain.alerts import (
     NoticeKind,
     alert_notice,
     incident_from,
+    policy_notice,
     resolved_notice,
+    unpredicted_incident,
 )
-from grantwatch.domain.risk import Verdict, assess
+from grantwatch.domain.facts import Actor
+from grantwatch.domain.functions import FunctionState
+from grantwatch.domain.hazards import DecryptFailure, KeyChange, role_key
+from grantwatch.domain.lineage import GrantState
+from grantwatch.domain.records import EvaluationRequest
+from grantwatch.domain.risk import (
+    Assessment,
+    Cause,
+    Dependency,
+    Evidence,
+    Verdict,
+    assess,
+    fixed_since,
+    locate,
+)
 
 
 class Notifier(Protocol):
     def publish(self, notice: Notice) -> None: ...
 
 
-def evaluate(
-    function_arn: str, *, grants: GrantStore, functions: FunctionStore, notifier: Notifier, now: datetime
-) -> list[Notice]:
-    """Evaluate one function now; returns the notices published."""
-    published: list[Notice] = []
+class Step(StrEnum):
+    NOTHING = "nothing"
+    OPEN = "open"
+    KEEP = "keep"
+    SUPERSEDE = "supersede"
+    RESOLVE = "resolve"
+    OPEN_UNPREDICTED = "open-unpredicted"
 
-    def publish(incident: Incident, notice: Notice) -> None:
-        resolved = notice.kind is NoticeKind.RESOLVED
-        if not functions.claim_notice(incident, resolved=resolved, now=now):
-            return  # sent already, or being sent by another evaluation
-        try:
-            notifier.publish(notice)
-        except Exception:
-            functions.release_notice(incident, resolved=resolved)
-            raise
-        functions.mark_notified(incident, resolved=resolved, at=now)
-        published.append(notice)
 
-    open_id = functions.open_incident_id(function_arn)
-    function = functions.get(function_arn)
-    if function is None:
-        functions.touch(function_arn)  # known from its grants only: list it with the others
-    assessment = assess(function_arn, list(grants.grants(function=function_arn)), function)
-    current = functions.incident(function_arn, open_id) if open_id else None
-
+def next_step(assessment: Assessment, current: Incident | None, function: FunctionState | None) -> Step:
+    """What to do with the function's incident. Pure."""
     if assessment.verdict is Verdict.AT_RISK:
         if current is None:
-            functions.open(incident_from(assessment, now))
-            open_id = functions.open_incident_id(function_arn)
-            current = functions.incident(function_arn, open_id) if open_id else None
-        if current is not None and not current.notified:
-            publish(current.incident, alert_notice(current.incident))
-    elif current is not None:
-        grant_id = assessment.usable.grant_id if assessment.usable else None
-        reason = "has a usable grant again" if assessment.verdict is Verdict.SAFE else assessment.reason
-        functions.resolve(current.incident, now, reason, grant_id)
-    # Last, so that whichever of two racing evaluations resolves or marks an alert sent last also sends the
-    # resolved notice; and it picks up one a failed evaluation left unsent.
-    for unsent in functions.unsent_resolutions(function_arn):
-        reason = unsent.resolved_reason or "resolved"
-        resolved_at = unsent.resolved_at or now
-        publish(
-            unsent.incident, resolved_notice(unsent.incident, reason, resolved_at, unsent.resolved_grant_id)
+            return Step.OPEN
+        return Step.KEEP if current.cause is assessment.cause else Step.SUPERSEDE
+    if current is not None:
+        if current.cause is Cause.DECRYPT_FAILED and not fixed_since(
+            assessment, current.detected_at, function
+        ):
+            return Step.KEEP  # nothing explains the failure, and nothing has repaired it
+        return Step.RESOLVE
+    if function is None or function.failed_at is None or function.deleted:
+        return Step.NOTHING
+    return Step.NOTHING if fixed_since(assessment, function.failed_at, function) else Step.OPEN_UNPREDICTED
+
+
+@dataclass
+class Evaluator:
+    grants: GrantStore
+    functions: FunctionStore
+    hazards: HazardStore
+    notifier: Notifier
+
+    def run(self, request: EvaluationRequest, now: datetime) -> list[Notice]:
+        """Evaluate what the request names; returns the notices published."""
+        if request.function_arn is not None:
+            return self.evaluate(request.function_arn, now)
+        if request.key_arn is not None:
+            dependents = self.hazards.dependents_of_key(request.key_arn)
+            notices = self._policy_notice(request, dependents) if request.event_name == "PutKeyPolicy" else []
+        else:
+            account, _, name = (request.role or "").partition("/")
+            dependents = self.hazards.dependents_of_role(account, name)
+            notices = []
+        for function_arn in dependents:
+            notices += self.evaluate(function_arn, now)
+        return notices
+
+    def evaluate(self, function_arn: str, now: datetime) -> list[Notice]:
+        """Evaluate one function now."""
+        functions = self.functions
+        published: list[Notice] = []
+        open_id = functions.open_incident_id(function_arn)
+        function = functions.get(function_arn)
+        if function is None:
+            functions.touch(function_arn)  # known from its grants only: list it with the others
+        grants = list(self.grants.grants(function=function_arn))
+        assessment, dependency = self._assess(function_arn, grants, function)
+        current = functions.incident(function_arn, open_id) if open_id else None
+        step = next_step(assessment, current.incident if current else None, function)
+
+        opened: Incident | None = None
+        if step in (Step.OPEN, Step.SUPERSEDE):
+            on_key = (
+                self.hazards.dependents_of_key(assessment.key_arn or "") if _about_key(assessment) else []
+            )
+            opened = incident_from(assessment, now, on_key)
+            if step is Step.OPEN:
+                functions.open(opened)
+            elif current is not None:
+                functions.supersede(current.incident, opened)
+        elif step is Step.OPEN_UNPREDICTED and function is not None and function.failed_at is not None:
+            failure = Evidence(
+                what=f"failed with {function.failure_error or 'an error'}",
+                event_name="Decrypt",
+                event_id=function.failure_event_id or "unknown",
+                at=function.failed_at,
+                actor=Actor(principal=function_arn, identity_type=None, via=None),
+            )
+            key = dependency.key_arn if dependency else (function.kms_key_arn or "unknown")
+            opened = unpredicted_incident(
+                function_arn, key, dependency.role if dependency else None, failure, now
+            )
+            functions.open(opened)
+        elif step is Step.RESOLVE and current is not None:
+            grant_id = assessment.usable.grant_id if assessment.usable else None
+            reason = "can decrypt again" if assessment.verdict is Verdict.SAFE else assessment.reason
+            functions.resolve(current.incident, now, reason, grant_id)
+
+        if opened is not None:
+            if (
+                function is not None
+                and function.failed_at is not None
+                and function.failed_at >= opened.evidence.at
+            ):
+                self._confirm(function_arn, function)  # it failed before the alert could be sent
+            current = functions.incident(function_arn, functions.open_incident_id(function_arn) or "")
+        if (
+            step is not Step.RESOLVE
+            and current is not None
+            and current.status == "open"
+            and not current.notified
+        ):
+            self._publish(current.incident, alert_notice(current.incident), now, published)
+        # Last, so that whichever of two racing evaluations resolves or marks an alert sent last also sends
+        # the resolved notice; and it picks up one a failed evaluation left unsent.
+        for unsent in functions.unsent_resolutions(function_arn):
+            notice = resolved_notice(
+                unsent.incident,
+                unsent.resolved_reason or "resolved",
+                unsent.resolved_at or now,
+                unsent.resolved_grant_id,
+            )
+            self._publish(unsent.incident, notice, now, published)
+        return published
+
+    def _assess(
+        self, function_arn: str, grants: list[GrantState], function: FunctionState | None
+    ) -> tuple[Assessment, Dependency | None]:
+        assessment, dependency = assess_known(self.hazards, function_arn, grants, function)
+        ref = dependency.role_ref if dependency else None
+        was = (function.depends_on_key, function.depends_on_role) if function else (None, None)
+        self.hazards.link(
+            function_arn,
+            key=dependency.key_arn if dependency else None,
+            role=role_key(*ref) if ref else None,
+            was=was,
+        )
+        return assessment, dependency
+
+    def _confirm(self, function_arn: str, function: FunctionState) -> None:
+        if function.failed_at is None or function.failure_event_id is None:
+            return
+        self.functions.record_failure(
+            DecryptFailure(
+                function_arn=function_arn,
+                key_arn=None,
+                event_id=function.failure_event_id,
+                event_time=function.failed_at,
+                error_code=function.failure_error or "unknown",
+                actor=Actor(principal=function_arn, identity_type=None, via=None),
+            )
         )
 
-    return published
+    def _publish(self, incident: Incident, notice: Notice, now: datetime, published: list[Notice]) -> None:
+        resolved = notice.kind is NoticeKind.RESOLVED
+        if not self.functions.claim_notice(incident, resolved=resolved, now=now):
+            return  # sent already, or being sent by another evaluation
+        try:
+            self.notifier.publish(notice)
+        except Exception:
+            self.functions.release_notice(incident, resolved=resolved)
+            raise
+        self.functions.mark_notified(incident, resolved=resolved, at=now)
+        published.append(notice)
+
+    def _policy_notice(self, request: EvaluationRequest, dependents: list[str]) -> list[Notice]:
+        """One informational notice per key policy change on a key that functions depend on."""
+        key_arn = request.key_arn or ""
+        fact = next((f for f in self.hazards.key_lineage(key_arn) if f.event_id == request.event_id), None)
+        if fact is None or fact.change is not KeyChange.POLICY_CHANGED or not dependents:
+            return []
+        notice = policy_notice(fact, dependents)
+        if not self.hazards.claim_key_notice(key_arn, fact.event_id):
+            return []
+        try:
+            self.notifier.publish(notice)
+        except Exception:
+            self.hazards.release_key_notice(key_arn, fact.event_id)
+            raise
+        return [notice]
+
+
+def assess_known(
+    hazards: HazardStore, function_arn: str, grants: list[GrantState], function: FunctionState | None
+) -> tuple[Assessment, Dependency | None]:
+    """The function's assessment with the state of the key and role it depends on, read from the store."""
+    located = locate(function_arn, grants, function)
+    if not isinstance(located, Dependency):
+        return located, None
+    ref = located.role_ref
+    key_status = hazards.key(located.key_arn)
+    role_status = hazards.role(*ref) if ref else None
+    return assess(function_arn, grants, function, key=key_status, role=role_status), located
+
+
+def _about_key(assessment: Assessment) -> bool:
+    return assessment.cause in (Cause.KEY_DISABLED, Cause.KEY_PENDING_DELETION)

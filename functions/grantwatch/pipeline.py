@@ -10,13 +10,15 @@ from __future__ import annotations
 import heapq
 from datetime import datetime, timedelta
 
-from grantwatch.adapters.functions import FunctionStore
+from grantwatch.adapters.functions import DynamoFunctionStore, FunctionStore
+from grantwatch.adapters.hazards import DynamoHazardStore, HazardStore
 from grantwatch.adapters.notifier import CollectingNotifier
-from grantwatch.adapters.store import GrantStore
+from grantwatch.adapters.store import DynamoGrantStore, GrantStore
 from grantwatch.domain.alerts import Notice
 from grantwatch.domain.records import EvaluationRequest
-from grantwatch.evaluator import evaluate
+from grantwatch.evaluator import Evaluator
 from grantwatch.recorder import EventOutcome, Recorder
+from grantwatch.settings import Settings
 
 DEFAULT_SETTLE = timedelta(seconds=120)
 
@@ -24,31 +26,36 @@ DEFAULT_SETTLE = timedelta(seconds=120)
 class VirtualClockScheduler:
     def __init__(self, settle: timedelta) -> None:
         self.settle = settle
-        self._pending: list[tuple[datetime, int, str]] = []
+        self._pending: list[tuple[datetime, int, EvaluationRequest]] = []
         self._sequence = 0
 
     def schedule(self, request: EvaluationRequest) -> None:
         self._sequence += 1
-        heapq.heappush(
-            self._pending, (request.event_time + self.settle, self._sequence, request.function_arn)
-        )
+        due = request.event_time + (timedelta(0) if request.immediate else self.settle)
+        heapq.heappush(self._pending, (due, self._sequence, request))
 
-    def pop_due(self, before: datetime | None) -> tuple[datetime, str] | None:
+    def pop_due(self, before: datetime | None) -> tuple[datetime, EvaluationRequest] | None:
         if self._pending and (before is None or self._pending[0][0] < before):
-            due, _, function_arn = heapq.heappop(self._pending)
-            return due, function_arn
+            due, _, request = heapq.heappop(self._pending)
+            return due, request
         return None
 
 
 class LocalPipeline:
     def __init__(
-        self, grants: GrantStore, functions: FunctionStore, settle: timedelta = DEFAULT_SETTLE
+        self,
+        grants: GrantStore,
+        functions: FunctionStore,
+        hazards: HazardStore,
+        settle: timedelta = DEFAULT_SETTLE,
     ) -> None:
         self.grants = grants
         self.functions = functions
+        self.hazards = hazards
         self.scheduler = VirtualClockScheduler(settle)
         self.notifier = CollectingNotifier()
-        self.recorder = Recorder(grants, functions, self.scheduler)
+        self.recorder = Recorder(grants, functions, hazards, self.scheduler)
+        self.evaluator = Evaluator(grants, functions, hazards, self.notifier)
         self.clock: datetime | None = None  # the latest eventTime seen: time never runs backwards
 
     def feed(self, raw: object) -> tuple[list[Notice], EventOutcome]:
@@ -67,9 +74,14 @@ class LocalPipeline:
     def _run_due(self, before: datetime | None) -> list[Notice]:
         notices: list[Notice] = []
         while (due := self.scheduler.pop_due(before)) is not None:
-            at, function_arn = due
+            at, request = due
             at = max(at, self.clock or at)  # events fed out of time order: it is later than they say
-            notices += evaluate(
-                function_arn, grants=self.grants, functions=self.functions, notifier=self.notifier, now=at
-            )
+            notices += self.evaluator.run(request, at)
         return notices
+
+
+def local_pipeline(settings: Settings, settle: timedelta = DEFAULT_SETTLE) -> LocalPipeline:
+    """The pipeline on the configured table (DynamoDB Local, or a deployed table)."""
+    return LocalPipeline(
+        DynamoGrantStore(settings), DynamoFunctionStore(settings), DynamoHazardStore(settings), settle
+    )

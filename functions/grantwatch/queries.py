@@ -6,21 +6,24 @@ from datetime import datetime
 from typing import Any
 
 from grantwatch.adapters.functions import DynamoFunctionStore, IncidentRecord
+from grantwatch.adapters.hazards import DynamoHazardStore
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.domain.facts import utc_iso
 from grantwatch.domain.functions import function_name
-from grantwatch.domain.lineage import GrantState
-from grantwatch.domain.risk import Verdict, assess
+from grantwatch.domain.hazards import KeyFact, RoleFact, role_of
+from grantwatch.domain.lineage import GrantState, GrantStatus
+from grantwatch.domain.risk import Verdict
+from grantwatch.evaluator import assess_known
 
 
 def function_rows(
-    grants: DynamoGrantStore, functions: DynamoFunctionStore, *, at_risk: bool
+    grants: DynamoGrantStore, functions: DynamoFunctionStore, hazards: DynamoHazardStore, *, at_risk: bool
 ) -> list[dict[str, Any]]:
     """Every known function: its key and role, its grants, its verdict now, its open incident."""
     rows = []
     for function, open_incident in functions.all_functions():
         states = list(grants.grants(function=function.function_arn))
-        assessment = assess(function.function_arn, states, function)
+        assessment, _ = assess_known(hazards, function.function_arn, states, function)
         if at_risk and not (open_incident or assessment.verdict is Verdict.AT_RISK):
             continue
         rows.append(
@@ -30,13 +33,11 @@ def function_rows(
                 "keyArn": assessment.key_arn or function.kms_key_arn,
                 "executionRole": assessment.role,
                 "deleted": function.deleted,
-                "grants": {
-                    "active": sum(s.ended is None for s in states),
-                    "ended": sum(s.ended is not None for s in states),
-                },
+                "grants": {status.value: sum(s.status is status for s in states) for status in GrantStatus},
                 "usableGrantId": assessment.usable.grant_id if assessment.usable else None,
                 "verdict": assessment.verdict.value,
                 "reason": assessment.reason,
+                "cause": assessment.cause.value if assessment.cause else None,
                 "openIncidentId": open_incident,
             }
         )
@@ -45,20 +46,35 @@ def function_rows(
 
 def incident_row(record: IncidentRecord) -> dict[str, Any]:
     incident = record.incident
+    evidence = incident.evidence
     return {
         "incidentId": incident.incident_id,
         "status": record.status,
+        "alertType": incident.alert_type,
+        "predicted": incident.predicted,
         "functionArn": incident.function_arn,
         "keyArn": incident.key_arn,
-        "alertType": incident.alert_type,
+        "executionRole": incident.role,
         "grantId": incident.grant_id,
-        "endedBy": incident.ended_by,
-        "endedAt": utc_iso(incident.ended_at),
+        "evidence": {
+            "what": evidence.what,
+            "eventName": evidence.event_name,
+            "eventId": evidence.event_id,
+            "at": utc_iso(evidence.at),
+            "by": evidence.actor.principal,
+        },
+        "deletionDate": utc_iso(incident.deletion_date) if incident.deletion_date else None,
+        "functionsOnKey": list(incident.functions_on_key),
         "detectedAt": utc_iso(incident.detected_at),
         "alertSentAt": utc_iso(record.notified_at) if record.notified_at else None,
+        "confirmed": record.confirmed,
+        "firstFailureAt": utc_iso(record.first_failure_at) if record.first_failure_at else None,
+        "failures": record.failure_count,
+        "leadTimeSeconds": int(record.lead_time.total_seconds()) if record.lead_time is not None else None,
         "resolvedAt": utc_iso(record.resolved_at) if record.resolved_at else None,
         "resolvedReason": record.resolved_reason,
         "resolvedByGrantId": record.resolved_grant_id,
+        "supersededBy": record.superseded_by,
     }
 
 
@@ -70,6 +86,7 @@ def incident_rows(functions: DynamoFunctionStore, *, open_only: bool) -> list[di
 def lineage_rows(
     grants: DynamoGrantStore,
     functions: DynamoFunctionStore,
+    hazards: DynamoHazardStore,
     *,
     function: str | None = None,
     key: str | None = None,
@@ -107,6 +124,12 @@ def lineage_rows(
                         "byGrantId": record.resolved_grant_id,
                     }
                 )
+    keys = {key} if key else {s.key_arn for s in states}
+    for key_arn in sorted(keys):
+        rows += [key_row(fact) for fact in hazards.key_lineage(key_arn)]
+    roles = {role_of(s.terms.grantee_principal) for s in states if s.terms and s.terms.function_arn}
+    for ref in sorted(r for r in roles if r):
+        rows += [role_row(fact) for fact in hazards.role_lineage(*ref)]
     low, high = (utc_iso(since) if since else None), (utc_iso(until) if until else None)
     kept = [r for r in rows if (low is None or r["time"] >= low) and (high is None or r["time"] <= high)]
     return sorted(kept, key=lambda row: (row["time"], row["what"] != "created", row.get("eventID", "")))
@@ -126,4 +149,33 @@ def _grant_row(state: GrantState, fact: Any) -> dict[str, Any]:
         "by": fact.actor.principal,
         "via": fact.actor.via,
         "source": fact.source,
+    }
+
+
+def key_row(fact: KeyFact) -> dict[str, Any]:
+    """A key-state or key-policy change, as a lineage row."""
+    return {
+        "time": utc_iso(fact.event_time),
+        "what": f"key-{fact.change.value}",
+        "keyArn": fact.key_arn,
+        "eventName": fact.event_name,
+        "eventID": fact.event_id,
+        "by": fact.actor.principal,
+        "via": fact.actor.via,
+        "source": fact.source,
+        "deletionDate": utc_iso(fact.deletion_date) if fact.deletion_date else None,
+    }
+
+
+def role_row(fact: RoleFact) -> dict[str, Any]:
+    return {
+        "time": utc_iso(fact.event_time),
+        "what": f"role-{fact.change.value}",
+        "role": f"{fact.account}/{fact.role_name}",
+        "roleId": fact.role_id,
+        "eventName": "CreateRole" if fact.change.value == "created" else "DeleteRole",
+        "eventID": fact.event_id,
+        "by": fact.actor.principal,
+        "via": fact.actor.via,
+        "source": "cloudtrail",
     }

@@ -14,9 +14,11 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from grantwatch.adapters.functions import FunctionStore
+from grantwatch.adapters.hazards import HazardStore
 from grantwatch.adapters.store import GrantStore, RecordResult
 from grantwatch.domain.facts import Ignored, RejectedRecord, normalise
 from grantwatch.domain.functions import FunctionFact, is_lambda_function_event, normalise_function_event
+from grantwatch.domain.hazards import DecryptFailure, KeyFact, RoleFact, is_hazard_event, normalise_hazard
 from grantwatch.domain.records import CloudTrailEventBridgeEvent, CloudTrailRecord, EvaluationRequest
 
 CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
@@ -80,9 +82,16 @@ class EvaluationScheduler(Protocol):
 class Recorder:
     """Records grant and function events, and schedules the evaluation of every function they touch."""
 
-    def __init__(self, grants: GrantStore, functions: FunctionStore, scheduler: EvaluationScheduler) -> None:
+    def __init__(
+        self,
+        grants: GrantStore,
+        functions: FunctionStore,
+        hazards: HazardStore,
+        scheduler: EvaluationScheduler,
+    ) -> None:
         self.grants = grants
         self.functions = functions
+        self.hazards = hazards
         self.scheduler = scheduler
 
     def record(self, raw: object) -> EventOutcome:
@@ -107,14 +116,20 @@ class Recorder:
 
     def apply(self, record: CloudTrailRecord) -> EventOutcome:
         try:
-            change = normalise_function_event(record) if is_lambda_function_event(record) else None
-            if isinstance(change, FunctionFact):
-                return self._apply_function(change)
-            fact = change or normalise(record)
+            if is_lambda_function_event(record):
+                change = normalise_function_event(record)
+                return (
+                    self._apply_function(change)
+                    if isinstance(change, FunctionFact)
+                    else self._ignored(record, change)
+                )
+            if is_hazard_event(record):
+                return self._apply_hazard(record, normalise_hazard(record))
+            fact = normalise(record)
         except RejectedRecord as rejected:
             return EventOutcome(Outcome.REJECTED, record.event_id, record.event_name, error=str(rejected))
         if isinstance(fact, Ignored):
-            return EventOutcome(Outcome.IGNORED, record.event_id, record.event_name, reason=fact.reason)
+            return self._ignored(record, fact)
         recorded = self.grants.record(fact)
         if recorded.function_arn:
             self.scheduler.schedule(
@@ -127,6 +142,38 @@ class Recorder:
             fact.event_name,
             grant_id=fact.grant_id,
             function_arn=recorded.function_arn,
+        )
+
+    def _ignored(self, record: CloudTrailRecord, ignored: Ignored) -> EventOutcome:
+        return EventOutcome(Outcome.IGNORED, record.event_id, record.event_name, reason=ignored.reason)
+
+    def _apply_hazard(
+        self, record: CloudTrailRecord, fact: KeyFact | RoleFact | DecryptFailure | Ignored
+    ) -> EventOutcome:
+        """A key, role or failed-Decrypt fact: recorded, then the functions it may affect evaluated (a
+        failure at once: it is the loss itself)."""
+        if isinstance(fact, Ignored):
+            return self._ignored(record, fact)
+        request: EvaluationRequest
+        function_arn = None
+        if isinstance(fact, KeyFact):
+            applied = self.hazards.record_key(fact)
+            request = EvaluationRequest.about_key(
+                fact.key_arn, fact.event_id, fact.event_name, fact.event_time
+            )
+        elif isinstance(fact, RoleFact):
+            applied = self.hazards.record_role(fact)
+            request = EvaluationRequest.about_role(fact.role_key, fact.event_id, fact.event_time)
+        else:
+            applied = self.functions.record_failure(fact)
+            function_arn = fact.function_arn
+            request = EvaluationRequest.about(function_arn, fact.event_id, fact.event_time, immediate=True)
+        self.scheduler.schedule(request)
+        return EventOutcome(
+            Outcome.RECORDED if applied else Outcome.DUPLICATE,
+            record.event_id,
+            record.event_name,
+            function_arn=function_arn,
         )
 
     def _apply_function(self, fact: FunctionFact) -> EventOutcome:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from grantwatch.domain.facts import FactKind, GrantFact, utc_iso
+from grantwatch.domain.hazards import KeyFact
 from grantwatch.domain.lineage import GrantState
 
 
@@ -57,3 +58,20 @@ def lineage_event_json(fact: GrantFact) -> dict[str, Any]:
             "constraints": fact.terms.constraints,
         }
     return body
+
+
+def key_event_json(fact: KeyFact) -> dict[str, Any]:
+    """A change to the grant's key, in the same shape as the grant's own lineage events."""
+    return {
+        "eventTime": utc_iso(fact.event_time),
+        "eventName": fact.event_name,
+        "eventID": fact.event_id,
+        "what": f"key-{fact.change.value}",
+        "by": fact.actor.principal,
+        "identityType": fact.actor.identity_type,
+        "via": fact.actor.via,
+        "sourceIp": fact.actor.source_ip,
+        "keyRef": fact.key_arn,
+        "source": fact.source,
+        "deletionDate": utc_iso(fact.deletion_date) if fact.deletion_date else None,
+    }

@@ -11,11 +11,12 @@ import pytest
 from botocore.stub import Stubber
 
 from grantwatch.adapters.functions import DynamoFunctionStore
+from grantwatch.adapters.hazards import DynamoHazardStore, HazardStore
 from grantwatch.adapters.notifier import SnsNotifier, publish_request
-from grantwatch.adapters.store import DynamoGrantStore
+from grantwatch.adapters.store import DynamoGrantStore, GrantStore
 from grantwatch.domain.alerts import Notice, NoticeKind
-from grantwatch.evaluator import evaluate
-from grantwatch.pipeline import LocalPipeline
+from grantwatch.evaluator import Evaluator, Notifier
+from grantwatch.pipeline import LocalPipeline, local_pipeline
 from grantwatch.settings import Settings
 from tests.conftest import load_event
 from tests.scenarios import (
@@ -32,7 +33,7 @@ from tests.scenarios import (
 
 @pytest.fixture
 def pipeline(table_settings: Settings) -> LocalPipeline:
-    return LocalPipeline(DynamoGrantStore(table_settings), DynamoFunctionStore(table_settings))
+    return local_pipeline(table_settings)
 
 
 def replay(pipeline: LocalPipeline, events: list[dict[str, Any]]) -> list[Notice]:
@@ -42,6 +43,18 @@ def replay(pipeline: LocalPipeline, events: list[dict[str, Any]]) -> list[Notice
         assert outcome.outcome in {"recorded", "duplicate"}, outcome
         notices += fired
     return notices + pipeline.drain()
+
+
+def evaluate(
+    hazards: HazardStore,
+    function: str,
+    *,
+    grants: GrantStore,
+    functions: DynamoFunctionStore,
+    notifier: Notifier,
+    now: datetime,
+) -> list[Notice]:
+    return Evaluator(grants, functions, hazards, notifier).evaluate(function, now)
 
 
 def kinds(notices: list[Notice]) -> list[str]:
@@ -71,11 +84,18 @@ def test_the_seed_story_raises_one_alert(pipeline: LocalPipeline) -> None:
     }
     details = alert.details
     assert details["grantId"] == "abfc6dbbc686122cb75763f3007e5aa9c67f9d9caafa2dd4320bbf61b393fd9a"
-    assert details["endedBy"] == "arn:aws:sts::210987654321:assumed-role/kms-administrators/dana"
-    assert details["endedFrom"] == "203.0.113.24"
-    assert details["endedAt"] == "2026-11-20T16:42:31Z"
+    assert details["evidence"] | {"eventId": "-"} == {
+        "what": "retired",
+        "eventName": "RetireGrant",
+        "eventId": "-",
+        "at": "2026-11-20T16:42:31Z",
+        "by": "arn:aws:sts::210987654321:assumed-role/kms-administrators/dana",
+        "via": None,
+        "from": "203.0.113.24",
+        "identityType": "AssumedRole",
+    }
     assert details["detectedAt"] == "2026-11-20T16:44:31Z"  # the settle window after the retire
-    assert details["executionRole"] == "invoice-renderer-role"
+    assert details["executionRole"] == "arn:aws:iam::210987654321:role/invoice-renderer-role"
     for text in (
         "KMSAccessDeniedException",
         "Warm instances",
@@ -93,7 +113,7 @@ def test_a_revoke_raises_a_revoke_alert(pipeline: LocalPipeline) -> None:
         [create_grant("billing", "g1", "2026-11-01T10:00:00Z"), revoke_grant("g1", "2026-11-03T10:00:00Z")],
     )
     assert alert.attributes["alertType"] == "grant-revoked"
-    assert alert.details["endedHow"] == "revoked"
+    assert alert.details["evidence"]["what"] == "revoked"
 
 
 def test_a_new_grant_for_the_same_role_within_the_window_raises_nothing(pipeline: LocalPipeline) -> None:
@@ -148,7 +168,7 @@ def test_a_grant_of_the_old_role_does_not_count_after_a_role_change(pipeline: Lo
         ],
     )
     assert kinds(notices) == ["alert"]
-    assert notices[0].details["executionRole"] == "billing-v2"
+    assert notices[0].details["executionRole"] == "arn:aws:iam::210987654321:role/billing-v2"
 
 
 def test_a_deleted_function_raises_nothing_when_its_grants_end(pipeline: LocalPipeline) -> None:
@@ -225,15 +245,19 @@ class FailingOnce:
 
 def test_a_failed_publish_is_retried_and_sent_once(table_settings: Settings) -> None:
     grants, functions = DynamoGrantStore(table_settings), DynamoFunctionStore(table_settings)
-    pipeline = LocalPipeline(grants, functions)
+    hazards = DynamoHazardStore(table_settings)
+    pipeline = LocalPipeline(grants, functions, hazards)
     pipeline.feed(create_grant("billing", "g1", "2026-11-01T10:00:00Z"))
     pipeline.feed(retire_grant("g1", "2026-11-03T10:00:00Z"))
     notifier = FailingOnce()
     now = datetime(2026, 11, 3, 10, 2, tzinfo=UTC)
     with pytest.raises(ConnectionError):
-        evaluate(function_arn("billing"), grants=grants, functions=functions, notifier=notifier, now=now)
+        evaluate(
+            hazards, function_arn("billing"), grants=grants, functions=functions, notifier=notifier, now=now
+        )
     for attempt in range(3):
         evaluate(
+            hazards,
             function_arn("billing"),
             grants=grants,
             functions=functions,
@@ -276,7 +300,8 @@ def test_the_sns_publish_carries_the_subject_message_and_filterable_attributes(
 
 def test_two_evaluations_racing_send_the_alert_once(table_settings: Settings) -> None:
     grants, functions = DynamoGrantStore(table_settings), DynamoFunctionStore(table_settings)
-    pipeline = LocalPipeline(grants, functions)
+    hazards = DynamoHazardStore(table_settings)
+    pipeline = LocalPipeline(grants, functions, hazards)
     pipeline.feed(create_grant("billing", "g1", "2026-11-01T10:00:00Z"))
     pipeline.feed(retire_grant("g1", "2026-11-03T10:00:00Z"))
     now = datetime(2026, 11, 3, 10, 2, tzinfo=UTC)
@@ -288,9 +313,17 @@ def test_two_evaluations_racing_send_the_alert_once(table_settings: Settings) ->
         def publish(self, notice: Notice) -> None:
             sent.append(notice)
             if len(sent) == 1:
-                evaluate(function_arn("billing"), grants=grants, functions=functions, notifier=self, now=now)
+                evaluate(
+                    hazards,
+                    function_arn("billing"),
+                    grants=grants,
+                    functions=functions,
+                    notifier=self,
+                    now=now,
+                )
 
     evaluate(
+        hazards,
         function_arn("billing"),
         grants=grants,
         functions=functions,
@@ -320,7 +353,8 @@ def test_a_resolved_notice_that_failed_is_sent_even_after_a_new_incident_opened(
     table_settings: Settings,
 ) -> None:
     grants, functions = DynamoGrantStore(table_settings), DynamoFunctionStore(table_settings)
-    recorder = LocalPipeline(grants, functions).recorder
+    hazards = DynamoHazardStore(table_settings)
+    recorder = LocalPipeline(grants, functions, hazards).recorder
     billing = function_arn("billing")
     sent: list[Notice] = []
 
@@ -336,16 +370,30 @@ def test_a_resolved_notice_that_failed_is_sent_even_after_a_new_incident_opened(
     at = datetime(2026, 11, 3, 10, 2, tzinfo=UTC)
     recorder.record(create_grant("billing", "g1", "2026-11-01T10:00:00Z"))
     recorder.record(retire_grant("g1", "2026-11-03T10:00:00Z"))
-    evaluate(billing, grants=grants, functions=functions, notifier=notifier, now=at)
+    evaluate(hazards, billing, grants=grants, functions=functions, notifier=notifier, now=at)
     recorder.record(create_grant("billing", "g2", "2026-11-03T11:00:00Z"))
     notifier.fail_resolved = True
     with pytest.raises(ConnectionError):
-        evaluate(billing, grants=grants, functions=functions, notifier=notifier, now=at + timedelta(hours=1))
+        evaluate(
+            hazards,
+            billing,
+            grants=grants,
+            functions=functions,
+            notifier=notifier,
+            now=at + timedelta(hours=1),
+        )
     notifier.fail_resolved = False
     recorder.record(retire_grant("g2", "2026-11-04T10:00:00Z"))
-    evaluate(billing, grants=grants, functions=functions, notifier=notifier, now=at + timedelta(days=1))
     evaluate(
-        billing, grants=grants, functions=functions, notifier=notifier, now=at + timedelta(days=1, minutes=1)
+        hazards, billing, grants=grants, functions=functions, notifier=notifier, now=at + timedelta(days=1)
+    )
+    evaluate(
+        hazards,
+        billing,
+        grants=grants,
+        functions=functions,
+        notifier=notifier,
+        now=at + timedelta(days=1, minutes=1),
     )
     # the new incident's alert, then the old one's resolved notice
     assert kinds(sent) == ["alert", "alert", "resolved"]
@@ -356,7 +404,8 @@ def test_a_grant_back_while_the_alert_is_being_sent_still_gets_its_resolved_noti
     table_settings: Settings,
 ) -> None:
     grants, functions = DynamoGrantStore(table_settings), DynamoFunctionStore(table_settings)
-    recorder = LocalPipeline(grants, functions).recorder
+    hazards = DynamoHazardStore(table_settings)
+    recorder = LocalPipeline(grants, functions, hazards).recorder
     recorder.record(create_grant("billing", "g1", "2026-11-01T10:00:00Z"))
     recorder.record(retire_grant("g1", "2026-11-03T10:00:00Z"))
     now = datetime(2026, 11, 3, 10, 2, tzinfo=UTC)
@@ -368,10 +417,22 @@ def test_a_grant_back_while_the_alert_is_being_sent_still_gets_its_resolved_noti
         def publish(self, notice: Notice) -> None:
             if not sent:
                 recorder.record(create_grant("billing", "g2", "2026-11-03T10:01:00Z"))
-                evaluate(function_arn("billing"), grants=grants, functions=functions, notifier=self, now=now)
+                evaluate(
+                    hazards,
+                    function_arn("billing"),
+                    grants=grants,
+                    functions=functions,
+                    notifier=self,
+                    now=now,
+                )
             sent.append(notice)
 
     evaluate(
-        function_arn("billing"), grants=grants, functions=functions, notifier=ResolvedDuringPublish(), now=now
+        hazards,
+        function_arn("billing"),
+        grants=grants,
+        functions=functions,
+        notifier=ResolvedDuringPublish(),
+        now=now,
     )
     assert kinds(sent) == ["alert", "resolved"]

@@ -17,12 +17,11 @@ from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from bench.workload import write_archive
-from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.backfill import Checkpoint, LocalArchive, backfill_archive, lookup_events, relevant_records
 from grantwatch.cli import app
 from grantwatch.local import free_port
-from grantwatch.pipeline import LocalPipeline
+from grantwatch.pipeline import local_pipeline
 from grantwatch.settings import Settings
 from tests.scenarios import create_grant, retire_grant
 
@@ -38,7 +37,7 @@ def test_a_hundred_thousand_events_record_exactly_the_grant_events_and_resume_af
 ) -> None:
     archive = write_archive(tmp_path / "trail", events=100_000, relevant_share=0.005)
     assert len(archive.relevant_event_ids) == 500
-    pipeline = LocalPipeline(DynamoGrantStore(table_settings), DynamoFunctionStore(table_settings))
+    pipeline = local_pipeline(table_settings)
     outcomes: Counter[str] = Counter()
     seen: list[str] = []
 

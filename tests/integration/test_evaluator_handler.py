@@ -10,8 +10,10 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from grantwatch.adapters.functions import DynamoFunctionStore
+from grantwatch.adapters.hazards import DynamoHazardStore
 from grantwatch.adapters.notifier import SnsNotifier
 from grantwatch.adapters.store import DynamoGrantStore
+from grantwatch.evaluator import Evaluator
 from grantwatch.handlers import evaluator as handler
 from grantwatch.pipeline import LocalPipeline
 from grantwatch.settings import Settings
@@ -44,12 +46,15 @@ def test_an_evaluation_publishes_the_alert_once_and_reports_bad_messages(
     table_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     grants, functions = DynamoGrantStore(table_settings), DynamoFunctionStore(table_settings)
-    recorder = LocalPipeline(grants, functions).recorder
+    hazards = DynamoHazardStore(table_settings)
+    recorder = LocalPipeline(grants, functions, hazards).recorder
     recorder.record(create_grant("billing", "g1", "2026-11-01T10:00:00Z"))
     recorder.record(retire_grant("g1", "2026-11-03T10:00:00Z"))
 
     client = boto3.client("sns", region_name="eu-central-1")
-    monkeypatch.setattr(handler, "adapters", lambda: (grants, functions, SnsNotifier(TOPIC, client)))
+    monkeypatch.setattr(
+        handler, "evaluator", lambda: Evaluator(grants, functions, hazards, SnsNotifier(TOPIC, client))
+    )
     request = json.dumps(
         {"functionArn": function_arn("billing"), "eventID": "e1", "eventTime": "2026-11-03T10:00:00Z"}
     )

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from grantwatch.adapters.functions import DynamoFunctionStore
+from grantwatch.adapters.hazards import DynamoHazardStore
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.backfill import parse_moment
 from grantwatch.cli import app
@@ -26,12 +27,14 @@ from tests.scenarios import (
 )
 
 runner = CliRunner()
+Stores = tuple[DynamoGrantStore, DynamoFunctionStore, DynamoHazardStore]
 
 
 @pytest.fixture
-def stores(table_settings: Settings) -> tuple[DynamoGrantStore, DynamoFunctionStore]:
+def stores(table_settings: Settings) -> Stores:
     grants, functions = DynamoGrantStore(table_settings), DynamoFunctionStore(table_settings)
-    pipeline = LocalPipeline(grants, functions)
+    hazards = DynamoHazardStore(table_settings)
+    pipeline = LocalPipeline(grants, functions, hazards)
     for event in [
         create_grant("billing", "b1", "2026-11-01T10:00:00Z"),
         retire_grant("b1", "2026-11-03T10:00:00Z"),
@@ -46,18 +49,18 @@ def stores(table_settings: Settings) -> tuple[DynamoGrantStore, DynamoFunctionSt
     ]:
         pipeline.feed(event)
     pipeline.drain()
-    return grants, functions
+    return grants, functions, hazards
 
 
 @pytest.fixture
-def operations(stores: tuple[DynamoGrantStore, DynamoFunctionStore]) -> Counter[str]:
+def operations(stores: Stores) -> Counter[str]:
     counted: Counter[str] = Counter()
 
     def count(model: Any, **_: Any) -> None:
         counted[model.name] += 1
 
-    grants, functions = stores
-    for bound in (grants.model, functions.functions, functions.incidents):
+    grants, functions, hazards = stores
+    for bound in (grants.model, functions.functions, functions.incidents, hazards.keys, hazards.roles):
         bound._get_connection().connection.client.meta.events.register(
             "provide-client-params.dynamodb.*", count
         )
@@ -65,24 +68,20 @@ def operations(stores: tuple[DynamoGrantStore, DynamoFunctionStore]) -> Counter[
 
 
 def test_functions_lists_every_known_function_with_its_state(
-    stores: tuple[DynamoGrantStore, DynamoFunctionStore], operations: Counter[str]
+    stores: Stores, operations: Counter[str]
 ) -> None:
     rows = {row["functionName"]: row for row in function_rows(*stores, at_risk=False)}
     assert set(rows) == {"billing", "payroll", "reports", "legacy"}  # known from grants alone, or from Lambda
     assert (rows["billing"]["verdict"], rows["billing"]["openIncidentId"]) == ("safe", None)
     assert rows["reports"]["verdict"] == "at-risk" and rows["reports"]["openIncidentId"]
-    assert rows["payroll"]["executionRole"] == "payroll-role" and rows["payroll"]["grants"] == {
-        "active": 1,
-        "ended": 0,
-    }
+    assert "/payroll-role" in rows["payroll"]["executionRole"]
+    assert rows["payroll"]["grants"] == {"active": 1, "dead": 0, "ended": 0}
     assert rows["legacy"]["deleted"] is True
     assert [r["functionName"] for r in function_rows(*stores, at_risk=True)] == ["reports"]
     assert set(operations) <= {"Query", "GetItem", "BatchGetItem"}
 
 
-def test_incidents_newest_first_and_open_only(
-    stores: tuple[DynamoGrantStore, DynamoFunctionStore], operations: Counter[str]
-) -> None:
+def test_incidents_newest_first_and_open_only(stores: Stores, operations: Counter[str]) -> None:
     rows = incident_rows(stores[1], open_only=False)
     assert [(r["functionArn"].rsplit(":", 1)[-1], r["status"]) for r in rows] == [
         ("reports", "open"),
@@ -93,9 +92,7 @@ def test_incidents_newest_first_and_open_only(
     assert set(operations) == {"Query"}
 
 
-def test_lineage_of_a_function_and_of_a_key_within_a_window(
-    stores: tuple[DynamoGrantStore, DynamoFunctionStore], operations: Counter[str]
-) -> None:
+def test_lineage_of_a_function_and_of_a_key_within_a_window(stores: Stores, operations: Counter[str]) -> None:
     timeline = lineage_rows(*stores, function=function_arn("billing"))
     assert [row["what"] for row in timeline] == ["created", "retired", "alert", "created", "resolved"]
     window = lineage_rows(
@@ -112,9 +109,7 @@ def test_lineage_of_a_function_and_of_a_key_within_a_window(
     assert set(operations) <= {"Query", "GetItem", "BatchGetItem"}
 
 
-def test_the_cli_queries(
-    stores: tuple[DynamoGrantStore, DynamoFunctionStore], table_settings: Settings
-) -> None:
+def test_the_cli_queries(stores: Stores, table_settings: Settings) -> None:
     where = ["--table", table_settings.table_name, "--endpoint-url", table_settings.endpoint_url or ""]
     functions = runner.invoke(app, ["functions", "--at-risk", "--json", *where])
     assert functions.exit_code == 0, functions.output

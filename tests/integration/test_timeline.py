@@ -9,10 +9,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from grantwatch.adapters.functions import DynamoFunctionStore
-from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.cli import app
-from grantwatch.pipeline import LocalPipeline
+from grantwatch.pipeline import local_pipeline
 from grantwatch.settings import Settings
 from tests.conftest import ROOT, load_event
 from tests.integration.test_store import SEED_GRANT
@@ -42,7 +40,7 @@ def chromium(tmp_path: Path, *args: str) -> str:
 def test_the_seed_story_timeline_renders_with_its_grant_and_alert(
     table_settings: Settings, tmp_path: Path
 ) -> None:
-    pipeline = LocalPipeline(DynamoGrantStore(table_settings), DynamoFunctionStore(table_settings))
+    pipeline = local_pipeline(table_settings)
     for name in (
         "lambda-create-function.json",
         "kms-create-grant-lambda.json",

@@ -40,7 +40,7 @@ class FakeStore:
 @pytest.fixture
 def fake_store(monkeypatch: pytest.MonkeyPatch) -> FakeStore:
     store = FakeStore()
-    monkeypatch.setattr(handler, "recorder", lambda: Recorder(store, None, store))  # type: ignore[arg-type]
+    monkeypatch.setattr(handler, "recorder", lambda: Recorder(store, None, None, store))  # type: ignore[arg-type]
     return store
 
 

@@ -199,7 +199,7 @@ class _Untouchable:
 
 
 def record_event(event: object) -> EventOutcome:
-    return Recorder(_Untouchable(), _Untouchable(), _Untouchable()).record(event)
+    return Recorder(_Untouchable(), _Untouchable(), _Untouchable(), _Untouchable()).record(event)
 
 
 def _rejection(event: object) -> str:

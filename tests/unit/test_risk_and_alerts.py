@@ -98,7 +98,8 @@ def test_untrusted_text_cannot_forge_lines_in_a_notice() -> None:
     incident = incident_from(assess(BILLING, [forged], None), T0)
     notice = alert_notice(incident)
     assert "\n  rm -rf /" not in notice.message.split("Details (JSON)")[0]
-    assert json.loads(notice.message.split("Details (JSON)\n", 1)[1])["endedBy"] == "x\n\nFix\n  rm -rf /"
+    details = json.loads(notice.message.split("Details (JSON)\n", 1)[1])
+    assert details["evidence"]["by"] == "x\n\nFix\n  rm -rf /"
 
 
 def test_subjects_stay_within_sns_limits_for_the_longest_function_names() -> None:

@@ -13,7 +13,13 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from pynamodb.attributes import BooleanAttribute, MapAttribute, UnicodeAttribute
+from pynamodb.attributes import (
+    BooleanAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+)
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
@@ -25,6 +31,7 @@ from grantwatch.adapters.tables import bind
 from grantwatch.domain.alerts import Incident, incident_from_record, incident_record
 from grantwatch.domain.facts import parse_utc_iso, utc_iso
 from grantwatch.domain.functions import FunctionChange, FunctionFact, FunctionState
+from grantwatch.domain.hazards import DecryptFailure
 from grantwatch.settings import Settings
 
 FUNCTION_SK = "FUNCTION"
@@ -71,6 +78,11 @@ class FunctionItem(Model):
     deletedAt = UnicodeAttribute(null=True)
     deletedEventId = UnicodeAttribute(null=True)
     openIncidentId = UnicodeAttribute(null=True)
+    dependsOnKey = UnicodeAttribute(null=True)
+    dependsOnRole = UnicodeAttribute(null=True)
+    failedAt = UnicodeAttribute(null=True)
+    failureEventId = UnicodeAttribute(null=True)
+    failureError = UnicodeAttribute(null=True)
 
     by_entity = ByEntityIndex()
 
@@ -92,6 +104,11 @@ class IncidentItem(Model):
     resolvedReason = UnicodeAttribute(null=True)
     resolvedGrantId = UnicodeAttribute(null=True)
     resolvedNotifiedAt = UnicodeAttribute(null=True)
+    supersededBy = UnicodeAttribute(null=True)
+    failureEventIds = UnicodeSetAttribute(null=True)
+    failureCount = NumberAttribute(null=True)
+    firstFailureAt = UnicodeAttribute(null=True)
+    firstFailureEventId = UnicodeAttribute(null=True)
 
     by_entity = ByEntityIndex()
 
@@ -108,6 +125,21 @@ class IncidentRecord:
         self.resolved_reason = item.resolvedReason
         self.resolved_grant_id = item.resolvedGrantId
         self.resolved_notified = item.resolvedNotifiedAt is not None
+        self.superseded_by = item.supersededBy
+        self.failure_count = int(item.failureCount or 0)
+        self.first_failure_at = parse_utc_iso(item.firstFailureAt) if item.firstFailureAt else None
+        self.first_failure_event_id = item.firstFailureEventId
+
+    @property
+    def confirmed(self) -> bool:
+        return self.first_failure_at is not None
+
+    @property
+    def lead_time(self) -> timedelta | None:
+        """From the alert (or the detection, if none was sent) to the first failed Decrypt."""
+        if self.first_failure_at is None:
+            return None
+        return self.first_failure_at - (self.notified_at or self.incident.detected_at)
 
 
 class FunctionStore(Protocol):
@@ -126,6 +158,10 @@ class FunctionStore(Protocol):
     def open(self, incident: Incident) -> bool: ...
 
     def resolve(self, incident: Incident, at: datetime, reason: str, grant_id: str | None) -> bool: ...
+
+    def supersede(self, old: Incident, new: Incident) -> bool: ...
+
+    def record_failure(self, failure: DecryptFailure) -> bool: ...
 
     def claim_notice(self, incident: Incident, *, resolved: bool, now: datetime) -> bool: ...
 
@@ -229,14 +265,7 @@ class DynamoFunctionStore:
         """Open the incident unless the function has one open already (then False)."""
         f, i = self.functions, self.incidents
         function = f(function_pk(incident.function_arn), FUNCTION_SK)
-        record = i(
-            function_pk(incident.function_arn),
-            incident_sk(incident.incident_id),
-            entity=INCIDENT_ENTITY,
-            status="open",
-            incident=incident_to_map(incident),
-            openedAt=utc_iso(incident.detected_at),
-        )
+        record = self._new_incident(incident)
         return self._transact(
             lambda tx: (
                 tx.update(
@@ -250,6 +279,16 @@ class DynamoFunctionStore:
                 ),
                 tx.save(record, condition=i.pk.does_not_exist()),
             )
+        )
+
+    def _new_incident(self, incident: Incident) -> IncidentItem:
+        return self.incidents(
+            function_pk(incident.function_arn),
+            incident_sk(incident.incident_id),
+            entity=INCIDENT_ENTITY,
+            status="open",
+            incident=incident_to_map(incident),
+            openedAt=utc_iso(incident.detected_at),
         )
 
     def resolve(self, incident: Incident, at: datetime, reason: str, grant_id: str | None) -> bool:
@@ -273,6 +312,78 @@ class DynamoFunctionStore:
                 tx.update(record, actions=resolution, condition=i.status == "open"),
             )
         )
+
+    def supersede(self, old: Incident, new: Incident) -> bool:
+        """Close `old` without a resolved notice, because the function still cannot decrypt, for another
+        reason: `new` is opened in its place, in the same transaction."""
+        f, i = self.functions, self.incidents
+        function = f(function_pk(old.function_arn), FUNCTION_SK)
+        closed = i(function_pk(old.function_arn), incident_sk(old.incident_id))
+        opened = self._new_incident(new)
+        return self._transact(
+            lambda tx: (
+                tx.update(
+                    function,
+                    actions=[f.openIncidentId.set(new.incident_id)],
+                    condition=f.openIncidentId == old.incident_id,
+                ),
+                tx.update(
+                    closed,
+                    actions=[
+                        i.status.set("superseded"),
+                        i.supersededBy.set(new.incident_id),
+                        i.resolvedAt.set(utc_iso(new.detected_at)),
+                        i.resolvedReason.set(f"superseded by {new.alert_type}"),
+                    ],
+                    condition=i.status == "open",
+                ),
+                tx.save(opened, condition=i.pk.does_not_exist()),
+            )
+        )
+
+    def record_failure(self, failure: DecryptFailure) -> bool:
+        """Note a failed Decrypt on the function (the newest one is kept) and, once, on its open incident:
+        the confirmation that the alert was right. False: this failure was recorded already."""
+        f, i = self.functions, self.incidents
+        at = utc_iso(failure.event_time)
+        function = f(function_pk(failure.function_arn), FUNCTION_SK)
+        try:
+            function.update(
+                actions=[
+                    f.arn.set(f.arn | failure.function_arn),
+                    f.entity.set(FUNCTION_ENTITY),
+                    f.failedAt.set(at),
+                    f.failureEventId.set(failure.event_id),
+                    f.failureError.set(failure.error_code),
+                ],
+                condition=_newer(f.failedAt, f.failureEventId, at, failure.event_id),
+            )
+        except UpdateError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+        open_id = self.open_incident_id(failure.function_arn)
+        if open_id is None:
+            return True
+        record = i(function_pk(failure.function_arn), incident_sk(open_id))
+        try:
+            record.update(
+                actions=[i.failureEventIds.add({failure.event_id}), i.failureCount.add(1)],
+                condition=i.pk.exists() & ~i.failureEventIds.contains(failure.event_id),
+            )
+        except UpdateError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        earliest = i.firstFailureAt.does_not_exist() | (i.firstFailureAt > at)
+        try:
+            record.update(
+                actions=[i.firstFailureAt.set(at), i.firstFailureEventId.set(failure.event_id)],
+                condition=earliest,
+            )
+        except UpdateError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+        return True
 
     def claim_notice(self, incident: Incident, *, resolved: bool, now: datetime) -> bool:
         """Claim the sending of a notice not sent yet, for NOTICE_LEASE: two evaluators never both send it,
@@ -325,6 +436,11 @@ def _state_of(item: FunctionItem) -> FunctionState:
         has_environment=bool(item.hasEnvironment),
         configured_at=parse_utc_iso(item.configuredAt) if item.configuredAt else None,
         deleted_at=parse_utc_iso(item.deletedAt) if item.deletedAt else None,
+        depends_on_key=item.dependsOnKey,
+        depends_on_role=item.dependsOnRole,
+        failed_at=parse_utc_iso(item.failedAt) if item.failedAt else None,
+        failure_event_id=item.failureEventId,
+        failure_error=item.failureError,
     )
 
 
@@ -339,4 +455,12 @@ def _newer(at_attribute: Any, id_attribute: Any, at: str, event_id: str) -> Cond
 
 
 def incident_to_map(incident: Incident) -> dict[str, Any]:
-    return {k: v for k, v in incident_record(incident).items() if v is not None}
+    return _without_nulls(incident_record(incident))
+
+
+def _without_nulls(value: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: _without_nulls(v) if isinstance(v, dict) else v
+        for k, v in value.items()
+        if v is not None and v != []
+    }

@@ -20,4 +20,7 @@ class SqsEvaluationScheduler:
         self.queue_url = queue_url
 
     def schedule(self, request: EvaluationRequest) -> None:
-        self.client.send_message(QueueUrl=self.queue_url, MessageBody=request.body())
+        if request.immediate:  # a failure already happened: no settle window to wait for
+            self.client.send_message(QueueUrl=self.queue_url, MessageBody=request.body(), DelaySeconds=0)
+        else:
+            self.client.send_message(QueueUrl=self.queue_url, MessageBody=request.body())

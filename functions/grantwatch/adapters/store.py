@@ -230,16 +230,18 @@ class DynamoGrantStore:
                 hits = model.by_grantee.query(grantee)
             items = model.batch_get([(hit.pk, hit.sk) for hit in hits])
         else:
-            only_grants = model.sk == GRANT_SK  # the table also holds functions and incidents
+            only_grants = model.sk == GRANT_SK  # the table also holds functions, keys, roles, incidents
+            stored = GrantStatus.ACTIVE if status is GrantStatus.DEAD else status  # dead: listed, unusable
             items = model.scan(
-                filter_condition=only_grants & (model.state == status.value) if status else only_grants
+                filter_condition=only_grants & (model.state == stored.value) if stored else only_grants
             )
         for item in items:
             if (key and item.keyArn != key) or (grantee and item.granteePrincipal != grantee):
                 continue
-            if status and item.state != status.value:
+            state = state_of(item)
+            if status and state.status is not status:
                 continue
-            yield state_of(item)
+            yield state
 
     def _actions(self, fact: GrantFact) -> list[Action]:
         m = self.model
@@ -249,7 +251,9 @@ class DynamoGrantStore:
             m.eventIds.add(set(fact.dedup_keys)),
             m.keyArn.set(fact.key_ref if keyed else m.keyArn | fact.key_ref),
         ]
-        if fact.kind is FactKind.CREATED:
+        if fact.kind.ends:
+            actions.append(m.state.set(GrantStatus.ENDED.value))
+        else:
             actions.append(m.state.set(m.state | GrantStatus.ACTIVE.value))
             if fact.terms is not None:
                 actions += [
@@ -258,8 +262,6 @@ class DynamoGrantStore:
                 ]
                 if fact.terms.function_arn:
                     actions.append(m.functionArn.set(fact.terms.function_arn))
-        else:
-            actions.append(m.state.set(GrantStatus.ENDED.value))
         return actions
 
     def _not_yet_applied(self, fact: GrantFact) -> Condition:
@@ -279,6 +281,8 @@ _API_NAMES = {
     FactKind.CREATED: "CreateGrant",
     FactKind.RETIRED: "RetireGrant",
     FactKind.REVOKED: "RevokeGrant",
+    FactKind.VANISHED: "ListGrants",
+    FactKind.INVALIDATED: "ListGrants",
 }
 
 

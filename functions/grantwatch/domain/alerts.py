@@ -1,59 +1,67 @@
-"""Incidents and the notices people receive about them: an alert before the failure, and a resolved
-notice when a usable grant is back. Pure: composing text, no I/O."""
+"""Incidents and the notices people receive about them: an alert before the failure, a resolved notice
+when the function can decrypt again, and informational notices. Pure: composing text, no I/O."""
 
 from __future__ import annotations
 
 import json
 import re
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from grantwatch.domain.facts import FactKind, parse_utc_iso, utc_iso
+from grantwatch.domain.facts import Actor, parse_utc_iso, utc_iso
 from grantwatch.domain.functions import function_name
-from grantwatch.domain.risk import Assessment, Verdict
+from grantwatch.domain.hazards import KeyFact
+from grantwatch.domain.risk import Assessment, Cause, Evidence, Verdict
 
 # SNS takes subjects of fewer than 100 ASCII characters.
 MAX_SUBJECT = 99
+# An alert names at most this many other functions on the same key; the rest are counted.
+MAX_NAMED_FUNCTIONS = 25
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_FUNCTION_ARN_PARTS = re.compile(
-    r"^arn:aws[a-z-]*:lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):function:"
-)
+_ARN_PARTS = re.compile(r"^arn:aws[a-z-]*:[a-z]+:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):")
 
 
 class NoticeKind(StrEnum):
     ALERT = "alert"
     RESOLVED = "resolved"
+    INFO = "info"
 
 
 @dataclass(frozen=True, slots=True)
 class Incident:
-    """A function that has lost its last usable grant, from detection until a usable grant is back."""
+    """A function that cannot decrypt its environment, from detection until it can again."""
 
     incident_id: str
     function_arn: str
     key_arn: str
     role: str | None
-    alert_type: str
-    grant_id: str
-    ended_how: str
-    ended_at: datetime
-    ended_by: str
-    ended_via: str | None
-    ended_from: str | None
-    ended_event_id: str
+    cause: Cause
+    evidence: Evidence
     detected_at: datetime
+    grant_id: str | None = None
+    deletion_date: datetime | None = None
+    functions_on_key: tuple[str, ...] = ()
+
+    @property
+    def alert_type(self) -> str:
+        return self.cause.value
+
+    @property
+    def predicted(self) -> bool:
+        return self.cause is not Cause.DECRYPT_FAILED
 
     @property
     def account(self) -> str:
-        match = _FUNCTION_ARN_PARTS.match(self.function_arn)
+        match = _ARN_PARTS.match(self.function_arn)
         return match["account"] if match else "unknown"
 
     @property
     def region(self) -> str:
-        match = _FUNCTION_ARN_PARTS.match(self.function_arn)
+        match = _ARN_PARTS.match(self.function_arn)
         return match["region"] if match else "unknown"
 
 
@@ -77,27 +85,54 @@ class Notice:
         }
 
 
-def incident_from(assessment: Assessment, detected_at: datetime) -> Incident:
-    lost = assessment.lost
-    if assessment.verdict is not Verdict.AT_RISK or lost is None or lost.ended is None:
-        raise ValueError("an incident needs an at-risk assessment with the grant that ended")
-    ended = lost.ended
-    how = "revoked" if ended.kind is FactKind.REVOKED else "retired"
+def incident_from(
+    assessment: Assessment, detected_at: datetime, functions_on_key: Sequence[str] = ()
+) -> Incident:
+    if (
+        assessment.verdict is not Verdict.AT_RISK
+        or assessment.cause is None
+        or assessment.evidence is None
+        or assessment.key_arn is None
+    ):
+        raise ValueError("an incident needs an at-risk assessment with its cause and evidence")
+    grant_id = assessment.lost.grant_id if assessment.lost else None
     return Incident(
-        incident_id=f"{detected_at.strftime('%Y%m%dT%H%M%SZ')}-{lost.grant_id[:16]}",
+        incident_id=incident_id(detected_at, grant_id or assessment.evidence.event_id),
         function_arn=assessment.function_arn,
-        key_arn=lost.key_arn,
+        key_arn=assessment.key_arn,
         role=assessment.role,
-        alert_type=f"grant-{how}",
-        grant_id=lost.grant_id,
-        ended_how=how,
-        ended_at=ended.event_time,
-        ended_by=ended.actor.principal,
-        ended_via=ended.actor.via,
-        ended_from=ended.actor.source_ip,
-        ended_event_id=ended.event_id,
+        cause=assessment.cause,
+        evidence=assessment.evidence,
+        detected_at=detected_at,
+        grant_id=grant_id,
+        deletion_date=assessment.deletion_date,
+        functions_on_key=_on_key(assessment.cause, assessment.function_arn, functions_on_key),
+    )
+
+
+def unpredicted_incident(
+    function_arn: str, key_arn: str, role: str | None, failure: Evidence, detected_at: datetime
+) -> Incident:
+    """A failed Decrypt that no alert came before."""
+    return Incident(
+        incident_id=incident_id(detected_at, failure.event_id),
+        function_arn=function_arn,
+        key_arn=key_arn,
+        role=role,
+        cause=Cause.DECRYPT_FAILED,
+        evidence=failure,
         detected_at=detected_at,
     )
+
+
+def incident_id(detected_at: datetime, of: str) -> str:
+    return f"{detected_at.strftime('%Y%m%dT%H%M%SZ')}-{re.sub(r'[^A-Za-z0-9]', '', of)[:16]}"
+
+
+def _on_key(cause: Cause, function_arn: str, functions: Sequence[str]) -> tuple[str, ...]:
+    if cause not in (Cause.KEY_DISABLED, Cause.KEY_PENDING_DELETION):
+        return ()
+    return tuple(sorted({function_arn, *functions}))
 
 
 def clean(text: str | None, limit: int = 512) -> str:
@@ -125,52 +160,193 @@ def _attributes(incident: Incident, severity: str, alert_type: str) -> dict[str,
     }
 
 
-def fix_command(incident: Incident) -> str:
-    return " ".join(
-        [
-            "aws lambda update-function-configuration",
-            f"--region {shlex.quote(incident.region)}",
-            f"--function-name {shlex.quote(clean(incident.function_arn))}",
-            f"--kms-key-arn {shlex.quote(clean(incident.key_arn))}",
-        ]
-    )
+def _actor_json(actor: Actor) -> dict[str, Any]:
+    return {
+        "by": actor.principal,
+        "via": actor.via,
+        "from": actor.source_ip,
+        "identityType": actor.identity_type,
+    }
 
 
 def incident_record(incident: Incident) -> dict[str, Any]:
     """The incident as JSON: how it is stored, and the core of every notice's details."""
+    evidence = incident.evidence
     return {
         "incidentId": incident.incident_id,
         "alertType": incident.alert_type,
+        "predicted": incident.predicted,
         "functionArn": incident.function_arn,
         "keyArn": incident.key_arn,
         "executionRole": incident.role,
         "grantId": incident.grant_id,
-        "endedHow": incident.ended_how,
-        "endedAt": utc_iso(incident.ended_at),
-        "endedBy": incident.ended_by,
-        "endedVia": incident.ended_via,
-        "endedFrom": incident.ended_from,
-        "endedEventId": incident.ended_event_id,
+        "evidence": {
+            "what": evidence.what,
+            "eventName": evidence.event_name,
+            "eventId": evidence.event_id,
+            "at": utc_iso(evidence.at),
+        }
+        | _actor_json(evidence.actor),
         "detectedAt": utc_iso(incident.detected_at),
+        "deletionDate": utc_iso(incident.deletion_date) if incident.deletion_date else None,
+        "functionsOnKey": list(incident.functions_on_key),
     }
 
 
 def incident_from_record(record: dict[str, Any]) -> Incident:
+    evidence: dict[str, Any] = record["evidence"]
     return Incident(
         incident_id=record["incidentId"],
         function_arn=record["functionArn"],
         key_arn=record["keyArn"],
         role=record.get("executionRole"),
-        alert_type=record["alertType"],
-        grant_id=record["grantId"],
-        ended_how=record["endedHow"],
-        ended_at=parse_utc_iso(record["endedAt"]),
-        ended_by=record["endedBy"],
-        ended_via=record.get("endedVia"),
-        ended_from=record.get("endedFrom"),
-        ended_event_id=record["endedEventId"],
+        cause=Cause(record["alertType"]),
+        evidence=Evidence(
+            what=evidence["what"],
+            event_name=evidence["eventName"],
+            event_id=evidence["eventId"],
+            at=parse_utc_iso(evidence["at"]),
+            actor=Actor(
+                principal=evidence.get("by") or "unknown",
+                identity_type=evidence.get("identityType"),
+                via=evidence.get("via"),
+                source_ip=evidence.get("from"),
+            ),
+        ),
         detected_at=parse_utc_iso(record["detectedAt"]),
+        grant_id=record.get("grantId"),
+        deletion_date=parse_utc_iso(record["deletionDate"]) if record.get("deletionDate") else None,
+        functions_on_key=tuple(record.get("functionsOnKey") or ()),
     )
+
+
+def _quoted(*parts: str) -> str:
+    return " ".join(parts)
+
+
+def fix_commands(incident: Incident) -> list[str]:
+    """What to run, as shell commands with every untrusted value quoted."""
+    region = shlex.quote(incident.region)
+    key = shlex.quote(clean(incident.key_arn))
+    function = shlex.quote(clean(incident.function_arn))
+    update = _quoted(
+        "aws lambda update-function-configuration",
+        f"--region {region}",
+        f"--function-name {function}",
+        f"--kms-key-arn {key}",
+    )
+    match incident.cause:
+        case Cause.KEY_DISABLED:
+            return [_quoted("aws kms enable-key", f"--region {region}", f"--key-id {key}")]
+        case Cause.KEY_PENDING_DELETION:
+            return [
+                _quoted("aws kms cancel-key-deletion", f"--region {region}", f"--key-id {key}"),
+                _quoted("aws kms enable-key", f"--region {region}", f"--key-id {key}"),
+            ]
+        case Cause.ROLE_DELETED:
+            role = shlex.quote(clean(incident.role or "ROLE_ARN"))
+            return [
+                f"# re-create the role {clean(incident.role)}, or choose another, then:",
+                f"{update} --role {role}",
+            ]
+        case _:
+            return [update]
+
+
+def _headline(incident: Incident) -> tuple[str, list[str], str]:
+    """(subject suffix, what happened, what will happen) for the incident's cause."""
+    e = incident.evidence
+    actor = f"by {clean(e.actor.principal)}"
+    actor += f" via {clean(e.actor.via)}" if e.actor.via else ""
+    actor += f" from {clean(e.actor.source_ip)}" if e.actor.source_ip else ""
+    when = f"at {utc_iso(e.at)} {actor}"
+    event = f"(CloudTrail event {clean(e.event_id)})"
+    key = clean(incident.key_arn)
+    role = clean(incident.role)
+    grant = clean(incident.grant_id)
+    exception = {
+        Cause.KEY_DISABLED: "KMSDisabledException",
+        Cause.KEY_PENDING_DELETION: "KMSInvalidStateException",
+    }.get(incident.cause, "KMSAccessDeniedException")
+    cold_start = (
+        f"Its next cold start fails with {exception}: Lambda cannot decrypt the environment variables."
+    )
+    match incident.cause:
+        case Cause.KEY_DISABLED:
+            return (
+                ": key disabled, next cold start will fail",
+                [
+                    f"Key {key}",
+                    f"was disabled {when}",
+                    f"{event}.",
+                ],
+                cold_start + " Every function on the key is affected.",
+            )
+        case Cause.KEY_PENDING_DELETION:
+            date = utc_iso(incident.deletion_date) if incident.deletion_date else "(date not recorded)"
+            return (
+                ": key scheduled for deletion",
+                [
+                    f"Key {key}",
+                    f"was scheduled for deletion {when}",
+                    f"{event}.",
+                    f"KMS deletes it on {date}.",
+                ],
+                cold_start + " After the deletion date the environment can never be decrypted again.",
+            )
+        case Cause.ROLE_DELETED:
+            return (
+                ": execution role deleted",
+                [
+                    f"The execution role {role}",
+                    f"was deleted {when}",
+                    f"{event}.",
+                ],
+                "Lambda can no longer assume the role: invocations fail now or at the next cold start.",
+            )
+        case Cause.ROLE_RECREATED:
+            return (
+                ": grants bound to a deleted role",
+                [
+                    f"The execution role {role}",
+                    f"was {clean(e.what)} {when} {event}.",
+                    f"Grant {grant} on key {key} is still listed, but KMS bound it to the unique id of",
+                    "the role that was deleted: it no longer applies to the role of that name.",
+                ],
+                cold_start,
+            )
+        case Cause.NO_GRANT:
+            return (
+                ": no KMS grant found",
+                [
+                    f"Reconciliation at {utc_iso(e.at)} listed the grants of key {key}",
+                    f"and found none for this function and its role {role}, though its environment is",
+                    "encrypted with that key.",
+                ],
+                cold_start,
+            )
+        case Cause.DECRYPT_FAILED:
+            return (
+                ": Decrypt failed (not predicted)",
+                [
+                    f"A Decrypt for this function on key {key} failed {when}",
+                    f"{event}.",
+                    "grantwatch had not predicted it: no grant end, role change or key change was seen that",
+                    "explains it. Check the key policy and the function's grant (grantwatch lineage).",
+                ],
+                "The function is failing now.",
+            )
+        case _:
+            return (
+                f": next cold start will fail (grant {clean(e.what)})",
+                [
+                    f"Grant {grant} on key {key}",
+                    f"was {clean(e.what)} {when}",
+                    f"{event}.",
+                    f"No other grant on that key allows Decrypt for the role {role}.",
+                ],
+                cold_start + " Warm instances may keep working until they are recycled.",
+            )
 
 
 def alert_details(incident: Incident) -> dict[str, Any]:
@@ -179,43 +355,37 @@ def alert_details(incident: Incident) -> dict[str, Any]:
         "functionName": function_name(incident.function_arn),
         "account": incident.account,
         "region": incident.region,
-        "fix": fix_command(incident),
+        "fix": fix_commands(incident),
     }
 
 
 def alert_notice(incident: Incident) -> Notice:
     name = clean(function_name(incident.function_arn), 140)
     details = alert_details(incident)
-    via = f" via {clean(incident.ended_via)}" if incident.ended_via else ""
-    via += f" from {clean(incident.ended_from)}" if incident.ended_from else ""
-    message = "\n".join(
-        [
-            f"Lambda function {name} has no usable KMS grant left for its environment variables.",
-            "",
-            "What happened",
-            f"  Grant {clean(incident.grant_id)} on key {clean(incident.key_arn)}",
-            f"  was {incident.ended_how} at {utc_iso(incident.ended_at)} by {clean(incident.ended_by)}{via}",
-            f"  (CloudTrail event {clean(incident.ended_event_id)}).",
-            f"  No other grant on that key allows Decrypt for the role {clean(incident.role)}.",
-            "",
-            "What will happen",
-            "  The function's next cold start fails with KMSAccessDeniedException: Lambda will be",
-            "  unable to decrypt the environment variables. Warm instances may keep working until",
-            "  they are recycled.",
-            "",
-            "Fix",
-            "  Update the function's configuration; Lambda then creates a new grant for its current role:",
-            f"    {fix_command(incident)}",
-            "",
-            "Details (JSON)",
-            json.dumps(details, indent=2, ensure_ascii=True),
-        ]
-    )
+    suffix, happened, consequence = _headline(incident)
+    lines = [
+        f"Lambda function {name} cannot decrypt its environment variables"
+        + (" (a Decrypt has failed)." if not incident.predicted else " once its key material is needed."),
+        "",
+        "What happened",
+        *(f"  {line}" for line in happened),
+        "",
+        "What will happen",
+        f"  {consequence}",
+    ]
+    if incident.functions_on_key:
+        shown = [clean(function_name(f), 140) for f in incident.functions_on_key[:MAX_NAMED_FUNCTIONS]]
+        more = len(incident.functions_on_key) - len(shown)
+        lines += ["", "Functions on this key", *(f"  {f}" for f in shown)]
+        if more > 0:
+            lines.append(f"  … and {more} more (grantwatch functions --json)")
+    lines += ["", "Fix", *(f"    {command}" for command in fix_commands(incident))]
+    lines += ["", "Details (JSON)", json.dumps(details, indent=2, ensure_ascii=True)]
     return Notice(
         kind=NoticeKind.ALERT,
         incident_id=incident.incident_id,
-        subject=_subject("[grantwatch] ", name, f": next cold start will fail (grant {incident.ended_how})"),
-        message=message,
+        subject=_subject("[grantwatch] ", name, suffix),
+        message="\n".join(lines),
         attributes=_attributes(incident, "critical", incident.alert_type),
         details=details,
     )
@@ -225,6 +395,7 @@ def resolved_notice(incident: Incident, reason: str, resolved_at: datetime, gran
     name = clean(function_name(incident.function_arn), 140)
     details = alert_details(incident) | {
         "alertType": "resolved",
+        "resolvedAlertType": incident.alert_type,
         "severity": "info",
         "resolvedAt": utc_iso(resolved_at),
         "resolvedReason": reason,
@@ -233,8 +404,8 @@ def resolved_notice(incident: Incident, reason: str, resolved_at: datetime, gran
     del details["fix"]
     lines = [
         f"Resolved: Lambda function {name} {reason}.",
-        f"  Incident {clean(incident.incident_id)} (grant {clean(incident.grant_id)} {incident.ended_how} at "
-        f"{utc_iso(incident.ended_at)}) is closed.",
+        f"  Incident {clean(incident.incident_id)} ({incident.alert_type}: "
+        f"{clean(incident.evidence.what)} at {utc_iso(incident.evidence.at)}) is closed.",
     ]
     if grant_id:
         lines.append(f"  Usable grant: {clean(grant_id)} on key {clean(incident.key_arn)}.")
@@ -247,5 +418,49 @@ def resolved_notice(incident: Incident, reason: str, resolved_at: datetime, gran
         ),
         message="\n".join(lines),
         attributes=_attributes(incident, "info", "resolved"),
+        details=details,
+    )
+
+
+def policy_notice(fact: KeyFact, functions: Sequence[str]) -> Notice:
+    """Informational: a key policy changed on a key that Lambda functions use."""
+    key = clean(fact.key_arn)
+    names = [clean(function_name(f), 140) for f in sorted(functions)[:MAX_NAMED_FUNCTIONS]]
+    more = len(functions) - len(names)
+    match = _ARN_PARTS.match(fact.key_arn)
+    details = {
+        "alertType": "key-policy-changed",
+        "severity": "info",
+        "keyArn": fact.key_arn,
+        "eventId": fact.event_id,
+        "at": utc_iso(fact.event_time),
+        "functions": sorted(functions),
+    } | _actor_json(fact.actor)
+    lines = [
+        f"The key policy of {key} was changed at {utc_iso(fact.event_time)} by {clean(fact.actor.principal)}",
+        f"(CloudTrail event {clean(fact.event_id)}).",
+        "",
+        "Lambda functions on this key decrypt through grants, which a policy change does not end; review",
+        "the change if any of them, or anything else, relies on the policy itself:",
+        *(f"  {name}" for name in names),
+        *([f"  … and {more} more"] if more > 0 else []),
+        "",
+        "Details (JSON)",
+        json.dumps(details, indent=2, ensure_ascii=True),
+    ]
+    return Notice(
+        kind=NoticeKind.INFO,
+        incident_id=f"policy-{fact.event_id}",
+        subject=_subject(
+            "[grantwatch] key policy changed: ", key.rsplit("/", 1)[-1], f" ({len(functions)} functions)"
+        ),
+        message="\n".join(lines),
+        attributes={
+            "severity": "info",
+            "alertType": "key-policy-changed",
+            "keyArn": key,
+            "account": match["account"] if match else "unknown",
+            "region": match["region"] if match else "unknown",
+        },
         details=details,
     )

@@ -49,6 +49,14 @@ class FactKind(StrEnum):
     CREATED = "created"
     RETIRED = "retired"
     REVOKED = "revoked"
+    # Found by reconciliation against ListGrants: recorded active, no longer listed (how it ended is unknown).
+    VANISHED = "vanished"
+    # Found by reconciliation: still listed, but its grantee is a bare unique id (the role was deleted).
+    INVALIDATED = "invalidated"
+
+    @property
+    def ends(self) -> bool:
+        return self in (FactKind.RETIRED, FactKind.REVOKED, FactKind.VANISHED)
 
 
 class KeyRefStrength(StrEnum):

@@ -56,6 +56,11 @@ class FunctionState:
     has_environment: bool
     configured_at: datetime | None
     deleted_at: datetime | None
+    depends_on_key: str | None = None  # the key and role (account/name) its last evaluation linked it to
+    depends_on_role: str | None = None
+    failed_at: datetime | None = None  # the newest failed Decrypt seen
+    failure_event_id: str | None = None
+    failure_error: str | None = None
 
     @property
     def deleted(self) -> bool:

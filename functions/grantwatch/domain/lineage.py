@@ -9,12 +9,19 @@ from enum import StrEnum
 
 from grantwatch.domain.facts import Actor, FactKind, GrantFact, GrantTerms, KeyRefStrength
 
-_KIND_ORDER = {FactKind.CREATED: 0, FactKind.RETIRED: 1, FactKind.REVOKED: 1}
+_KIND_ORDER = {
+    FactKind.CREATED: 0,
+    FactKind.INVALIDATED: 1,
+    FactKind.RETIRED: 2,
+    FactKind.REVOKED: 2,
+    FactKind.VANISHED: 2,
+}
 _SOURCE_ORDER = {"cloudtrail": 0}
 
 
 class GrantStatus(StrEnum):
     ACTIVE = "active"
+    DEAD = "dead"  # still listed by KMS, but bound to a role that no longer exists
     ENDED = "ended"
 
 
@@ -28,10 +35,13 @@ class GrantState:
     created: GrantFact | None
     ended: GrantFact | None
     lineage: tuple[GrantFact, ...]
+    invalidated: GrantFact | None = None
 
     @property
     def status(self) -> GrantStatus:
-        return GrantStatus.ENDED if self.ended else GrantStatus.ACTIVE
+        if self.ended:
+            return GrantStatus.ENDED
+        return GrantStatus.DEAD if self.invalidated else GrantStatus.ACTIVE
 
     @property
     def created_at(self) -> datetime | None:
@@ -56,7 +66,7 @@ def fold(facts: Iterable[GrantFact]) -> GrantState:
     if len(grant_ids) != 1:
         raise ValueError(f"facts of several grants folded together: {sorted(grant_ids)}")
     created = next((f for f in lineage if f.kind is FactKind.CREATED), None)
-    endings = [f for f in lineage if f.kind is not FactKind.CREATED]
+    endings = [f for f in lineage if f.kind.ends]
     ended = min(endings, key=lambda f: (_SOURCE_ORDER.get(f.source, 1), lineage_order(f)), default=None)
     key_fact = min(lineage, key=lambda f: (f.key_ref_strength is not KeyRefStrength.ARN, f.key_ref))
     return GrantState(
@@ -68,4 +78,5 @@ def fold(facts: Iterable[GrantFact]) -> GrantState:
         created=created,
         ended=ended,
         lineage=lineage,
+        invalidated=next((f for f in lineage if f.kind is FactKind.INVALIDATED), None),
     )

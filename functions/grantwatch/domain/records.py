@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 EARLIEST_EVENT_YEAR = 2000
 LATEST_EVENT_YEAR = 9998
@@ -127,17 +127,40 @@ class RetireGrantParameters(BaseModel):
 
 
 class EvaluationRequest(BaseModel):
-    """Asks for one function's evaluation after the settle window: the delay queue's message body."""
+    """Asks for an evaluation after the settle window: the delay queue's message body. Its subject is one
+    function, or every function that depends on a key or on a role (`account/name`)."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
-    function_arn: str = Field(alias="functionArn", min_length=1, max_length=2048)
+    function_arn: str | None = Field(default=None, alias="functionArn", min_length=1, max_length=2048)
+    key_arn: str | None = Field(default=None, alias="keyArn", min_length=1, max_length=2048)
+    role: str | None = Field(default=None, alias="role", min_length=1, max_length=128)
     event_id: str = Field(alias="eventID", min_length=1, max_length=128)
+    event_name: str | None = Field(default=None, alias="eventName", max_length=128)
     event_time: datetime = Field(alias="eventTime")
+    immediate: bool = False
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> EvaluationRequest:
+        if sum(x is not None for x in (self.function_arn, self.key_arn, self.role)) != 1:
+            raise ValueError("an evaluation request names exactly one of functionArn, keyArn, role")
+        return self
 
     @classmethod
-    def about(cls, function_arn: str, event_id: str, event_time: datetime) -> EvaluationRequest:
-        return cls(function_arn=function_arn, event_id=event_id, event_time=event_time)
+    def about(
+        cls, function_arn: str, event_id: str, event_time: datetime, *, immediate: bool = False
+    ) -> EvaluationRequest:
+        return cls(function_arn=function_arn, event_id=event_id, event_time=event_time, immediate=immediate)
+
+    @classmethod
+    def about_key(
+        cls, key_arn: str, event_id: str, event_name: str, event_time: datetime
+    ) -> EvaluationRequest:
+        return cls(key_arn=key_arn, event_id=event_id, event_name=event_name, event_time=event_time)
+
+    @classmethod
+    def about_role(cls, role: str, event_id: str, event_time: datetime) -> EvaluationRequest:
+        return cls(role=role, event_id=event_id, event_time=event_time)
 
     def body(self) -> str:
-        return self.model_dump_json(by_alias=True)
+        return self.model_dump_json(by_alias=True, exclude_none=True)

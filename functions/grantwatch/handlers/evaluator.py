@@ -15,10 +15,11 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from grantwatch.adapters.functions import DynamoFunctionStore
+from grantwatch.adapters.hazards import DynamoHazardStore
 from grantwatch.adapters.notifier import SnsNotifier
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.domain.records import EvaluationRequest
-from grantwatch.evaluator import evaluate
+from grantwatch.evaluator import Evaluator
 from grantwatch.settings import required, settings
 
 logger = Logger()
@@ -27,31 +28,24 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 @cache
-def adapters() -> tuple[DynamoGrantStore, DynamoFunctionStore, SnsNotifier]:
+def evaluator() -> Evaluator:
     config = settings()
     topic = required(config.alert_topic_arn, "GRANTWATCH_ALERT_TOPIC_ARN")
-    return DynamoGrantStore(config), DynamoFunctionStore(config), SnsNotifier(topic)
+    return Evaluator(
+        DynamoGrantStore(config), DynamoFunctionStore(config), DynamoHazardStore(config), SnsNotifier(topic)
+    )
 
 
 def evaluate_request(record: SQSRecord) -> None:
     request = EvaluationRequest.model_validate_json(record.body)
-    grants, functions, notifier = adapters()
-    notices = evaluate(
-        request.function_arn, grants=grants, functions=functions, notifier=notifier, now=datetime.now(UTC)
-    )
-    for notice in notices:
+    named = {"functionArn": request.function_arn, "keyArn": request.key_arn, "role": request.role}
+    subject: dict[str, object] = {k: v for k, v in named.items() if v is not None}
+    for notice in evaluator().run(request, datetime.now(UTC)):
         metrics.add_metric(name=f"Notices{notice.kind.title()}", unit=MetricUnit.Count, value=1)
         logger.info(
-            "notice published",
-            extra={
-                "incidentId": notice.incident_id,
-                "kind": notice.kind,
-                "functionArn": request.function_arn,
-            },
+            "notice published", extra={"incidentId": notice.incident_id, "kind": notice.kind} | subject
         )
-    logger.info(
-        "function evaluated", extra={"functionArn": request.function_arn, "eventID": request.event_id}
-    )
+    logger.info("evaluated", extra={"eventID": request.event_id} | subject)
 
 
 @logger.inject_lambda_context

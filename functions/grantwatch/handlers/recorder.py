@@ -1,5 +1,6 @@
-"""Recorder: one CloudTrail event (a KMS grant change or a Lambda configuration change) from EventBridge
-in, one write to the table, and an evaluation of the function it touched scheduled after the settle window."""
+"""Recorder: one CloudTrail event (a KMS grant or key change, a Lambda configuration change, an IAM role
+created or deleted, a failed Decrypt) from EventBridge in, recorded in the table, and an evaluation of
+what it touched scheduled after the settle window."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from grantwatch.adapters.functions import DynamoFunctionStore
+from grantwatch.adapters.hazards import DynamoHazardStore
 from grantwatch.adapters.rejected import RejectedEventSink, SqsRejectedEventSink
 from grantwatch.adapters.scheduler import SqsEvaluationScheduler
 from grantwatch.adapters.store import DynamoGrantStore
@@ -25,7 +27,12 @@ metrics = Metrics()
 def recorder() -> Recorder:
     config = settings()
     queue_url = required(config.evaluation_queue_url, "GRANTWATCH_EVALUATION_QUEUE_URL")
-    return Recorder(DynamoGrantStore(config), DynamoFunctionStore(config), SqsEvaluationScheduler(queue_url))
+    return Recorder(
+        DynamoGrantStore(config),
+        DynamoFunctionStore(config),
+        DynamoHazardStore(config),
+        SqsEvaluationScheduler(queue_url),
+    )
 
 
 @cache
