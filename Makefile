@@ -64,6 +64,7 @@ $(SAM_VENV)/.installed:
 
 validate: $(SAM_VENV)/.installed
 	$(SAM_ENV) $(SAM) validate --lint
+	$(SAM_ENV) $(SAM) validate --lint --template forwarders/iam-role-events.yaml
 
 build: $(SAM_VENV)/.installed
 	$(SAM_ENV) $(SAM) build

@@ -79,3 +79,60 @@ def delete_function(function: str, at: str) -> dict[str, Any]:
     event["detail"] |= {"eventTime": at, "eventID": _event_id(f"delete {function} {at}")}
     event["detail"]["requestParameters"]["functionName"] = function
     return event
+
+
+def _key_event(sample: str, at: str, label: str) -> dict[str, Any]:
+    event = load_event(sample)
+    event["detail"] |= {"eventTime": at, "eventID": _event_id(f"{label} {at}")}
+    return event
+
+
+def disable_key(at: str) -> dict[str, Any]:
+    return _key_event("kms-disable-key.json", at, "disable")
+
+
+def enable_key(at: str) -> dict[str, Any]:
+    return _key_event("kms-enable-key.json", at, "enable")
+
+
+def schedule_key_deletion(at: str) -> dict[str, Any]:
+    return _key_event("kms-schedule-key-deletion.json", at, "schedule-deletion")
+
+
+def cancel_key_deletion(at: str) -> dict[str, Any]:
+    return _key_event("kms-cancel-key-deletion.json", at, "cancel-deletion")
+
+
+def put_key_policy(at: str) -> dict[str, Any]:
+    return _key_event("kms-put-key-policy.json", at, "put-policy")
+
+
+def delete_role(role: str, at: str) -> dict[str, Any]:
+    event = load_event("iam-delete-role.json")
+    event["detail"] |= {"eventTime": at, "eventID": _event_id(f"delete-role {role} {at}")}
+    event["detail"]["requestParameters"]["roleName"] = role
+    return event
+
+
+def create_role(role: str, at: str) -> dict[str, Any]:
+    event = load_event("iam-create-role.json")
+    event["detail"] |= {"eventTime": at, "eventID": _event_id(f"create-role {role} {at}")}
+    event["detail"]["requestParameters"]["roleName"] = role
+    created = event["detail"]["responseElements"]["role"]
+    created |= {
+        "roleName": role,
+        "roleId": "AROA" + hashlib.sha256(f"{role} {at}".encode()).hexdigest()[:17].upper(),
+        "arn": f"arn:aws:iam::{ACCOUNT}:role/{role}",
+    }
+    return event
+
+
+def decrypt_failed(function: str, at: str, *, role: str | None = None) -> dict[str, Any]:
+    event = load_event("kms-decrypt-access-denied-lambda.json")
+    detail = event["detail"]
+    detail |= {"eventTime": at, "eventID": _event_id(f"decrypt {function} {at}")}
+    detail["requestParameters"]["encryptionContext"]["aws:lambda:FunctionArn"] = function_arn(function)
+    detail["userIdentity"]["arn"] = (
+        f"arn:aws:sts::{ACCOUNT}:assumed-role/{role or function + '-role'}/{function}"
+    )
+    return event

@@ -29,6 +29,7 @@ from rich.progress import SpinnerColumn, TextColumn
 from grantwatch import local as local_dynamo
 from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.adapters.hazards import DynamoHazardStore
+from grantwatch.adapters.readers import KmsGrantReader, LambdaFunctionReader
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.backfill import (
     Archive,
@@ -45,8 +46,9 @@ from grantwatch.backfill import (
 )
 from grantwatch.domain.alerts import Notice, NoticeKind
 from grantwatch.domain.lineage import GrantStatus
-from grantwatch.pipeline import DEFAULT_SETTLE, local_pipeline
+from grantwatch.pipeline import DEFAULT_SETTLE, LocalPipeline, local_pipeline
 from grantwatch.queries import function_rows, incident_rows, lineage_rows
+from grantwatch.reconciler import Reconciler
 from grantwatch.recorder import EventOutcome, Outcome
 from grantwatch.settings import Settings
 from grantwatch.sources import read_events
@@ -457,6 +459,72 @@ def _report(result: EventOutcome, origin: str, as_json: bool) -> None:
     else:
         subject = f"grant {result.grant_id}" if result.grant_id else f"function {result.function_arn}"
         out.print(f"{result.outcome:<10}{result.event_name} {result.event_id} {subject}")
+
+
+@app.command()
+def reconcile(
+    account: Annotated[
+        str | None, typer.Option("--account", help="Account to reconcile (default: the caller's, from STS).")
+    ] = None,
+    settle_seconds: Annotated[int, typer.Option("--settle-seconds", min=0)] = int(
+        DEFAULT_SETTLE.total_seconds()
+    ),
+    as_json: JsonOption = False,
+    table: TableOption = None,
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
+) -> None:
+    """Compare KMS ListGrants and Lambda ListFunctions with the table, record every difference in the
+    lineage (source: reconciliation), and evaluate the functions concerned, printing any notice.
+
+    The same code as the scheduled function. KMS, Lambda and STS are reached through your AWS
+    configuration (AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL_LAMBDA and AWS_ENDPOINT_URL_STS point them
+    elsewhere). Exits 3 if the table cannot be used or a key could not be listed.
+    """
+    settings = _settings(table, endpoint_url, region)
+    grant_store, functions, hazards = (
+        DynamoGrantStore(settings),
+        DynamoFunctionStore(settings),
+        DynamoHazardStore(settings),
+    )
+    pipeline = LocalPipeline(grant_store, functions, hazards, timedelta(seconds=settle_seconds))
+    now = datetime.now(UTC)
+    with _table_errors(settings):
+        caller = account or _caller_account(settings.region)
+        reconciler = Reconciler(
+            grants=grant_store,
+            functions=functions,
+            hazards=hazards,
+            kms=KmsGrantReader(region=settings.region),
+            lambda_=LambdaFunctionReader(region=settings.region),
+            scheduler=pipeline.scheduler,
+            account=caller,
+            region=settings.region,
+        )
+        report = reconciler.run(now)
+        pipeline.clock = now
+        notices = pipeline.drain()
+    for notice in notices:
+        _report_notice(notice, as_json)
+    summary = report.as_json() | {"account": caller, "region": settings.region, "notices": len(notices)}
+    if as_json:
+        _print_json({"summary": summary})
+    else:
+        repairs = ", ".join(f"{n} {what}" for what, n in summary["repairs"].items()) or "none"
+        out.print(
+            f"{report.keys} key(s), {report.grants_listed} grant(s) and {report.functions_listed} "
+            f"function(s) listed in {caller} {settings.region}; repairs: {repairs}; "
+            f"{len(notices)} notice(s)"
+        )
+        for error in report.errors:
+            err.print(f"error: not reconciled: {error}")
+    if report.errors:
+        raise typer.Exit(EXIT_UNAVAILABLE)
+
+
+def _caller_account(region: str) -> str:
+    account: str = boto3.client("sts", region_name=region).get_caller_identity()["Account"]
+    return account
 
 
 @app.command()

@@ -66,11 +66,53 @@ def _matches(rule: str, event: dict[str, Any]) -> bool:
 
 
 @pytest.mark.parametrize("path", sample_event_files(), ids=lambda p: p.name)
-def test_each_successful_call_invokes_the_recorder_through_its_rule(path: Any) -> None:
+def test_each_sample_invokes_the_recorder_through_exactly_its_rule(path: Any) -> None:
     event = load_event(path.name)
-    matched = {rule for rule in ("GrantEventsRule", "FunctionEventsRule") if _matches(rule, event)}
-    expected = "GrantEventsRule" if event["source"] == "aws.kms" else "FunctionEventsRule"
-    assert matched == ({expected} if "errorCode" not in event["detail"] else set())
+    rules = ("GrantEventsRule", "FunctionEventsRule", "RoleEventsRule", "DecryptFailuresRule")
+    matched = {rule for rule in rules if _matches(rule, event)}
+    if "errorCode" in event["detail"]:
+        expected = {"DecryptFailuresRule"} if event["detail"]["eventName"] == "Decrypt" else set()
+    else:
+        expected = {
+            {"aws.kms": "GrantEventsRule", "aws.lambda": "FunctionEventsRule", "aws.iam": "RoleEventsRule"}[
+                event["source"]
+            ]
+        }
+    assert matched == expected
+
+
+def test_failed_decrypts_are_seen_only_when_the_operator_turns_them_on() -> None:
+    rule = RESOURCES["DecryptFailuresRule"]
+    assert rule["Condition"] == "ConfirmsWithDecryptFailures"
+    assert TEMPLATE_DOC["Parameters"]["ConfirmWithDecryptFailures"]["Default"] == "false"
+    assert rule["Properties"]["State"] == "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
+    not_a_function = load_event("kms-decrypt-access-denied-lambda.json")
+    not_a_function["detail"]["requestParameters"]["encryptionContext"] = {"aws:s3:arn": "arn:aws:s3:::bucket"}
+    assert not _matches("DecryptFailuresRule", not_a_function)
+    succeeded = load_event("kms-decrypt-access-denied-lambda.json")
+    del succeeded["detail"]["errorCode"]
+    assert not _matches("DecryptFailuresRule", succeeded)
+
+
+def test_the_reconciler_may_list_grants_and_functions_and_record_repairs_only() -> None:
+    granted = _granted("ReconcilerFunction")
+    assert {action for action, _ in granted} == {
+        "kms:ListGrants",
+        "lambda:ListFunctions",
+        "lambda:GetFunctionConfiguration",
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:Query",
+        "dynamodb:Scan",
+        "dynamodb:UpdateItem",
+        "sqs:SendMessage",
+    }
+    wildcards = {action for action, resource in granted if resource == json.dumps("*")}
+    assert wildcards == {"lambda:ListFunctions"}  # the one call with no resource-level permission
+    assert ("dynamodb:Scan", json.dumps({"Fn::Sub": "${GrantsTable.Arn}/index/by-key"})) in granted
+    schedule = RESOURCES["ReconcilerFunction"]["Properties"]["Events"]["Schedule"]["Properties"]
+    assert schedule["ScheduleExpression"] == {"Ref": "ReconcileSchedule"}
+    assert TEMPLATE_DOC["Parameters"]["ReconcileSchedule"]["Default"] == "rate(1 hour)"
 
 
 @pytest.mark.parametrize(
@@ -99,7 +141,8 @@ def test_the_rule_does_not_invoke_for_other_kms_calls() -> None:
 
 def test_the_rule_retries_and_has_a_dead_letter_queue() -> None:
     [target] = RESOURCES["GrantEventsRule"]["Properties"]["Targets"]
-    assert RESOURCES["FunctionEventsRule"]["Properties"]["Targets"] == [target]
+    for rule in ("FunctionEventsRule", "RoleEventsRule", "DecryptFailuresRule"):
+        assert RESOURCES[rule]["Properties"]["Targets"] == [target]
     assert 0 < target["RetryPolicy"]["MaximumRetryAttempts"] <= 185  # EventBridge's bounds
     event_age = TEMPLATE_DOC["Parameters"]["EventMaximumAgeSeconds"]
     assert 60 <= event_age["MinValue"] <= event_age["Default"] <= event_age["MaxValue"] <= 86400
@@ -148,6 +191,7 @@ def test_the_evaluator_may_read_and_write_its_table_and_publish_to_its_topic() -
         "dynamodb:Query",
         "dynamodb:UpdateItem",
         "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
         "sns:Publish",
     }
     assert ("sns:Publish", json.dumps({"Ref": "AlertTopic"})) in granted

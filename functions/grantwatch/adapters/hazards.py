@@ -22,7 +22,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from grantwatch.adapters.functions import FUNCTION_SK, FunctionItem, function_pk
+from grantwatch.adapters.functions import FUNCTION_SK, ByEntityIndex, FunctionItem, function_pk
 from grantwatch.adapters.tables import bind
 from grantwatch.domain.facts import Actor, parse_utc_iso, utc_iso
 from grantwatch.domain.hazards import (
@@ -70,6 +70,8 @@ class KeyItem(Model):
     eventIds = UnicodeSetAttribute(null=True)
     verifiedAt = UnicodeAttribute(null=True)
     noticesSent = UnicodeSetAttribute(null=True)
+
+    by_entity = ByEntityIndex()
 
 
 class RoleItem(Model):
@@ -178,7 +180,7 @@ class DynamoHazardStore:
         return sorted(_key_facts(item), key=lambda f: (f.event_time, f.event_id))
 
     def all_keys(self) -> Iterator[str]:
-        for item in self.keys.query(KEY_ENTITY, index_name="by-entity", attributes_to_get=["arn"]):
+        for item in self.keys.by_entity.query(KEY_ENTITY, attributes_to_get=["arn"]):
             yield item.arn
 
     def record_role(self, fact: RoleFact) -> bool:
@@ -204,8 +206,8 @@ class DynamoHazardStore:
         return RoleStatus(
             account=account,
             role_name=name,
-            created=role_fact_from_map(item.created.as_dict(), account, name) if item.created else None,
-            deleted=role_fact_from_map(item.deleted.as_dict(), account, name) if item.deleted else None,
+            created=role_fact_from_map(_plain(item.created), account, name) if item.created else None,
+            deleted=role_fact_from_map(_plain(item.deleted), account, name) if item.deleted else None,
         )
 
     def role_lineage(self, account: str, name: str) -> list[RoleFact]:
@@ -213,7 +215,7 @@ class DynamoHazardStore:
             item = self.roles.get(role_pk(role_key(account, name)), ROLE_SK)
         except self.roles.DoesNotExist:
             return []
-        facts = [role_fact_from_map(e.as_dict(), account, name) for e in item.events or []]
+        facts = [role_fact_from_map(_plain(e), account, name) for e in item.events or []]
         return sorted(facts, key=lambda f: (f.event_time, f.event_id))
 
     def dependents_of_key(self, key_arn: str) -> list[str]:
@@ -293,6 +295,11 @@ def _append(
     return True
 
 
+def _plain(stored: Any) -> dict[str, Any]:
+    """A raw map as read back: a MapAttribute at the top level, a plain dict inside a list."""
+    return dict(stored.as_dict() if isinstance(stored, MapAttribute) else stored)
+
+
 def _update_if(item: Model, actions: Sequence[Action], condition: Any) -> None:
     try:
         item.update(actions=list(actions), condition=condition)
@@ -342,7 +349,7 @@ def key_fact_to_map(fact: KeyFact) -> dict[str, Any]:
 def _key_facts(item: KeyItem) -> list[KeyFact]:
     facts = []
     for event in item.events or []:
-        data: dict[str, Any] = event.as_dict()
+        data = _plain(event)
         facts.append(
             KeyFact(
                 change=KeyChange(data["change"]),

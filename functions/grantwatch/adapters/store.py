@@ -243,6 +243,10 @@ class DynamoGrantStore:
                 continue
             yield state
 
+    def key_arns(self) -> set[str]:
+        """Every key with a recorded grant: a scan of the keys-only by-key index, whose items are small."""
+        return {hit.keyArn for hit in self.model.by_key.scan(attributes_to_get=["keyArn"])}
+
     def _actions(self, fact: GrantFact) -> list[Action]:
         m = self.model
         keyed = fact.key_ref_strength is KeyRefStrength.ARN

@@ -1,0 +1,66 @@
+"""Readers of what AWS says now: KMS ListGrants and Lambda ListFunctions / GetFunctionConfiguration.
+
+Clients use botocore's adaptive retry mode: throttling (ListGrants allows 100 requests a second per
+account) is retried with exponential backoff, and the client slows its own request rate after one.
+Endpoints follow the standard configuration (AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL_LAMBDA), which is how
+`grantwatch reconcile` is pointed at a local stand-in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from grantwatch.domain.reconcile import ListedFunction, ListedGrant
+
+if TYPE_CHECKING:
+    from mypy_boto3_kms.client import KMSClient
+    from mypy_boto3_lambda.client import LambdaClient
+
+RETRIES = Config(retries={"mode": "adaptive", "max_attempts": 10}, connect_timeout=5, read_timeout=30)
+PAGE_SIZE = 100  # the most ListGrants returns at once
+
+
+class KmsGrantReader:
+    def __init__(self, client: KMSClient | None = None, region: str | None = None) -> None:
+        if client is None:
+            import boto3
+
+            client = boto3.client("kms", region_name=region, config=RETRIES)
+        self.client: KMSClient = client
+
+    def list_grants(self, key_arn: str) -> Iterator[ListedGrant]:
+        """Every grant on the key, a page of up to 100 at a time (Marker / NextMarker)."""
+        pages = self.client.get_paginator("list_grants").paginate(
+            KeyId=key_arn, PaginationConfig={"PageSize": PAGE_SIZE}
+        )
+        for page in pages:
+            for grant in page.get("Grants", []):
+                yield ListedGrant.from_api(key_arn, grant)
+
+
+class LambdaFunctionReader:
+    def __init__(self, client: LambdaClient | None = None, region: str | None = None) -> None:
+        if client is None:
+            import boto3
+
+            client = boto3.client("lambda", region_name=region, config=RETRIES)
+        self.client: LambdaClient = client
+
+    def list_functions(self) -> Iterator[ListedFunction]:
+        for page in self.client.get_paginator("list_functions").paginate():
+            for configuration in page.get("Functions", []):
+                yield ListedFunction.from_api(configuration)
+
+    def get_function(self, function_arn: str) -> ListedFunction | None:
+        """The function's configuration, or None if it does not exist."""
+        try:
+            configuration = self.client.get_function_configuration(FunctionName=function_arn)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return None
+            raise
+        return ListedFunction.from_api(configuration)

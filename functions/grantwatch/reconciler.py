@@ -1,0 +1,140 @@
+"""Reconciliation's one corridor: list what AWS has now, compare it with the table (pure), record each
+difference as a fact with `source: reconciliation` through the same stores the recorder uses, and ask
+for the functions concerned to be evaluated. The scheduled Lambda function and `grantwatch reconcile`
+both run `Reconciler.run`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from grantwatch.adapters.functions import DynamoFunctionStore
+from grantwatch.adapters.hazards import DynamoHazardStore
+from grantwatch.adapters.store import DynamoGrantStore, RecordResult
+from grantwatch.domain.facts import KEY_ARN_PATTERN
+from grantwatch.domain.functions import FunctionState
+from grantwatch.domain.reconcile import (
+    ListedFunction,
+    ListedGrant,
+    function_repairs,
+    grant_repairs,
+    in_scope,
+)
+from grantwatch.domain.records import EvaluationRequest
+from grantwatch.recorder import EvaluationScheduler
+
+
+class GrantLister(Protocol):
+    def list_grants(self, key_arn: str) -> Iterator[ListedGrant]: ...
+
+
+class FunctionLister(Protocol):
+    def list_functions(self) -> Iterator[ListedFunction]: ...
+
+    def get_function(self, function_arn: str) -> ListedFunction | None: ...
+
+
+@dataclass
+class ReconcileReport:
+    """What one reconciliation found and repaired; `errors` names the keys it could not list."""
+
+    keys: int = 0
+    grants_listed: int = 0
+    functions_listed: int = 0
+    repairs: dict[str, int] = field(default_factory=dict)
+    evaluations: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def count(self, what: str) -> None:
+        self.repairs[what] = self.repairs.get(what, 0) + 1
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "keys": self.keys,
+            "grantsListed": self.grants_listed,
+            "functionsListed": self.functions_listed,
+            "repairs": dict(sorted(self.repairs.items())),
+            "evaluationsScheduled": self.evaluations,
+            "errors": self.errors,
+        }
+
+
+@dataclass
+class Reconciler:
+    grants: DynamoGrantStore
+    functions: DynamoFunctionStore
+    hazards: DynamoHazardStore
+    kms: GrantLister
+    lambda_: FunctionLister
+    scheduler: EvaluationScheduler
+    account: str
+    region: str
+
+    def run(self, now: datetime) -> ReconcileReport:
+        report = ReconcileReport()
+        listed = list(self.lambda_.list_functions())
+        report.functions_listed = len(listed)
+        to_evaluate = {f.function_arn for f in listed if f.kms_key_arn}
+        to_evaluate |= self._reconcile_functions(listed, now, report)
+        for key_arn in sorted(self._keys(listed)):
+            report.keys += 1
+            try:
+                to_evaluate |= self._reconcile_key(key_arn, now, report)
+            except (ClientError, BotoCoreError) as error:
+                report.errors.append(f"{key_arn}: {_describe(error)}")
+        for function_arn in sorted(to_evaluate):
+            self.scheduler.schedule(
+                EvaluationRequest.about(function_arn, f"reconciliation:{now.isoformat()}", now)
+            )
+            report.evaluations += 1
+        return report
+
+    def _reconcile_functions(
+        self, listed: list[ListedFunction], now: datetime, report: ReconcileReport
+    ) -> set[str]:
+        recorded: dict[str, FunctionState] = {
+            state.function_arn: state
+            for state, _ in self.functions.all_functions()
+            if in_scope(state.function_arn, self.account, self.region)
+        }
+        listed_arns = {f.function_arn for f in listed}
+        missing = [arn for arn, state in recorded.items() if arn not in listed_arns and not state.deleted]
+        gone = [arn for arn in missing if self.lambda_.get_function(arn) is None]
+        touched: set[str] = set()
+        for fact in function_repairs(recorded, listed, gone, now):
+            if self.functions.record(fact):
+                report.count(f"function-{fact.change.value}")
+                touched.add(fact.function_arn)
+        return touched
+
+    def _keys(self, listed: list[ListedFunction]) -> set[str]:
+        """Keys in this region with tracked grants, keys the table knows, and keys functions are on."""
+        keys = set(self.grants.key_arns()) | set(self.hazards.all_keys())
+        keys |= {f.kms_key_arn for f in listed if f.kms_key_arn}
+        return {k for k in keys if (m := KEY_ARN_PATTERN.match(k)) is not None and m["region"] == self.region}
+
+    def _reconcile_key(self, key_arn: str, now: datetime, report: ReconcileReport) -> set[str]:
+        listed = list(self.kms.list_grants(key_arn))
+        report.grants_listed += len(listed)
+        recorded = list(self.grants.grants(key=key_arn))
+        touched: set[str] = set()
+        for fact in grant_repairs(key_arn, recorded, listed, now):
+            recorded_fact = self.grants.record(fact)
+            if recorded_fact.result is RecordResult.RECORDED:
+                report.count(f"grant-{fact.kind.value}")
+                if recorded_fact.function_arn:
+                    touched.add(recorded_fact.function_arn)
+        self.hazards.mark_verified(key_arn, now)
+        return touched
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        return f"{details.get('Code', 'error')}: {str(details.get('Message', ''))[:200]}"
+    return type(error).__name__

@@ -1,0 +1,201 @@
+"""Hazards without a grant event, on the virtual clock against DynamoDB Local: an execution role deleted or
+re-created, a key disabled or scheduled for deletion, a key policy changed, and the failed Decrypt that
+confirms an alert (or reveals a loss nothing predicted). Each alerts once with its own type; benign
+sequences raise nothing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from grantwatch.cli import app
+from grantwatch.domain.alerts import Notice
+from grantwatch.pipeline import LocalPipeline, local_pipeline
+from grantwatch.queries import incident_rows
+from grantwatch.settings import Settings
+from tests.scenarios import (
+    KEY_ARN,
+    cancel_key_deletion,
+    create_grant,
+    create_role,
+    decrypt_failed,
+    delete_role,
+    disable_key,
+    enable_key,
+    function_arn,
+    grant_id,
+    put_key_policy,
+    retire_grant,
+    schedule_key_deletion,
+    update_function,
+)
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def pipeline(table_settings: Settings) -> LocalPipeline:
+    return local_pipeline(table_settings)
+
+
+def replay(pipeline: LocalPipeline, events: list[dict[str, Any]]) -> list[Notice]:
+    notices: list[Notice] = []
+    for event in events:
+        fired, outcome = pipeline.feed(event)
+        assert outcome.outcome in {"recorded", "duplicate"}, outcome
+        notices += fired
+    return notices + pipeline.drain()
+
+
+def summary(notices: list[Notice]) -> list[tuple[str, str, str]]:
+    return [
+        (n.kind.value, n.attributes["alertType"], n.attributes.get("functionArn", "-").rsplit(":", 1)[-1])
+        for n in notices
+    ]
+
+
+TWO_FUNCTIONS = [
+    create_grant("billing", "b1", "2026-11-01T10:00:00Z"),
+    create_grant("payroll", "p1", "2026-11-01T11:00:00Z"),
+]
+
+
+def test_a_deleted_execution_role_alerts_for_its_function(pipeline: LocalPipeline) -> None:
+    notices = replay(pipeline, [*TWO_FUNCTIONS, delete_role("billing-role", "2026-11-10T09:00:00Z")])
+    assert summary(notices) == [("alert", "role-deleted", "billing")]
+    [alert] = notices
+    assert "was deleted at 2026-11-10T09:00:00Z" in alert.message
+    assert alert.details["evidence"]["eventName"] == "DeleteRole"
+    assert "--role arn:aws:iam::210987654321:role/billing-role" in alert.message
+
+
+def test_a_role_re_created_under_the_same_name_leaves_dead_grants_until_the_function_is_updated(
+    pipeline: LocalPipeline,
+) -> None:
+    notices = replay(
+        pipeline,
+        [
+            *TWO_FUNCTIONS,
+            delete_role("billing-role", "2026-11-10T09:00:00Z"),
+            create_role("billing-role", "2026-11-10T09:00:20Z"),  # a replacement: seconds apart
+        ],
+    )
+    assert summary(notices) == [("alert", "role-recreated", "billing")]
+    [alert] = notices
+    assert f"Grant {grant_id('b1')}" in alert.message and "unique id" in alert.message
+    assert "aws lambda update-function-configuration" in alert.message
+    fixed = replay(
+        pipeline,
+        [
+            update_function("billing", "2026-11-10T10:00:00Z"),
+            create_grant("billing", "b2", "2026-11-10T10:00:01Z"),
+        ],
+    )
+    assert summary(fixed) == [("resolved", "resolved", "billing")]
+
+
+def test_a_role_deleted_that_no_function_uses_raises_nothing(pipeline: LocalPipeline) -> None:
+    assert replay(pipeline, [*TWO_FUNCTIONS, delete_role("unrelated-role", "2026-11-10T09:00:00Z")]) == []
+
+
+def test_a_disabled_key_alerts_every_function_on_it_and_enabling_it_resolves(pipeline: LocalPipeline) -> None:
+    notices = replay(pipeline, [*TWO_FUNCTIONS, disable_key("2026-11-10T09:00:00Z")])
+    assert sorted(summary(notices)) == [
+        ("alert", "key-disabled", "billing"),
+        ("alert", "key-disabled", "payroll"),
+    ]
+    for alert in notices:
+        assert alert.details["functionsOnKey"] == [function_arn("billing"), function_arn("payroll")]
+        assert "KMSDisabledException" in alert.message
+        assert f"aws kms enable-key --region eu-central-1 --key-id {KEY_ARN}" in alert.message
+    resolved = replay(pipeline, [enable_key("2026-11-10T12:00:00Z")])
+    assert sorted(summary(resolved)) == [
+        ("resolved", "resolved", "billing"),
+        ("resolved", "resolved", "payroll"),
+    ]
+
+
+def test_a_key_disabled_with_no_functions_on_it_raises_nothing(pipeline: LocalPipeline) -> None:
+    from tests.conftest import load_event
+
+    ebs_only = load_event("kms-create-grant-ebs-volume.json")
+    assert replay(pipeline, [ebs_only, disable_key("2026-11-10T09:00:00Z")]) == []
+
+
+def test_a_key_disabled_then_enabled_within_the_settle_window_raises_nothing(pipeline: LocalPipeline) -> None:
+    events = [*TWO_FUNCTIONS, enable_key("2026-11-10T09:00:40Z"), disable_key("2026-11-10T09:00:00Z")]
+    assert replay(pipeline, events) == []  # delivered out of order, too
+
+
+def test_a_key_scheduled_for_deletion_names_the_date_and_cancelling_leaves_it_disabled(
+    pipeline: LocalPipeline,
+) -> None:
+    notices = replay(pipeline, [*TWO_FUNCTIONS[:1], schedule_key_deletion("2026-11-25T14:02:11Z")])
+    assert summary(notices) == [("alert", "key-pending-deletion", "billing")]
+    [alert] = notices
+    assert alert.details["deletionDate"] == "2026-12-03T00:00:00Z"
+    assert "KMS deletes it on 2026-12-03T00:00:00Z" in alert.message
+    assert "aws kms cancel-key-deletion" in alert.message and "aws kms enable-key" in alert.message
+    # KMS leaves a key whose deletion is cancelled disabled: the function still cannot decrypt.
+    cancelled = replay(pipeline, [cancel_key_deletion("2026-11-25T15:30:00Z")])
+    assert summary(cancelled) == [("alert", "key-disabled", "billing")]
+    assert "deletion cancelled, left disabled" in cancelled[0].message
+    assert summary(replay(pipeline, [enable_key("2026-11-25T16:00:00Z")])) == [
+        ("resolved", "resolved", "billing")
+    ]
+
+
+def test_a_key_policy_change_sends_one_informational_notice_naming_the_functions(
+    pipeline: LocalPipeline,
+) -> None:
+    change = put_key_policy("2026-11-26T11:00:05Z")
+    notices = replay(pipeline, [*TWO_FUNCTIONS, change, change])
+    assert [(n.kind.value, n.attributes["alertType"]) for n in notices] == [("info", "key-policy-changed")]
+    assert notices[0].details["functions"] == [function_arn("billing"), function_arn("payroll")]
+    assert "review" in notices[0].message
+
+
+def test_a_failed_decrypt_confirms_the_alert_and_records_the_lead_time(
+    pipeline: LocalPipeline, table_settings: Settings
+) -> None:
+    replay(pipeline, [TWO_FUNCTIONS[0], retire_grant("b1", "2026-11-10T09:00:00Z")])
+    failure = decrypt_failed("billing", "2026-11-10T13:02:00Z")
+    later = decrypt_failed("billing", "2026-11-10T14:00:00Z")
+    assert replay(pipeline, [later, failure, failure]) == []  # confirmation, not a new alert
+    from grantwatch.adapters.functions import DynamoFunctionStore
+
+    [incident] = incident_rows(DynamoFunctionStore(table_settings), open_only=True)
+    assert incident["confirmed"] and incident["failures"] == 2
+    assert incident["firstFailureAt"] == "2026-11-10T13:02:00Z"
+    assert incident["leadTimeSeconds"] == 4 * 3600  # alert at 09:02, first failure at 13:02
+
+
+def test_a_failed_decrypt_nothing_predicted_alerts_at_once(pipeline: LocalPipeline) -> None:
+    notices = replay(pipeline, [TWO_FUNCTIONS[0], decrypt_failed("billing", "2026-11-10T09:00:00Z")])
+    assert summary(notices) == [("alert", "decrypt-failed", "billing")]
+    [alert] = notices
+    assert alert.details["detectedAt"] == "2026-11-10T09:00:00Z"  # no settle window
+    assert alert.details["predicted"] is False and "not predicted" in alert.subject
+    # nothing explains it, so it stays open until something repairs it: a new grant
+    assert replay(pipeline, [decrypt_failed("billing", "2026-11-10T09:30:00Z")]) == []
+    repaired = replay(pipeline, [create_grant("billing", "b2", "2026-11-10T10:00:00Z")])
+    assert summary(repaired) == [("resolved", "resolved", "billing")]
+
+
+def test_history_and_lineage_show_key_state_events(pipeline: LocalPipeline, table_settings: Settings) -> None:
+    replay(
+        pipeline, [*TWO_FUNCTIONS, disable_key("2026-11-10T09:00:00Z"), enable_key("2026-11-10T12:00:00Z")]
+    )
+    where = ["--table", table_settings.table_name, "--endpoint-url", table_settings.endpoint_url or ""]
+    shown = runner.invoke(app, ["history", grant_id("b1"), "--json", *where])
+    assert shown.exit_code == 0, shown.output
+    whats = [(e["what"], e["eventName"]) for e in json.loads(shown.stdout)["lineage"]]
+    assert whats == [("created", "CreateGrant"), ("key-disabled", "DisableKey"), ("key-enabled", "EnableKey")]
+    timeline = runner.invoke(app, ["lineage", "--key", KEY_ARN, "--json", *where])
+    assert [r["what"] for r in json.loads(timeline.stdout) if r["what"].startswith("key-")] == [
+        "key-disabled",
+        "key-enabled",
+    ]
