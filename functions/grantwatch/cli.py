@@ -184,6 +184,7 @@ def replay(
     summary |= {
         "alerts": sum(n.kind is NoticeKind.ALERT for n in notices),
         "resolved": sum(n.kind is NoticeKind.RESOLVED for n in notices),
+        "info": sum(n.kind is NoticeKind.INFO for n in notices),
     }
     if as_json:
         _print_json({"summary": summary})
