@@ -20,6 +20,10 @@ _ASSUME_LAMBDA = json.dumps(
 )
 
 
+ENVIRONMENT_BEFORE = "setting-value-before-7f3a"
+ENVIRONMENT_AFTER = "setting-value-after-9c1e"
+
+
 def role_arn(name: str) -> str:
     return f"arn:aws:iam::{ACCOUNT}:role/{name}"
 
@@ -104,7 +108,7 @@ def tf_function(
         "handler": "app.handler",
         "runtime": "python3.13",
         "memory_size": 256,
-        "environment": [{"variables": {"SETTING": "before"}}],
+        "environment": [{"variables": {"SETTING": ENVIRONMENT_BEFORE}}],
     }
     after = dict(before)
     unknown: dict[str, Any] = {}
@@ -116,7 +120,7 @@ def tf_function(
     if new_key is not None:
         after["kms_key_arn"] = new_key
     if new_environment:
-        after["environment"] = [{"variables": {"SETTING": "after"}}]
+        after["environment"] = [{"variables": {"SETTING": ENVIRONMENT_AFTER}}]
     change = {
         "actions": actions or ["update"],
         "before": before,

@@ -246,3 +246,14 @@ def test_keys_are_arns_or_ids(value: str) -> None:
 def test_aliases_and_other_key_values_are_refused(value: str) -> None:
     with pytest.raises(ImpactInputError):
         parse_key(value)
+
+
+def test_a_grant_is_blamed_only_if_ending_it_alone_would_break_the_function() -> None:
+    older = grant("billing", "b0", "2026-10-02T10:00:00Z", role="shared-role")
+    fleet = [known("billing", older, BILLING.grants[0])]
+    scenario = ask(
+        Hypothesis(ChangeKind.KEY_DISABLED, KEY_ARN), Hypothesis(ChangeKind.GRANT_REVOKED, older.grant_id)
+    )
+    [billing] = analyse(scenario, fleet, now=NOW).functions
+    assert [h.kind for h in billing.causes] == [ChangeKind.KEY_DISABLED]
+    assert len(billing.reasons) == len(billing.fix) == 1

@@ -225,14 +225,18 @@ def _analyse_one(scenario: Scenario, function: KnownFunction, now: datetime) -> 
 
     ended = _hypothetical_ends(function.grants, causes, role, arn, now)
     after = assess(arn, ended, function.state)
+    grant_causes = [h for h in causes if h.kind.on_grant]
+    after_grants_only = assess(
+        arn, _hypothetical_ends(function.grants, grant_causes, role, arn, now), function.state
+    )
     lost = tuple(g.grant_id for g in function.grants if g.ended is None and _now_ended(g, ended))
-    reasons = tuple(_reason(h, before, lost) for h in causes if _harms(h, before, after))
+    harmful = tuple(h for h in causes if _harms(h, before, after_grants_only))
+    reasons = tuple(_reason(h, before, lost) for h in harmful)
     if not reasons:
         remaining = after.usable.grant_id if after.usable else None
         why = f"grant {remaining} stays usable" if remaining else "nothing it relies on changes"
         return FunctionImpact(arn, Outcome.UNHARMED, key, role, causes, (why,), usable_after=remaining)
 
-    harmful = tuple(h for h in causes if _harms(h, before, after))
     planned = [p for p in scenario.functions if function_matches(p.function, arn)]
     saved = _saved_by_plan(planned, harmful, role, key)
     if saved is not None:
@@ -293,8 +297,8 @@ def _now_ended(grant: GrantState, after: Sequence[GrantState]) -> bool:
 
 
 def _harms(hypothesis: Hypothesis, before: Assessment, after: Assessment) -> bool:
-    """Key and role changes break a live function whatever its grants; a grant's end only if it was the
-    last usable one."""
+    """Key and role changes break a live function whatever its grants; the end of grants only if they
+    were its last usable ones (`after` applies the grant changes alone)."""
     if hypothesis.kind.on_grant:
         return before.verdict is Verdict.SAFE and after.verdict is not Verdict.SAFE
     return True
@@ -315,7 +319,8 @@ def _reason(hypothesis: Hypothesis, before: Assessment, lost: tuple[str, ...]) -
             )
         case ChangeKind.KEY_DISABLED:
             return (
-                f"its key {before.key_arn} is disabled: Decrypt fails (KMSDisabledException) whatever grants"
+                f"its key {before.key_arn} is disabled: Decrypt fails (KMSDisabledException) whatever "
+                "its grants"
             )
         case ChangeKind.KEY_PENDING_DELETION:
             return (

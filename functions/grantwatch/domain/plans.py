@@ -115,6 +115,8 @@ def read_plan(text: str) -> Scenario:
     if not isinstance(document, dict):
         raise PlanError("the plan must be a JSON object")
     try:
+        if "format_version" in document and not {"resource_changes", "planned_values"} & document.keys():
+            raise PlanError("this is Terraform state, not a plan: give `terraform show -json PLANFILE`")
         if "resource_changes" in document or "format_version" in document:
             return terraform_scenario(TerraformPlan.model_validate(document))
         if "Changes" in document:
