@@ -95,7 +95,10 @@ def scenario_of(
             "ask about something: --delete-role, --replace-role, --disable-key, --schedule-key-deletion, "
             "--retire-grant, --revoke-grant or --plan"
         )
-    return Scenario((*asked, *from_plan.hypotheses), from_plan.functions, from_plan.notes)
+    notes = from_plan.notes
+    if plan is not None and not from_plan.hypotheses:
+        notes = (*notes, f"{plan.name} deletes or replaces no IAM role, KMS key or KMS grant")
+    return Scenario((*asked, *from_plan.hypotheses), from_plan.functions, notes)
 
 
 def _grant_id(value: str) -> str:

@@ -120,6 +120,10 @@ def test_a_role_replacement_that_breaks_nothing(fleet: Settings, tmp_path: Path)
     unused = write(tmp_path, "unused.json", terraform_plan(tf_role("batch-role", ["delete", "create"])))
     code, report = impact(fleet, "--plan", unused)
     assert (code, report["breaks"], report["functions"]) == (0, False, [])
+    quiet = write(tmp_path, "quiet.json", terraform_plan(tf_noop_bucket()))
+    code, report = impact(fleet, "--plan", quiet)
+    assert (code, report["changes"]) == (0, [])
+    assert report["notes"] == ["quiet.json deletes or replaces no IAM role, KMS key or KMS grant"]
 
     followed = terraform_plan(
         tf_role("shared-role", ["delete", "create"]),

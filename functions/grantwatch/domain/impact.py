@@ -204,8 +204,8 @@ _RANK = {Outcome.BREAKS: 0, Outcome.REGRANTED: 1, Outcome.UNHARMED: 2, Outcome.A
 def _analyse_one(scenario: Scenario, function: KnownFunction, now: datetime) -> FunctionImpact | None:
     arn = function.function_arn
     before = assess(arn, function.grants, function.state)
-    live = before.verdict is Verdict.SAFE or (before.verdict is Verdict.NOT_APPLICABLE and before.key_arn)
     role, key = before.role, before.key_arn
+    live = before.verdict is Verdict.SAFE or (before.verdict is Verdict.NOT_APPLICABLE and bool(key))
     grant_ids = {g.grant_id for g in function.grants}
     causes = tuple(
         h
