@@ -204,7 +204,7 @@ _RANK = {Outcome.BREAKS: 0, Outcome.REGRANTED: 1, Outcome.UNHARMED: 2, Outcome.A
 def _analyse_one(scenario: Scenario, function: KnownFunction, now: datetime) -> FunctionImpact | None:
     arn = function.function_arn
     before = assess(arn, function.grants, function.state)
-    role, key = before.role, before.key_arn
+    role, key = _name_of_role(before.role), before.key_arn
     live = before.verdict is Verdict.SAFE or (before.verdict is Verdict.NOT_APPLICABLE and bool(key))
     grant_ids = {g.grant_id for g in function.grants}
     causes = tuple(
@@ -252,6 +252,11 @@ def _analyse_one(scenario: Scenario, function: KnownFunction, now: datetime) -> 
         fix=tuple(dict.fromkeys(_fix(h, arn, key) for h in harmful)),
         grants_lost=lost,
     )
+
+
+def _name_of_role(role: str | None) -> str | None:
+    """A role as the assessment names it (a name, or a role or session ARN) as its name."""
+    return role_name(role) if role and role.startswith("arn:") else role
 
 
 def _hypothetical_ends(
@@ -309,12 +314,12 @@ def _reason(hypothesis: Hypothesis, before: Assessment, lost: tuple[str, ...]) -
     match hypothesis.kind:
         case ChangeKind.ROLE_REPLACED:
             return (
-                f"its execution role {before.role} is deleted and re-created: its grant ({grants}) stays "
+                f"its execution role {_name_of_role(before.role)} is deleted and re-created: its grant ({grants}) stays "
                 "bound to the old role's unique id, and the new role cannot use it"
             )
         case ChangeKind.ROLE_DELETED:
             return (
-                f"its execution role {before.role} is deleted: the function cannot run, and its grant "
+                f"its execution role {_name_of_role(before.role)} is deleted: the function cannot run, and its grant "
                 f"({grants}) names a role that no longer exists"
             )
         case ChangeKind.KEY_DISABLED:
