@@ -9,10 +9,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from grantwatch.adapters.functions import DynamoFunctionStore
-from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.cli import EXIT_NOT_FOUND, EXIT_WOULD_BREAK, app
-from grantwatch.pipeline import LocalPipeline
+from grantwatch.pipeline import local_pipeline
 from grantwatch.settings import Settings
 from tests.conftest import load_event
 from tests.plans import (
@@ -42,7 +40,7 @@ def on_key(event: dict[str, Any], key: str) -> dict[str, Any]:
 @pytest.fixture
 def fleet(table_settings: Settings) -> Settings:
     """billing and payroll share a role; reports has its own role and key; ledger has two active grants."""
-    pipeline = LocalPipeline(DynamoGrantStore(table_settings), DynamoFunctionStore(table_settings))
+    pipeline = local_pipeline(table_settings)
     ebs = load_event("kms-create-grant-ebs-volume.json")
     ebs["detail"]["eventID"] = "0f5c8a2e-3b1d-4e6f-9a7b-8c9d0e1f2a3b"
     ebs["detail"]["responseElements"]["grantId"] = EBS_GRANT

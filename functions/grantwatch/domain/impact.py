@@ -311,15 +311,16 @@ def _harms(hypothesis: Hypothesis, before: Assessment, after: Assessment) -> boo
 
 def _reason(hypothesis: Hypothesis, before: Assessment, lost: tuple[str, ...]) -> str:
     grants = ", ".join(lost) if lost else "a grant not recorded by grantwatch"
+    role = _name_of_role(before.role)
     match hypothesis.kind:
         case ChangeKind.ROLE_REPLACED:
             return (
-                f"its execution role {_name_of_role(before.role)} is deleted and re-created: its grant ({grants}) stays "
+                f"its execution role {role} is deleted and re-created: its grant ({grants}) stays "
                 "bound to the old role's unique id, and the new role cannot use it"
             )
         case ChangeKind.ROLE_DELETED:
             return (
-                f"its execution role {_name_of_role(before.role)} is deleted: the function cannot run, and its grant "
+                f"its execution role {role} is deleted: the function cannot run, and its grant "
                 f"({grants}) names a role that no longer exists"
             )
         case ChangeKind.KEY_DISABLED:
