@@ -1,7 +1,8 @@
 """`grantwatch`: replay events through the recorder, query grant lineage, and run DynamoDB Local.
 
 Exit codes: 0 success; 1 some events were rejected (everything else was still processed); 2 usage error;
-3 the table or endpoint cannot be used (missing, unreachable, not configured); 4 nothing found.
+3 the table or endpoint cannot be used (missing, unreachable, not configured); 4 nothing found;
+5 (impact) the change would make a Lambda function lose decrypt.
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ from grantwatch.backfill import (
     progress_json,
 )
 from grantwatch.domain.alerts import Notice, NoticeKind
+from grantwatch.domain.impact import ImpactInputError
 from grantwatch.domain.lineage import GrantStatus
+from grantwatch.domain.plans import PlanError
+from grantwatch.impact import UnknownGrant, assess_impact, impact_json, impact_lines, scenario_of
 from grantwatch.pipeline import DEFAULT_SETTLE, LocalPipeline, local_pipeline
 from grantwatch.queries import function_rows, incident_rows, lineage_rows
 from grantwatch.reconciler import Reconciler
@@ -59,6 +63,7 @@ from grantwatch.views import grant_json, key_event_json, lineage_event_json
 EXIT_REJECTED = 1
 EXIT_UNAVAILABLE = 3
 EXIT_NOT_FOUND = 4
+EXIT_WOULD_BREAK = 5
 
 app = typer.Typer(
     help="Record and query the lineage of AWS KMS grants. "
@@ -320,6 +325,67 @@ def lineage(
         )
         who = f" by {row['by']}" if row.get("by") else ""
         out.print(f"  {row['time']}  {row['what']:<9} {subject}{who}")
+
+
+RepeatedOption = list[str] | None
+
+
+@app.command()
+def impact(
+    delete_role: Annotated[RepeatedOption, typer.Option("--delete-role", help="Role name or ARN.")] = None,
+    replace_role: Annotated[
+        RepeatedOption, typer.Option("--replace-role", help="Role deleted and re-created under its name.")
+    ] = None,
+    disable_key: Annotated[RepeatedOption, typer.Option("--disable-key", help="Key ARN or id.")] = None,
+    schedule_key_deletion: Annotated[
+        RepeatedOption, typer.Option("--schedule-key-deletion", help="Key ARN or id.")
+    ] = None,
+    retire_grant: Annotated[RepeatedOption, typer.Option("--retire-grant", help="Grant id.")] = None,
+    revoke_grant: Annotated[RepeatedOption, typer.Option("--revoke-grant", help="Grant id.")] = None,
+    plan: Annotated[
+        Path | None,
+        typer.Option("--plan", help="`terraform show -json` output or a describe-change-set output."),
+    ] = None,
+    as_json: JsonOption = False,
+    table: TableOption = None,
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
+) -> None:
+    """What breaks if …: the Lambda functions that would lose decrypt, why, and what to do instead.
+
+    Changes nothing. Options repeat and combine with --plan. Exits 5 if a function would lose decrypt,
+    0 if none would, 2 for a malformed question or plan, 4 for a grant grantwatch has not recorded.
+    """
+    try:
+        scenario = scenario_of(
+            delete_roles=delete_role or [],
+            replace_roles=replace_role or [],
+            disable_keys=disable_key or [],
+            delete_keys=schedule_key_deletion or [],
+            retire_grants=retire_grant or [],
+            revoke_grants=revoke_grant or [],
+            plan=plan,
+        )
+    except (ImpactInputError, PlanError) as error:
+        err.print(f"error: {error}")
+        raise typer.Exit(2) from None
+    settings = _settings(table, endpoint_url, region)
+    with _table_errors(settings):
+        try:
+            found = assess_impact(
+                scenario, DynamoGrantStore(settings), DynamoFunctionStore(settings), now=datetime.now(UTC)
+            )
+        except UnknownGrant as error:
+            err.print(f"error: {error}")
+            raise typer.Exit(EXIT_NOT_FOUND) from None
+    report = impact_json(found)
+    if as_json:
+        _print_json(report)
+    else:
+        for line, heading in impact_lines(report):
+            out.print(line, style="bold" if heading else None)
+    if found.breaks:
+        raise typer.Exit(EXIT_WOULD_BREAK)
 
 
 @app.command()

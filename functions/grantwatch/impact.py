@@ -1,0 +1,233 @@
+"""`grantwatch impact`: read what a what-if question needs from the table, and let the pure analysis
+(`domain/impact.py`) answer it. Reads only: functions through the by-entity index, their grants through
+by-function, a key's other grants through by-key, a grant by its key. Nothing is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from grantwatch.domain.facts import utc_iso
+from grantwatch.domain.functions import FunctionState
+from grantwatch.domain.impact import (
+    ChangeKind,
+    Hypothesis,
+    Impact,
+    ImpactInputError,
+    KnownFunction,
+    Outcome,
+    Scenario,
+    analyse,
+    key_matches,
+    other_grants_on_keys,
+    parse_key,
+    parse_role,
+)
+from grantwatch.domain.lineage import GrantState, GrantStatus
+from grantwatch.domain.plans import PlanError, read_plan
+
+MAX_PLAN_BYTES = 256 * 1024 * 1024
+
+
+class GrantReader(Protocol):
+    def get(self, grant_id: str) -> GrantState | None: ...
+
+    def grants(
+        self,
+        *,
+        key: str | None = None,
+        function: str | None = None,
+        grantee: str | None = None,
+        status: GrantStatus | None = None,
+    ) -> Iterator[GrantState]: ...
+
+
+class FunctionReader(Protocol):
+    def get(self, function_arn: str) -> FunctionState | None: ...
+
+    def all_functions(self) -> Iterator[tuple[FunctionState, str | None]]: ...
+
+
+class UnknownGrant(LookupError):
+    """A grant to retire or revoke that grantwatch has never seen."""
+
+    def __init__(self, grant_id: str) -> None:
+        super().__init__(f"no grant {grant_id} is recorded: grantwatch cannot say what depends on it")
+        self.grant_id = grant_id
+
+
+def scenario_of(
+    *,
+    delete_roles: Sequence[str] = (),
+    replace_roles: Sequence[str] = (),
+    disable_keys: Sequence[str] = (),
+    delete_keys: Sequence[str] = (),
+    retire_grants: Sequence[str] = (),
+    revoke_grants: Sequence[str] = (),
+    plan: Path | None = None,
+) -> Scenario:
+    """The question the command line asks. ImpactInputError or PlanError: a usage error."""
+    asked = [
+        *(Hypothesis(ChangeKind.ROLE_DELETED, parse_role(r), "--delete-role") for r in delete_roles),
+        *(Hypothesis(ChangeKind.ROLE_REPLACED, parse_role(r), "--replace-role") for r in replace_roles),
+        *(Hypothesis(ChangeKind.KEY_DISABLED, parse_key(k), "--disable-key") for k in disable_keys),
+        *(
+            Hypothesis(ChangeKind.KEY_PENDING_DELETION, parse_key(k), "--schedule-key-deletion")
+            for k in delete_keys
+        ),
+        *(Hypothesis(ChangeKind.GRANT_RETIRED, _grant_id(g), "--retire-grant") for g in retire_grants),
+        *(Hypothesis(ChangeKind.GRANT_REVOKED, _grant_id(g), "--revoke-grant") for g in revoke_grants),
+    ]
+    from_plan = Scenario(())
+    if plan is not None:
+        try:
+            if plan.stat().st_size > MAX_PLAN_BYTES:
+                raise PlanError(f"{plan} is larger than {MAX_PLAN_BYTES // (1024 * 1024)} MB")
+            text = plan.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise PlanError(f"cannot read {plan}: {error}") from None
+        from_plan = read_plan(text)
+    if not asked and plan is None:
+        raise ImpactInputError(
+            "ask about something: --delete-role, --replace-role, --disable-key, --schedule-key-deletion, "
+            "--retire-grant, --revoke-grant or --plan"
+        )
+    notes = from_plan.notes
+    if plan is not None and not from_plan.hypotheses:
+        notes = (*notes, f"{plan.name} deletes or replaces no IAM role, KMS key or KMS grant")
+    return Scenario((*asked, *from_plan.hypotheses), from_plan.functions, notes)
+
+
+def _grant_id(value: str) -> str:
+    if 1 <= len(value) <= 128 and value.isascii() and value.isalnum():
+        return value
+    raise ImpactInputError(f"not a grant id: {value[:160]!r}")
+
+
+def assess_impact(
+    scenario: Scenario, grants: GrantReader, functions: FunctionReader, *, now: datetime
+) -> Impact:
+    """What the scenario would break, from what the table knows now."""
+    states: dict[str, FunctionState | None] = {}
+    for hypothesis in scenario.hypotheses:
+        if hypothesis.kind.on_grant:
+            grant = grants.get(hypothesis.target)
+            if grant is None:
+                raise UnknownGrant(hypothesis.target)
+            if grant.terms is not None and grant.terms.function_arn:
+                states.setdefault(grant.terms.function_arn, functions.get(grant.terms.function_arn))
+    if any(h.kind.on_role or h.kind.on_key for h in scenario.hypotheses):
+        for state, _ in functions.all_functions():
+            states[state.function_arn] = state
+    known = [
+        KnownFunction(arn, state, tuple(grants.grants(function=arn))) for arn, state in sorted(states.items())
+    ]
+    key_grants = _grants_on_keys(scenario, known, grants)
+    for arn in sorted({g.terms.function_arn for g in key_grants if g.terms and g.terms.function_arn}):
+        if arn not in states:  # a function known only from a grant it has not been evaluated for yet
+            known.append(KnownFunction(arn, None, tuple(grants.grants(function=arn))))
+    impact = analyse(scenario, known, now=now)
+    return Impact(impact.scenario, impact.functions, other_grants_on_keys(scenario, key_grants))
+
+
+def _grants_on_keys(scenario: Scenario, known: list[KnownFunction], grants: GrantReader) -> list[GrantState]:
+    """Every grant on the scenario's keys. A bare key id is matched to the key ARNs already seen."""
+    seen = {g.key_arn for f in known for g in f.grants} | {
+        f.state.kms_key_arn for f in known if f.state and f.state.kms_key_arn
+    }
+    arns: set[str] = set()
+    for hypothesis in scenario.hypotheses:
+        if hypothesis.kind.on_key:
+            if hypothesis.target.startswith("arn:"):
+                arns.add(hypothesis.target)
+            else:
+                arns |= {arn for arn in seen if key_matches(hypothesis.target, arn)}
+    return [g for arn in sorted(arns) for g in grants.grants(key=arn)]
+
+
+def impact_json(impact: Impact) -> dict[str, Any]:
+    """The answer as stable JSON, for pipelines."""
+    scenario = impact.scenario
+    counts = {outcome: sum(f.outcome is outcome for f in impact.functions) for outcome in Outcome}
+    return {
+        "breaks": bool(impact.breaks),
+        "changes": [
+            {"change": h.kind.value, "target": h.target, "source": h.source, "note": h.note}
+            for h in scenario.hypotheses
+        ],
+        "functions": [
+            {
+                "functionArn": f.function_arn,
+                "functionName": f.name,
+                "outcome": f.outcome.value,
+                "keyArn": f.key_arn,
+                "executionRole": f.role,
+                "causes": [
+                    {"change": h.kind.value, "target": h.target, "source": h.source} for h in f.causes
+                ],
+                "reasons": list(f.reasons),
+                "fix": list(f.fix),
+                "grantsLost": list(f.grants_lost),
+                "usableGrantAfter": f.usable_after,
+            }
+            for f in impact.functions
+        ],
+        "otherGrants": [
+            {
+                "grantId": g.grant_id,
+                "keyArn": g.key_arn,
+                "service": g.terms.service if g.terms else None,
+                "resource": g.terms.resource if g.terms else None,
+                "granteePrincipal": g.terms.grantee_principal if g.terms else None,
+                "createdAt": utc_iso(g.created_at) if g.created_at else None,
+            }
+            for g in impact.other_grants
+        ],
+        "notes": list(scenario.notes),
+        "summary": {
+            "breaks": counts[Outcome.BREAKS],
+            "regranted": counts[Outcome.REGRANTED],
+            "unharmed": counts[Outcome.UNHARMED],
+            "alreadyAtRisk": counts[Outcome.ALREADY_AT_RISK],
+            "otherGrants": len(impact.other_grants),
+        },
+    }
+
+
+def impact_lines(report: dict[str, Any]) -> list[tuple[str, bool]]:
+    """The answer for people: (line, is a heading) pairs."""
+    lines: list[tuple[str, bool]] = []
+    summary = report["summary"]
+    verdict = (
+        f"{summary['breaks']} function(s) would lose decrypt"
+        if report["breaks"]
+        else "no function would lose decrypt"
+    )
+    lines.append((verdict, True))
+    for change in report["changes"]:
+        note = f" ({change['note']})" if change["note"] else ""
+        lines.append((f"  change  {change['change']} {change['target']}  [{change['source']}]{note}", False))
+    for function in report["functions"]:
+        lines.append(("", False))
+        lines.append((f"{function['functionName']}  {function['outcome'].upper()}", True))
+        lines.append((f"  function  {function['functionArn']}", False))
+        lines.append((f"  key       {function['keyArn'] or '-'}", False))
+        lines.append((f"  role      {function['executionRole'] or '-'}", False))
+        lines += [(f"  why       {reason}", False) for reason in function["reasons"]]
+        lines += [(f"  do        {fix}", False) for fix in function["fix"]]
+    if report["otherGrants"]:
+        lines.append(("", False))
+        lines.append(
+            (f"{len(report['otherGrants'])} grant(s) of other services on the key(s), also affected:", True)
+        )
+        for grant in report["otherGrants"]:
+            what = " ".join(filter(None, (grant["service"], grant["resource"]))) or "unknown"
+            lines.append(
+                (f"  grant {grant['grantId']}  for {what}  grantee {grant['granteePrincipal']}", False)
+            )
+    for note in report["notes"]:
+        lines.append((f"note: {note}", False))
+    return lines
