@@ -373,7 +373,11 @@ def impact(
     with _table_errors(settings):
         try:
             found = assess_impact(
-                scenario, DynamoGrantStore(settings), DynamoFunctionStore(settings), now=datetime.now(UTC)
+                scenario,
+                DynamoGrantStore(settings),
+                DynamoFunctionStore(settings),
+                DynamoHazardStore(settings),
+                now=datetime.now(UTC),
             )
         except UnknownGrant as error:
             err.print(f"error: {error}")

@@ -6,12 +6,14 @@ by-function, a key's other grants through by-key, a grant by its key. Nothing is
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from grantwatch.domain.facts import utc_iso
 from grantwatch.domain.functions import FunctionState
+from grantwatch.domain.hazards import KeyStatus, RoleStatus
 from grantwatch.domain.impact import (
     ChangeKind,
     Hypothesis,
@@ -28,6 +30,7 @@ from grantwatch.domain.impact import (
 )
 from grantwatch.domain.lineage import GrantState, GrantStatus
 from grantwatch.domain.plans import PlanError, read_plan
+from grantwatch.domain.risk import Dependency, locate
 
 MAX_PLAN_BYTES = 256 * 1024 * 1024
 
@@ -49,6 +52,12 @@ class FunctionReader(Protocol):
     def get(self, function_arn: str) -> FunctionState | None: ...
 
     def all_functions(self) -> Iterator[tuple[FunctionState, str | None]]: ...
+
+
+class HazardReader(Protocol):
+    def key(self, key_arn: str) -> KeyStatus | None: ...
+
+    def role(self, account: str, name: str) -> RoleStatus | None: ...
 
 
 class UnknownGrant(LookupError):
@@ -108,7 +117,12 @@ def _grant_id(value: str) -> str:
 
 
 def assess_impact(
-    scenario: Scenario, grants: GrantReader, functions: FunctionReader, *, now: datetime
+    scenario: Scenario,
+    grants: GrantReader,
+    functions: FunctionReader,
+    hazards: HazardReader,
+    *,
+    now: datetime,
 ) -> Impact:
     """What the scenario would break, from what the table knows now."""
     states: dict[str, FunctionState | None] = {}
@@ -129,8 +143,17 @@ def assess_impact(
     for arn in sorted({g.terms.function_arn for g in key_grants if g.terms and g.terms.function_arn}):
         if arn not in states:  # a function known only from a grant it has not been evaluated for yet
             known.append(KnownFunction(arn, None, tuple(grants.grants(function=arn))))
-    impact = analyse(scenario, known, now=now)
+    impact = analyse(scenario, [_with_hazards(function, hazards) for function in known], now=now)
     return Impact(impact.scenario, impact.functions, other_grants_on_keys(scenario, key_grants))
+
+
+def _with_hazards(function: KnownFunction, hazards: HazardReader) -> KnownFunction:
+    """The function with the recorded state of its key and role: one already cut off is not news."""
+    located = locate(function.function_arn, function.grants, function.state)
+    if not isinstance(located, Dependency):
+        return function
+    ref = located.role_ref
+    return replace(function, key=hazards.key(located.key_arn), role=hazards.role(*ref) if ref else None)
 
 
 def _grants_on_keys(scenario: Scenario, known: list[KnownFunction], grants: GrantReader) -> list[GrantState]:

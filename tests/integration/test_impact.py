@@ -24,7 +24,7 @@ from tests.plans import (
     tf_noop_bucket,
     tf_role,
 )
-from tests.scenarios import KEY_ARN, create_grant, function_arn, grant_id, update_function
+from tests.scenarios import KEY_ARN, create_grant, disable_key, function_arn, grant_id, update_function
 
 runner = CliRunner()
 OTHER_KEY = KEY_ARN.replace("5f1e2d3c", "0a0b0c0d")
@@ -160,6 +160,14 @@ def test_a_key_disable_breaks_every_function_on_the_key_and_lists_other_grants(
 
     code, report = impact(fleet, "--schedule-key-deletion", OTHER_KEY.rsplit("/", 1)[1])
     assert (code, by_name(report)) == (EXIT_WOULD_BREAK, {"reports": "breaks"})
+
+
+def test_a_key_already_disabled_is_not_this_changes_doing(fleet: Settings) -> None:
+    pipeline = local_pipeline(fleet)
+    pipeline.feed(disable_key("2026-11-20T09:00:00Z"))
+    pipeline.drain()
+    code, report = impact(fleet, "--delete-role", "shared-role")
+    assert (code, by_name(report)) == (0, {"billing": "already-at-risk", "payroll": "already-at-risk"})
 
 
 def test_a_cloudformation_change_set_replacing_the_role(fleet: Settings, tmp_path: Path) -> None:

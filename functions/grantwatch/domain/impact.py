@@ -20,6 +20,7 @@ from enum import StrEnum
 
 from grantwatch.domain.facts import Actor, FactKind, GrantFact, KeyRefStrength
 from grantwatch.domain.functions import FunctionState, function_name, role_name
+from grantwatch.domain.hazards import KeyStatus, RoleStatus
 from grantwatch.domain.lineage import GrantState, fold
 from grantwatch.domain.risk import Assessment, Verdict, assess
 
@@ -128,6 +129,8 @@ class KnownFunction:
     function_arn: str
     state: FunctionState | None
     grants: tuple[GrantState, ...]
+    key: KeyStatus | None = None  # the state of the key and role it depends on, as last recorded
+    role: RoleStatus | None = None
 
 
 class ImpactInputError(ValueError):
@@ -203,7 +206,7 @@ _RANK = {Outcome.BREAKS: 0, Outcome.REGRANTED: 1, Outcome.UNHARMED: 2, Outcome.A
 
 def _analyse_one(scenario: Scenario, function: KnownFunction, now: datetime) -> FunctionImpact | None:
     arn = function.function_arn
-    before = assess(arn, function.grants, function.state)
+    before = assess(arn, function.grants, function.state, key=function.key, role=function.role)
     role, key = _name_of_role(before.role), before.key_arn
     live = before.verdict is Verdict.SAFE or (before.verdict is Verdict.NOT_APPLICABLE and bool(key))
     grant_ids = {g.grant_id for g in function.grants}
