@@ -160,7 +160,9 @@ def capacity_per_event_type(endpoint: str) -> dict[str, dict[str, Any]]:
         def publish(self, notice: Any) -> None:
             return None
 
-    notices = Evaluator(grants, functions, hazards, Quiet()).evaluate(function_arn, datetime.now(UTC))
+    notices = Evaluator(grants, functions, hazards, Quiet(), Collecting()).evaluate(
+        function_arn, datetime.now(UTC)
+    )
     requests = meter.requests + function_meter.requests
     figures["evaluation"] = {
         "outcome": f"{len(notices)} notice(s)",

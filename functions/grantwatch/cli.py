@@ -31,6 +31,7 @@ from grantwatch import local as local_dynamo
 from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.adapters.hazards import DynamoHazardStore
 from grantwatch.adapters.readers import KmsGrantReader, LambdaFunctionReader
+from grantwatch.adapters.scheduler import SqsEvaluationScheduler
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.backfill import (
     Archive,
@@ -537,6 +538,13 @@ def reconcile(
     account: Annotated[
         str | None, typer.Option("--account", help="Account to reconcile (default: the caller's, from STS).")
     ] = None,
+    queue_url: Annotated[
+        str | None,
+        typer.Option(
+            "--queue-url",
+            help="Send the evaluations to this queue (the stack's EvaluationQueue) instead of running them.",
+        ),
+    ] = None,
     settle_seconds: Annotated[int, typer.Option("--settle-seconds", min=0)] = int(
         DEFAULT_SETTLE.total_seconds()
     ),
@@ -546,11 +554,13 @@ def reconcile(
     region: RegionOption = None,
 ) -> None:
     """Compare KMS ListGrants and Lambda ListFunctions with the table, record every difference in the
-    lineage (source: reconciliation), and evaluate the functions concerned, printing any notice.
+    lineage (source: reconciliation), and evaluate the functions concerned.
 
     The same code as the scheduled function. KMS, Lambda and STS are reached through your AWS
     configuration (AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL_LAMBDA and AWS_ENDPOINT_URL_STS point them
-    elsewhere). Exits 3 if the table cannot be used or a key could not be listed.
+    elsewhere). Without --queue-url the evaluations run here and their notices are printed, and recorded
+    as sent: against a deployed table, pass its evaluation queue so that the alerts go to SNS. Exits 3 if
+    the table cannot be used or a key could not be listed.
     """
     settings = _settings(table, endpoint_url, region)
     grant_store, functions, hazards = (
@@ -568,13 +578,13 @@ def reconcile(
             hazards=hazards,
             kms=KmsGrantReader(region=settings.region),
             lambda_=LambdaFunctionReader(region=settings.region),
-            scheduler=pipeline.scheduler,
+            scheduler=SqsEvaluationScheduler(queue_url) if queue_url else pipeline.scheduler,
             account=caller,
             region=settings.region,
         )
         report = reconciler.run(now)
         pipeline.clock = now
-        notices = pipeline.drain()
+        notices = pipeline.drain()  # none were scheduled here when they went to the queue
     for notice in notices:
         _report_notice(notice, as_json)
     summary = report.as_json() | {"account": caller, "region": settings.region, "notices": len(notices)}

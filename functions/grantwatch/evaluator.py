@@ -42,10 +42,15 @@ from grantwatch.domain.risk import (
     fixed_since,
     locate,
 )
+from grantwatch.recorder import EvaluationScheduler
 
 
 class Notifier(Protocol):
     def publish(self, notice: Notice) -> None: ...
+
+
+# One loss however it was learnt: a reconciliation's "vanished" and the late RetireGrant are the same news.
+_GRANT_ENDED = {Cause.GRANT_RETIRED, Cause.GRANT_REVOKED, Cause.GRANT_VANISHED}
 
 
 class Step(StrEnum):
@@ -62,15 +67,16 @@ def next_step(assessment: Assessment, current: Incident | None, function: Functi
     if assessment.verdict is Verdict.AT_RISK:
         if current is None:
             return Step.OPEN
-        return Step.KEEP if current.cause is assessment.cause else Step.SUPERSEDE
+        same = current.cause is assessment.cause or {current.cause, assessment.cause} <= _GRANT_ENDED
+        return Step.KEEP if same else Step.SUPERSEDE
     if current is not None:
         if current.cause is Cause.DECRYPT_FAILED and not fixed_since(
             assessment, current.detected_at, function
         ):
             return Step.KEEP  # nothing explains the failure, and nothing has repaired it
         return Step.RESOLVE
-    if function is None or function.failed_at is None or function.deleted:
-        return Step.NOTHING
+    if function is None or function.failed_at is None or function.deleted or function.failure_incident_id:
+        return Step.NOTHING  # no failure, or one an incident (predicted or not) already accounts for
     return Step.NOTHING if fixed_since(assessment, function.failed_at, function) else Step.OPEN_UNPREDICTED
 
 
@@ -80,21 +86,25 @@ class Evaluator:
     functions: FunctionStore
     hazards: HazardStore
     notifier: Notifier
+    scheduler: EvaluationScheduler
 
     def run(self, request: EvaluationRequest, now: datetime) -> list[Notice]:
-        """Evaluate what the request names; returns the notices published."""
+        """Evaluate what the request names; returns the notices published. A key or role request asks
+        for an evaluation of each function on it, at once: one message each, however many there are."""
         if request.function_arn is not None:
             return self.evaluate(request.function_arn, now)
         if request.key_arn is not None:
             dependents = self.hazards.dependents_of_key(request.key_arn)
-            notices = self._policy_notice(request, dependents) if request.event_name == "PutKeyPolicy" else []
+            if request.event_name == "PutKeyPolicy":  # changes no verdict: a notice, no evaluation
+                return self._policy_notice(request, dependents)
         else:
             account, _, name = (request.role or "").partition("/")
             dependents = self.hazards.dependents_of_role(account, name)
-            notices = []
         for function_arn in dependents:
-            notices += self.evaluate(function_arn, now)
-        return notices
+            self.scheduler.schedule(
+                EvaluationRequest.about(function_arn, request.event_id, request.event_time, immediate=True)
+            )
+        return []
 
     def evaluate(self, function_arn: str, now: datetime) -> list[Notice]:
         """Evaluate one function now."""
@@ -143,7 +153,7 @@ class Evaluator:
                 and function.failed_at is not None
                 and function.failed_at >= opened.evidence.at
             ):
-                self._confirm(function_arn, function)  # it failed before the alert could be sent
+                self._confirm(function_arn, function, opened)  # it failed before the alert could be sent
             current = functions.incident(function_arn, functions.open_incident_id(function_arn) or "")
         if (
             step is not Step.RESOLVE
@@ -169,28 +179,27 @@ class Evaluator:
     ) -> tuple[Assessment, Dependency | None]:
         assessment, dependency = assess_known(self.hazards, function_arn, grants, function)
         ref = dependency.role_ref if dependency else None
+        key, role = (dependency.key_arn if dependency else None), (role_key(*ref) if ref else None)
         was = (function.depends_on_key, function.depends_on_role) if function else (None, None)
-        self.hazards.link(
-            function_arn,
-            key=dependency.key_arn if dependency else None,
-            role=role_key(*ref) if ref else None,
-            was=was,
-        )
+        if not self.hazards.link(function_arn, key=key, role=role, was=was):
+            # another evaluation moved the links meanwhile: start from what it left
+            again = self.functions.get(function_arn)
+            was = (again.depends_on_key, again.depends_on_role) if again else (None, None)
+            self.hazards.link(function_arn, key=key, role=role, was=was)
         return assessment, dependency
 
-    def _confirm(self, function_arn: str, function: FunctionState) -> None:
+    def _confirm(self, function_arn: str, function: FunctionState, incident: Incident) -> None:
         if function.failed_at is None or function.failure_event_id is None:
             return
-        self.functions.record_failure(
-            DecryptFailure(
-                function_arn=function_arn,
-                key_arn=None,
-                event_id=function.failure_event_id,
-                event_time=function.failed_at,
-                error_code=function.failure_error or "unknown",
-                actor=Actor(principal=function_arn, identity_type=None, via=None),
-            )
+        failure = DecryptFailure(
+            function_arn=function_arn,
+            key_arn=None,
+            event_id=function.failure_event_id,
+            event_time=function.failed_at,
+            error_code=function.failure_error or "unknown",
+            actor=Actor(principal=function_arn, identity_type=None, via=None),
         )
+        self.functions.attach_failure(failure, incident.incident_id)
 
     def _publish(self, incident: Incident, notice: Notice, now: datetime, published: list[Notice]) -> None:
         resolved = notice.kind is NoticeKind.RESOLVED

@@ -55,7 +55,7 @@ class LocalPipeline:
         self.scheduler = VirtualClockScheduler(settle)
         self.notifier = CollectingNotifier()
         self.recorder = Recorder(grants, functions, hazards, self.scheduler)
-        self.evaluator = Evaluator(grants, functions, hazards, self.notifier)
+        self.evaluator = Evaluator(grants, functions, hazards, self.notifier, self.scheduler)
         self.clock: datetime | None = None  # the latest eventTime seen: time never runs backwards
 
     def feed(self, raw: object) -> tuple[list[Notice], EventOutcome]:

@@ -116,10 +116,20 @@ class Reconciler:
         """Keys in this region with tracked grants, keys the table knows, and keys functions are on."""
         keys = set(self.grants.key_arns()) | set(self.hazards.all_keys())
         keys |= {f.kms_key_arn for f in listed if f.kms_key_arn}
-        return {k for k in keys if (m := KEY_ARN_PATTERN.match(k)) is not None and m["region"] == self.region}
+        return {
+            k
+            for k in keys
+            if (m := KEY_ARN_PATTERN.match(k)) is not None
+            and (m["account"], m["region"]) == (self.account, self.region)
+        }
 
     def _reconcile_key(self, key_arn: str, now: datetime, report: ReconcileReport) -> set[str]:
-        listed = list(self.kms.list_grants(key_arn))
+        try:
+            listed = list(self.kms.list_grants(key_arn))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "NotFoundException":
+                raise
+            listed = []  # the key is gone, and every grant on it with it
         report.grants_listed += len(listed)
         recorded = list(self.grants.grants(key=key_arn))
         touched: set[str] = set()

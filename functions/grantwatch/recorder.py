@@ -165,10 +165,15 @@ class Recorder:
             applied = self.hazards.record_role(fact)
             request = EvaluationRequest.about_role(fact.role_key, fact.event_id, fact.event_time)
         else:
-            applied = self.functions.record_failure(fact)
-            function_arn = fact.function_arn
+            failure = self.functions.record_failure(fact)
+            applied, function_arn = failure.newest, fact.function_arn
+            if failure.attached or not failure.newest:
+                return self._outcome(record, applied, function_arn)  # a confirmation: nothing to decide
             request = EvaluationRequest.about(function_arn, fact.event_id, fact.event_time, immediate=True)
         self.scheduler.schedule(request)
+        return self._outcome(record, applied, function_arn)
+
+    def _outcome(self, record: CloudTrailRecord, applied: bool, function_arn: str | None) -> EventOutcome:
         return EventOutcome(
             Outcome.RECORDED if applied else Outcome.DUPLICATE,
             record.event_id,

@@ -16,7 +16,7 @@ from grantwatch.adapters.notifier import SnsNotifier, publish_request
 from grantwatch.adapters.store import DynamoGrantStore, GrantStore
 from grantwatch.domain.alerts import Notice, NoticeKind
 from grantwatch.evaluator import Evaluator, Notifier
-from grantwatch.pipeline import LocalPipeline, local_pipeline
+from grantwatch.pipeline import DEFAULT_SETTLE, LocalPipeline, VirtualClockScheduler, local_pipeline
 from grantwatch.settings import Settings
 from tests.conftest import load_event
 from tests.scenarios import (
@@ -54,7 +54,9 @@ def evaluate(
     notifier: Notifier,
     now: datetime,
 ) -> list[Notice]:
-    return Evaluator(grants, functions, hazards, notifier).evaluate(function, now)
+    return Evaluator(grants, functions, hazards, notifier, VirtualClockScheduler(DEFAULT_SETTLE)).evaluate(
+        function, now
+    )
 
 
 def kinds(notices: list[Notice]) -> list[str]:

@@ -53,7 +53,9 @@ def test_an_evaluation_publishes_the_alert_once_and_reports_bad_messages(
 
     client = boto3.client("sns", region_name="eu-central-1")
     monkeypatch.setattr(
-        handler, "evaluator", lambda: Evaluator(grants, functions, hazards, SnsNotifier(TOPIC, client))
+        handler,
+        "evaluator",
+        lambda: Evaluator(grants, functions, hazards, SnsNotifier(TOPIC, client), recorder.scheduler),
     )
     request = json.dumps(
         {"functionArn": function_arn("billing"), "eventID": "e1", "eventTime": "2026-11-03T10:00:00Z"}

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from grantwatch.cli import app
 from grantwatch.domain.alerts import Notice
+from grantwatch.domain.records import EvaluationRequest
 from grantwatch.pipeline import LocalPipeline, local_pipeline
 from grantwatch.queries import incident_rows
 from grantwatch.settings import Settings
@@ -142,7 +143,7 @@ def test_a_key_scheduled_for_deletion_names_the_date_and_cancelling_leaves_it_di
     # KMS leaves a key whose deletion is cancelled disabled: the function still cannot decrypt.
     cancelled = replay(pipeline, [cancel_key_deletion("2026-11-25T15:30:00Z")])
     assert summary(cancelled) == [("alert", "key-disabled", "billing")]
-    assert "deletion cancelled, left disabled" in cancelled[0].message
+    assert "was left disabled when its deletion was cancelled at 2026-11-25T15:30:00Z" in cancelled[0].message
     assert summary(replay(pipeline, [enable_key("2026-11-25T16:00:00Z")])) == [
         ("resolved", "resolved", "billing")
     ]
@@ -155,7 +156,7 @@ def test_a_key_policy_change_sends_one_informational_notice_naming_the_functions
     notices = replay(pipeline, [*TWO_FUNCTIONS, change, change])
     assert [(n.kind.value, n.attributes["alertType"]) for n in notices] == [("info", "key-policy-changed")]
     assert notices[0].details["functions"] == [function_arn("billing"), function_arn("payroll")]
-    assert "review" in notices[0].message
+    assert "Review the" in notices[0].message and "explicit Deny" in notices[0].message
 
 
 def test_a_failed_decrypt_confirms_the_alert_and_records_the_lead_time(
@@ -199,3 +200,92 @@ def test_history_and_lineage_show_key_state_events(pipeline: LocalPipeline, tabl
         "key-disabled",
         "key-enabled",
     ]
+
+
+def test_a_failure_an_alert_accounted_for_raises_no_unpredicted_alert_after_it_resolves(
+    pipeline: LocalPipeline,
+) -> None:
+    notices = replay(
+        pipeline,
+        [
+            TWO_FUNCTIONS[0],
+            disable_key("2026-11-10T09:00:00Z"),
+            decrypt_failed("billing", "2026-11-10T09:30:00Z"),
+            enable_key("2026-11-10T10:00:00Z"),
+            put_key_policy("2026-11-11T10:00:00Z"),  # any later evaluation of the function
+            decrypt_failed("billing", "2026-11-10T09:20:00Z"),  # an older failure, delivered late
+        ],
+    )
+    assert [(n.kind.value, n.attributes["alertType"]) for n in notices] == [
+        ("alert", "key-disabled"),
+        ("resolved", "resolved"),
+        ("info", "key-policy-changed"),
+    ]
+
+
+def test_failed_decrypts_that_say_nothing_of_a_lost_grant_are_ignored(pipeline: LocalPipeline) -> None:
+    throttled = decrypt_failed("billing", "2026-11-10T09:00:00Z")
+    throttled["detail"]["errorCode"] = "ThrottlingException"
+    forged = decrypt_failed("billing", "2026-11-10T09:01:00Z")
+    forged["detail"]["requestParameters"]["encryptionContext"]["aws:lambda:FunctionArn"] = "arn:nonsense"
+    for event in (throttled, forged):
+        _, outcome = pipeline.feed(event)
+        assert outcome.outcome == "ignored", outcome
+    too_long = decrypt_failed("billing", "2026-11-10T09:02:00Z")
+    too_long["detail"]["requestParameters"]["encryptionContext"]["aws:lambda:FunctionArn"] = function_arn(
+        "b" * 2000
+    )
+    assert pipeline.feed(too_long)[1].outcome in {"ignored", "rejected"}
+    long_key = disable_key("2026-11-10T09:03:00Z")
+    long_key["detail"]["resources"][0]["ARN"] = KEY_ARN + "x" * 3000
+    assert pipeline.feed(long_key)[1].outcome == "rejected"
+    assert pipeline.drain() == []
+
+
+def test_a_role_deleted_and_created_in_the_same_second_exists(pipeline: LocalPipeline) -> None:
+    events = [
+        *TWO_FUNCTIONS,
+        create_role("billing-role", "2026-11-10T09:00:00Z"),
+        delete_role("billing-role", "2026-11-10T09:00:00Z"),
+        update_function("billing", "2026-11-10T09:00:00Z"),
+        create_grant("billing", "b2", "2026-11-10T09:00:00Z"),
+    ]
+    assert replay(pipeline, events) == []
+
+
+def test_role_names_match_whatever_their_case(pipeline: LocalPipeline) -> None:
+    notices = replay(pipeline, [*TWO_FUNCTIONS, delete_role("BILLING-ROLE", "2026-11-10T09:00:00Z")])
+    assert summary(notices) == [("alert", "role-deleted", "billing")]
+
+
+def test_a_retire_delivered_after_reconciliation_found_the_grant_gone_is_the_same_incident(
+    pipeline: LocalPipeline,
+) -> None:
+    from datetime import UTC, datetime
+
+    from grantwatch.domain.reconcile import grant_repairs
+
+    replay(pipeline, [TWO_FUNCTIONS[0]])
+    recorded = list(pipeline.grants.grants(key=KEY_ARN))
+    at = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
+    [vanished] = grant_repairs(KEY_ARN, recorded, [], at)
+    pipeline.grants.record(vanished)
+    pipeline.scheduler.schedule(EvaluationRequest.about(function_arn("billing"), "reconciliation", at))
+    first = pipeline.drain()
+    late = replay(pipeline, [retire_grant("b1", "2026-11-10T08:55:00Z")])
+    assert summary(first) == [("alert", "grant-vanished", "billing")] and late == []
+
+
+def test_concurrent_relinking_leaves_the_links_the_function_item_names(table_settings: Settings) -> None:
+    from grantwatch.adapters.functions import DynamoFunctionStore
+    from grantwatch.adapters.hazards import DynamoHazardStore
+
+    hazards, functions = DynamoHazardStore(table_settings), DynamoFunctionStore(table_settings)
+    billing = function_arn("billing")
+    k0, k1, k2 = (KEY_ARN.replace("5f1e", f"000{n}") for n in range(3))
+    assert hazards.link(billing, key=k0, role=None, was=(None, None))
+    assert hazards.link(billing, key=k1, role=None, was=(k0, None))
+    assert not hazards.link(billing, key=k2, role=None, was=(k0, None))  # read before the other moved it
+    state = functions.get(billing)
+    assert state is not None and state.depends_on_key == k1
+    assert [hazards.dependents_of_key(k) for k in (k0, k1, k2)] == [[], [billing], []]

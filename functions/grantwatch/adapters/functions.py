@@ -10,6 +10,7 @@ racing open or close it once.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -21,7 +22,7 @@ from pynamodb.attributes import (
     UnicodeSetAttribute,
 )
 from pynamodb.exceptions import TransactWriteError, UpdateError
-from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.condition import Condition, size
 from pynamodb.expressions.update import Action
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
@@ -36,6 +37,7 @@ from grantwatch.settings import Settings
 
 FUNCTION_SK = "FUNCTION"
 NOTICE_LEASE = timedelta(seconds=60)
+MAX_TRACKED_FAILURES = 100  # keeps an incident item far below DynamoDB's 400 KB however long it fails
 _CANCELLED = "TransactionCanceledException"
 
 
@@ -83,6 +85,7 @@ class FunctionItem(Model):
     failedAt = UnicodeAttribute(null=True)
     failureEventId = UnicodeAttribute(null=True)
     failureError = UnicodeAttribute(null=True)
+    failureIncidentId = UnicodeAttribute(null=True)
 
     by_entity = ByEntityIndex()
 
@@ -105,8 +108,8 @@ class IncidentItem(Model):
     resolvedGrantId = UnicodeAttribute(null=True)
     resolvedNotifiedAt = UnicodeAttribute(null=True)
     supersededBy = UnicodeAttribute(null=True)
-    failureEventIds = UnicodeSetAttribute(null=True)
     failureCount = NumberAttribute(null=True)
+    failureEventIds = UnicodeSetAttribute(null=True)
     firstFailureAt = UnicodeAttribute(null=True)
     firstFailureEventId = UnicodeAttribute(null=True)
 
@@ -142,6 +145,12 @@ class IncidentRecord:
         return self.first_failure_at - (self.notified_at or self.incident.detected_at)
 
 
+@dataclass(frozen=True, slots=True)
+class FailureRecorded:
+    newest: bool  # the newest failure seen of the function (not a duplicate or an older one)
+    attached: bool  # recorded on the function's open incident
+
+
 class FunctionStore(Protocol):
     def record(self, fact: FunctionFact) -> bool: ...
 
@@ -161,7 +170,9 @@ class FunctionStore(Protocol):
 
     def supersede(self, old: Incident, new: Incident) -> bool: ...
 
-    def record_failure(self, failure: DecryptFailure) -> bool: ...
+    def record_failure(self, failure: DecryptFailure) -> FailureRecorded: ...
+
+    def attach_failure(self, failure: DecryptFailure, incident_id: str, *, newest: bool = True) -> None: ...
 
     def claim_notice(self, incident: Incident, *, resolved: bool, now: datetime) -> bool: ...
 
@@ -182,10 +193,10 @@ class DynamoFunctionStore:
         at = utc_iso(fact.event_time)
         actions: list[Action] = [f.arn.set(fact.function_arn), f.entity.set(FUNCTION_ENTITY)]
         if fact.change is FunctionChange.DELETED:
-            newer = _newer(f.deletedAt, f.deletedEventId, at, fact.event_id)
+            newer = newer_than_stored(f.deletedAt, f.deletedEventId, at, fact.event_id)
             actions += [f.deletedAt.set(at), f.deletedEventId.set(fact.event_id)]
         else:
-            newer = _newer(f.configuredAt, f.configuredEventId, at, fact.event_id)
+            newer = newer_than_stored(f.configuredAt, f.configuredEventId, at, fact.event_id)
             actions += [
                 f.configuredAt.set(at),
                 f.configuredEventId.set(fact.event_id),
@@ -341,10 +352,11 @@ class DynamoFunctionStore:
             )
         )
 
-    def record_failure(self, failure: DecryptFailure) -> bool:
-        """Note a failed Decrypt on the function (the newest one is kept) and, once, on its open incident:
-        the confirmation that the alert was right. False: this failure was recorded already."""
-        f, i = self.functions, self.incidents
+    def record_failure(self, failure: DecryptFailure) -> FailureRecorded:
+        """Note a failed Decrypt on the function (the newest one is kept) and on its open incident, if any:
+        the confirmation that the alert was right (first failure, count). The function then says which
+        incident accounts for its newest failure, so it never opens an unpredicted one of its own."""
+        f = self.functions
         at = utc_iso(failure.event_time)
         function = f(function_pk(failure.function_arn), FUNCTION_SK)
         try:
@@ -355,35 +367,48 @@ class DynamoFunctionStore:
                     f.failedAt.set(at),
                     f.failureEventId.set(failure.event_id),
                     f.failureError.set(failure.error_code),
+                    f.failureIncidentId.remove(),
                 ],
-                condition=_newer(f.failedAt, f.failureEventId, at, failure.event_id),
+                condition=newer_than_stored(f.failedAt, f.failureEventId, at, failure.event_id),
             )
+            newest = True
         except UpdateError as error:
             if error.cause_response_code != "ConditionalCheckFailedException":
                 raise
+            newest = False  # a duplicate, or older than the failure recorded: counted already, or not at all
         open_id = self.open_incident_id(failure.function_arn)
         if open_id is None:
-            return True
-        record = i(function_pk(failure.function_arn), incident_sk(open_id))
+            return FailureRecorded(newest, attached=False)
+        self.attach_failure(failure, open_id, newest=newest)
+        return FailureRecorded(newest, attached=True)
+
+    def attach_failure(self, failure: DecryptFailure, incident_id: str, *, newest: bool = True) -> None:
+        """Record the failure on the incident (its first failure, and one more in the count) and mark the
+        function's newest failure as accounted for by it. Failures are counted exactly, by event id, up to
+        MAX_TRACKED_FAILURES; beyond that only those newer than any seen before are counted."""
+        f, i = self.functions, self.incidents
+        at = utc_iso(failure.event_time)
+        record = i(function_pk(failure.function_arn), incident_sk(incident_id))
+        ids = i.failureEventIds
+        unseen = ids.does_not_exist() | (~ids.contains(failure.event_id) & (size(ids) < MAX_TRACKED_FAILURES))
         try:
             record.update(
-                actions=[i.failureEventIds.add({failure.event_id}), i.failureCount.add(1)],
-                condition=i.pk.exists() & ~i.failureEventIds.contains(failure.event_id),
-            )
-        except UpdateError as error:
-            if error.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise
-        earliest = i.firstFailureAt.does_not_exist() | (i.firstFailureAt > at)
-        try:
-            record.update(
-                actions=[i.firstFailureAt.set(at), i.firstFailureEventId.set(failure.event_id)],
-                condition=earliest,
+                actions=[ids.add({failure.event_id}), i.failureCount.add(1)], condition=i.pk.exists() & unseen
             )
         except UpdateError as error:
             if error.cause_response_code != "ConditionalCheckFailedException":
                 raise
-        return True
+            if newest:  # not a duplicate (that would not be the newest): the tracked ids are full
+                record.update(actions=[i.failureCount.add(1)], condition=i.pk.exists())
+        function = f(function_pk(failure.function_arn), FUNCTION_SK)
+        accounted = f.failureEventId == failure.event_id  # unless a newer failure came meanwhile
+        _update_unless_changed(function, [f.failureIncidentId.set(incident_id)], accounted)
+        earliest = i.firstFailureAt.does_not_exist() | (i.firstFailureAt > at)
+        _update_unless_changed(
+            record,
+            [i.firstFailureAt.set(at), i.firstFailureEventId.set(failure.event_id)],
+            i.pk.exists() & earliest,
+        )
 
     def claim_notice(self, incident: Incident, *, resolved: bool, now: datetime) -> bool:
         """Claim the sending of a notice not sent yet, for NOTICE_LEASE: two evaluators never both send it,
@@ -421,11 +446,19 @@ class DynamoFunctionStore:
             with TransactWrite(connection=connection) as transaction:
                 body(transaction)
         except TransactWriteError as error:
-            reasons = error.cancellation_reasons if error.cause_response_code == _CANCELLED else []
-            if any(reason is not None and reason.code == "ConditionalCheckFailed" for reason in reasons):
+            if cancelled_by_a_condition(error):
                 return False
             raise  # a conflict or throttling: the evaluation fails and is retried
         return True
+
+
+def _update_unless_changed(item: Model, actions: list[Action], condition: Condition) -> None:
+    """An update that is moot when its condition no longer holds."""
+    try:
+        item.update(actions=actions, condition=condition)
+    except UpdateError as error:
+        if error.cause_response_code != "ConditionalCheckFailedException":
+            raise
 
 
 def _state_of(item: FunctionItem) -> FunctionState:
@@ -440,11 +473,18 @@ def _state_of(item: FunctionItem) -> FunctionState:
         depends_on_role=item.dependsOnRole,
         failed_at=parse_utc_iso(item.failedAt) if item.failedAt else None,
         failure_event_id=item.failureEventId,
+        failure_incident_id=item.failureIncidentId,
         failure_error=item.failureError,
     )
 
 
-def _newer(at_attribute: Any, id_attribute: Any, at: str, event_id: str) -> Condition:
+def cancelled_by_a_condition(error: TransactWriteError) -> bool:
+    """A transaction cancelled because a condition failed (not a conflict or throttling, which retry)."""
+    reasons = error.cancellation_reasons if error.cause_response_code == _CANCELLED else []
+    return any(reason is not None and reason.code == "ConditionalCheckFailed" for reason in reasons)
+
+
+def newer_than_stored(at_attribute: Any, id_attribute: Any, at: str, event_id: str) -> Condition:
     """The stored change is missing, older, or as old with a smaller event id (a total order)."""
     condition: Condition = (
         at_attribute.does_not_exist()

@@ -17,12 +17,19 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from pynamodb.attributes import ListAttribute, MapAttribute, UnicodeAttribute, UnicodeSetAttribute
-from pynamodb.exceptions import UpdateError
+from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from grantwatch.adapters.functions import FUNCTION_SK, ByEntityIndex, FunctionItem, function_pk
+from grantwatch.adapters.functions import (
+    FUNCTION_SK,
+    ByEntityIndex,
+    FunctionItem,
+    cancelled_by_a_condition,
+    function_pk,
+    newer_than_stored,
+)
 from grantwatch.adapters.tables import bind
 from grantwatch.domain.facts import Actor, parse_utc_iso, utc_iso
 from grantwatch.domain.hazards import (
@@ -116,7 +123,7 @@ class HazardStore(Protocol):
 
     def link(
         self, function_arn: str, *, key: str | None, role: str | None, was: tuple[str | None, str | None]
-    ) -> None: ...
+    ) -> bool: ...
 
     def mark_verified(self, key_arn: str, at: datetime) -> None: ...
 
@@ -155,7 +162,7 @@ class DynamoHazardStore:
                 if fact.deletion_date
                 else k.deletionDate.remove(),
             ]
-            _update_if(item, actions, _newer(k.stateAt, k.stateEventId, at, fact.event_id))
+            _update_if(item, actions, newer_than_stored(k.stateAt, k.stateEventId, at, fact.event_id))
         return appended
 
     def key(self, key_arn: str) -> KeyStatus | None:
@@ -191,10 +198,10 @@ class DynamoHazardStore:
         stored = role_fact_to_map(fact)
         if fact.change is RoleChange.CREATED:
             actions = [r.createdAt.set(at), r.createdEventId.set(fact.event_id), r.created.set(stored)]
-            condition = _newer(r.createdAt, r.createdEventId, at, fact.event_id)
+            condition = newer_than_stored(r.createdAt, r.createdEventId, at, fact.event_id)
         else:
             actions = [r.deletedAt.set(at), r.deletedEventId.set(fact.event_id), r.deleted.set(stored)]
-            condition = _newer(r.deletedAt, r.deletedEventId, at, fact.event_id)
+            condition = newer_than_stored(r.deletedAt, r.deletedEventId, at, fact.event_id)
         _update_if(item, actions, condition)
         return appended
 
@@ -230,30 +237,54 @@ class DynamoHazardStore:
 
     def link(
         self, function_arn: str, *, key: str | None, role: str | None, was: tuple[str | None, str | None]
-    ) -> None:
+    ) -> bool:
         """Make the function a dependent of its key and role (role as `account/name`), and no longer of
-        the ones it had: one transaction, so the function item always says which edges exist."""
-        f, d = self.functions, self.dependencies
+        the ones it had: one transaction, conditional on the links being still `was`, so the function item
+        always says which dependency items exist. False: they changed meanwhile; nothing was written."""
+        f = self.functions
         old_key, old_role = was
         if (key, role) == (old_key, old_role):
-            return
+            return True
+        unchanged = (f.dependsOnKey == old_key if old_key else f.dependsOnKey.does_not_exist()) & (
+            f.dependsOnRole == old_role if old_role else f.dependsOnRole.does_not_exist()
+        )
         connection = f._get_connection().connection
-        with TransactWrite(connection=connection) as transaction:
-            transaction.update(
-                f(function_pk(function_arn), FUNCTION_SK),
-                actions=[
-                    f.arn.set(f.arn | function_arn),
-                    f.dependsOnKey.set(key) if key else f.dependsOnKey.remove(),
-                    f.dependsOnRole.set(role) if role else f.dependsOnRole.remove(),
-                ],
-            )
-            for old, new, pk in ((old_key, key, key_pk), (old_role, role, role_pk)):
-                if old == new:
-                    continue
-                if old:
-                    transaction.delete(d(pk(old), dependent_sk(function_arn)))
-                if new:
-                    transaction.save(d(pk(new), dependent_sk(function_arn), dependent=function_arn))
+        try:
+            with TransactWrite(connection=connection) as transaction:
+                self._relink(transaction, function_arn, key, role, old_key, old_role, unchanged)
+        except TransactWriteError as error:
+            if cancelled_by_a_condition(error):
+                return False
+            raise
+        return True
+
+    def _relink(
+        self,
+        transaction: TransactWrite,
+        function_arn: str,
+        key: str | None,
+        role: str | None,
+        old_key: str | None,
+        old_role: str | None,
+        unchanged: Any,
+    ) -> None:
+        f, d = self.functions, self.dependencies
+        transaction.update(
+            f(function_pk(function_arn), FUNCTION_SK),
+            actions=[
+                f.arn.set(f.arn | function_arn),
+                f.dependsOnKey.set(key) if key else f.dependsOnKey.remove(),
+                f.dependsOnRole.set(role) if role else f.dependsOnRole.remove(),
+            ],
+            condition=unchanged,
+        )
+        for old, new, pk in ((old_key, key, key_pk), (old_role, role, role_pk)):
+            if old == new:
+                continue
+            if old:
+                transaction.delete(d(pk(old), dependent_sk(function_arn)))
+            if new:
+                transaction.save(d(pk(new), dependent_sk(function_arn), dependent=function_arn))
 
     def mark_verified(self, key_arn: str, at: datetime) -> None:
         """Reconciliation has compared the key's grants with ListGrants at `at`."""
@@ -306,14 +337,6 @@ def _update_if(item: Model, actions: Sequence[Action], condition: Any) -> None:
     except UpdateError as error:
         if error.cause_response_code != "ConditionalCheckFailedException":
             raise
-
-
-def _newer(at_attribute: Any, id_attribute: Any, at: str, event_id: str) -> Any:
-    return (
-        at_attribute.does_not_exist()
-        | (at_attribute < at)
-        | ((at_attribute == at) & (id_attribute < event_id))
-    )
 
 
 def _actor_map(actor: Actor) -> dict[str, Any]:

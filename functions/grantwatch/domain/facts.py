@@ -76,6 +76,9 @@ class Actor:
     source_ip: str | None = None
 
 
+RECONCILIATION_ACTOR = Actor(principal="grantwatch reconciliation", identity_type=None, via=None)
+
+
 @dataclass(frozen=True, slots=True)
 class GrantTerms:
     """What a CreateGrant granted, and what it was for."""

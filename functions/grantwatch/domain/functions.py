@@ -61,6 +61,7 @@ class FunctionState:
     failed_at: datetime | None = None  # the newest failed Decrypt seen
     failure_event_id: str | None = None
     failure_error: str | None = None
+    failure_incident_id: str | None = None  # the incident that accounts for it, if one does
 
     @property
     def deleted(self) -> bool:
@@ -143,6 +144,18 @@ def unqualified_function_arn(reference: str, record: CloudTrailRecord) -> str:
         raise RejectedRecord(f"cannot make a function ARN of {reference[:160]!r}", record.event_id)
     region = record.aws_region
     return f"arn:{partition_of(region)}:lambda:{region}:{account}:function:{name}"
+
+
+def is_function_arn(value: str) -> bool:
+    """An unqualified Lambda function ARN (no version or alias), as an encryption context names it."""
+    match = _FUNCTION_ARN.match(value)
+    return match is not None and match.end() == len(value)
+
+
+def function_place(function_arn: str) -> tuple[str, str] | None:
+    """(account, region) of a function ARN."""
+    match = _FUNCTION_ARN.match(function_arn)
+    return (match["account"], match["region"]) if match else None
 
 
 def function_name(function_arn: str) -> str:

@@ -21,6 +21,7 @@ from grantwatch.domain.facts import (
     actor_of,
     resolve_key_ref,
 )
+from grantwatch.domain.functions import is_function_arn
 from grantwatch.domain.records import CloudTrailRecord
 
 IAM_EVENT_SOURCE = "iam.amazonaws.com"
@@ -30,6 +31,13 @@ KEY_EVENT_NAMES = frozenset(
 )
 DECRYPT_EVENT_NAME = "Decrypt"
 
+# Keys become part of item keys (KEY#<arn>, FUNCTION#<arn>): well within DynamoDB's 2048-byte limit.
+MAX_ARN_BYTES = 1800
+# The errors of a Decrypt that lost access (not throttling or a service fault): AccessDenied (how CloudTrail
+# writes it), and the key disabled, pending deletion, or gone.
+_LOST_ACCESS = re.compile(
+    r"^(AccessDenied(Exception)?|(KMS)?DisabledException|(KMS)?InvalidStateException|(KMS)?NotFoundException)$"
+)
 _ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(?P<account>\d{12}):role/(?:.*/)?(?P<name>[\w+=,.@-]{1,64})$")
 _ASSUMED_ROLE = re.compile(
@@ -147,7 +155,7 @@ class RoleStatus:
     @property
     def exists(self) -> bool:
         return self.deleted is None or (
-            self.created is not None and self.created.event_time > self.deleted.event_time
+            self.created is not None and self.created.event_time >= self.deleted.event_time
         )
 
     @property
@@ -156,7 +164,8 @@ class RoleStatus:
 
 
 def role_key(account: str, name: str) -> str:
-    return f"{account}/{name}"
+    """IAM role names are unique in an account regardless of case."""
+    return f"{account}/{name.lower()}"
 
 
 def role_of(principal: str | None) -> tuple[str, str] | None:
@@ -237,6 +246,10 @@ def _key_fact(record: CloudTrailRecord) -> KeyFact:
     if reference is None:
         raise RejectedRecord(f"{record.event_name} names no key", record.event_id)
     key_arn, strength = resolve_key_ref(reference, record)
+    if len(key_arn.encode()) > MAX_ARN_BYTES:
+        raise RejectedRecord(
+            f"{record.event_name}: the key is longer than {MAX_ARN_BYTES} bytes", record.event_id
+        )
     if strength is not KeyRefStrength.ARN:
         raise RejectedRecord(
             f"{record.event_name}: cannot tell which key {reference[:160]!r} is", record.event_id
@@ -258,13 +271,19 @@ def _key_fact(record: CloudTrailRecord) -> KeyFact:
 def _decrypt_failure(record: CloudTrailRecord) -> DecryptFailure | Ignored:
     if not record.error_code:
         return Ignored("a Decrypt that succeeded")
+    if not _LOST_ACCESS.match(record.error_code):
+        return Ignored(f"a failed Decrypt that says nothing of access: {record.error_code[:128]}")
     context = (record.request_parameters or {}).get("encryptionContext")
     function_arn = context.get(LAMBDA_FUNCTION_CONTEXT_KEY) if isinstance(context, dict) else None
-    if not isinstance(function_arn, str) or not function_arn.startswith("arn:"):
+    if not isinstance(function_arn, str) or not is_function_arn(function_arn):
         return Ignored("a failed Decrypt whose encryption context names no Lambda function")
-    if len(function_arn.encode()) > 2048:
-        raise RejectedRecord("Decrypt: the function ARN is longer than 2048 bytes", record.event_id)
+    if len(function_arn.encode()) > MAX_ARN_BYTES:
+        raise RejectedRecord(
+            f"Decrypt: the function ARN is longer than {MAX_ARN_BYTES} bytes", record.event_id
+        )
     key_arn = next((r.arn for r in record.resources or () if r.arn and KEY_ARN_PATTERN.match(r.arn)), None)
+    if key_arn is not None and len(key_arn.encode()) > MAX_ARN_BYTES:
+        key_arn = None
     return DecryptFailure(
         function_arn=function_arn,
         key_arn=key_arn,

@@ -16,26 +16,28 @@ from typing import Any
 
 from grantwatch.domain.facts import (
     KEY_ARN_PATTERN,
-    Actor,
+    RECONCILIATION_ACTOR,
     FactKind,
     GrantFact,
     GrantTerms,
     KeyRefStrength,
     dependent_resource,
 )
-from grantwatch.domain.functions import FunctionChange, FunctionFact, FunctionState
+from grantwatch.domain.functions import (
+    FunctionChange,
+    FunctionFact,
+    FunctionState,
+    function_place,
+    is_function_arn,
+)
 from grantwatch.domain.hazards import is_dead_grantee
 from grantwatch.domain.lineage import GrantState
 
 SOURCE = "reconciliation"
-RECONCILIATION_ACTOR = Actor(principal="grantwatch reconciliation", identity_type=None, via=None)
 # ListGrants and ListFunctions are eventually consistent: what changed this recently is left alone.
 SETTLING = timedelta(minutes=5)
 _LAST_MODIFIED = re.compile(
     r"^(?P<seconds>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(?P<fraction>\d+))?(?P<zone>Z|[+-]\d\d:?\d\d)$"
-)
-_FUNCTION_ARN = re.compile(
-    r"^arn:aws[a-z-]*:lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):function:[^:]+$"
 )
 
 
@@ -205,8 +207,7 @@ def function_repairs(
 
 def in_scope(function_arn: str, account: str, region: str) -> bool:
     """Whether a function is one this account's and region's ListFunctions would list."""
-    match = _FUNCTION_ARN.match(function_arn)
-    return match is not None and match["account"] == account and match["region"] == region
+    return is_function_arn(function_arn) and function_place(function_arn) == (account, region)
 
 
 def _fact(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from grantwatch.domain.facts import Actor, FactKind, GrantFact
+from grantwatch.domain.facts import RECONCILIATION_ACTOR, Actor, FactKind, GrantFact
 from grantwatch.domain.functions import FunctionState
 from grantwatch.domain.hazards import (
     KeyFact,
@@ -31,7 +31,6 @@ from grantwatch.domain.lineage import GrantState
 
 # Lambda creates the grant while it configures the function; ListGrants may lag by a few minutes.
 GRANT_APPEARS_WITHIN = timedelta(minutes=5)
-RECONCILIATION = Actor(principal="grantwatch reconciliation", identity_type=None, via=None)
 
 
 class Verdict(StrEnum):
@@ -166,7 +165,7 @@ def assess(
             Cause.KEY_PENDING_DELETION if pending else Cause.KEY_DISABLED,
             _key_evidence(key.changed_by),
         )
-    role_known = role is not None and role_name is not None and role.role_name == role_name
+    role_known = role is not None and role_name is not None and role.role_name.lower() == role_name.lower()
     if role is not None and role_known and not role.exists:
         return at_risk("its execution role was deleted", Cause.ROLE_DELETED, _role_evidence(role.deleted))
     deleted_at = role.deleted.event_time if role is not None and role_known and role.deleted else None
@@ -202,7 +201,9 @@ def assess(
         return at_risk(
             "no grant on its key was found for it",
             Cause.NO_GRANT,
-            Evidence("no grant listed", "ListGrants", f"reconciliation:{key_arn}", verified, RECONCILIATION),
+            Evidence(
+                "no grant listed", "ListGrants", f"reconciliation:{key_arn}", verified, RECONCILIATION_ACTOR
+            ),
         )
     return Assessment(
         function_arn, Verdict.NOT_APPLICABLE, "no grant on its key has ended", key_arn, role_principal
@@ -224,7 +225,7 @@ def _key_evidence(fact: KeyFact | None) -> Evidence | None:
     what = {
         "DisableKey": "disabled",
         "ScheduleKeyDeletion": "scheduled for deletion",
-        "CancelKeyDeletion": "deletion cancelled, left disabled",
+        "CancelKeyDeletion": "left disabled when its deletion was cancelled",
     }.get(fact.event_name, fact.change.value)
     return Evidence(what, fact.event_name, fact.event_id, fact.event_time, fact.actor)
 
@@ -248,7 +249,9 @@ def _grant_evidence(fact: GrantFact | None, what: str | None = None) -> Evidence
 
 
 def _created_after(grant: GrantState, moment: datetime) -> bool:
-    return grant.created_at is not None and grant.created_at > moment
+    """Created after the role's deletion; in the same second (CloudTrail's resolution) counts as after:
+    a replacement recreates the role and Lambda its grant within moments."""
+    return grant.created_at is not None and grant.created_at >= moment
 
 
 def _created_at(grant: GrantState) -> tuple[datetime, str]:
@@ -263,5 +266,9 @@ def _fits(grant: GrantState, key: str | None, role: str | None) -> bool:
     terms = grant.terms
     if terms is None or "Decrypt" not in terms.operations or grant.key_arn != key:
         return False
+    if role is None:
+        return True
     ref = role_of(terms.grantee_principal)
-    return role is None or (ref is not None and ref[1] == role)
+    if ref is None:  # listed by a bare unique id: the grant of a role that no longer exists
+        return grant.invalidated is not None
+    return ref[1].lower() == role.lower()

@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.adapters.hazards import DynamoHazardStore
 from grantwatch.adapters.notifier import SnsNotifier
+from grantwatch.adapters.scheduler import SqsEvaluationScheduler
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.domain.records import EvaluationRequest
 from grantwatch.evaluator import Evaluator
@@ -31,8 +32,13 @@ processor = BatchProcessor(event_type=EventType.SQS)
 def evaluator() -> Evaluator:
     config = settings()
     topic = required(config.alert_topic_arn, "GRANTWATCH_ALERT_TOPIC_ARN")
+    queue_url = required(config.evaluation_queue_url, "GRANTWATCH_EVALUATION_QUEUE_URL")
     return Evaluator(
-        DynamoGrantStore(config), DynamoFunctionStore(config), DynamoHazardStore(config), SnsNotifier(topic)
+        DynamoGrantStore(config),
+        DynamoFunctionStore(config),
+        DynamoHazardStore(config),
+        SnsNotifier(topic),
+        SqsEvaluationScheduler(queue_url),
     )
 
 
