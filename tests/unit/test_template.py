@@ -193,8 +193,10 @@ def test_the_evaluator_may_read_and_write_its_table_and_publish_to_its_topic() -
         "dynamodb:PutItem",
         "dynamodb:DeleteItem",
         "sns:Publish",
+        "sqs:SendMessage",
     }
     assert ("sns:Publish", json.dumps({"Ref": "AlertTopic"})) in granted
+    assert ("sqs:SendMessage", json.dumps({"Fn::GetAtt": ["EvaluationQueue", "Arn"]})) in granted
     assert all("*" not in resource for _, resource in granted)
 
 

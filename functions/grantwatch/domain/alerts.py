@@ -364,8 +364,9 @@ def alert_notice(incident: Incident) -> Notice:
     details = alert_details(incident)
     suffix, happened, consequence = _headline(incident)
     lines = [
-        f"Lambda function {name} cannot decrypt its environment variables"
-        + (" (a Decrypt has failed)." if not incident.predicted else " once its key material is needed."),
+        f"Lambda function {name} failed to decrypt its environment variables."
+        if not incident.predicted
+        else f"Lambda function {name} can no longer decrypt its environment variables.",
         "",
         "What happened",
         *(f"  {line}" for line in happened),
