@@ -16,6 +16,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from grantwatch.domain.alerts import Incident, Notice, NoticeKind, clean, incident_record
 from grantwatch.domain.facts import utc_iso
 from grantwatch.domain.functions import function_name
@@ -224,3 +226,61 @@ def heal_notice(incident: Incident, outcome: HealOutcome) -> Notice:
         },
         details=details,
     )
+
+
+DETAILS_MARKER = "Details (JSON)\n"
+
+
+class _Attribute(BaseModel):
+    value: str = Field(alias="Value", max_length=2048)
+
+
+class _SnsMessage(BaseModel):
+    message: str = Field(alias="Message", max_length=262144)
+    attributes: dict[str, _Attribute] = Field(default_factory=dict, alias="MessageAttributes")
+
+
+class _SnsRecord(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    sns: _SnsMessage = Field(alias="Sns")
+
+
+class _AlertDetails(BaseModel):
+    incident_id: str = Field(alias="incidentId", min_length=1, max_length=256)
+    function_arn: str = Field(
+        alias="functionArn", pattern=r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[^:]+$"
+    )
+    alert_type: str = Field(alias="alertType", max_length=64)
+
+
+@dataclass(frozen=True, slots=True)
+class HealRequest:
+    """An alert as the remediation function receives it: which incident of which function."""
+
+    function_arn: str
+    incident_id: str
+    alert_type: str
+
+
+class BadDelivery(ValueError):
+    """An SNS record that is not a grantwatch alert: the invocation fails, and the record goes to the
+    remediation dead-letter queue with this message."""
+
+
+def heal_request(record: Mapping[str, Any]) -> HealRequest:
+    """The incident an SNS-delivered alert names. Only ids are taken from it: the decision re-reads
+    the incident from the table and the function, key and role from AWS."""
+    try:
+        message = _SnsRecord.model_validate(record).sns
+        _, marker, tail = message.message.partition(DETAILS_MARKER)
+        if not marker:
+            raise BadDelivery("the message has no 'Details (JSON)' section")
+        details = _AlertDetails.model_validate_json(tail)
+    except ValidationError as error:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) or "record" for e in error.errors())
+        raise BadDelivery(f"not a grantwatch alert: invalid {fields}") from None
+    attributed = message.attributes.get("functionArn")
+    if attributed is not None and attributed.value != details.function_arn:
+        raise BadDelivery("the functionArn attribute and the details name different functions")
+    return HealRequest(details.function_arn, details.incident_id, details.alert_type)
