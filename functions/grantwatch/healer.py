@@ -29,6 +29,7 @@ from grantwatch.domain.healing import (
     new_grant,
 )
 from grantwatch.domain.reconcile import ListedGrant
+from grantwatch.settings import Settings
 
 DEFAULT_VERIFY = timedelta(seconds=60)
 VERIFY_INTERVAL = timedelta(seconds=5)
@@ -211,3 +212,24 @@ def _describe(error: Exception) -> str:
         details = error.response.get("Error", {})
         return f"{details.get('Code', 'error')}: {str(details.get('Message', ''))[:200]}"
     return type(error).__name__
+
+
+def configured_healer(
+    settings: Settings, policy: HealPolicy, verify_for: timedelta, topic_arn: str | None
+) -> Healer:
+    """The healer on the configured table and AWS account: what `grantwatch heal` runs."""
+    from grantwatch.adapters.functions import DynamoFunctionStore
+    from grantwatch.adapters.hazards import DynamoHazardStore
+    from grantwatch.adapters.heal_records import DynamoHealRecords
+    from grantwatch.adapters.lambda_healer import AwsFunctionHealer
+    from grantwatch.adapters.notifier import SnsNotifier
+
+    return Healer(
+        incidents=DynamoFunctionStore(settings),
+        hazards=DynamoHazardStore(settings),
+        records=DynamoHealRecords(settings),
+        aws=AwsFunctionHealer(region=settings.region),
+        notifier=SnsNotifier(topic_arn) if topic_arn else None,
+        policy=policy,
+        verify_for=verify_for,
+    )

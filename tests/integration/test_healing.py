@@ -18,10 +18,12 @@ from typing import Any
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
+from typer.testing import CliRunner
 
 from grantwatch.adapters.heal_records import DynamoHealRecords
 from grantwatch.adapters.lambda_healer import AwsFunctionHealer
 from grantwatch.adapters.notifier import SnsNotifier
+from grantwatch.cli import app
 from grantwatch.domain.alerts import Notice
 from grantwatch.domain.facts import utc_iso
 from grantwatch.domain.healing import HealPolicy, HealStatus
@@ -329,3 +331,43 @@ def test_the_remediation_handler_fails_a_failed_heal_so_it_is_retried_within_the
     [retried] = remediation.lambda_handler(event, FakeLambdaContext("remediation"))  # Lambda's retry
     assert (retried["decision"], retried["reason"]) == ("skip", "1 of 1 attempts used")
     assert stand_in.updates == [story.function]
+
+
+def run_cli(settings: Settings, *args: str) -> Any:
+    where = [
+        "--table",
+        settings.table_name,
+        "--endpoint-url",
+        settings.endpoint_url or "",
+        "--region",
+        REGION,
+    ]
+    return CliRunner().invoke(app, ["heal", *args, "--json", *where])
+
+
+def test_the_cli_decides_with_dry_run_and_reports_each_outcome_by_exit_code(
+    cloud: Cloud, table_settings: Settings
+) -> None:
+    story = retired_grant_story(cloud, table_settings)
+
+    dry = run_cli(table_settings, story.function, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    decided = json.loads(dry.stdout)["heal"]
+    assert (decided["decision"], decided["dryRun"], decided["outcome"]) == ("heal", True, None)
+    assert decided["facts"]["tag"] == {TAG: "true"} and decided["facts"]["keyState"] == "Enabled"
+    assert heal_fields(table_settings, story.function, story.alert.incident_id) == {}  # nothing written
+
+    # moto's Lambda creates no grant: the attempt is made, the verification finds none, exit 7.
+    failed = run_cli(table_settings, story.function, "--verify-seconds", "0")
+    assert failed.exit_code == 7, failed.output
+    notice, report = (json.loads(line) for line in failed.stdout.splitlines())
+    assert notice["alert"]["attributes"]["alertType"] == "heal-failed"
+    assert report["heal"]["outcome"]["attempt"] == 1
+    assert heal_fields(table_settings, story.function, story.alert.incident_id)["healAttempts"] == "1"
+
+    refused = run_cli(table_settings, story.function, "--tag", "team:heal")
+    assert refused.exit_code == 6, refused.output
+    assert json.loads(refused.stdout)["heal"]["reason"] == "the function is not tagged team:heal=true"
+
+    unknown = run_cli(table_settings, story.function.replace("billing", "nobody"))
+    assert unknown.exit_code == 4, unknown.output
