@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 some events were rejected (everything else was still processed); 2 usage error;
 3 the table or endpoint cannot be used (missing, unreachable, not configured); 4 nothing found;
-5 (impact) the change would make a Lambda function lose decrypt.
+5 (impact) the change would make a Lambda function lose decrypt; 6 (heal) a safety rule refused the heal;
+7 (heal) the heal was attempted and failed.
 """
 
 from __future__ import annotations
@@ -47,9 +48,11 @@ from grantwatch.backfill import (
     progress_json,
 )
 from grantwatch.domain.alerts import Notice, NoticeKind
+from grantwatch.domain.healing import DEFAULT_MAX_ATTEMPTS, DEFAULT_TAG, HealPolicy
 from grantwatch.domain.impact import ImpactInputError
 from grantwatch.domain.lineage import GrantStatus
 from grantwatch.domain.plans import PlanError
+from grantwatch.healer import configured_healer
 from grantwatch.impact import UnknownGrant, assess_impact, impact_json, impact_lines, scenario_of
 from grantwatch.pipeline import DEFAULT_SETTLE, LocalPipeline, local_pipeline
 from grantwatch.queries import function_rows, incident_rows, lineage_rows
@@ -65,6 +68,8 @@ EXIT_REJECTED = 1
 EXIT_UNAVAILABLE = 3
 EXIT_NOT_FOUND = 4
 EXIT_WOULD_BREAK = 5
+EXIT_HEAL_REFUSED = 6
+EXIT_HEAL_FAILED = 7
 
 app = typer.Typer(
     help="Record and query the lineage of AWS KMS grants. "
@@ -601,6 +606,61 @@ def reconcile(
             err.print(f"error: not reconciled: {error}")
     if report.errors:
         raise typer.Exit(EXIT_UNAVAILABLE)
+
+
+@app.command()
+def heal(
+    function_arn: Annotated[str, typer.Argument(help="The Lambda function's ARN.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and print; change nothing.")] = False,
+    tag: Annotated[str, typer.Option("--tag", help="Tag key that opts a function in.")] = DEFAULT_TAG,
+    max_attempts: Annotated[int, typer.Option("--max-attempts", min=1, max=5)] = DEFAULT_MAX_ATTEMPTS,
+    verify_seconds: Annotated[int, typer.Option("--verify-seconds", min=0, max=600)] = 60,
+    topic_arn: Annotated[
+        str | None,
+        typer.Option(
+            "--topic-arn", help="Also publish the outcome here (default: GRANTWATCH_ALERT_TOPIC_ARN)."
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+    table: TableOption = None,
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
+) -> None:
+    """Re-create the lost grant of a function's open incident, under the same safety rules as the
+    remediation function: tagged TAG=true, a healable alert type, key enabled, role present, attempts left.
+    It re-applies the function's own KMSKeyArn (UpdateFunctionConfiguration) and waits for the new grant
+    in ListGrants. Exits 4 if the function has no open incident, 6 if a rule refused, 7 if the heal failed.
+    """
+    settings = _settings(table, endpoint_url, region)
+    healer = configured_healer(
+        settings,
+        HealPolicy(tag=tag, max_attempts=max_attempts),
+        timedelta(seconds=verify_seconds),
+        topic_arn or settings.alert_topic_arn,
+    )
+    with _table_errors(settings):
+        report = healer.heal(function_arn, dry_run=dry_run)
+    if report.notice is not None:
+        _report_notice(report.notice, as_json)
+    if as_json:
+        _print_json({"heal": report.as_json()})
+    else:
+        verb = "would heal" if dry_run and report.decision.heal else report.decision.as_json()["decision"]
+        out.print(f"{function_arn}: {verb} ({report.decision.reason})")
+        for name, value in report.facts.items():
+            out.print(f"  {name}: {value}")
+        if report.outcome is not None:
+            outcome = report.outcome
+            result = (
+                f"healed: new grant {outcome.grant_id}" if outcome.healed else f"heal failed: {outcome.error}"
+            )
+            out.print(f"attempt {outcome.attempt} of {outcome.max_attempts}: {result}")
+    if not report.found:
+        raise typer.Exit(EXIT_NOT_FOUND)
+    if not report.decision.heal:
+        raise typer.Exit(EXIT_HEAL_REFUSED)
+    if report.outcome is not None and not report.outcome.healed:
+        raise typer.Exit(EXIT_HEAL_FAILED)
 
 
 def _caller_account(region: str) -> str:

@@ -22,6 +22,9 @@ class Settings(BaseModel):
     rejected_queue_url: str | None = None
     evaluation_queue_url: str | None = None
     alert_topic_arn: str | None = None
+    heal_tag: str = Field(default="grantwatch:self-heal", min_length=1, max_length=128)
+    heal_max_attempts: int = Field(default=2, ge=1, le=5)
+    heal_verify_seconds: int = Field(default=60, ge=0, le=600)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: str | None) -> Settings:
@@ -34,6 +37,9 @@ class Settings(BaseModel):
             ("rejected_queue_url", "GRANTWATCH_REJECTED_QUEUE_URL"),
             ("evaluation_queue_url", "GRANTWATCH_EVALUATION_QUEUE_URL"),
             ("alert_topic_arn", "GRANTWATCH_ALERT_TOPIC_ARN"),
+            ("heal_tag", "GRANTWATCH_HEAL_TAG"),
+            ("heal_max_attempts", "GRANTWATCH_HEAL_MAX_ATTEMPTS"),
+            ("heal_verify_seconds", "GRANTWATCH_HEAL_VERIFY_SECONDS"),
         ):
             if env.get(variable):
                 values[field] = env[variable]

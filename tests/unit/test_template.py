@@ -12,6 +12,7 @@ from moto.events.models import EventPattern
 
 from grantwatch.adapters.functions import FunctionItem, IncidentItem
 from grantwatch.adapters.store import GrantItem
+from grantwatch.domain.healing import HEALABLE
 from grantwatch.template import load_template, table_properties
 from tests.conftest import ROOT, TEMPLATE, load_event, sample_event_files
 
@@ -237,3 +238,78 @@ def test_the_layer_ships_every_runtime_dependency_of_the_package() -> None:
     pinned = {_name(line) for line in lines if line.strip() and not line.startswith("#")}
     assert needed <= pinned
     assert all("==" in line for line in lines if line.strip() and not line.startswith("#"))
+
+
+def test_self_healing_is_off_by_default_and_every_resource_of_it_is_conditional() -> None:
+    parameters = TEMPLATE_DOC["Parameters"]
+    assert parameters["SelfHealing"]["Default"] == "false"
+    assert parameters["SelfHealingMaxAttempts"]["Default"] == 2
+    assert re.fullmatch(
+        parameters["SelfHealingTag"]["AllowedPattern"], parameters["SelfHealingTag"]["Default"]
+    )
+    assert not re.fullmatch(
+        parameters["SelfHealingTag"]["AllowedPattern"], 'x": "*", "y'
+    )  # no JSON breaks out
+    remediation = {name for name in RESOURCES if name.startswith("Remediation")}
+    assert remediation >= {
+        "RemediationFunction",
+        "RemediationTaggedFunctionsPolicy",
+        "RemediationErrorsAlarm",
+    }
+    assert all(RESOURCES[name].get("Condition") == "SelfHealingEnabled" for name in remediation)
+
+
+def test_the_remediation_function_hears_only_healable_alerts() -> None:
+    event = RESOURCES["RemediationFunction"]["Properties"]["Events"]["HealableAlerts"]["Properties"]
+    assert event["Topic"] == {"Ref": "AlertTopic"}
+    assert event["FilterPolicyScope"] == "MessageAttributes"
+    assert sorted(event["FilterPolicy"]["alertType"]) == sorted(c.value for c in HEALABLE)
+    assert not {"heal-succeeded", "heal-failed", "resolved"} & set(
+        event["FilterPolicy"]["alertType"]
+    )  # no loop
+    invoke = RESOURCES["RemediationFunction"]["Properties"]["EventInvokeConfig"]
+    assert invoke["MaximumRetryAttempts"] <= 1
+    assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["RemediationDeadLetterQueue", "Arn"]
+    }
+
+
+def test_the_remediation_function_may_change_tagged_functions_only() -> None:
+    policies = RESOURCES["RemediationFunction"]["Properties"]["Policies"]
+    assert {"Ref": "RemediationTaggedFunctionsPolicy"} in policies
+    inline = [s for p in policies if isinstance(p, dict) and "Statement" in p for s in p["Statement"]]
+    inline_actions = {
+        a for s in inline for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert not any(action.startswith("lambda:") for action in inline_actions)  # Lambda only through the tag
+    assert inline_actions == {
+        "kms:DescribeKey",
+        "kms:ListGrants",
+        "kms:CreateGrant",
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "sns:Publish",
+        "sqs:SendMessage",
+    }
+    assert all("*" not in json.dumps(s["Resource"]).replace("key/*", "") for s in inline)
+    [create_grant] = [s for s in inline if s["Action"] == "kms:CreateGrant"]
+    assert create_grant["Condition"]["Bool"] == {"kms:GrantIsForAWSResource": "true"}
+    assert "kms:ViaService" in create_grant["Condition"]["StringEquals"]
+
+    text = RESOURCES["RemediationTaggedFunctionsPolicy"]["Properties"]["PolicyDocument"]["Fn::Sub"]
+    document = json.loads(
+        text.replace("${SelfHealingTag}", "grantwatch:self-heal")
+        .replace("${AWS::Partition}", "aws")
+        .replace("${AWS::Region}", "eu-central-1")
+        .replace("${AWS::AccountId}", "210987654321")
+    )
+    [statement] = document["Statement"]
+    assert set(statement["Action"]) == {
+        "lambda:GetFunctionConfiguration",
+        "lambda:ListTags",
+        "lambda:UpdateFunctionConfiguration",
+    }
+    assert statement["Resource"] == "arn:aws:lambda:eu-central-1:210987654321:function:*"
+    assert statement["Condition"] == {
+        "StringEqualsIgnoreCase": {"aws:ResourceTag/grantwatch:self-heal": "true"}
+    }

@@ -1,0 +1,67 @@
+"""Remediation (only when the stack's SelfHealing parameter is "true"): alerts of a healable kind in,
+from the alert topic through a filter policy on alertType; the function's grant re-created if every
+safety rule allows it; "healed" or "heal failed" on the incident and to the topic.
+
+A failed heal fails the invocation, so Lambda retries it once (the attempt limit on the incident still
+holds) and then sends the event to the remediation dead-letter queue.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from grantwatch.adapters.functions import DynamoFunctionStore
+from grantwatch.adapters.hazards import DynamoHazardStore
+from grantwatch.adapters.heal_records import DynamoHealRecords
+from grantwatch.adapters.lambda_healer import AwsFunctionHealer
+from grantwatch.adapters.notifier import SnsNotifier
+from grantwatch.domain.healing import HealPolicy, heal_request
+from grantwatch.healer import Healer
+from grantwatch.settings import required, settings
+
+logger = Logger()
+metrics = Metrics()
+
+
+class HealFailed(RuntimeError):
+    """The heal was attempted and did not produce a grant (already reported on the incident and SNS)."""
+
+
+@cache
+def healer() -> Healer:
+    config = settings()
+    topic = required(config.alert_topic_arn, "GRANTWATCH_ALERT_TOPIC_ARN")
+    return Healer(
+        incidents=DynamoFunctionStore(config),
+        hazards=DynamoHazardStore(config),
+        records=DynamoHealRecords(config),
+        aws=AwsFunctionHealer(region=config.region),
+        notifier=SnsNotifier(topic),
+        policy=HealPolicy(tag=config.heal_tag, max_attempts=config.heal_max_attempts),
+        verify_for=timedelta(seconds=config.heal_verify_seconds),
+    )
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> list[dict[str, Any]]:
+    requests = [heal_request(record) for record in event.get("Records") or []]
+    reports = []
+    for request in requests:
+        report = healer().heal(request.function_arn, incident_id=request.incident_id)
+        reports.append(report.as_json())
+        logger.info("heal", extra=report.as_json())
+        if report.outcome is None:
+            metrics.add_metric(name="HealsSkipped", unit=MetricUnit.Count, value=1)
+        elif report.outcome.healed:
+            metrics.add_metric(name="Healed", unit=MetricUnit.Count, value=1)
+        else:
+            metrics.add_metric(name="HealsFailed", unit=MetricUnit.Count, value=1)
+            raise HealFailed(f"{request.function_arn}: {report.outcome.error}")
+    return reports

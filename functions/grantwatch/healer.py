@@ -1,0 +1,235 @@
+"""Self-healing's one corridor, for the remediation function and `grantwatch heal`: read the function's
+open incident and what AWS says now, decide (pure), claim an attempt, re-apply the function's own
+KMSKeyArn, wait a bounded time for the new grant to be listed, record the outcome on the incident and
+publish "healed" or "heal failed".
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from grantwatch.adapters.functions import IncidentRecord
+from grantwatch.adapters.heal_records import HealRecords
+from grantwatch.domain.alerts import Notice
+from grantwatch.domain.hazards import KeyStatus, RoleStatus, role_of
+from grantwatch.domain.healing import (
+    Decision,
+    HealInputs,
+    HealOutcome,
+    HealPolicy,
+    LiveFunction,
+    decide,
+    heal_notice,
+    new_grant,
+)
+from grantwatch.domain.reconcile import ListedGrant
+from grantwatch.settings import Settings
+
+DEFAULT_VERIFY = timedelta(seconds=60)
+VERIFY_INTERVAL = timedelta(seconds=5)
+
+
+class Incidents(Protocol):
+    def open_incident_id(self, function_arn: str) -> str | None: ...
+
+    def incident(self, function_arn: str, incident_id: str) -> IncidentRecord | None: ...
+
+
+class KeysAndRoles(Protocol):
+    def key(self, key_arn: str) -> KeyStatus | None: ...
+
+    def role(self, account: str, name: str) -> RoleStatus | None: ...
+
+
+class HealTarget(Protocol):
+    def function(self, function_arn: str) -> LiveFunction | None: ...
+
+    def key_state(self, key_arn: str) -> str | None: ...
+
+    def grants(self, key_arn: str) -> Iterator[ListedGrant]: ...
+
+    def reapply_key(self, function: LiveFunction) -> None: ...
+
+
+class Notifier(Protocol):
+    def publish(self, notice: Notice) -> None: ...
+
+
+@dataclass
+class HealReport:
+    function_arn: str
+    incident_id: str | None
+    decision: Decision
+    dry_run: bool = False
+    outcome: HealOutcome | None = None
+    notice: Notice | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def found(self) -> bool:
+        return self.incident_id is not None
+
+    @property
+    def healed(self) -> bool:
+        return self.outcome is not None and self.outcome.healed
+
+    def as_json(self) -> dict[str, Any]:
+        outcome = self.outcome
+        return {
+            "functionArn": self.function_arn,
+            "incidentId": self.incident_id,
+            "dryRun": self.dry_run,
+            **self.decision.as_json(),
+            "facts": self.facts,
+            "outcome": None
+            if outcome is None
+            else {
+                "healed": outcome.healed,
+                "attempt": outcome.attempt,
+                "maxAttempts": outcome.max_attempts,
+                "newGrantId": outcome.grant_id,
+                "error": outcome.error,
+            },
+        }
+
+
+@dataclass
+class Healer:
+    incidents: Incidents
+    hazards: KeysAndRoles
+    records: HealRecords
+    aws: HealTarget
+    notifier: Notifier | None
+    policy: HealPolicy = field(default_factory=HealPolicy)
+    verify_for: timedelta = DEFAULT_VERIFY
+    verify_every: timedelta = VERIFY_INTERVAL
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    def heal(self, function_arn: str, *, incident_id: str | None = None, dry_run: bool = False) -> HealReport:
+        """Heal the function's open incident (or the one named) if every safety rule allows it."""
+        incident_id = incident_id or self.incidents.open_incident_id(function_arn)
+        record = self.incidents.incident(function_arn, incident_id) if incident_id else None
+        if record is None:
+            return HealReport(function_arn, None, Decision(False, "no such incident"), dry_run)
+        inputs = self._inputs(record)
+        decision = decide(inputs, self.policy)
+        report = HealReport(
+            function_arn, incident_id, decision, dry_run, facts=_facts(inputs, self.policy.tag)
+        )
+        if dry_run:
+            return report
+        now = self.clock()
+        if not decision.heal:
+            self.records.skipped(function_arn, record.incident.incident_id, decision.reason, now)
+            return report
+        attempt = self.records.claim(function_arn, record.incident.incident_id, self.policy.max_attempts, now)
+        if attempt is None:
+            report.decision = Decision(False, "another attempt is under way, or none is left")
+            return report
+        assert inputs.function is not None  # decide() heals only a function that exists
+        report.outcome = self._attempt(inputs.function, record.incident.key_arn, attempt)
+        self.records.finish(function_arn, record.incident.incident_id, report.outcome)
+        report.notice = heal_notice(record.incident, report.outcome)
+        if self.notifier is not None:
+            self.notifier.publish(report.notice)
+        return report
+
+    def _inputs(self, record: IncidentRecord) -> HealInputs:
+        incident = record.incident
+        function = self.aws.function(incident.function_arn)
+        ref = role_of(function.role) if function is not None else None
+        return HealInputs(
+            incident=incident,
+            incident_open=record.status == "open",
+            function=function,
+            live_key_state=self.aws.key_state(incident.key_arn),
+            recorded_key=self.hazards.key(incident.key_arn),
+            role=self.hazards.role(*ref) if ref else None,
+            state=self.records.state(incident.function_arn, incident.incident_id),
+        )
+
+    def _attempt(self, function: LiveFunction, key_arn: str, attempt: int) -> HealOutcome:
+        def outcome(grant: ListedGrant | None, error: str | None) -> HealOutcome:
+            return HealOutcome(
+                grant is not None,
+                self.clock(),
+                attempt,
+                self.policy.max_attempts,
+                grant.grant_id if grant else None,
+                error,
+            )
+
+        try:
+            before = frozenset(g.grant_id for g in self.aws.grants(key_arn))
+            self.aws.reapply_key(function)
+        except (ClientError, BotoCoreError) as error:
+            return outcome(None, _describe(error))
+        deadline = time.monotonic() + self.verify_for.total_seconds()
+        while True:
+            try:
+                found = new_grant(function, self.aws.grants(key_arn), before)
+            except (ClientError, BotoCoreError) as error:
+                return outcome(
+                    None, f"the function was updated, but its grants could not be listed: {_describe(error)}"
+                )
+            if found is not None:
+                return outcome(found, None)
+            if time.monotonic() >= deadline:
+                seconds = int(self.verify_for.total_seconds())
+                return outcome(
+                    None, f"the function was updated, but no new grant was listed within {seconds} s"
+                )
+            self.sleep(self.verify_every.total_seconds())
+
+
+def _facts(inputs: HealInputs, tag: str) -> dict[str, Any]:
+    """What the decision was made on, for the CLI and the logs (no environment values, no tokens)."""
+    function = inputs.function
+    return {
+        "alertType": inputs.incident.alert_type,
+        "incidentOpen": inputs.incident_open,
+        "functionExists": function is not None,
+        "tag": {tag: function.tags.get(tag)} if function else {},
+        "kmsKeyArn": function.kms_key_arn if function else None,
+        "role": function.role if function else None,
+        "keyState": inputs.live_key_state,
+        "recordedKeyState": inputs.recorded_key.state.value if inputs.recorded_key else None,
+        "roleExists": inputs.role.exists if inputs.role else None,
+        "attempts": inputs.state.attempts,
+        "healStatus": inputs.state.status.value if inputs.state.status else None,
+    }
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        return f"{details.get('Code', 'error')}: {str(details.get('Message', ''))[:200]}"
+    return type(error).__name__
+
+
+def configured_healer(
+    settings: Settings, policy: HealPolicy, verify_for: timedelta, topic_arn: str | None
+) -> Healer:
+    """The healer on the configured table and AWS account: what `grantwatch heal` runs."""
+    from grantwatch.adapters.functions import DynamoFunctionStore
+    from grantwatch.adapters.hazards import DynamoHazardStore
+    from grantwatch.adapters.heal_records import DynamoHealRecords
+    from grantwatch.adapters.lambda_healer import AwsFunctionHealer
+    from grantwatch.adapters.notifier import SnsNotifier
+
+    return Healer(
+        incidents=DynamoFunctionStore(settings),
+        hazards=DynamoHazardStore(settings),
+        records=DynamoHealRecords(settings),
+        aws=AwsFunctionHealer(region=settings.region),
+        notifier=SnsNotifier(topic_arn) if topic_arn else None,
+        policy=policy,
+        verify_for=verify_for,
+    )
