@@ -274,6 +274,11 @@ def incidents(
                 f"  confirmed first failed Decrypt {row['firstFailureAt']} ({row['failures']} failure(s),"
                 f" lead time {lead} s)"
             )
+        if row["heal"]:
+            heal = row["heal"]
+            outcome = f"healed {heal['healedAt']}" if heal["healedAt"] else f"{heal['status']}"
+            error = f": {heal['error']}" if heal["error"] else ""
+            out.print(f"  heal      {heal['attempts']} attempt(s), {outcome}{error}")
         if row["resolvedAt"]:
             out.print(f"  resolved  {row['resolvedAt']}: {row['resolvedReason']}")
 

@@ -75,6 +75,7 @@ def incident_row(record: IncidentRecord) -> dict[str, Any]:
         "resolvedReason": record.resolved_reason,
         "resolvedByGrantId": record.resolved_grant_id,
         "supersededBy": record.superseded_by,
+        "heal": record.heal if record.heal["attempts"] else None,
     }
 
 

@@ -20,6 +20,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
+from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.adapters.heal_records import DynamoHealRecords
 from grantwatch.adapters.lambda_healer import AwsFunctionHealer
 from grantwatch.adapters.notifier import SnsNotifier
@@ -31,6 +32,7 @@ from grantwatch.handlers import remediation
 from grantwatch.healer import Healer
 from grantwatch.local import free_port
 from grantwatch.pipeline import LocalPipeline, local_pipeline
+from grantwatch.queries import incident_rows
 from grantwatch.settings import Settings
 from tests.conftest import FakeLambdaContext
 from tests.integration.test_reconcile import ACCOUNT, REGION, Aws, delivered_create, session
@@ -251,6 +253,8 @@ def test_a_failing_heal_is_reported_and_not_retried_forever(cloud: Cloud, table_
     envelopes = cloud.received()
     assert [e["MessageAttributes"]["alertType"]["Value"] for e in envelopes] == ["heal-failed", "heal-failed"]
     assert "No further attempt will be made." in envelopes[-1]["Message"]
+    [incident] = incident_rows(DynamoFunctionStore(table_settings), open_only=True)
+    assert incident["heal"]["attempts"] == 2 and incident["heal"]["status"] == "failed"
 
 
 def test_concurrent_claims_take_one_attempt_at_a_time(cloud: Cloud, table_settings: Settings) -> None:

@@ -112,6 +112,10 @@ class IncidentItem(Model):
     failureEventIds = UnicodeSetAttribute(null=True)
     firstFailureAt = UnicodeAttribute(null=True)
     firstFailureEventId = UnicodeAttribute(null=True)
+    healAttempts = NumberAttribute(null=True)  # written by self-healing (adapters/heal_records.py)
+    healStatus = UnicodeAttribute(null=True)
+    healedAt = UnicodeAttribute(null=True)
+    healError = UnicodeAttribute(null=True)
 
     by_entity = ByEntityIndex()
 
@@ -132,6 +136,12 @@ class IncidentRecord:
         self.failure_count = int(item.failureCount or 0)
         self.first_failure_at = parse_utc_iso(item.firstFailureAt) if item.firstFailureAt else None
         self.first_failure_event_id = item.firstFailureEventId
+        self.heal = {
+            "attempts": int(item.healAttempts or 0),
+            "status": item.healStatus,
+            "healedAt": item.healedAt,
+            "error": item.healError,
+        }
 
     @property
     def confirmed(self) -> bool:
