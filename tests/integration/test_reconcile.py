@@ -185,7 +185,8 @@ def test_a_missed_retire_grant_ends_the_grant_and_alerts(aws: Aws, table_setting
     assert report["repairs"]["grant-vanished"] == 1
     [alert] = notices
     assert alert.attributes["alertType"] == "grant-vanished"
-    assert "no longer listed by ListGrants" in alert.message
+    assert "no longer listed by ListGrants" in alert.message and "(found by reconciliation)" in alert.message
+    assert alert.subject.endswith("(grant gone)")
     state = pipeline.grants.get(grant)
     assert state is not None and state.ended is not None and state.ended.source == "reconciliation"
 

@@ -259,8 +259,9 @@ def _headline(incident: Incident) -> tuple[str, list[str], str]:
     actor = f"by {clean(e.actor.principal)}"
     actor += f" via {clean(e.actor.via)}" if e.actor.via else ""
     actor += f" from {clean(e.actor.source_ip)}" if e.actor.source_ip else ""
-    when = f"at {utc_iso(e.at)} {actor}"
-    event = f"(CloudTrail event {clean(e.event_id)})"
+    found = e.event_id.startswith("reconciliation:")
+    when = f"at {utc_iso(e.at)}" if found else f"at {utc_iso(e.at)} {actor}"
+    event = "(found by reconciliation)" if found else f"(CloudTrail event {clean(e.event_id)})"
     key = clean(incident.key_arn)
     role = clean(incident.role)
     grant = clean(incident.grant_id)
@@ -338,7 +339,7 @@ def _headline(incident: Incident) -> tuple[str, list[str], str]:
             )
         case _:
             return (
-                f": next cold start will fail (grant {clean(e.what)})",
+                f": next cold start will fail (grant {'gone' if found else clean(e.what)})",
                 [
                     f"Grant {grant} on key {key}",
                     f"was {clean(e.what)} {when}",
