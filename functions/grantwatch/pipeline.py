@@ -2,7 +2,9 @@
 
 Each event first lets every evaluation that fell due before its eventTime run (as the delay queue would
 have delivered them), then is recorded; at the end every pending evaluation runs. The same scenario
-therefore raises the same notices, in the same order, every time, and as it would in AWS.
+therefore raises the same notices, in the same order, every time, and as it would in AWS. An evaluation is
+due the settle window after the event *arrived*: at its eventTime, or at the clock if it arrived late, as
+the delay queue counts from the moment the recorder sends the message.
 """
 
 from __future__ import annotations
@@ -26,12 +28,12 @@ class VirtualClockScheduler:
         self.settle = settle
         self._pending: list[tuple[datetime, int, str]] = []
         self._sequence = 0
+        self.clock: datetime | None = None  # when the event being recorded arrived
 
     def schedule(self, request: EvaluationRequest) -> None:
         self._sequence += 1
-        heapq.heappush(
-            self._pending, (request.event_time + self.settle, self._sequence, request.function_arn)
-        )
+        arrived = max(request.event_time, self.clock or request.event_time)
+        heapq.heappush(self._pending, (arrived + self.settle, self._sequence, request.function_arn))
 
     def pop_due(self, before: datetime | None) -> tuple[datetime, str] | None:
         if self._pending and (before is None or self._pending[0][0] < before):
@@ -58,6 +60,7 @@ class LocalPipeline:
             return [], parsed
         notices = self._run_due(before=parsed.event_time)
         self.clock = max(self.clock or parsed.event_time, parsed.event_time)
+        self.scheduler.clock = self.clock
         return notices, self.recorder.apply(parsed)
 
     def drain(self) -> list[Notice]:
