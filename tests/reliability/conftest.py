@@ -34,9 +34,9 @@ class Scale:
 SCALES = {
     "ci": Scale(
         "ci",
-        property_examples=8,
+        property_examples=6,
         fault_events=1_000,
-        fuzz_events=10_000,
+        fuzz_events=3_000,
         load_events=2_000,
         alert_incidents=30,
     ),
