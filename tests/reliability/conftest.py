@@ -35,7 +35,7 @@ SCALES = {
     "ci": Scale(
         "ci",
         property_examples=6,
-        fault_events=1_000,
+        fault_events=600,
         fuzz_events=3_000,
         load_events=2_000,
         alert_incidents=30,
