@@ -221,11 +221,13 @@ def test_sns_failing_sends_each_alert_and_resolved_notice_exactly_once(
     events: list[dict[str, Any]] = []
     for number in range(scale.alert_incidents):
         name, offset = f"svc{number}", timedelta(seconds=number)
-        at = {day: (start + timedelta(days=day) + offset).strftime("%Y-%m-%dT%H:%M:%SZ") for day in (0, 2, 3)}
+        when = {
+            day: (start + timedelta(days=day) + offset).strftime("%Y-%m-%dT%H:%M:%SZ") for day in (0, 2, 3)
+        }
         events += [
-            create_grant(name, f"{name}-a", at[0]),
-            retire_grant(f"{name}-a", at[2]),  # the alert
-            create_grant(name, f"{name}-b", at[3]),  # the resolved notice
+            create_grant(name, f"{name}-a", when[0]),
+            retire_grant(f"{name}-a", when[2]),  # the alert
+            create_grant(name, f"{name}-b", when[3]),  # the resolved notice
         ]
     events.sort(key=lambda e: str(e["detail"]["eventTime"]))
 
