@@ -37,7 +37,7 @@ SCALES = {
         property_examples=6,
         fault_events=600,
         fuzz_events=3_000,
-        load_events=2_000,
+        load_events=1_500,
         alert_incidents=30,
     ),
     "full": Scale(
