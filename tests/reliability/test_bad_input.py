@@ -43,9 +43,15 @@ class SqsRules:
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []
 
-    def send_message(self, *, QueueUrl: str, MessageBody: str, MessageAttributes: dict[str, Any]) -> None:
+    def send_message(
+        self,
+        *,
+        QueueUrl: str,
+        MessageBody: str,
+        MessageAttributes: dict[str, Any] | None = None,
+    ) -> None:
         size = len(MessageBody.encode("utf-8"))  # botocore encodes as UTF-8: a lone surrogate fails here
-        for name, attribute in MessageAttributes.items():
+        for name, attribute in (MessageAttributes or {}).items():
             value = attribute["StringValue"]
             size += len(name.encode()) + len(value.encode("utf-8")) + len(attribute["DataType"])
             if not value or _SQS_INVALID.search(value):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -17,7 +18,11 @@ from grantwatch.domain.risk import Assessment, Verdict
 
 # SNS takes subjects of fewer than 100 ASCII characters.
 MAX_SUBJECT = 99
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# What untrusted text may not carry into a notice: control and format characters (line breaks, bidi
+# overrides, zero-width characters), unassigned or private ones, and what chat renderers read as markup
+# (<link|text>, <!channel>, `code`). None of them occurs in an AWS name or principal.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_MARKUP = frozenset("<>`")
 _FUNCTION_ARN_PARTS = re.compile(
     r"^arn:aws[a-z-]*:lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):function:"
 )
@@ -104,11 +109,19 @@ def clean(text: str | None, limit: int = 512) -> str:
     """Untrusted text (names, principals) as one plain line: no control characters, no line breaks."""
     if text is None:
         return "-"
-    flat = _CONTROL.sub("?", text)
+    flat = "".join("?" if c in _MARKUP or unicodedata.category(c) in _UNSAFE_CATEGORIES else c for c in text)
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def _json_block(details: dict[str, Any]) -> str:
+    """The details as JSON that no renderer reads as markup: non-ASCII and <, >, ` and & escaped."""
+    text = json.dumps(details, indent=2, ensure_ascii=True)
+    return text.translate({ord(c): f"\\u{ord(c):04x}" for c in "<>`&"})
+
+
 def _subject(prefix: str, name: str, suffix: str) -> str:
+    """SNS takes printable ASCII subjects only: anything else in the name becomes '?'."""
+    name = "".join(c if " " <= c <= "~" else "?" for c in name)
     room = MAX_SUBJECT - len(prefix) - len(suffix)
     shown = name if len(name) <= room else name[: max(room - 3, 0)] + "..."
     return f"{prefix}{shown}{suffix}"
@@ -208,7 +221,7 @@ def alert_notice(incident: Incident) -> Notice:
             f"    {fix_command(incident)}",
             "",
             "Details (JSON)",
-            json.dumps(details, indent=2, ensure_ascii=True),
+            _json_block(details),
         ]
     )
     return Notice(
@@ -238,7 +251,7 @@ def resolved_notice(incident: Incident, reason: str, resolved_at: datetime, gran
     ]
     if grant_id:
         lines.append(f"  Usable grant: {clean(grant_id)} on key {clean(incident.key_arn)}.")
-    lines += ["", "Details (JSON)", json.dumps(details, indent=2, ensure_ascii=True)]
+    lines += ["", "Details (JSON)", _json_block(details)]
     return Notice(
         kind=NoticeKind.RESOLVED,
         incident_id=incident.incident_id,
