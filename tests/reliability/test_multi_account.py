@@ -43,7 +43,7 @@ def function_arn(account: str, region: str, name: str) -> str:
 
 def recorded_by(caller: str, event: dict[str, Any]) -> dict[str, Any]:
     """The caller's copy of a cross-account call: its own eventID and recipient, the same sharedEventID."""
-    copy = json.loads(json.dumps(event))
+    copy: dict[str, Any] = json.loads(json.dumps(event))
     detail = copy["detail"]
     detail["eventID"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{caller} {detail['eventID']}"))
     detail["recipientAccountId"] = copy["account"] = caller
