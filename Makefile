@@ -21,7 +21,7 @@ help:
 	@echo "make setup     create .venv (Python 3.13) with grantwatch and its tools; install DynamoDB Local"
 	@echo "make demo      replay the seed story against DynamoDB Local and show the grant's lineage"
 	@echo "make test      run every test (unit, DynamoDB Local integration, the reliability suite at CI size)"
-	@echo "make reliability  the reliability suite at full size (about 15 minutes); figures in build/reliability/"
+	@echo "make reliability  the reliability suite at full size (about 40 minutes); figures in build/reliability/"
 	@echo "make bench     benchmarks against their floors (about 3 minutes); figures in bench/results/latest.json"
 	@echo "make lint      ruff and mypy"
 	@echo "make validate  sam validate --lint and cfn-lint of both templates;  make build: sam build (no container)"

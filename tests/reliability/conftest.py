@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -78,8 +76,13 @@ FIGURES: dict[str, dict[str, Any]] = {}
 
 
 def report(name: str, **figures: Any) -> None:
-    """Keep a test's figures for the summary at the end of the run and build/reliability/."""
+    """Keep a test's figures for the summary at the end of the run, and in build/reliability/ at once (a
+    run cut short keeps what it measured)."""
     FIGURES[name] = figures
+    out = ROOT / "build" / "reliability"
+    out.mkdir(parents=True, exist_ok=True)
+    body = {"scale": asdict(SCALE), "figures": FIGURES}
+    (out / f"figures-{SCALE.name}.json").write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
 
 
 @pytest.fixture(scope="session")
@@ -93,16 +96,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.reliability)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _write_figures() -> Iterator[None]:
-    yield
-    if FIGURES:
-        out = ROOT / "build" / "reliability"
-        out.mkdir(parents=True, exist_ok=True)
-        body = {"scale": asdict(SCALE), "figures": FIGURES}
-        (out / f"figures-{SCALE.name}.json").write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
-
-
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not FIGURES:
         return
@@ -110,7 +103,3 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for name, figures in FIGURES.items():
         shown = ", ".join(f"{k}={v}" for k, v in figures.items())
         terminalreporter.write_line(f"{name}: {shown}")
-
-
-def build_dir() -> Path:
-    return ROOT / "build" / "reliability"
