@@ -10,17 +10,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 SAM_VENV := .tools/sam
 SAM := $(SAM_VENV)/bin/sam
+CHECKOV_VENV := .tools/checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+TEMPLATES := template.yaml member/forwarder.yaml forwarders/iam-role-events.yaml
 SAM_ENV := PATH="$(dir $(PYTHON)):$$PATH" SAM_CLI_TELEMETRY=0 AWS_REGION=$${AWS_REGION:-us-east-1}
 
-.PHONY: help setup chromium demo test bench lint validate build ci clean
+.PHONY: help setup chromium demo test reliability bench lint validate security build ci clean
 
 help:
 	@echo "make setup     create .venv (Python 3.13) with grantwatch and its tools; install DynamoDB Local"
 	@echo "make demo      replay the seed story against DynamoDB Local and show the grant's lineage"
-	@echo "make test      run every test (unit and DynamoDB Local integration)"
+	@echo "make test      run every test (unit, DynamoDB Local integration, the reliability suite at CI size)"
+	@echo "make reliability  the reliability suite at full size (about 40 minutes); figures in build/reliability/"
 	@echo "make bench     benchmarks against their floors (about 3 minutes); figures in bench/results/latest.json"
 	@echo "make lint      ruff and mypy"
-	@echo "make validate  sam validate --lint;  make build: sam build (no container)"
+	@echo "make validate  sam validate --lint and cfn-lint of both templates;  make build: sam build (no container)"
+	@echo "make security  checkov on both templates (skips only with a written reason in the template)"
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -48,6 +53,11 @@ chromium:
 test: setup chromium
 	$(BIN)/pytest
 
+# Faults, bad input, load, ordering, security and multi-account at full size; `make test` runs the same
+# tests at the CI size.
+reliability: setup
+	GRANTWATCH_RELIABILITY_SCALE=full $(BIN)/pytest tests/reliability
+
 bench: setup
 	$(BIN)/python bench/run.py
 
@@ -65,12 +75,25 @@ $(SAM_VENV)/.installed:
 validate: $(SAM_VENV)/.installed
 	$(SAM_ENV) $(SAM) validate --lint
 	$(SAM_ENV) $(SAM) validate --lint --template forwarders/iam-role-events.yaml
+	$(SAM_ENV) $(SAM) validate --lint --template member/forwarder.yaml
+	$(SAM_VENV)/bin/cfn-lint $(TEMPLATES)
+
+# checkov in its own venv, like the SAM CLI: its dependencies never meet grantwatch's. --skip-download keeps
+# it offline (no policy metadata from its vendor's API).
+$(CHECKOV_VENV)/.installed:
+	@test -n "$(PYTHON)" || { echo "Python 3.13 not found: install it (pyenv install 3.13) or run make PYTHON=/path/to/python3.13"; exit 1; }
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==3.3.30
+	@touch $@
+
+security: $(CHECKOV_VENV)/.installed
+	$(CHECKOV) --skip-download --quiet --compact --framework cloudformation $(addprefix -f ,$(TEMPLATES))
 
 build: $(SAM_VENV)/.installed
 	$(SAM_ENV) $(SAM) build
 
-ci: test lint validate build
+ci: test lint validate security build
 
 clean:
 	-$(BIN)/grantwatch local stop 2>/dev/null
-	rm -rf $(VENV) $(SAM_VENV) node_modules .aws-sam .grantwatch
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) node_modules .aws-sam .grantwatch

@@ -2,7 +2,9 @@
 
 Each event first lets every evaluation that fell due before its eventTime run (as the delay queue would
 have delivered them), then is recorded; at the end every pending evaluation runs. The same scenario
-therefore raises the same notices, in the same order, every time, and as it would in AWS.
+therefore raises the same notices, in the same order, every time, and as it would in AWS. An evaluation is
+due the settle window after the event *arrived*: at its eventTime, or at the clock if it arrived late, as
+the delay queue counts from the moment the recorder sends the message.
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ class VirtualClockScheduler:
         self.settle = settle
         self._pending: list[tuple[datetime, int, EvaluationRequest]] = []
         self._sequence = 0
+        self.clock: datetime | None = None  # when the event being recorded arrived
 
     def schedule(self, request: EvaluationRequest) -> None:
         self._sequence += 1
-        due = request.event_time + (timedelta(0) if request.immediate else self.settle)
+        arrived = max(request.event_time, self.clock or request.event_time)
+        due = arrived + (timedelta(0) if request.immediate else self.settle)
         heapq.heappush(self._pending, (due, self._sequence, request))
 
     def pop_due(self, before: datetime | None) -> tuple[datetime, EvaluationRequest] | None:
@@ -65,6 +69,7 @@ class LocalPipeline:
             return [], parsed
         notices = self._run_due(before=parsed.event_time)
         self.clock = max(self.clock or parsed.event_time, parsed.event_time)
+        self.scheduler.clock = self.clock
         return notices, self.recorder.apply(parsed)
 
     def drain(self) -> list[Notice]:

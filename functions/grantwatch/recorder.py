@@ -7,6 +7,7 @@ a delivered one does.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -67,10 +68,20 @@ def parse_event(raw: object) -> CloudTrailRecord | Ignored:
             if raw.get("detail-type") != CLOUDTRAIL_DETAIL_TYPE:
                 detail_type = str(raw.get("detail-type"))[:128]
                 return Ignored(f"not a CloudTrail API call event: detail-type {detail_type!r}")
+            _require_unicode(raw)
             return CloudTrailEventBridgeEvent.model_validate(raw).detail
+        _require_unicode(raw)
         return CloudTrailRecord.model_validate(raw)
     except ValidationError as error:
         raise RejectedRecord(describe_validation_error(error), event_id_of(raw)) from None
+
+
+def _require_unicode(raw: dict[str, object]) -> None:
+    """JSON can escape half a surrogate pair (\\ud800), which no UTF-8 store, log or queue can carry."""
+    try:
+        json.dumps(raw, ensure_ascii=False, default=str).encode()
+    except UnicodeEncodeError:
+        raise RejectedRecord("the event holds text that is not valid Unicode (a lone surrogate)") from None
 
 
 class EvaluationScheduler(Protocol):

@@ -18,15 +18,20 @@ class RejectedEventSink(Protocol):
     def send(self, event: object, *, event_id: str | None, error: str) -> None: ...
 
 
+# Keys whose values could be secrets: grant and session tokens, credentials, and a Lambda function's
+# environment variables (CloudTrail hides their values, but a malformed event may be anything).
+_SECRET_SUFFIXES = ("token", "tokens", "accesskeyid", "secretaccesskey", "password", "secret", "credentials")
+_SECRET_KEYS = frozenset({"variables"})
+
+
+def _is_secret(key: object) -> bool:
+    return isinstance(key, str) and (key.lower().endswith(_SECRET_SUFFIXES) or key.lower() in _SECRET_KEYS)
+
+
 def redact(value: object) -> object:
-    """The event without anything that could be a secret: grant tokens (any key ending in "token")."""
+    """The event without anything that could be a secret: tokens, credentials, environment variables."""
     if isinstance(value, dict):
-        return {
-            key: REDACTED
-            if isinstance(key, str) and key.lower().endswith(("token", "tokens"))
-            else redact(item)
-            for key, item in value.items()
-        }
+        return {key: REDACTED if _is_secret(key) else redact(item) for key, item in value.items()}
     if isinstance(value, list):
         return [redact(item) for item in value]
     return value

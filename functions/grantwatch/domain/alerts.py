@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,8 +22,12 @@ from grantwatch.domain.risk import Assessment, Cause, Evidence, Verdict
 MAX_SUBJECT = 99
 # An alert names at most this many other functions on the same key; the rest are counted.
 MAX_NAMED_FUNCTIONS = 25
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _ARN_PARTS = re.compile(r"^arn:aws[a-z-]*:[a-z]+:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):")
+# What untrusted text may not carry into a notice: control and format characters (line breaks, bidi
+# overrides, zero-width characters), unassigned or private ones, and what chat renderers read as markup
+# (<link|text>, <!channel>, `code`). None of them occurs in an AWS name or principal.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_MARKUP = frozenset("<>`")
 
 
 class NoticeKind(StrEnum):
@@ -139,11 +144,19 @@ def clean(text: str | None, limit: int = 512) -> str:
     """Untrusted text (names, principals) as one plain line: no control characters, no line breaks."""
     if text is None:
         return "-"
-    flat = _CONTROL.sub("?", text)
+    flat = "".join("?" if c in _MARKUP or unicodedata.category(c) in _UNSAFE_CATEGORIES else c for c in text)
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def json_block(details: dict[str, Any]) -> str:
+    """The details as JSON that no renderer reads as markup: non-ASCII and <, >, ` and & escaped."""
+    text = json.dumps(details, indent=2, ensure_ascii=True)
+    return text.translate({ord(c): f"\\u{ord(c):04x}" for c in "<>`&"})
+
+
 def _subject(prefix: str, name: str, suffix: str) -> str:
+    """SNS takes printable ASCII subjects only: anything else in the name becomes '?'."""
+    name = "".join(c if " " <= c <= "~" else "?" for c in name)
     room = MAX_SUBJECT - len(prefix) - len(suffix)
     shown = name if len(name) <= room else name[: max(room - 3, 0)] + "..."
     return f"{prefix}{shown}{suffix}"
@@ -382,7 +395,7 @@ def alert_notice(incident: Incident) -> Notice:
         if more > 0:
             lines.append(f"  … and {more} more (grantwatch functions --json)")
     lines += ["", "Fix", *(f"    {command}" for command in fix_commands(incident))]
-    lines += ["", "Details (JSON)", json.dumps(details, indent=2, ensure_ascii=True)]
+    lines += ["", "Details (JSON)", json_block(details)]
     return Notice(
         kind=NoticeKind.ALERT,
         incident_id=incident.incident_id,
@@ -411,7 +424,7 @@ def resolved_notice(incident: Incident, reason: str, resolved_at: datetime, gran
     ]
     if grant_id:
         lines.append(f"  Usable grant: {clean(grant_id)} on key {clean(incident.key_arn)}.")
-    lines += ["", "Details (JSON)", json.dumps(details, indent=2, ensure_ascii=True)]
+    lines += ["", "Details (JSON)", json_block(details)]
     return Notice(
         kind=NoticeKind.RESOLVED,
         incident_id=incident.incident_id,
@@ -449,7 +462,7 @@ def policy_notice(fact: KeyFact, functions: Sequence[str]) -> Notice:
         *([f"  … and {more} more"] if more > 0 else []),
         "",
         "Details (JSON)",
-        json.dumps(details, indent=2, ensure_ascii=True),
+        json_block(details),
     ]
     return Notice(
         kind=NoticeKind.INFO,

@@ -9,7 +9,6 @@ holds; the first that fails is the reason it is skipped.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from grantwatch.domain.alerts import Incident, Notice, NoticeKind, clean, incident_record
+from grantwatch.domain.alerts import Incident, Notice, NoticeKind, clean, incident_record, json_block
 from grantwatch.domain.facts import utc_iso
 from grantwatch.domain.functions import function_name
 from grantwatch.domain.hazards import KeyState, KeyStatus, RoleStatus, role_of
@@ -205,7 +204,7 @@ def heal_notice(incident: Incident, outcome: HealOutcome) -> Notice:
             + ("Another attempt may follow." if left > 0 else "No further attempt will be made."),
             "  Fix it by hand: the alert's Fix section has the command.",
         ]
-    lines += ["", "Details (JSON)", json.dumps(details, indent=2, ensure_ascii=True)]
+    lines += ["", "Details (JSON)", json_block(details)]
     suffix = " healed" if outcome.healed else ": heal failed"
     subject = f"[grantwatch] {name}{suffix}"
     if len(subject) > 99:
