@@ -6,6 +6,8 @@ import hashlib
 import uuid
 from typing import Any
 
+from grantwatch.domain.alerts import Notice
+from grantwatch.pipeline import LocalPipeline
 from tests.conftest import load_event
 
 ACCOUNT = "210987654321"
@@ -136,3 +138,13 @@ def decrypt_failed(function: str, at: str, *, role: str | None = None) -> dict[s
         f"arn:aws:sts::{ACCOUNT}:assumed-role/{role or function + '-role'}/{function}"
     )
     return event
+
+
+def replay(pipeline: LocalPipeline, events: list[dict[str, Any]]) -> list[Notice]:
+    """Feed every event (each must be recorded, or a duplicate), then let the clock run out."""
+    notices: list[Notice] = []
+    for event in events:
+        fired, outcome = pipeline.feed(event)
+        assert outcome.outcome in {"recorded", "duplicate"}, outcome
+        notices += fired
+    return notices + pipeline.drain()

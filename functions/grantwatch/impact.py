@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from grantwatch.adapters.store import GrantStore
 from grantwatch.domain.facts import utc_iso
 from grantwatch.domain.functions import FunctionState
 from grantwatch.domain.hazards import KeyStatus, RoleStatus
@@ -28,24 +29,11 @@ from grantwatch.domain.impact import (
     parse_key,
     parse_role,
 )
-from grantwatch.domain.lineage import GrantState, GrantStatus
+from grantwatch.domain.lineage import GrantState
 from grantwatch.domain.plans import PlanError, read_plan
 from grantwatch.domain.risk import Dependency, locate
 
 MAX_PLAN_BYTES = 256 * 1024 * 1024
-
-
-class GrantReader(Protocol):
-    def get(self, grant_id: str) -> GrantState | None: ...
-
-    def grants(
-        self,
-        *,
-        key: str | None = None,
-        function: str | None = None,
-        grantee: str | None = None,
-        status: GrantStatus | None = None,
-    ) -> Iterator[GrantState]: ...
 
 
 class FunctionReader(Protocol):
@@ -118,7 +106,7 @@ def _grant_id(value: str) -> str:
 
 def assess_impact(
     scenario: Scenario,
-    grants: GrantReader,
+    grants: GrantStore,
     functions: FunctionReader,
     hazards: HazardReader,
     *,
@@ -156,7 +144,7 @@ def _with_hazards(function: KnownFunction, hazards: HazardReader) -> KnownFuncti
     return replace(function, key=hazards.key(located.key_arn), role=hazards.role(*ref) if ref else None)
 
 
-def _grants_on_keys(scenario: Scenario, known: list[KnownFunction], grants: GrantReader) -> list[GrantState]:
+def _grants_on_keys(scenario: Scenario, known: list[KnownFunction], grants: GrantStore) -> list[GrantState]:
     """Every grant on the scenario's keys. A bare key id is matched to the key ARNs already seen."""
     seen = {g.key_arn for f in known for g in f.grants} | {
         f.state.kms_key_arn for f in known if f.state and f.state.kms_key_arn

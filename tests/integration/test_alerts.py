@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from botocore.stub import Stubber
@@ -25,6 +24,7 @@ from tests.scenarios import (
     delete_function,
     function_arn,
     grant_id,
+    replay,
     retire_grant,
     revoke_grant,
     update_function,
@@ -34,15 +34,6 @@ from tests.scenarios import (
 @pytest.fixture
 def pipeline(table_settings: Settings) -> LocalPipeline:
     return local_pipeline(table_settings)
-
-
-def replay(pipeline: LocalPipeline, events: list[dict[str, Any]]) -> list[Notice]:
-    notices: list[Notice] = []
-    for event in events:
-        fired, outcome = pipeline.feed(event)
-        assert outcome.outcome in {"recorded", "duplicate"}, outcome
-        notices += fired
-    return notices + pipeline.drain()
 
 
 def evaluate(

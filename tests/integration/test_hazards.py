@@ -6,7 +6,6 @@ sequences raise nothing."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -29,6 +28,7 @@ from tests.scenarios import (
     function_arn,
     grant_id,
     put_key_policy,
+    replay,
     retire_grant,
     schedule_key_deletion,
     update_function,
@@ -40,15 +40,6 @@ runner = CliRunner()
 @pytest.fixture
 def pipeline(table_settings: Settings) -> LocalPipeline:
     return local_pipeline(table_settings)
-
-
-def replay(pipeline: LocalPipeline, events: list[dict[str, Any]]) -> list[Notice]:
-    notices: list[Notice] = []
-    for event in events:
-        fired, outcome = pipeline.feed(event)
-        assert outcome.outcome in {"recorded", "duplicate"}, outcome
-        notices += fired
-    return notices + pipeline.drain()
 
 
 def summary(notices: list[Notice]) -> list[tuple[str, str, str]]:
