@@ -8,6 +8,7 @@ from typing import Any
 from grantwatch.adapters.functions import DynamoFunctionStore, IncidentRecord
 from grantwatch.adapters.hazards import DynamoHazardStore
 from grantwatch.adapters.store import DynamoGrantStore
+from grantwatch.domain.alerts import incident_record
 from grantwatch.domain.facts import utc_iso
 from grantwatch.domain.functions import function_name
 from grantwatch.domain.hazards import KeyFact, RoleFact, role_of
@@ -45,27 +46,11 @@ def function_rows(
 
 
 def incident_row(record: IncidentRecord) -> dict[str, Any]:
+    """The incident as stored and as its notices state it, with where its notices, confirmation and heal
+    stand."""
     incident = record.incident
-    evidence = incident.evidence
-    return {
-        "incidentId": incident.incident_id,
+    return incident_record(incident) | {
         "status": record.status,
-        "alertType": incident.alert_type,
-        "predicted": incident.predicted,
-        "functionArn": incident.function_arn,
-        "keyArn": incident.key_arn,
-        "executionRole": incident.role,
-        "grantId": incident.grant_id,
-        "evidence": {
-            "what": evidence.what,
-            "eventName": evidence.event_name,
-            "eventId": evidence.event_id,
-            "at": utc_iso(evidence.at),
-            "by": evidence.actor.principal,
-        },
-        "deletionDate": utc_iso(incident.deletion_date) if incident.deletion_date else None,
-        "functionsOnKey": list(incident.functions_on_key),
-        "detectedAt": utc_iso(incident.detected_at),
         "alertSentAt": utc_iso(record.notified_at) if record.notified_at else None,
         "confirmed": record.confirmed,
         "firstFailureAt": utc_iso(record.first_failure_at) if record.first_failure_at else None,
