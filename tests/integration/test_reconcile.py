@@ -9,12 +9,13 @@ import json
 import urllib.request
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
@@ -28,6 +29,7 @@ from grantwatch.pipeline import LocalPipeline, local_pipeline
 from grantwatch.reconciler import Reconciler
 from grantwatch.settings import Settings
 from tests.scenarios import create_grant
+from tests.scenarios import grant_id as grant_id_of
 
 ACCOUNT = "123456789012"  # moto's
 REGION = "us-east-1"
@@ -323,9 +325,32 @@ def test_a_key_that_cannot_be_listed_is_reported_and_the_others_still_reconciled
     key = aws.kms.create_key()["KeyMetadata"]["Arn"]
     function = aws.function("billing", aws.role("billing-role"), key)
     aws.lambda_grant(key, function, session("billing-role", "billing"))
-    missing = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/00000000-0000-4000-8000-000000000000"
-    aws.function("stale", aws.role("stale-role"), missing)
+    failing = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/00000000-0000-4000-8000-000000000000"
+    aws.function("stale", aws.role("stale-role"), failing)  # moto answers ListGrants on it with a 500
     pipeline = local_pipeline(table_settings)
-    report, _ = reconcile_and_evaluate(pipeline, datetime.now(UTC))
-    assert len(report["errors"]) == 1 and report["errors"][0].startswith(missing)
+    quick = boto3.client(
+        "kms", region_name=REGION, config=Config(retries={"mode": "standard", "max_attempts": 2})
+    )
+    report = replace(reconciler(pipeline), kms=KmsGrantReader(quick)).run(datetime.now(UTC)).as_json()
+    assert len(report["errors"]) == 1 and report["errors"][0].startswith(failing)
     assert report["repairs"]["grant-created"] == 1
+
+
+def test_a_deleted_key_has_no_grants_left(aws: Aws, table_settings: Settings) -> None:
+    gone = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0e1d2c3b-4a59-4687-9a0b-1c2d3e4f5a6b"
+    function = aws.function("billing", aws.role("billing-role"), gone)
+    grantee = session("billing-role", "billing")
+    pipeline = local_pipeline(table_settings)
+    pipeline.feed(
+        delivered_create(
+            grant_id_of("g1"), gone, function, grantee, utc_iso(datetime.now(UTC) - timedelta(days=1))
+        )
+    )
+    pipeline.drain()
+    kms = boto3.client("kms", region_name=REGION)
+    with Stubber(kms) as stub:
+        stub.add_client_error("list_grants", service_error_code="NotFoundException", http_status_code=400)
+        report = replace(reconciler(pipeline), kms=KmsGrantReader(kms)).run(datetime.now(UTC)).as_json()
+    assert report["errors"] == [] and report["repairs"]["grant-vanished"] == 1
+    state = pipeline.grants.get(grant_id_of("g1"))
+    assert state is not None and state.ended is not None and state.ended.source == "reconciliation"
