@@ -25,6 +25,10 @@ class Settings(BaseModel):
     heal_tag: str = Field(default="grantwatch:self-heal", min_length=1, max_length=128)
     heal_max_attempts: int = Field(default=2, ge=1, le=5)
     heal_verify_seconds: int = Field(default=60, ge=0, le=600)
+    # How long one DynamoDB call may wait for an answer, and how many times it is retried (with backoff)
+    # before the caller gets the error: together how long a stalled table is ridden out.
+    dynamodb_read_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    dynamodb_retries: int = Field(default=5, ge=0, le=20)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: str | None) -> Settings:
@@ -40,6 +44,8 @@ class Settings(BaseModel):
             ("heal_tag", "GRANTWATCH_HEAL_TAG"),
             ("heal_max_attempts", "GRANTWATCH_HEAL_MAX_ATTEMPTS"),
             ("heal_verify_seconds", "GRANTWATCH_HEAL_VERIFY_SECONDS"),
+            ("dynamodb_read_timeout_seconds", "GRANTWATCH_DYNAMODB_READ_TIMEOUT_SECONDS"),
+            ("dynamodb_retries", "GRANTWATCH_DYNAMODB_RETRIES"),
         ):
             if env.get(variable):
                 values[field] = env[variable]

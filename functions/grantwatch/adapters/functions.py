@@ -28,7 +28,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from grantwatch.adapters.tables import bind
+from grantwatch.adapters.tables import bind, error_code
 from grantwatch.domain.alerts import Incident, incident_from_record, incident_record
 from grantwatch.domain.facts import parse_utc_iso, utc_iso
 from grantwatch.domain.functions import FunctionChange, FunctionFact, FunctionState
@@ -217,7 +217,7 @@ class DynamoFunctionStore:
         try:
             item.update(actions=actions, condition=newer)
         except UpdateError as error:
-            if error.cause_response_code == "ConditionalCheckFailedException":
+            if error_code(error) == "ConditionalCheckFailedException":
                 return False
             raise
         return True
@@ -383,7 +383,7 @@ class DynamoFunctionStore:
             )
             newest = True
         except UpdateError as error:
-            if error.cause_response_code != "ConditionalCheckFailedException":
+            if error_code(error) != "ConditionalCheckFailedException":
                 raise
             newest = False  # a duplicate, or older than the failure recorded: counted already, or not at all
         open_id = self.open_incident_id(failure.function_arn)
@@ -406,7 +406,7 @@ class DynamoFunctionStore:
                 actions=[ids.add({failure.event_id}), i.failureCount.add(1)], condition=i.pk.exists() & unseen
             )
         except UpdateError as error:
-            if error.cause_response_code != "ConditionalCheckFailedException":
+            if error_code(error) != "ConditionalCheckFailedException":
                 raise
             if newest:  # not a duplicate (that would not be the newest): the tracked ids are full
                 record.update(actions=[i.failureCount.add(1)], condition=i.pk.exists())
@@ -434,7 +434,7 @@ class DynamoFunctionStore:
         try:
             record.update(actions=[claim.set(utc_iso(now + NOTICE_LEASE))], condition=condition)
         except UpdateError as error:
-            if error.cause_response_code == "ConditionalCheckFailedException":
+            if error_code(error) == "ConditionalCheckFailedException":
                 return False
             raise
         return True
@@ -467,7 +467,7 @@ def _update_unless_changed(item: Model, actions: list[Action], condition: Condit
     try:
         item.update(actions=actions, condition=condition)
     except UpdateError as error:
-        if error.cause_response_code != "ConditionalCheckFailedException":
+        if error_code(error) != "ConditionalCheckFailedException":
             raise
 
 
@@ -490,7 +490,7 @@ def _state_of(item: FunctionItem) -> FunctionState:
 
 def cancelled_by_a_condition(error: TransactWriteError) -> bool:
     """A transaction cancelled because a condition failed (not a conflict or throttling, which retry)."""
-    reasons = error.cancellation_reasons if error.cause_response_code == _CANCELLED else []
+    reasons = error.cancellation_reasons if error_code(error) == _CANCELLED else []
     return any(reason is not None and reason.code == "ConditionalCheckFailed" for reason in reasons)
 
 

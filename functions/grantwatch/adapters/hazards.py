@@ -30,7 +30,7 @@ from grantwatch.adapters.functions import (
     function_pk,
     newer_than_stored,
 )
-from grantwatch.adapters.tables import bind
+from grantwatch.adapters.tables import bind, error_code
 from grantwatch.domain.facts import Actor, parse_utc_iso, utc_iso
 from grantwatch.domain.hazards import (
     KeyChange,
@@ -301,7 +301,7 @@ class DynamoHazardStore:
                 actions=[k.noticesSent.add({notice_id})], condition=~k.noticesSent.contains(notice_id)
             )
         except UpdateError as error:
-            if error.cause_response_code == "ConditionalCheckFailedException":
+            if error_code(error) == "ConditionalCheckFailedException":
                 return False
             raise
         return True
@@ -320,7 +320,7 @@ def _append(
             condition=~event_ids.contains(event_id),
         )
     except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
+        if error_code(error) == "ConditionalCheckFailedException":
             return False
         raise
     return True
@@ -335,7 +335,7 @@ def _update_if(item: Model, actions: Sequence[Action], condition: Any) -> None:
     try:
         item.update(actions=list(actions), condition=condition)
     except UpdateError as error:
-        if error.cause_response_code != "ConditionalCheckFailedException":
+        if error_code(error) != "ConditionalCheckFailedException":
             raise
 
 

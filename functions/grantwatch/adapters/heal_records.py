@@ -18,7 +18,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 
 from grantwatch.adapters.functions import function_pk, incident_sk
-from grantwatch.adapters.tables import bind
+from grantwatch.adapters.tables import bind, error_code
 from grantwatch.domain.facts import utc_iso
 from grantwatch.domain.healing import HealOutcome, HealState, HealStatus
 from grantwatch.settings import Settings
@@ -95,7 +95,7 @@ class DynamoHealRecords:
                 condition=condition,
             )
         except UpdateError as error:
-            if error.cause_response_code == "ConditionalCheckFailedException":
+            if error_code(error) == "ConditionalCheckFailedException":
                 return None
             raise
         return int(item.healAttempts or 0)

@@ -27,7 +27,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
-from grantwatch.adapters.tables import bind
+from grantwatch.adapters.tables import bind, error_code
 from grantwatch.domain.facts import (
     KEY_ARN_PATTERN as _KEY_ARN,
 )
@@ -181,7 +181,7 @@ class DynamoGrantStore:
                 return_values="NONE" if known else "ALL_NEW",
             )
         except UpdateError as error:
-            if error.cause_response_code != "ConditionalCheckFailedException":
+            if error_code(error) != "ConditionalCheckFailedException":
                 raise
             return RecordedGrant(RecordResult.DUPLICATE, self._function_of(fact))
         if fact.terms is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from botocore.exceptions import ClientError
+from pynamodb.exceptions import PynamoDBException
 from pynamodb.models import Model
 
 from grantwatch.settings import Settings
@@ -14,11 +16,22 @@ def bind[M: Model](model: type[M], settings: Settings) -> type[M]:
         table_name = settings.table_name
         region = settings.region
         host = settings.endpoint_url
-        max_retry_attempts = 5
+        max_retry_attempts = settings.dynamodb_retries
         connect_timeout_seconds = 3
-        read_timeout_seconds = 10
+        read_timeout_seconds = settings.dynamodb_read_timeout_seconds
         if settings.endpoint_is_local:
             aws_access_key_id = "local"
             aws_secret_access_key = "local"  # noqa: S105 - DynamoDB Local accepts any credentials
 
     return type(f"Bound{model.__name__}", (model,), {"Meta": Meta})
+
+
+def error_code(error: PynamoDBException) -> str | None:
+    """The error code DynamoDB answered with, or None when it did not answer (a timeout, a dropped
+    connection). pynamodb's own `cause_response_code` raises AttributeError on a timeout, so that a stalled
+    table crashed the caller instead of failing cleanly; no decision is ever taken on a missing answer."""
+    cause = error.cause
+    if not isinstance(cause, ClientError):
+        return None
+    code: str | None = cause.response.get("Error", {}).get("Code")
+    return code

@@ -1,0 +1,120 @@
+"""A stalled table: DynamoDB Local frozen (SIGSTOP) in the middle of a `grantwatch replay`, then thawed.
+
+A stall longer than the client's read timeout and retries ends the command with exit code 3 and one line,
+never a traceback; a shorter one is ridden out. Either way, running the same command again leaves the table
+exactly as an uninterrupted replay does."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.workload import mixed_events
+from grantwatch import local as local_dynamo
+from grantwatch.cli import EXIT_UNAVAILABLE
+from grantwatch.settings import Settings
+from tests.conftest import ROOT
+from tests.reliability.harness import canonical_table, new_table
+
+EVENTS = 120
+STALL_SECONDS = 6.0
+
+
+@pytest.fixture
+def frozen_later(tmp_path: Path) -> Iterator[local_dynamo.LocalDynamo]:
+    """A DynamoDB Local of this test's own, so that freezing it stops no other test."""
+    state = tmp_path / "dynamodb-local"
+    running = local_dynamo.start(ROOT, state, port=local_dynamo.free_port(), in_memory=True)
+    try:
+        yield running
+    finally:
+        os.kill(running.pid, signal.SIGCONT)
+        local_dynamo.stop(state)
+
+
+def _events_file(tmp_path: Path) -> Path:
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in mixed_events(EVENTS, seed=23)), encoding="utf-8")
+    return path
+
+
+def _replay(settings: Settings, events: Path, *, timeout: str, retries: str) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "GRANTWATCH_DYNAMODB_READ_TIMEOUT_SECONDS": timeout,
+        "GRANTWATCH_DYNAMODB_RETRIES": retries,
+    }
+    command = [sys.executable, "-m", "grantwatch", "replay", str(events), "--settle-seconds", "0", "--json"]
+    command += ["--table", settings.table_name, "--endpoint-url", settings.endpoint_url or ""]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _stall_mid_replay(
+    running: local_dynamo.LocalDynamo, replay: subprocess.Popen[str]
+) -> tuple[int, str, str]:
+    """Freeze DynamoDB Local once the replay has recorded some events, thaw it STALL_SECONDS later."""
+    assert replay.stdout is not None
+    seen: list[str] = []
+    while sum('"outcome": "recorded"' in line for line in seen) < 20:
+        seen.append(replay.stdout.readline())
+        assert seen[-1], "the replay ended before the stall"
+    os.kill(running.pid, signal.SIGSTOP)
+    time.sleep(STALL_SECONDS)
+    os.kill(running.pid, signal.SIGCONT)
+    stdout, stderr = replay.communicate(timeout=300)
+    return replay.returncode, "".join(seen) + stdout, stderr
+
+
+def _summary(stdout: str) -> dict[str, int]:
+    summary: dict[str, int] = json.loads(stdout.splitlines()[-1])["summary"]
+    return summary
+
+
+def _completes(settings: Settings, events: Path) -> None:
+    replay = _replay(settings, events, timeout="10", retries="5")
+    stdout, stderr = replay.communicate(timeout=300)
+    assert replay.returncode == 0, stderr
+    assert _summary(stdout)["events"] == EVENTS
+
+
+def test_a_stall_longer_than_the_retries_exits_3_with_one_line_and_loses_nothing(
+    frozen_later: local_dynamo.LocalDynamo, tmp_path: Path
+) -> None:
+    events = _events_file(tmp_path)
+    stalled, clean = new_table(frozen_later.endpoint_url), new_table(frozen_later.endpoint_url)
+
+    # 1 s to answer and one retry: given up after about 2 s, long before the 6 s stall ends.
+    code, _, stderr = _stall_mid_replay(frozen_later, _replay(stalled, events, timeout="1", retries="1"))
+
+    assert code == EXIT_UNAVAILABLE, stderr
+    assert "Traceback" not in stderr
+    [line] = stderr.strip().splitlines()
+    assert line.startswith(f"error: cannot use table {stalled.table_name!r}")
+    assert "timeout" in line.lower()
+
+    _completes(stalled, events)  # the same command again
+    _completes(clean, events)
+    assert canonical_table(stalled) == canonical_table(clean)
+
+
+def test_a_stall_shorter_than_the_retries_is_ridden_out(
+    frozen_later: local_dynamo.LocalDynamo, tmp_path: Path
+) -> None:
+    events = _events_file(tmp_path)
+    stalled, clean = new_table(frozen_later.endpoint_url), new_table(frozen_later.endpoint_url)
+
+    # 2 s to answer and eight retries with backoff: more than the 6 s stall.
+    code, stdout, stderr = _stall_mid_replay(frozen_later, _replay(stalled, events, timeout="2", retries="8"))
+
+    assert code == 0, stderr
+    assert _summary(stdout)["events"] == EVENTS
+    _completes(clean, events)
+    assert canonical_table(stalled) == canonical_table(clean)
