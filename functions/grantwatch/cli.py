@@ -767,9 +767,29 @@ def _state_dir(root: Path) -> Path:
     return root / ".grantwatch" / "local"
 
 
+PortOption = Annotated[
+    int | None,
+    typer.Option(
+        "--port",
+        help=f"Port on 127.0.0.1 (start: {local_dynamo.DEFAULT_PORT} unless it runs already). "
+        "Exits 3 if this checkout's DynamoDB Local runs on another.",
+        show_default=False,
+    ),
+]
+
+
+@contextmanager
+def _local_errors() -> Iterator[None]:
+    try:
+        yield
+    except local_dynamo.LocalDynamoError as error:
+        err.print(f"error: {error}")
+        raise typer.Exit(EXIT_UNAVAILABLE) from None
+
+
 @local_app.command("start")
 def local_start(
-    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = local_dynamo.DEFAULT_PORT,
+    port: PortOption = None,
     in_memory: Annotated[bool, typer.Option("--in-memory", help="Keep no data on disk.")] = False,
     table: TableOption = None,
     template: Annotated[Path | None, typer.Option("--template", help="Path to template.yaml.")] = None,
@@ -777,13 +797,10 @@ def local_start(
     """Start DynamoDB Local, wait until it answers, create the table from template.yaml, and print the
     endpoint variable to export."""
     template_path, root = _checkout(template)
-    try:
+    with _local_errors():
         running = local_dynamo.start(root, _state_dir(root), port=port, in_memory=in_memory)
         settings = Settings.from_environ(table_name=table, endpoint_url=running.endpoint_url)
         created = local_dynamo.ensure_table(running.endpoint_url, settings.table_name, template_path)
-    except local_dynamo.LocalDynamoError as error:
-        err.print(f"error: {error}")
-        raise typer.Exit(EXIT_UNAVAILABLE) from None
     err.print(
         f"DynamoDB Local pid {running.pid}; table {settings.table_name!r} "
         f"{'created' if created else 'present'}",
@@ -793,21 +810,25 @@ def local_start(
 
 @local_app.command("stop")
 def local_stop(
+    port: PortOption = None,
     template: Annotated[Path | None, typer.Option("--template", help="Path to template.yaml.")] = None,
 ) -> None:
-    """Stop the DynamoDB Local this checkout started."""
+    """Stop the DynamoDB Local this checkout started (with --port, only if it runs on that port)."""
     _, root = _checkout(template)
-    stopped = local_dynamo.stop(_state_dir(root))
+    with _local_errors():
+        stopped = local_dynamo.stop(_state_dir(root), port=port)
     err.print(f"stopped pid {stopped.pid}" if stopped else "not running")
 
 
 @local_app.command("status")
 def local_status(
+    port: PortOption = None,
     template: Annotated[Path | None, typer.Option("--template", help="Path to template.yaml.")] = None,
 ) -> None:
-    """Say whether this checkout's DynamoDB Local runs; exit 3 if it does not."""
+    """Say whether this checkout's DynamoDB Local runs (with --port, on that port); exit 3 if it does not."""
     _, root = _checkout(template)
-    running = local_dynamo.status(_state_dir(root))
+    with _local_errors():
+        running = local_dynamo.status(_state_dir(root), port=port)
     if running is None:
         err.print("not running")
         raise typer.Exit(EXIT_UNAVAILABLE)

@@ -95,12 +95,19 @@ def answers(endpoint_url: str) -> bool:
 
 
 def start(
-    root: Path, state_dir: Path, *, port: int = DEFAULT_PORT, in_memory: bool = False, timeout: float = 60.0
+    root: Path,
+    state_dir: Path,
+    *,
+    port: int | None = None,
+    in_memory: bool = False,
+    timeout: float = 60.0,
 ) -> LocalDynamo:
-    """Start DynamoDB Local (or return the one this state folder already runs) and wait until it answers."""
-    running = status(state_dir)
+    """Start DynamoDB Local on `port` (DEFAULT_PORT when None) and wait until it answers. The one this state
+    folder already runs is returned when it listens on `port`, or when no port was asked for."""
+    running = status(state_dir, port=port)
     if running is not None:
         return running
+    port = DEFAULT_PORT if port is None else port
     java = shutil.which("java")
     if java is None:
         raise LocalDynamoError("java is not on PATH: DynamoDB Local needs Java 17 or newer")
@@ -150,21 +157,27 @@ def _data_dir(state_dir: Path) -> Path:
     return data
 
 
-def status(state_dir: Path) -> LocalDynamo | None:
-    """The DynamoDB Local this state folder started, if it still runs; stale state is cleared."""
+def status(state_dir: Path, *, port: int | None = None) -> LocalDynamo | None:
+    """The DynamoDB Local this state folder started, if it still runs; stale state is cleared. Given a
+    port, one that runs on another port is an error that names it, never mistaken for the one asked for."""
     state_file = state_dir / "state.json"
     try:
         local = LocalDynamo(**json.loads(state_file.read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError):
         return None
-    if _alive(local.pid) and answers(local.endpoint_url):
-        return local
-    state_file.unlink(missing_ok=True)
-    return None
+    if not (_alive(local.pid) and answers(local.endpoint_url)):
+        state_file.unlink(missing_ok=True)
+        return None
+    if port is not None and local.port != port:
+        raise LocalDynamoError(
+            f"this checkout's DynamoDB Local runs on port {local.port}, not {port}: "
+            f"use --port {local.port}, or stop it first (grantwatch local stop --port {local.port})"
+        )
+    return local
 
 
-def stop(state_dir: Path) -> LocalDynamo | None:
-    local = status(state_dir)
+def stop(state_dir: Path, *, port: int | None = None) -> LocalDynamo | None:
+    local = status(state_dir, port=port)
     if local is not None:
         _terminate(local.pid)
     (state_dir / "state.json").unlink(missing_ok=True)

@@ -192,17 +192,29 @@ def test_an_unreachable_endpoint_is_a_clear_error() -> None:
     assert "cannot use table 'grantwatch'" in result.stderr
 
 
-def test_local_start_status_stop(tmp_path: Path) -> None:
-    """The real command, in a checkout of its own: start creates the table and prints the endpoint."""
+def _checkout(tmp_path: Path, env: dict[str, str]) -> Any:
+    """`grantwatch …` run as a command in a checkout of its own (tmp_path, with a copy of the template)."""
     shutil.copy(TEMPLATE, tmp_path / "template.yaml")
-    env = {**os.environ, "GRANTWATCH_DYNAMODB_LOCAL_JAR": str(find_jar(ROOT))}
-    port = str(free_port())
-    grantwatch = [sys.executable, "-m", "grantwatch"]
+    env["GRANTWATCH_DYNAMODB_LOCAL_JAR"] = str(find_jar(ROOT))
 
     def command(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*grantwatch, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+            [sys.executable, "-m", "grantwatch", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
+
+    return command
+
+
+def test_local_start_status_stop(tmp_path: Path) -> None:
+    """The real command, in a checkout of its own: start creates the table and prints the endpoint."""
+    env = dict(os.environ)
+    command = _checkout(tmp_path, env)
+    port = str(free_port())
 
     assert command("local", "status").returncode == EXIT_UNAVAILABLE
     started = command("local", "start", "--port", port, "--in-memory")
@@ -218,6 +230,26 @@ def test_local_start_status_stop(tmp_path: Path) -> None:
         assert SEED_GRANT in command("grants", "--json").stdout
     finally:
         stopped = command("local", "stop")
+    assert stopped.returncode == 0 and "stopped pid" in stopped.stderr
+    assert command("local", "status").returncode == EXIT_UNAVAILABLE
+
+
+def test_local_commands_given_another_port_than_the_running_one_say_which_and_exit_3(tmp_path: Path) -> None:
+    command = _checkout(tmp_path, dict(os.environ))
+    port, other = str(free_port()), str(free_port())
+    started = command("local", "start", "--port", port, "--in-memory")
+    try:
+        assert started.returncode == 0, started.stderr
+        for action in ("start", "status", "stop"):
+            refused = command("local", action, "--port", other)
+            assert refused.returncode == EXIT_UNAVAILABLE, (action, refused.stderr)
+            assert refused.stdout == ""  # no endpoint to export by mistake
+            [line] = refused.stderr.strip().splitlines()
+            assert f"runs on port {port}, not {other}" in line, action
+        assert command("local", "status", "--port", port).stdout.strip() == started.stdout.strip()
+        assert command("local", "start").stdout.strip() == started.stdout.strip()  # no port: the running one
+    finally:
+        stopped = command("local", "stop", "--port", port)
     assert stopped.returncode == 0 and "stopped pid" in stopped.stderr
     assert command("local", "status").returncode == EXIT_UNAVAILABLE
 
