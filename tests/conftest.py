@@ -85,3 +85,41 @@ def table_settings(dynamodb_local: local_dynamo.LocalDynamo) -> Settings:
 @pytest.fixture
 def store(table_settings: Settings) -> DynamoGrantStore:
     return DynamoGrantStore(table_settings)
+
+
+# IAM as a tested contract (tests/iam_contract.py): every AWS call a Lambda function's code makes during the
+# run is checked against that function's policy in template.yaml; a call the policy does not allow fails
+# the run, with the list of such calls.
+def pytest_configure(config: pytest.Config) -> None:
+    from tests.iam_contract import RECORDING
+
+    RECORDING.install()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from tests.iam_contract import RECORDING
+
+    RECORDING.uninstall()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from tests.iam_contract import SESSION
+
+    if SESSION.report() and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    from tests.iam_contract import SESSION
+
+    violations = SESSION.report()
+    checked = sum(SESSION.checker.calls.values())
+    if violations:
+        terminalreporter.section("IAM contract: calls template.yaml does not allow", red=True)
+        for line in violations:
+            terminalreporter.write_line(line)
+    elif checked:
+        functions = sorted({function for function, _ in SESSION.checker.calls})
+        terminalreporter.write_line(
+            f"IAM contract: {checked} AWS calls by {', '.join(functions)} allowed by template.yaml"
+        )
