@@ -397,9 +397,9 @@ class Violation:
     reason: str
 
     def line(self) -> str:
-        where = f" {self.request.action} on {self.request.resource}" if self.request else ""
+        where = f": {self.request.action} on {self.request.resource}" if self.request else ""
         keys = f" with {dict(self.request.context)}" if self.request and self.request.context else ""
-        return f"{self.function}: {self.call}:{where}{keys}: {self.reason}"
+        return f"{self.function}: {self.call}{where}{keys}: {self.reason}"
 
 
 @dataclass
