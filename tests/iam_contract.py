@@ -441,11 +441,15 @@ def _function_modules() -> dict[str, str]:
 
 
 def attribute(frame: FrameType | None) -> tuple[str | None, str | None]:
-    """The Lambda function whose corridor is innermost on the stack, and the adapter module that calls."""
+    """The Lambda function whose corridor is innermost on the stack, and the adapter module that calls. A
+    call a test makes itself inside a corridor (a stand-in playing an AWS service from a botocore hook, as
+    Lambda creating a grant) is no function's: the test's frame comes before any corridor's."""
     modules = _function_modules()
     function = adapter = None
     while frame is not None and function is None:
         name = frame.f_globals.get("__name__", "")
+        if name.startswith("tests."):
+            return None, None
         if adapter is None and name.startswith("grantwatch.adapters."):
             adapter = name
         function = modules.get(name)

@@ -159,10 +159,29 @@ def test_every_function_has_its_corridor_and_every_unevaluated_condition_its_han
             target = getattr(target, part)  # the code that handles the denial exists
 
 
-@pytest.mark.parametrize(("module", "function"), [*CORRIDORS.items(), ("tests.unit.test_iam_contract", None)])
-def test_a_call_is_attributed_to_the_innermost_corridor_on_the_stack(
-    module: str, function: str | None
-) -> None:
-    scope: dict[str, Any] = {"__name__": module, "attribute": attribute, "sys": sys}
-    exec("found = attribute(sys._getframe())", scope)  # noqa: S102 - a frame whose module is the corridor
-    assert scope["found"] == (function, None)
+def _called_from(*modules: str) -> tuple[str | None, str | None]:
+    """attribute() as a call sees it when made through frames of these modules, outermost first."""
+    inner: Any = None
+    for module in reversed(modules):
+        scope: dict[str, Any] = {"__name__": module, "attribute": attribute, "sys": sys, "inner": inner}
+        # A function defined in a namespace named after the module: its frame is that module's.
+        exec("def run():\n    return inner() if inner else attribute(sys._getframe())", scope)  # noqa: S102
+        inner = scope["run"]
+    found: tuple[str | None, str | None] = inner()
+    return found
+
+
+@pytest.mark.parametrize(("module", "function"), [*CORRIDORS.items(), ("grantwatch.cli", None)])
+def test_a_call_is_attributed_to_the_corridor_on_the_stack(module: str, function: str | None) -> None:
+    assert _called_from("grantwatch.cli", module, "grantwatch.adapters.store") == (
+        function,
+        "grantwatch.adapters.store" if function else None,
+    )
+
+
+def test_the_innermost_corridor_wins_and_a_tests_own_call_is_no_functions() -> None:
+    nested = _called_from("grantwatch.reconciler", "grantwatch.evaluator", "grantwatch.adapters.notifier")
+    assert nested == ("EvaluatorFunction", "grantwatch.adapters.notifier")
+    handler = _called_from("grantwatch.handlers.recorder", "grantwatch.adapters.rejected")
+    assert handler == ("RecorderFunction", "grantwatch.adapters.rejected")
+    assert _called_from("grantwatch.healer", "tests.integration.test_healing") == (None, None)
