@@ -24,7 +24,7 @@ from grantwatch.settings import Settings
 from tests.conftest import ROOT
 from tests.reliability.harness import canonical_table, new_table
 
-EVENTS = 120
+EVENTS = 160
 STALL_SECONDS = 6.0
 
 
@@ -49,6 +49,7 @@ def _events_file(tmp_path: Path) -> Path:
 def _replay(settings: Settings, events: Path, *, timeout: str, retries: str) -> subprocess.Popen[str]:
     env = {
         **os.environ,
+        "PYTHONUNBUFFERED": "1",  # each line as it is written: the stall comes while events remain
         "GRANTWATCH_DYNAMODB_READ_TIMEOUT_SECONDS": timeout,
         "GRANTWATCH_DYNAMODB_RETRIES": retries,
     }
@@ -63,7 +64,7 @@ def _stall_mid_replay(
     """Freeze DynamoDB Local once the replay has recorded some events, thaw it STALL_SECONDS later."""
     assert replay.stdout is not None
     seen: list[str] = []
-    while sum('"outcome": "recorded"' in line for line in seen) < 20:
+    while sum('"outcome": "recorded"' in line for line in seen) < 10:
         seen.append(replay.stdout.readline())
         assert seen[-1], "the replay ended before the stall"
     os.kill(running.pid, signal.SIGSTOP)
