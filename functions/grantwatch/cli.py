@@ -1,9 +1,10 @@
 """`grantwatch`: replay events through the recorder, query grant lineage, and run DynamoDB Local.
 
 Exit codes: 0 success; 1 some events were rejected (everything else was still processed); 2 usage error;
-3 the table or endpoint cannot be used (missing, unreachable, not configured); 4 nothing found;
-5 (impact) the change would make a Lambda function lose decrypt; 6 (heal) a safety rule refused the heal;
-7 (heal) the heal was attempted and failed.
+3 the table or endpoint cannot be used (missing, unreachable, not configured, stopped answering for longer
+than the client's timeout and retries), or `local` was given another port than the one running;
+4 nothing found; 5 (impact) the change would make a Lambda function lose decrypt; 6 (heal) a safety rule
+refused the heal; 7 (heal) the heal was attempted and failed.
 """
 
 from __future__ import annotations
