@@ -25,6 +25,10 @@ class Settings(BaseModel):
     heal_tag: str = Field(default="grantwatch:self-heal", min_length=1, max_length=128)
     heal_max_attempts: int = Field(default=2, ge=1, le=5)
     heal_verify_seconds: int = Field(default=60, ge=0, le=600)
+    # SelfHealingTemporaryRoleArn: the role the role switch moves a function to and back from
+    heal_temporary_role_arn: str | None = Field(
+        default=None, max_length=2048, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$"
+    )
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: str | None) -> Settings:
@@ -40,6 +44,7 @@ class Settings(BaseModel):
             ("heal_tag", "GRANTWATCH_HEAL_TAG"),
             ("heal_max_attempts", "GRANTWATCH_HEAL_MAX_ATTEMPTS"),
             ("heal_verify_seconds", "GRANTWATCH_HEAL_VERIFY_SECONDS"),
+            ("heal_temporary_role_arn", "GRANTWATCH_HEAL_TEMPORARY_ROLE_ARN"),
         ):
             if env.get(variable):
                 values[field] = env[variable]
