@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from grantwatch.adapters.store import GrantStore
 from grantwatch.domain.facts import utc_iso
-from grantwatch.domain.fixes import fixes_json
+from grantwatch.domain.fixes import fixes_json, rendered
 from grantwatch.domain.functions import FunctionState
 from grantwatch.domain.hazards import KeyStatus, RoleStatus
 from grantwatch.domain.impact import (
@@ -216,12 +216,9 @@ def impact_json(impact: Impact) -> dict[str, Any]:
 
 
 def _do_lines(fix: dict[str, Any]) -> list[str]:
-    """One fix of the JSON report as "do" lines: when and what, then each command."""
-    head = f"{fix['when']}: {fix['summary']}" if fix["when"] else fix["summary"]
-    needs = [f"            needs {fix['needs']}"] if fix["needs"] else []
-    commands = [f"              {step['command']}" for step in fix["steps"]]
-    source = [f"            ({fix['source']})"] if fix["source"] else []
-    return [f"  do        {head}", *needs, *commands, *source]
+    """One fix of the JSON report as "do" lines, rendered as the alerts render it."""
+    head, *rest = rendered(fix)
+    return [f"  do        {head}", *(f"          {line}" for line in rest)]
 
 
 def impact_lines(report: dict[str, Any]) -> list[tuple[str, bool]]:

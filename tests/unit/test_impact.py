@@ -198,7 +198,7 @@ def test_the_same_plan_deleting_or_reconfiguring_a_function_gives_it_a_new_grant
     }
     assert impact.breaks == ()
     assert "deletes the function" in impact.functions[0].reasons[-1]
-    assert "reconfigures it after the role changes" in impact.functions[1].reasons[-1]
+    assert "changes its key or role after the role changes" in impact.functions[1].reasons[-1]
 
 
 def test_an_uncertain_function_change_still_breaks_and_says_why() -> None:

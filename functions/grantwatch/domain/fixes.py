@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -115,15 +116,16 @@ class Fix:
         }
 
     def lines(self) -> list[str]:
-        """The fix for people: what and why, then one command a line (a fixed number of lines)."""
-        head = f"{self.when}: {self.summary}" if self.when else self.summary
-        lines = [head]
-        if self.needs:
-            lines.append(f"  needs {self.needs}")
-        lines += [f"    {step.command}" for step in self.steps]
-        if self.source:
-            lines.append(f"  ({self.source})")
-        return lines
+        return rendered(self.as_json())
+
+
+def rendered(fix: Mapping[str, Any]) -> list[str]:
+    """A fix (its JSON) for people: when, what and why; what it needs; one command a line; where it is
+    documented. A fixed number of lines, whatever the names in it."""
+    head = f"{fix['when']}: {fix['summary']}" if fix.get("when") else str(fix["summary"])
+    needs = [f"  needs {fix['needs']}"] if fix.get("needs") else []
+    source = [f"  ({fix['source']})"] if fix.get("source") else []
+    return [head, *needs, *(f"    {step['command']}" for step in fix["steps"]), *source]
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,10 @@ For each function it touches, the change is applied to the function's grants (a 
 ended, hypothetically) and `risk.assess` decides again. A function breaks when it can decrypt now and would
 not after the change: its last usable grant ends, its execution role is deleted (re-created under the same
 name or not: the grant stays bound to the old role's unique id), or its key is disabled or scheduled for
-deletion (then no grant helps). A function that the same change deletes, or certainly reconfigures after
-the role exists again, gets a fresh grant from Lambda and does not break.
+deletion (then no grant helps). A function that the same change deletes or replaces, or whose key or role
+it certainly changes after the role exists again, gets a fresh grant from Lambda and does not break (Lambda
+creates one only when an update changes the key or the role). What to do instead is the alerts' documented
+reset (domain/fixes.py).
 """
 
 from __future__ import annotations
@@ -379,7 +381,7 @@ def _saved_by_plan(
         elif moves_role:
             where = f"moves it to role {plan.new_role}"
         else:
-            where = "reconfigures it after the role changes"
+            where = "changes its key or role after the role changes"
         return f"the same change {where} ({plan.source}): Lambda creates a new grant then"
     return None
 
