@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import ValidationError
 
 from grantwatch.domain.alerts import Incident
 from grantwatch.domain.facts import Actor
@@ -29,6 +30,7 @@ from grantwatch.domain.healing import (
 )
 from grantwatch.domain.reconcile import ListedGrant
 from grantwatch.domain.risk import Cause, Evidence
+from grantwatch.settings import Settings
 
 ACCOUNT = "210987654321"
 FUNCTION = f"arn:aws:lambda:eu-central-1:{ACCOUNT}:function:billing"
@@ -289,3 +291,12 @@ def test_a_long_name_keeps_the_subject_within_snss_limit() -> None:
     long = dataclasses.replace(incident(), function_arn=FUNCTION.replace("billing", "b" * 64))
     notice = heal_notice(long, HealOutcome(False, T0, 1, 2, error="x"))
     assert len(notice.subject) <= 99 and notice.subject.endswith(": heal failed")
+
+
+def test_the_temporary_role_is_a_setting_read_from_the_environment_and_checked() -> None:
+    assert Settings.from_environ({}).heal_temporary_role_arn is None
+    assert Settings.from_environ({"GRANTWATCH_HEAL_TEMPORARY_ROLE_ARN": ""}).heal_temporary_role_arn is None
+    given = Settings.from_environ({"GRANTWATCH_HEAL_TEMPORARY_ROLE_ARN": TEMPORARY})
+    assert given.heal_temporary_role_arn == TEMPORARY
+    with pytest.raises(ValidationError, match="heal_temporary_role_arn"):
+        Settings.from_environ({"GRANTWATCH_HEAL_TEMPORARY_ROLE_ARN": "arn:aws:iam::210987654321:user/dana"})
