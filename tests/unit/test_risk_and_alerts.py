@@ -183,10 +183,9 @@ def test_every_alert_types_fix_as_data(cause: Cause, aws_managed: bool, temporar
                     f"aws lambda wait function-updated --region eu-central-1 --function-name {BILLING}"
                 )
         updates = [s for s in steps if s["action"] == "update-function-configuration"]
+        # a deleted role, re-created, is reset as any re-created role: by the role switch
         reset = RESETS.get(fix["procedure"]) or (
-            RESETS["role-switch" if aws_managed else "key-switch"]
-            if fix["procedure"] == "re-create-role"
-            else None
+            RESETS["role-switch"] if fix["procedure"] == "re-create-role" else None
         )
         if reset is None:
             assert not any(s["restores"] for s in steps)

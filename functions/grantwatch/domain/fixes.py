@@ -243,9 +243,10 @@ def reset(target: FixTarget, *, role_first: bool = False) -> tuple[Fix, ...]:
 
 
 def recreate_role_then_reset(target: FixTarget) -> tuple[Fix, ...]:
-    """For a deleted role: re-create it (or choose another) first; a re-created role needs the reset."""
+    """For a deleted role: re-create it (or choose another) first; a re-created role needs the reset, the
+    role switch as for any role re-created under its name."""
     role = clean(target.role)
-    preferred = reset(target)[0]
+    preferred = role_switch(target)
     first = Step(1, Action.MANUAL, f"# first re-create the role {role} (the same name), then:")
     later = tuple(replace(step, order=step.order + 1) for step in preferred.steps)
     recreate = replace(
