@@ -169,22 +169,25 @@ def decide(inputs: HealInputs, policy: HealPolicy) -> Decision:
     role = inputs.role
     if role is not None and role.role_name == ref[1] and not role.exists:
         return _skip("the execution role was deleted")
+    return _reset(incident, function, policy)
+
+
+def _reset(incident: Incident, function: LiveFunction, policy: HealPolicy) -> Decision:
+    """The documented reset for the incident: the key switch for a lost grant on a customer managed key;
+    the role switch for a re-created role or the AWS managed key, which needs a temporary role."""
     target = FixTarget(function.function_arn, function.kms_key_arn, function.role, policy.temporary_role)
-    if incident.cause is not Cause.ROLE_RECREATED and not on_aws_managed_key:
+    recreated = incident.cause is Cause.ROLE_RECREATED
+    if not recreated and function.kms_key_arn:
         return Decision(
             True, "tagged, key enabled, function and role exist: the key switch", key_switch(target)
         )
-    why = (
-        "its role was re-created"
-        if incident.cause is Cause.ROLE_RECREATED
-        else "it is on the AWS managed key"
-    )
+    why = "its role was re-created" if recreated else "it is on the AWS managed key"
     if not policy.temporary_role:
         return _skip(
             f"{why}: only the role switch resets its grant, and no temporary role is configured "
             "(SelfHealingTemporaryRoleArn)"
         )
-    if role_of(policy.temporary_role) == ref:
+    if role_of(policy.temporary_role) == role_of(function.role):
         return _skip("the temporary role is the function's own role")
     return Decision(True, f"tagged, key enabled, role exists; {why}: the role switch", role_switch(target))
 
