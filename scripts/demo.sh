@@ -3,7 +3,8 @@
 # events' eventTime (the settle window passes as it would in AWS):
 #  - report-mailer's configuration is updated: Lambda creates a new grant and retires the old one. Benign.
 #  - invoice-renderer is deployed and Lambda creates its grant; weeks later an administrator retires it.
-#    grantwatch alerts before the function's next cold start fails.
+#    grantwatch alerts before the function's next cold start fails, with the documented two-step fix: the
+#    function's key switched away (to the AWS managed key) and back, each update waited for.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,7 +47,7 @@ mkdir -p build
   --html build/timeline.html
 echo "open build/timeline.html in a browser: the grant as a bar, the alert as a marker"
 
-step "5. The alert, as an SNS subscriber receives it (delivered again above: no second alert)"
+step "5. The alert, as an SNS subscriber receives it (delivered again above: no second alert): its Fix switches the key away and back"
 "${PYTHON:-python3}" - "$alerts" <<'PY'
 import json, sys
 for line in open(sys.argv[1], encoding="utf-8"):

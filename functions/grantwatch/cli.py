@@ -390,6 +390,7 @@ def impact(
                 DynamoFunctionStore(settings),
                 DynamoHazardStore(settings),
                 now=datetime.now(UTC),
+                temporary_role=settings.heal_temporary_role_arn,
             )
         except UnknownGrant as error:
             err.print(f"error: {error}")
@@ -621,6 +622,13 @@ def heal(
     tag: Annotated[str, typer.Option("--tag", help="Tag key that opts a function in.")] = DEFAULT_TAG,
     max_attempts: Annotated[int, typer.Option("--max-attempts", min=1, max=5)] = DEFAULT_MAX_ATTEMPTS,
     verify_seconds: Annotated[int, typer.Option("--verify-seconds", min=0, max=600)] = 60,
+    temporary_role: Annotated[
+        str | None,
+        typer.Option(
+            "--temporary-role",
+            help="Role ARN for the role switch (default: GRANTWATCH_HEAL_TEMPORARY_ROLE_ARN).",
+        ),
+    ] = None,
     topic_arn: Annotated[
         str | None,
         typer.Option(
@@ -632,15 +640,21 @@ def heal(
     endpoint_url: EndpointOption = None,
     region: RegionOption = None,
 ) -> None:
-    """Re-create the lost grant of a function's open incident, under the same safety rules as the
+    """Reset the lost grant of a function's open incident, under the same safety rules as the
     remediation function: tagged TAG=true, a healable alert type, key enabled, role present, attempts left.
-    It re-applies the function's own KMSKeyArn (UpdateFunctionConfiguration) and waits for the new grant
-    in ListGrants. Exits 4 if the function has no open incident, 6 if a rule refused, 7 if the heal failed.
+    It performs the documented reset (the key switch, or the role switch with a temporary role: two
+    UpdateFunctionConfiguration calls, away and back) and waits for the new grant in ListGrants. Exits 4 if
+    the function has no open incident, 6 if a rule refused (or Lambda denied access to the function: it
+    is not opted in), 7 if the heal failed.
     """
     settings = _settings(table, endpoint_url, region)
     healer = configured_healer(
         settings,
-        HealPolicy(tag=tag, max_attempts=max_attempts),
+        HealPolicy(
+            tag=tag,
+            max_attempts=max_attempts,
+            temporary_role=temporary_role or settings.heal_temporary_role_arn,
+        ),
         timedelta(seconds=verify_seconds),
         topic_arn or settings.alert_topic_arn,
     )

@@ -28,6 +28,7 @@ from grantwatch.domain.alerts import (
     unpredicted_incident,
 )
 from grantwatch.domain.facts import Actor
+from grantwatch.domain.fixes import configured_on_aws_managed_key
 from grantwatch.domain.functions import FunctionState
 from grantwatch.domain.hazards import DecryptFailure, KeyChange, role_key
 from grantwatch.domain.lineage import GrantState
@@ -87,6 +88,7 @@ class Evaluator:
     hazards: HazardStore
     notifier: Notifier
     scheduler: EvaluationScheduler
+    temporary_role: str | None = None  # SelfHealingTemporaryRoleArn: the role switch in alerts uses it
 
     def run(self, request: EvaluationRequest, now: datetime) -> list[Notice]:
         """Evaluate what the request names; returns the notices published. A key or role request asks
@@ -124,7 +126,9 @@ class Evaluator:
             on_key = (
                 self.hazards.dependents_of_key(assessment.key_arn or "") if _about_key(assessment) else []
             )
-            opened = incident_from(assessment, now, on_key)
+            opened = incident_from(
+                assessment, now, on_key, aws_managed_key=configured_on_aws_managed_key(function)
+            )
             if step is Step.OPEN:
                 functions.open(opened)
             elif current is not None:
@@ -161,7 +165,9 @@ class Evaluator:
             and current.status == "open"
             and not current.notified
         ):
-            self._publish(current.incident, alert_notice(current.incident), now, published)
+            self._publish(
+                current.incident, alert_notice(current.incident, self.temporary_role), now, published
+            )
         # Last, so that whichever of two racing evaluations resolves or marks an alert sent last also sends
         # the resolved notice; and it picks up one a failed evaluation left unsent.
         for unsent in functions.unsent_resolutions(function_arn):

@@ -1,7 +1,11 @@
 """Self-healing's one corridor, for the remediation function and `grantwatch heal`: read the function's
-open incident and what AWS says now, decide (pure), claim an attempt, re-apply the function's own
-KMSKeyArn, wait a bounded time for the new grant to be listed, record the outcome on the incident and
+open incident and what AWS says now, decide (pure), claim an attempt, perform the documented reset (two
+updates, away and back, each guarded by the RevisionId just read and followed by a wait until Lambda has
+applied it), wait a bounded time for the new grant to be listed, record the outcome on the incident and
 publish "healed" or "heal failed".
+
+If the update that restores the function's own key or role fails, it is retried; if it still fails, the
+outcome says loudly where the function was left, on the incident and in the heal-failed notice.
 """
 
 from __future__ import annotations
@@ -17,15 +21,19 @@ from botocore.exceptions import BotoCoreError, ClientError
 from grantwatch.adapters.functions import IncidentRecord
 from grantwatch.adapters.heal_records import HealRecords
 from grantwatch.domain.alerts import Notice
+from grantwatch.domain.fixes import Fix, Step
 from grantwatch.domain.hazards import KeyStatus, RoleStatus, role_of
 from grantwatch.domain.healing import (
     Decision,
+    FunctionDenied,
     HealInputs,
     HealOutcome,
     HealPolicy,
     LiveFunction,
+    LiveKey,
     decide,
     heal_notice,
+    left_on_text,
     new_grant,
 )
 from grantwatch.domain.reconcile import ListedGrant
@@ -33,6 +41,11 @@ from grantwatch.settings import Settings
 
 DEFAULT_VERIFY = timedelta(seconds=60)
 VERIFY_INTERVAL = timedelta(seconds=5)
+# How long one update may take to apply (LastUpdateStatus InProgress -> Successful), polled this often.
+UPDATE_WAIT = timedelta(seconds=30)
+UPDATE_POLL = timedelta(seconds=2)
+# Tries of the update that restores the function's own key or role.
+RESTORE_TRIES = 3
 
 
 class Incidents(Protocol):
@@ -48,13 +61,19 @@ class KeysAndRoles(Protocol):
 
 
 class HealTarget(Protocol):
-    def function(self, function_arn: str) -> LiveFunction | None: ...
+    def function(self, function_arn: str) -> LiveFunction | FunctionDenied | None: ...
 
-    def key_state(self, key_arn: str) -> str | None: ...
+    def configuration(self, function_arn: str) -> LiveFunction: ...
+
+    def key(self, key_arn: str) -> LiveKey | None: ...
 
     def grants(self, key_arn: str) -> Iterator[ListedGrant]: ...
 
-    def reapply_key(self, function: LiveFunction) -> None: ...
+    def update(self, function_arn: str, setting: str, value: str, revision_id: str | None) -> None: ...
+
+
+class UpdateNotApplied(RuntimeError):
+    """Lambda reported the update Failed, or did not finish it within the wait."""
 
 
 class Notifier(Protocol):
@@ -95,6 +114,7 @@ class HealReport:
                 "maxAttempts": outcome.max_attempts,
                 "newGrantId": outcome.grant_id,
                 "error": outcome.error,
+                "leftOn": outcome.left_on,
             },
         }
 
@@ -109,6 +129,8 @@ class Healer:
     policy: HealPolicy = field(default_factory=HealPolicy)
     verify_for: timedelta = DEFAULT_VERIFY
     verify_every: timedelta = VERIFY_INTERVAL
+    update_wait: timedelta = UPDATE_WAIT
+    update_poll: timedelta = UPDATE_POLL
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
@@ -133,8 +155,10 @@ class Healer:
         if attempt is None:
             report.decision = Decision(False, "another attempt is under way, or none is left")
             return report
-        assert inputs.function is not None  # decide() heals only a function that exists
-        report.outcome = self._attempt(inputs.function, record.incident.key_arn, attempt)
+        assert isinstance(inputs.function, LiveFunction)  # decide() heals only a function it could read
+        assert decision.fix is not None
+        key_arn = inputs.live_key.arn if inputs.live_key else record.incident.key_arn
+        report.outcome = self._attempt(inputs.function, decision.fix, key_arn, attempt)
         self.records.finish(function_arn, record.incident.incident_id, report.outcome)
         report.notice = heal_notice(record.incident, report.outcome)
         if self.notifier is not None:
@@ -144,19 +168,21 @@ class Healer:
     def _inputs(self, record: IncidentRecord) -> HealInputs:
         incident = record.incident
         function = self.aws.function(incident.function_arn)
-        ref = role_of(function.role) if function is not None else None
+        live = function if isinstance(function, LiveFunction) else None
+        ref = role_of(live.role) if live is not None else None
         return HealInputs(
             incident=incident,
             incident_open=record.status == "open",
             function=function,
-            live_key_state=self.aws.key_state(incident.key_arn),
+            # a function Lambda does not show is left alone: nothing more is asked of AWS about it
+            live_key=self.aws.key(incident.key_arn) if live is not None else None,
             recorded_key=self.hazards.key(incident.key_arn),
             role=self.hazards.role(*ref) if ref else None,
             state=self.records.state(incident.function_arn, incident.incident_id),
         )
 
-    def _attempt(self, function: LiveFunction, key_arn: str, attempt: int) -> HealOutcome:
-        def outcome(grant: ListedGrant | None, error: str | None) -> HealOutcome:
+    def _attempt(self, function: LiveFunction, fix: Fix, key_arn: str, attempt: int) -> HealOutcome:
+        def outcome(grant: ListedGrant | None, error: str | None, left_on: str | None = None) -> HealOutcome:
             return HealOutcome(
                 grant is not None,
                 self.clock(),
@@ -164,42 +190,89 @@ class Healer:
                 self.policy.max_attempts,
                 grant.grant_id if grant else None,
                 error,
+                fix,
+                left_on,
             )
 
+        away, back = fix.updates
+        arn = function.function_arn
         try:
             before = frozenset(g.grant_id for g in self.aws.grants(key_arn))
-            self.aws.reapply_key(function)
+            self.aws.update(arn, away.setting or "", away.value or "", function.revision_id)
         except (ClientError, BotoCoreError) as error:
-            return outcome(None, _describe(error))
+            return outcome(None, f"the first update was refused, nothing changed: {_describe(error)}")
+        failure = self._restore(arn, back)
+        if failure is not None:
+            where = left_on_text(fix, away.value)
+            return outcome(
+                None, f"the function is left on {where}: restoring its own failed: {failure}", where
+            )
         deadline = time.monotonic() + self.verify_for.total_seconds()
         while True:
             try:
                 found = new_grant(function, self.aws.grants(key_arn), before)
             except (ClientError, BotoCoreError) as error:
                 return outcome(
-                    None, f"the function was updated, but its grants could not be listed: {_describe(error)}"
+                    None, f"the function was reset, but its grants could not be listed: {_describe(error)}"
                 )
             if found is not None:
                 return outcome(found, None)
             if time.monotonic() >= deadline:
                 seconds = int(self.verify_for.total_seconds())
                 return outcome(
-                    None, f"the function was updated, but no new grant was listed within {seconds} s"
+                    None, f"the function was reset, but no new grant was listed within {seconds} s"
                 )
             self.sleep(self.verify_every.total_seconds())
+
+    def _restore(self, function_arn: str, back: Step) -> str | None:
+        """Wait for the first update, then restore the function's own value, retried: None when it is
+        restored and applied, else what went wrong the last time."""
+        failure = None
+        for _ in range(RESTORE_TRIES):
+            try:
+                settled = self._settled(function_arn, failed_ok=True)  # the previous update has finished
+                self.aws.update(function_arn, back.setting or "", back.value or "", settled.revision_id)
+                self._settled(function_arn)
+                return None
+            except (ClientError, BotoCoreError, UpdateNotApplied) as error:
+                failure = _describe(error)
+        return failure
+
+    def _settled(self, function_arn: str, *, failed_ok: bool = False) -> LiveFunction:
+        """The configuration once LastUpdateStatus is no longer InProgress (bounded): Successful (or
+        Failed, if `failed_ok`), else UpdateNotApplied."""
+        deadline = time.monotonic() + self.update_wait.total_seconds()
+        while True:
+            current = self.aws.configuration(function_arn)
+            if current.last_update_status in (None, "Successful"):
+                return current
+            if current.last_update_status == "Failed" and failed_ok:
+                return current
+            if current.last_update_status == "Failed":
+                raise UpdateNotApplied(
+                    f"the update failed: {current.last_update_reason or 'no reason given'}"
+                )
+            if time.monotonic() >= deadline:
+                raise UpdateNotApplied(
+                    f"the update was still in progress after {int(self.update_wait.total_seconds())} s"
+                )
+            self.sleep(self.update_poll.total_seconds())
 
 
 def _facts(inputs: HealInputs, tag: str) -> dict[str, Any]:
     """What the decision was made on, for the CLI and the logs (no environment values, no tokens)."""
     function = inputs.function
+    live = function if isinstance(function, LiveFunction) else None
     return {
         "alertType": inputs.incident.alert_type,
         "incidentOpen": inputs.incident_open,
         "functionExists": function is not None,
-        "tag": {tag: function.tags.get(tag)} if function else {},
-        "kmsKeyArn": function.kms_key_arn if function else None,
-        "role": function.role if function else None,
-        "keyState": inputs.live_key_state,
+        "functionDenied": function.operation if isinstance(function, FunctionDenied) else None,
+        "tag": {tag: live.tags.get(tag)} if live else {},
+        "kmsKeyArn": live.kms_key_arn if live else None,
+        "role": live.role if live else None,
+        "keyState": inputs.live_key.state if inputs.live_key else None,
+        "awsManagedKey": inputs.live_key.aws_managed if inputs.live_key else None,
         "recordedKeyState": inputs.recorded_key.state.value if inputs.recorded_key else None,
         "roleExists": inputs.role.exists if inputs.role else None,
         "attempts": inputs.state.attempts,
@@ -208,6 +281,8 @@ def _facts(inputs: HealInputs, tag: str) -> dict[str, Any]:
 
 
 def _describe(error: Exception) -> str:
+    if isinstance(error, UpdateNotApplied):
+        return str(error)
     if isinstance(error, ClientError):
         details = error.response.get("Error", {})
         return f"{details.get('Code', 'error')}: {str(details.get('Message', ''))[:200]}"

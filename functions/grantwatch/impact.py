@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from grantwatch.adapters.store import GrantStore
 from grantwatch.domain.facts import utc_iso
+from grantwatch.domain.fixes import fixes_json, rendered
 from grantwatch.domain.functions import FunctionState
 from grantwatch.domain.hazards import KeyStatus, RoleStatus
 from grantwatch.domain.impact import (
@@ -30,7 +31,7 @@ from grantwatch.domain.impact import (
     parse_role,
 )
 from grantwatch.domain.lineage import GrantState
-from grantwatch.domain.plans import PlanError, read_plan
+from grantwatch.domain.plans import PlanError, plan_text, read_plan
 from grantwatch.domain.risk import Dependency, locate
 
 MAX_PLAN_BYTES = 256 * 1024 * 1024
@@ -83,10 +84,10 @@ def scenario_of(
         try:
             if plan.stat().st_size > MAX_PLAN_BYTES:
                 raise PlanError(f"{plan} is larger than {MAX_PLAN_BYTES // (1024 * 1024)} MB")
-            text = plan.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
+            data = plan.read_bytes()
+        except OSError as error:
             raise PlanError(f"cannot read {plan}: {error}") from None
-        from_plan = read_plan(text)
+        from_plan = read_plan(plan_text(data, plan.name))
     if not asked and plan is None:
         raise ImpactInputError(
             "ask about something: --delete-role, --replace-role, --disable-key, --schedule-key-deletion, "
@@ -111,6 +112,7 @@ def assess_impact(
     hazards: HazardReader,
     *,
     now: datetime,
+    temporary_role: str | None = None,
 ) -> Impact:
     """What the scenario would break, from what the table knows now."""
     states: dict[str, FunctionState | None] = {}
@@ -131,7 +133,12 @@ def assess_impact(
     for arn in sorted({g.terms.function_arn for g in key_grants if g.terms and g.terms.function_arn}):
         if arn not in states:  # a function known only from a grant it has not been evaluated for yet
             known.append(KnownFunction(arn, None, tuple(grants.grants(function=arn))))
-    impact = analyse(scenario, [_with_hazards(function, hazards) for function in known], now=now)
+    impact = analyse(
+        scenario,
+        [_with_hazards(function, hazards) for function in known],
+        now=now,
+        temporary_role=temporary_role,
+    )
     return Impact(impact.scenario, impact.functions, other_grants_on_keys(scenario, key_grants))
 
 
@@ -180,7 +187,7 @@ def impact_json(impact: Impact) -> dict[str, Any]:
                     {"change": h.kind.value, "target": h.target, "source": h.source} for h in f.causes
                 ],
                 "reasons": list(f.reasons),
-                "fix": list(f.fix),
+                "fix": fixes_json(f.fix),
                 "grantsLost": list(f.grants_lost),
                 "usableGrantAfter": f.usable_after,
             }
@@ -208,6 +215,12 @@ def impact_json(impact: Impact) -> dict[str, Any]:
     }
 
 
+def _do_lines(fix: dict[str, Any]) -> list[str]:
+    """One fix of the JSON report as "do" lines, rendered as the alerts render it."""
+    head, *rest = rendered(fix)
+    return [f"  do        {head}", *(f"          {line}" for line in rest)]
+
+
 def impact_lines(report: dict[str, Any]) -> list[tuple[str, bool]]:
     """The answer for people: (line, is a heading) pairs."""
     lines: list[tuple[str, bool]] = []
@@ -228,7 +241,7 @@ def impact_lines(report: dict[str, Any]) -> list[tuple[str, bool]]:
         lines.append((f"  key       {function['keyArn'] or '-'}", False))
         lines.append((f"  role      {function['executionRole'] or '-'}", False))
         lines += [(f"  why       {reason}", False) for reason in function["reasons"]]
-        lines += [(f"  do        {fix}", False) for fix in function["fix"]]
+        lines += [(line, False) for fix in function["fix"] for line in _do_lines(fix)]
     if report["otherGrants"]:
         lines.append(("", False))
         lines.append(

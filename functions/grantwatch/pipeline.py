@@ -52,6 +52,7 @@ class LocalPipeline:
         functions: FunctionStore,
         hazards: HazardStore,
         settle: timedelta = DEFAULT_SETTLE,
+        temporary_role: str | None = None,
     ) -> None:
         self.grants = grants
         self.functions = functions
@@ -59,7 +60,9 @@ class LocalPipeline:
         self.scheduler = VirtualClockScheduler(settle)
         self.notifier = CollectingNotifier()
         self.recorder = Recorder(grants, functions, hazards, self.scheduler)
-        self.evaluator = Evaluator(grants, functions, hazards, self.notifier, self.scheduler)
+        self.evaluator = Evaluator(
+            grants, functions, hazards, self.notifier, self.scheduler, temporary_role=temporary_role
+        )
         self.clock: datetime | None = None  # the latest eventTime seen: time never runs backwards
 
     def feed(self, raw: object) -> tuple[list[Notice], EventOutcome]:
@@ -88,5 +91,9 @@ class LocalPipeline:
 def local_pipeline(settings: Settings, settle: timedelta = DEFAULT_SETTLE) -> LocalPipeline:
     """The pipeline on the configured table (DynamoDB Local, or a deployed table)."""
     return LocalPipeline(
-        DynamoGrantStore(settings), DynamoFunctionStore(settings), DynamoHazardStore(settings), settle
+        DynamoGrantStore(settings),
+        DynamoFunctionStore(settings),
+        DynamoHazardStore(settings),
+        settle,
+        temporary_role=settings.heal_temporary_role_arn,
     )

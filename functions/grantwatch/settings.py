@@ -29,6 +29,10 @@ class Settings(BaseModel):
     # before the caller gets the error: together how long a stalled table is ridden out.
     dynamodb_read_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     dynamodb_retries: int = Field(default=5, ge=0, le=20)
+    # SelfHealingTemporaryRoleArn: the role the role switch moves a function to and back from
+    heal_temporary_role_arn: str | None = Field(
+        default=None, max_length=2048, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$"
+    )
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: str | None) -> Settings:
@@ -46,6 +50,7 @@ class Settings(BaseModel):
             ("heal_verify_seconds", "GRANTWATCH_HEAL_VERIFY_SECONDS"),
             ("dynamodb_read_timeout_seconds", "GRANTWATCH_DYNAMODB_READ_TIMEOUT_SECONDS"),
             ("dynamodb_retries", "GRANTWATCH_DYNAMODB_RETRIES"),
+            ("heal_temporary_role_arn", "GRANTWATCH_HEAL_TEMPORARY_ROLE_ARN"),
         ):
             if env.get(variable):
                 values[field] = env[variable]

@@ -98,6 +98,12 @@ def test_the_seed_story_raises_one_alert(pipeline: LocalPipeline) -> None:
         '"incidentId"',
     ):
         assert text in alert.message, text
+    fix = alert.message.split("\nFix\n", 1)[1].split("Details (JSON)")[0]
+    function = f"--region eu-central-1 --function-name {function_arn('invoice-renderer')}"
+    update = f"aws lambda update-function-configuration {function}"
+    wait = f"aws lambda wait function-updated {function}"
+    commands = [line.strip() for line in fix.splitlines() if line.strip().startswith("aws ")]
+    assert commands[:4] == [f'{update} --kms-key-arn ""', wait, f"{update} --kms-key-arn {KEY_ARN}", wait]
 
 
 def test_a_revoke_raises_a_revoke_alert(pipeline: LocalPipeline) -> None:
@@ -429,3 +435,26 @@ def test_a_grant_back_while_the_alert_is_being_sent_still_gets_its_resolved_noti
         now=now,
     )
     assert kinds(sent) == ["alert", "resolved"]
+
+
+def test_a_function_on_the_aws_managed_key_is_told_the_role_switch_with_the_stacks_temporary_role(
+    table_settings: Settings,
+) -> None:
+    """Its configuration names no KMSKeyArn (Lambda's key aws/lambda): only the role switch resets its grant,
+    and the alert names the temporary role the stack was given."""
+    temporary = "arn:aws:iam::210987654321:role/grantwatch-heal-temporary"
+    pipeline = local_pipeline(table_settings.model_copy(update={"heal_temporary_role_arn": temporary}))
+    events = [
+        update_function("billing", "2026-11-02T09:00:00Z", key=None),
+        create_grant("billing", "b1", "2026-11-02T09:00:01Z"),
+        retire_grant("b1", "2026-11-20T09:00:00Z"),
+    ]
+    [alert] = replay(pipeline, events)
+    assert alert.details["awsManagedKey"] is True
+    [role_switch] = alert.details["fix"]
+    assert role_switch["procedure"] == "role-switch"
+    assert [s["value"] for s in role_switch["steps"] if s["setting"]] == [
+        temporary,
+        "arn:aws:iam::210987654321:role/billing-role",
+    ]
+    assert f"--role {temporary}" in alert.message and "--kms-key-arn" not in alert.message

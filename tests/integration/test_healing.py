@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import json
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
+from grantwatch import cli
 from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.adapters.heal_records import DynamoHealRecords
 from grantwatch.adapters.lambda_healer import AwsFunctionHealer
@@ -27,7 +31,7 @@ from grantwatch.adapters.notifier import SnsNotifier
 from grantwatch.cli import app
 from grantwatch.domain.alerts import Notice
 from grantwatch.domain.facts import utc_iso
-from grantwatch.domain.healing import HealPolicy, HealStatus
+from grantwatch.domain.healing import FunctionDenied, HealPolicy, HealStatus
 from grantwatch.handlers import remediation
 from grantwatch.healer import Healer
 from grantwatch.local import free_port
@@ -85,26 +89,163 @@ def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
         server.stop()
 
 
+def aws_error(code: str, message: str, status: int) -> tuple[Any, dict[str, Any]]:
+    """A short-circuited response as botocore parses Lambda's REST-JSON errors: the code from the
+    x-amzn-ErrorType header, the message from the body, the HTTP status."""
+    request_id = "8f7a6b5c-4d3e-4f2a-9b1c-0d9e8f7a6b5c"
+    http = SimpleNamespace(status_code=status, headers={"x-amzn-errortype": code}, content=b"")
+    parsed = {
+        "Error": {"Code": code, "Message": message},
+        "Message": message,
+        "ResponseMetadata": {
+            "RequestId": request_id,
+            "HTTPStatusCode": status,
+            "HTTPHeaders": {"x-amzn-requestid": request_id, "x-amzn-errortype": code},
+            "RetryAttempts": 0,
+        },
+    }
+    return http, parsed
+
+
+def denied(operation: str, resource: str) -> tuple[Any, dict[str, Any]]:
+    """What IAM answers the remediation role for a function its tag condition does not allow."""
+    caller = f"arn:aws:sts::{ACCOUNT}:assumed-role/grantwatch-RemediationFunctionRole/grantwatch-remediation"
+    return aws_error(
+        "AccessDeniedException",
+        f"User: {caller} is not authorized to perform: lambda:{operation} on resource: {resource} because no "
+        f"identity-based policy allows the lambda:{operation} action",
+        403,
+    )
+
+
 @dataclass
 class LambdaStandIn:
-    """Counts UpdateFunctionConfiguration calls and, if `creates_grant`, creates the grant AWS would."""
+    """Lambda as the remediation role meets it, in front of moto's (which keeps the functions and tags, but
+    evaluates no IAM, ignores KMSKeyArn and RevisionId on update and creates no grant). It enforces:
+
+    - the remediation policy's tag condition: any function not tagged TAG=true (untagged, tagged false,
+      deleted, in another account) answers AccessDeniedException, 403, with IAM's message;
+    - the RevisionId guard (PreconditionFailedException, 412) and a new RevisionId on every update;
+    - LastUpdateStatus InProgress for `in_progress_reads` reads after an update, then Successful;
+    - a grant on moto's KMS for the function's role when an update *changes* its key or its role, as
+      Lambda documents, and none when it changes nothing (or when `creates_grant` is off);
+    - `failures`: the n-th UpdateFunctionConfiguration (1-based) answers the error given, once.
+    """
 
     cloud: Cloud
-    creates_grant: bool
-    updates: list[str] = field(default_factory=list)
+    creates_grant: bool = True
+    in_progress_reads: int = 1
+    failures: dict[int, tuple[str, str, int]] = field(default_factory=dict)
+    updates: list[dict[str, str]] = field(default_factory=list)
+    configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    aws_lambda_key: str | None = None  # the AWS managed key (aws/lambda): moto knows no such key
 
     def client(self) -> Any:
-        client = boto3.client("lambda", region_name=REGION)
-        client.meta.events.register("after-call.lambda.UpdateFunctionConfiguration", self._updated)
+        client: Any = boto3.client(
+            "lambda", region_name=REGION
+        )  # before-call handlers answer in Lambda's stead
+        for operation in ("GetFunctionConfiguration", "ListTags", "UpdateFunctionConfiguration"):
+            client.meta.events.register(f"before-parameter-build.lambda.{operation}", self._remember)
+        client.meta.events.register("before-call.lambda.GetFunctionConfiguration", self._get)
+        client.meta.events.register("before-call.lambda.ListTags", self._tags)
+        client.meta.events.register("before-call.lambda.UpdateFunctionConfiguration", self._update)
         return client
 
-    def _updated(self, http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
-        self.updates.append(parsed["FunctionArn"])
-        if self.creates_grant:
-            role = parsed["Role"].rsplit("/", 1)[-1]
-            self.cloud.lambda_grant(
-                parsed["KMSKeyArn"] or "", parsed["FunctionArn"], session(role, parsed["FunctionName"])
+    def kms_client(self) -> Any:
+        """moto's KMS, except that DescribeKey says the aws/lambda key is AWS managed."""
+        client = boto3.client("kms", region_name=REGION)
+        client.meta.events.register("after-call.kms.DescribeKey", self._key_manager)
+        return client
+
+    def default_key(self) -> str:
+        if self.aws_lambda_key is None:
+            self.aws_lambda_key = self.cloud.kms.create_key(Description="aws/lambda")["KeyMetadata"]["Arn"]
+        return self.aws_lambda_key
+
+    def config(self, function: str) -> dict[str, Any]:
+        """The function as Lambda would describe it now (what moto keeps, with what the stand-in applied)."""
+        current = {
+            k: v
+            for k, v in self.cloud.lambda_.get_function_configuration(FunctionName=function).items()
+            if k != "ResponseMetadata"
+        }
+        state = self.configs.setdefault(function, {})
+        state.setdefault("RevisionId", current.get("RevisionId") or str(uuid.uuid4()))
+        return {k: v for k, v in (current | state).items() if k != "pending"}
+
+    def _remember(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["stand_in_params"] = dict(params)
+
+    def _allowed(self, function: str) -> bool:
+        try:
+            tags = self.cloud.lambda_.list_tags(Resource=function)["Tags"]
+        except self.cloud.lambda_.exceptions.ResourceNotFoundException:
+            return False  # a deleted function has no tag: the condition does not hold
+        return bool(tags.get(TAG, "").lower() == "true")
+
+    def _get(self, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        function = context["stand_in_params"]["FunctionName"]
+        if not self._allowed(function):
+            return denied("GetFunctionConfiguration", function)
+        state = self.configs.setdefault(function, {})
+        answer = self.config(function)
+        if state.get("pending", 0) > 0:
+            state["pending"] -= 1
+            answer["LastUpdateStatus"] = "InProgress"
+        else:
+            answer["LastUpdateStatus"] = "Successful"
+        return SimpleNamespace(status_code=200), answer | {"ResponseMetadata": {"HTTPStatusCode": 200}}
+
+    def _tags(self, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        function = context["stand_in_params"]["Resource"]
+        if not self._allowed(function):
+            return denied("ListTags", function)
+        tags = self.cloud.lambda_.list_tags(Resource=function)["Tags"]
+        return SimpleNamespace(status_code=200), {"Tags": tags, "ResponseMetadata": {"HTTPStatusCode": 200}}
+
+    def _update(self, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        params = context["stand_in_params"]
+        function = params["FunctionName"]
+        if not self._allowed(function):
+            return denied("UpdateFunctionConfiguration", function)
+        self.updates.append({k: v for k, v in params.items() if k != "FunctionName"})
+        failure = self.failures.pop(len(self.updates), None)
+        if failure is not None:
+            return aws_error(*failure)
+        current = self.config(function)
+        if params.get("RevisionId") not in (None, current["RevisionId"]):
+            return aws_error(
+                "PreconditionFailedException",
+                "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/"
+                "GetAlias API to retrieve the latest Revision Id",
+                412,
             )
+        changed = {
+            k: params[k] for k in ("KMSKeyArn", "Role") if k in params and params[k] != current.get(k, "")
+        }
+        state = self.configs.setdefault(function, {})
+        state.update(changed)
+        state["RevisionId"] = str(uuid.uuid4())
+        state["pending"] = self.in_progress_reads
+        if changed and self.creates_grant:
+            key = state.get("KMSKeyArn", current.get("KMSKeyArn")) or self.default_key()
+            role = state.get("Role", current["Role"]).rsplit("/", 1)[-1]
+            self.cloud.lambda_grant(key, function, session(role, current["FunctionName"]))
+        answer = self.config(function) | {"LastUpdateStatus": "InProgress"}
+        return SimpleNamespace(status_code=200), answer | {"ResponseMetadata": {"HTTPStatusCode": 200}}
+
+    def _key_manager(self, parsed: dict[str, Any], **_: Any) -> None:
+        metadata = parsed.get("KeyMetadata", {})
+        if self.aws_lambda_key is not None and metadata.get("Arn") == self.aws_lambda_key:
+            metadata["KeyManager"] = "AWS"
+
+    def unchanged_but(self, before: dict[str, Any], function: str) -> dict[str, Any]:
+        """What differs between the configuration `before` and now, besides the revision."""
+        now = self.config(function)
+        ignored = {"RevisionId", "LastModified", "LastUpdateStatus"}
+        return {
+            k: (before.get(k), now.get(k)) for k in {*before, *now} - ignored if before.get(k) != now.get(k)
+        }
 
 
 @dataclass
@@ -115,12 +256,20 @@ class Story:
     alert: Notice
 
 
-def retired_grant_story(cloud: Cloud, settings: Settings, *, tagged: bool = True) -> Story:
-    """A function on a customer managed key whose only grant an administrator retired: one open incident."""
-    key = cloud.kms.create_key()["KeyMetadata"]["Arn"]
-    function = cloud.function("billing", cloud.role("billing-role"), key)
+def retired_grant_story(
+    cloud: Cloud,
+    settings: Settings,
+    *,
+    tagged: bool = True,
+    tag_value: str = "true",
+    aws_key: str | None = None,
+) -> Story:
+    """A function on a customer managed key (or, with `aws_key`, on the AWS managed key: no KMSKeyArn)
+    whose only grant an administrator retired: one open incident."""
+    key = aws_key or cloud.kms.create_key()["KeyMetadata"]["Arn"]
+    function = cloud.function("billing", cloud.role("billing-role"), None if aws_key else key)
     if tagged:
-        cloud.lambda_.tag_resource(Resource=function, Tags={TAG: "true"})
+        cloud.lambda_.tag_resource(Resource=function, Tags={TAG: tag_value})
     grantee = session("billing-role", "billing")
     grant = cloud.lambda_grant(key, function, grantee)
     pipeline = local_pipeline(settings)
@@ -137,14 +286,20 @@ def retired_grant_story(cloud: Cloud, settings: Settings, *, tagged: bool = True
     return Story(pipeline, function, key, alert)
 
 
-def healer(cloud: Cloud, settings: Settings, stand_in: LambdaStandIn, max_attempts: int = 2) -> Healer:
+def healer(
+    cloud: Cloud,
+    settings: Settings,
+    stand_in: LambdaStandIn,
+    max_attempts: int = 2,
+    temporary_role: str | None = None,
+) -> Healer:
     return Healer(
         incidents=local_pipeline(settings).functions,
         hazards=local_pipeline(settings).hazards,
         records=DynamoHealRecords(settings),
-        aws=AwsFunctionHealer(stand_in.client(), boto3.client("kms", region_name=REGION)),
+        aws=AwsFunctionHealer(stand_in.client(), stand_in.kms_client()),
         notifier=SnsNotifier(cloud.topic, cloud.sns),
-        policy=HealPolicy(tag=TAG, max_attempts=max_attempts),
+        policy=HealPolicy(tag=TAG, max_attempts=max_attempts, temporary_role=temporary_role),
         verify_for=timedelta(seconds=0),
         sleep=lambda _: None,
     )
@@ -165,11 +320,14 @@ def test_a_retired_grant_on_a_tagged_function_is_healed_once(cloud: Cloud, table
     stand_in = LambdaStandIn(cloud, creates_grant=True)
     heal = healer(cloud, table_settings, stand_in)
 
+    before = stand_in.config(story.function)
     report = heal.heal(story.function)
     assert report.decision.heal and report.healed, report.as_json()
-    assert stand_in.updates == [story.function]
-    configuration = cloud.lambda_.get_function_configuration(FunctionName=story.function)
-    assert configuration["KMSKeyArn"] == story.key  # nothing the owner set has changed
+    # the key switch: away to the AWS managed key, then back, each guarded by the revision just read
+    away, back = stand_in.updates
+    assert away == {"KMSKeyArn": "", "RevisionId": before["RevisionId"]}
+    assert back["KMSKeyArn"] == story.key and back["RevisionId"] != before["RevisionId"]
+    assert stand_in.unchanged_but(before, story.function) == {}  # nothing the owner set has changed
     fields = heal_fields(table_settings, story.function, story.alert.incident_id)
     assert (fields["healStatus"], fields["healAttempts"]) == ("healed", "1")
     assert report.outcome is not None and fields["healGrantId"] == report.outcome.grant_id
@@ -180,7 +338,7 @@ def test_a_retired_grant_on_a_tagged_function_is_healed_once(cloud: Cloud, table
     again = heal.heal(story.function)  # the same alert delivered a second time
     assert (again.decision.heal, again.outcome) == (False, None)
     assert again.decision.reason == "already healed once for this incident"
-    assert stand_in.updates == [story.function]
+    assert len(stand_in.updates) == 2
     assert cloud.received() == []
 
     # The grant Lambda created arrives as a CloudTrail event: the evaluator resolves the incident.
@@ -207,7 +365,11 @@ def test_an_untagged_function_is_not_touched(cloud: Cloud, table_settings: Setti
 
     report = healer(cloud, table_settings, stand_in).heal(story.function)
     assert (report.decision.heal, report.outcome) == (False, None)
-    assert report.decision.reason == f"the function is not tagged {TAG}=true"
+    reason = (
+        f"Lambda denied lambda:GetFunctionConfiguration: the function is not tagged {TAG}=true (or it was "
+        "deleted, or it is in another account)"
+    )
+    assert report.decision.reason == reason
     assert stand_in.updates == []
     after = cloud.lambda_.get_function_configuration(FunctionName=story.function)
     assert {k: v for k, v in after.items() if k != "ResponseMetadata"} == {
@@ -215,7 +377,7 @@ def test_an_untagged_function_is_not_touched(cloud: Cloud, table_settings: Setti
     }
     fields = heal_fields(table_settings, story.function, story.alert.incident_id)
     assert set(fields) == {"healSkippedAt", "healSkippedReason"}  # no attempt was taken
-    assert fields["healSkippedReason"] == f"the function is not tagged {TAG}=true"
+    assert fields["healSkippedReason"] == reason
     assert cloud.received() == []
 
 
@@ -243,9 +405,9 @@ def test_a_failing_heal_is_reported_and_not_retried_forever(cloud: Cloud, table_
     for attempt, report in enumerate((first, second), start=1):
         assert report.outcome is not None and not report.outcome.healed
         assert report.outcome.attempt == attempt
-        assert report.outcome.error == "the function was updated, but no new grant was listed within 0 s"
+        assert report.outcome.error == "the function was reset, but no new grant was listed within 0 s"
     assert (third.decision.heal, third.decision.reason) == (False, "2 of 2 attempts used")
-    assert stand_in.updates == [story.function, story.function]
+    assert [u["KMSKeyArn"] for u in stand_in.updates] == ["", story.key, "", story.key]
 
     fields = heal_fields(table_settings, story.function, story.alert.incident_id)
     assert (fields["healStatus"], fields["healAttempts"]) == ("failed", "2")
@@ -312,7 +474,7 @@ def test_the_remediation_handler_heals_from_the_alert_as_sns_delivers_it(
         story.alert.incident_id,
         True,
     )
-    assert stand_in.updates == [story.function]
+    assert [u["KMSKeyArn"] for u in stand_in.updates] == ["", story.key]
 
     forged = sns_event(story.alert, cloud.topic)
     forged["Records"][0]["Sns"]["Message"] = "not an alert"
@@ -334,7 +496,7 @@ def test_the_remediation_handler_fails_a_failed_heal_so_it_is_retried_within_the
         remediation.lambda_handler(event, FakeLambdaContext("remediation"))
     [retried] = remediation.lambda_handler(event, FakeLambdaContext("remediation"))  # Lambda's retry
     assert (retried["decision"], retried["reason"]) == ("skip", "1 of 1 attempts used")
-    assert stand_in.updates == [story.function]
+    assert len(stand_in.updates) == 2
 
 
 def run_cli(settings: Settings, *args: str) -> Any:
@@ -375,3 +537,164 @@ def test_the_cli_decides_with_dry_run_and_reports_each_outcome_by_exit_code(
 
     unknown = run_cli(table_settings, story.function.replace("billing", "nobody"))
     assert unknown.exit_code == 4, unknown.output
+
+
+TEMPORARY_ROLE = f"arn:aws:iam::{ACCOUNT}:role/grantwatch-heal-temporary"
+
+
+def test_a_failure_of_the_restoring_update_is_retried_with_the_revision_just_read(
+    cloud: Cloud, table_settings: Settings
+) -> None:
+    story = retired_grant_story(cloud, table_settings)
+    conflict = (
+        "ResourceConflictException",
+        "The operation cannot be performed at this time. An update is in progress for resource: "
+        + story.function,
+        409,
+    )
+    stand_in = LambdaStandIn(cloud, failures={2: conflict})
+    before = stand_in.config(story.function)
+
+    report = healer(cloud, table_settings, stand_in).heal(story.function)
+    assert report.healed, report.as_json()
+    away, refused, back = stand_in.updates
+    assert (away["KMSKeyArn"], refused["KMSKeyArn"], back["KMSKeyArn"]) == ("", story.key, story.key)
+    assert away["RevisionId"] == before["RevisionId"]
+    assert refused["RevisionId"] == back["RevisionId"] != before["RevisionId"]  # the revision after `away`
+    assert stand_in.unchanged_but(before, story.function) == {}
+    [envelope] = cloud.received()
+    assert envelope["MessageAttributes"]["alertType"]["Value"] == "heal-succeeded"
+
+
+def test_a_restore_that_keeps_failing_is_reported_loudly_with_where_the_function_was_left(
+    cloud: Cloud, table_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    story = retired_grant_story(cloud, table_settings)
+    throttled = ("TooManyRequestsException", "Rate exceeded", 429)
+    stand_in = LambdaStandIn(cloud, failures={2: throttled, 3: throttled, 4: throttled})
+    monkeypatch.setattr(remediation, "healer", lambda: healer(cloud, table_settings, stand_in))
+
+    with pytest.raises(remediation.HealFailed, match="left on the AWS managed key"):
+        remediation.lambda_handler(sns_event(story.alert, cloud.topic), FakeLambdaContext("remediation"))
+    assert [u["KMSKeyArn"] for u in stand_in.updates] == ["", story.key, story.key, story.key]
+    assert stand_in.config(story.function)["KMSKeyArn"] == ""  # what the notice must say
+    fields = heal_fields(table_settings, story.function, story.alert.incident_id)
+    assert (fields["healStatus"], fields["healLeftOn"]) == ("failed", "the AWS managed key (aws/lambda)")
+    assert fields["healError"].startswith("the function is left on the AWS managed key (aws/lambda)")
+    [envelope] = cloud.received()
+    assert envelope["MessageAttributes"]["alertType"]["Value"] == "heal-failed"
+    assert (
+        "THE FUNCTION IS LEFT ON the AWS managed key (aws/lambda), NOT ITS OWN KMSKeyArn"
+        in envelope["Message"]
+    )
+    assert f"--kms-key-arn {story.key}" in envelope["Message"].split("Details (JSON)")[0]
+
+    # Lambda's retry of the invocation: no second reset of a function left elsewhere, and it says why
+    [retried] = remediation.lambda_handler(
+        sns_event(story.alert, cloud.topic), FakeLambdaContext("remediation")
+    )
+    assert retried["decision"] == "skip" and "an earlier heal left the function on" in retried["reason"]
+    assert len(stand_in.updates) == 4
+
+
+def test_a_function_on_the_aws_managed_key_is_healed_only_with_a_temporary_role(
+    cloud: Cloud, table_settings: Settings
+) -> None:
+    stand_in = LambdaStandIn(cloud)
+    story = retired_grant_story(cloud, table_settings, aws_key=stand_in.default_key())
+    before = stand_in.config(story.function)
+    assert not before.get("KMSKeyArn")
+
+    skipped = healer(cloud, table_settings, stand_in).heal(story.function)
+    assert (skipped.decision.heal, skipped.outcome) == (False, None)
+    assert skipped.decision.reason.startswith("it is on the AWS managed key: only the role switch")
+    assert stand_in.updates == []
+
+    report = healer(cloud, table_settings, stand_in, temporary_role=TEMPORARY_ROLE).heal(story.function)
+    assert report.healed, report.as_json()
+    away, back = stand_in.updates
+    assert away == {"Role": TEMPORARY_ROLE, "RevisionId": before["RevisionId"]}
+    assert back["Role"] == before["Role"] and back["RevisionId"] != before["RevisionId"]
+    assert stand_in.unchanged_but(before, story.function) == {}
+    assert report.outcome is not None and report.outcome.grant_id is not None
+    listed = cloud.kms.list_grants(KeyId=story.key)["Grants"]
+    new = next(g for g in listed if g["GrantId"] == report.outcome.grant_id)
+    assert new["GranteePrincipal"] == session("billing-role", "billing")
+
+
+@pytest.mark.parametrize("case", ["untagged", "tagged false", "deleted"])
+def test_a_function_the_tag_condition_denies_is_skipped_cleanly_and_nothing_alarming_is_published(
+    cloud: Cloud, table_settings: Settings, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """IAM refuses the remediation role every function not tagged for self-healing: AccessDeniedException,
+    not ResourceNotFoundException, even for a deleted function."""
+    story = retired_grant_story(
+        cloud,
+        table_settings,
+        tagged=case != "untagged",
+        tag_value="false" if case == "tagged false" else "true",
+    )
+    if case == "deleted":
+        cloud.lambda_.delete_function(FunctionName=story.function)
+    stand_in = LambdaStandIn(cloud)
+    monkeypatch.setattr(remediation, "healer", lambda: healer(cloud, table_settings, stand_in))
+
+    [report] = remediation.lambda_handler(
+        sns_event(story.alert, cloud.topic), FakeLambdaContext("remediation")
+    )
+    assert (report["decision"], report["outcome"]) == ("skip", None)
+    assert report["reason"].startswith(
+        "Lambda denied lambda:GetFunctionConfiguration: the function is not tagged"
+    )
+    assert report["facts"]["functionDenied"] == "lambda:GetFunctionConfiguration"
+    assert report["facts"]["keyState"] is None  # nothing more was asked of AWS about it
+    fields = heal_fields(table_settings, story.function, story.alert.incident_id)
+    assert fields["healSkippedReason"] == report["reason"]
+    assert "healAttempts" not in fields
+    assert cloud.received() == []
+    assert stand_in.updates == []
+
+    monkeypatch.setattr(cli, "configured_healer", lambda *_: healer(cloud, table_settings, stand_in))
+    refused = run_cli(table_settings, story.function)
+    assert refused.exit_code == 6, refused.output
+    assert json.loads(refused.stdout)["heal"]["reason"] == report["reason"]
+
+
+def test_access_denied_as_aws_sends_it_means_not_opted_in() -> None:
+    """Lambda's AccessDeniedException exactly as botocore parses it (HTTP 403): for a function in another
+    account, as every member-account alert in organization mode names."""
+    other = "arn:aws:lambda:eu-central-1:111122223333:function:billing"
+    client = boto3.client("lambda", region_name="eu-central-1")
+    kms = boto3.client("kms", region_name="eu-central-1")
+    message = (
+        f"User: arn:aws:sts::{ACCOUNT}:assumed-role/grantwatch-RemediationRole/grantwatch-remediation is not "
+        f"authorized to perform: lambda:GetFunctionConfiguration on resource: {other} because no "
+        "resource-based policy allows the lambda:GetFunctionConfiguration action"
+    )
+    with Stubber(client) as stub:
+        stub.add_client_error(
+            "get_function_configuration",
+            service_error_code="AccessDeniedException",
+            service_message=message,
+            http_status_code=403,
+            expected_params={"FunctionName": other},
+        )
+        stub.add_response("get_function_configuration", {"FunctionArn": other, "RevisionId": "r1"})
+        stub.add_client_error(
+            "list_tags",
+            service_error_code="AccessDeniedException",
+            service_message=message.replace("GetFunctionConfiguration", "ListTags"),
+            http_status_code=403,
+        )
+        healer_aws = AwsFunctionHealer(client, kms)
+        assert healer_aws.function(other) == FunctionDenied("lambda:GetFunctionConfiguration")
+        assert healer_aws.function(other) == FunctionDenied("lambda:ListTags")
+        stub.assert_no_pending_responses()
+    with Stubber(kms) as stub:
+        stub.add_client_error(
+            "describe_key",
+            service_error_code="AccessDeniedException",
+            service_message="User: … is not authorized to perform: kms:DescribeKey on this resource",
+            http_status_code=400,
+        )
+        assert AwsFunctionHealer(client, kms).key("arn:aws:kms:eu-central-1:111122223333:key/k") is None

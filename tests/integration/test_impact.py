@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from tests.scenarios import KEY_ARN, create_grant, disable_key, function_arn, gr
 runner = CliRunner()
 OTHER_KEY = KEY_ARN.replace("5f1e2d3c", "0a0b0c0d")
 EBS_GRANT = grant_id("ebs volume attachment")
+BILLING = function_arn("billing")
 
 
 def on_key(event: dict[str, Any], key: str) -> dict[str, Any]:
@@ -106,11 +109,24 @@ def test_a_terraform_role_replacement_that_breaks_two_functions(fleet: Settings,
     billing = report["functions"][0]
     assert billing["grantsLost"] == [grant_id("b1")]
     assert billing["executionRole"] == "shared-role"
-    assert billing["fix"] == [
-        "right after the apply, update the function's configuration so Lambda creates a grant for the new "
-        f"role: aws lambda update-function-configuration --region eu-central-1 --function-name "
-        f"{function_arn('billing')} --kms-key-arn {KEY_ARN}"
+    role_switch, key_switch = billing["fix"]
+    command = f"aws lambda update-function-configuration --region eu-central-1 --function-name {BILLING}"
+    wait = f"aws lambda wait function-updated --region eu-central-1 --function-name {BILLING}"
+    assert (role_switch["procedure"], role_switch["when"]) == ("role-switch", "right after the apply")
+    assert [s["command"] for s in role_switch["steps"]] == [
+        f"{command} --role TEMPORARY_ROLE_ARN",
+        wait,
+        f"{command} --role {role_arn('shared-role')}",
+        wait,
     ]
+    assert "lambda.amazonaws.com" in role_switch["needs"]
+    assert [s["command"] for s in key_switch["steps"]] == [
+        f'{command} --kms-key-arn ""',
+        wait,
+        f"{command} --kms-key-arn {KEY_ARN}",
+        wait,
+    ]
+    assert key_switch["original"] == KEY_ARN == key_switch["steps"][2]["value"]
     assert report["summary"]["breaks"] == 2
 
 
@@ -125,24 +141,40 @@ def test_a_role_replacement_that_breaks_nothing(fleet: Settings, tmp_path: Path)
 
     followed = terraform_plan(
         tf_role("shared-role", ["delete", "create"]),
-        tf_function("billing", role="shared-role", role_known_after_apply=True, new_environment=True),
+        tf_function("billing", role="shared-role", role_known_after_apply=True, new_key=OTHER_KEY),
         tf_function("payroll", ["delete"], role="shared-role"),
     )
     code, report = impact(fleet, "--plan", write(tmp_path, "followed.json", followed))
     assert code == 0
     assert by_name(report) == {"billing": "regranted", "payroll": "regranted"}
 
+    replaced = terraform_plan(
+        tf_role("shared-role", ["delete", "create"]),
+        tf_function("billing", ["delete", "create"], role="shared-role", role_known_after_apply=True),
+        tf_function("payroll", ["delete"], role="shared-role"),
+    )
+    code, report = impact(fleet, "--plan", write(tmp_path, "replaced.json", replaced))
+    assert (code, by_name(report)) == (0, {"billing": "regranted", "payroll": "regranted"})
 
-def test_a_function_that_only_follows_the_roles_arn_still_breaks(fleet: Settings, tmp_path: Path) -> None:
+
+@pytest.mark.parametrize("new_environment", [False, True])
+def test_a_function_that_follows_the_role_without_changing_key_or_role_still_breaks(
+    fleet: Settings, tmp_path: Path, new_environment: bool
+) -> None:
+    """Lambda creates a grant when an update changes the key or the role: a new environment alone, or the
+    same role ARN read again, creates none."""
     plan = terraform_plan(
         tf_role("shared-role", ["delete", "create"]),
-        tf_function("billing", role="shared-role", role_known_after_apply=True),
+        tf_function(
+            "billing", role="shared-role", role_known_after_apply=True, new_environment=new_environment
+        ),
     )
     code, report = impact(fleet, "--plan", write(tmp_path, "plan.json", plan))
     assert code == EXIT_WOULD_BREAK
     billing = next(f for f in report["functions"] if f["functionName"] == "billing")
     assert billing["outcome"] == "breaks"
-    assert any("known only after apply" in reason for reason in billing["reasons"])
+    assert any("neither its key nor its role" in reason for reason in billing["reasons"])
+    assert [f["procedure"] for f in billing["fix"]] == ["role-switch", "key-switch"]
 
 
 def test_a_key_disable_breaks_every_function_on_the_key_and_lists_other_grants(
@@ -171,20 +203,22 @@ def test_a_key_already_disabled_is_not_this_changes_doing(fleet: Settings) -> No
 
 
 def test_a_cloudformation_change_set_replacing_the_role(fleet: Settings, tmp_path: Path) -> None:
-    payroll = cfn_function_following_role("payroll")
-    payroll["ResourceChange"]["Details"].append(
-        {
-            "Target": {"Attribute": "Properties", "Name": "Environment", "RequiresRecreation": "Never"},
+    def static(name: str) -> dict[str, Any]:
+        return {
+            "Target": {"Attribute": "Properties", "Name": name, "RequiresRecreation": "Never"},
             "Evaluation": "Static",
             "ChangeSource": "DirectModification",
         }
-    )
-    document = change_set(cfn_role_replaced("shared-role"), cfn_function_following_role("billing"), payroll)
+
+    billing, payroll = cfn_function_following_role("billing"), cfn_function_following_role("payroll")
+    billing["ResourceChange"]["Details"].append(static("Environment"))  # its environment alone: no grant
+    payroll["ResourceChange"]["Details"].append(static("KmsKeyArn"))
+    document = change_set(cfn_role_replaced("shared-role"), billing, payroll)
     code, report = impact(fleet, "--plan", write(tmp_path, "change-set.json", document))
     assert code == EXIT_WOULD_BREAK
     assert by_name(report) == {"billing": "breaks", "payroll": "regranted"}
-    billing = report["functions"][0]
-    assert any("with the same RoleName the ARN does not change" in reason for reason in billing["reasons"])
+    billing_report = report["functions"][0]
+    assert any("neither its KmsKeyArn nor its Role" in reason for reason in billing_report["reasons"])
 
 
 def test_retiring_or_revoking_a_grant(fleet: Settings) -> None:
@@ -217,18 +251,56 @@ def test_delete_role_by_arn_and_the_text_output(fleet: Settings) -> None:
     )
     assert result.exit_code == EXIT_WOULD_BREAK, result.output
     assert "2 function(s) would lose decrypt" in result.stdout
-    assert "billing  BREAKS" in result.stdout and "--role NEW_ROLE_ARN" in result.stdout
+    assert "billing  BREAKS" in result.stdout
+    lines = result.stdout.splitlines()
+    first = lines.index(
+        "  do        before deleting the role: move the function to another execution role (a change of "
+        "role creates its grant)"
+    )
+    assert lines[first + 1 : first + 3] == [
+        f"              aws lambda update-function-configuration --region eu-central-1 --function-name "
+        f"{BILLING} --role NEW_ROLE_ARN",
+        f"              aws lambda wait function-updated --region eu-central-1 --function-name {BILLING}",
+    ]
 
 
 def test_questions_that_cannot_be_answered(fleet: Settings, tmp_path: Path) -> None:
     args = ["--table", fleet.table_name, "--endpoint-url", fleet.endpoint_url or ""]
     unknown = runner.invoke(app, ["impact", "--revoke-grant", grant_id("never seen"), *args])
     assert unknown.exit_code == EXIT_NOT_FOUND and "no grant" in unknown.stderr
-    binary = tmp_path / "plan.tfplan"
-    binary.write_bytes(b"PK\x03\x04 binary plan")
-    malformed = runner.invoke(app, ["impact", "--plan", str(binary), *args])
-    assert malformed.exit_code == 2 and "terraform show -json" in malformed.stderr
     missing = runner.invoke(app, ["impact", "--plan", str(tmp_path / "absent.json"), *args])
     assert missing.exit_code == 2 and "cannot read" in missing.stderr
     assert runner.invoke(app, ["impact", *args]).exit_code == 2
     assert runner.invoke(app, ["impact", "--disable-key", "alias/payments", *args]).exit_code == 2
+
+
+def test_a_binary_terraform_plan_says_how_to_get_its_json(fleet: Settings, tmp_path: Path) -> None:
+    """`terraform plan -out` writes a zip archive (compressed bytes that are not UTF-8): say so, and give
+    the command that turns it into the JSON impact reads."""
+    binary = tmp_path / "plan.tfplan"
+    with zipfile.ZipFile(binary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("tfplan", bytes(range(256)) * 64)
+        archive.writestr("tfconfig/m-/main.tf", 'resource "aws_iam_role" "exec" {}')
+    assert binary.read_bytes().startswith(b"PK\x03\x04")
+    args = ["--table", fleet.table_name, "--endpoint-url", fleet.endpoint_url or ""]
+    result = runner.invoke(app, ["impact", "--plan", str(binary), *args])
+    assert result.exit_code == 2
+    assert "plan.tfplan is a binary Terraform plan" in result.stderr
+    assert "terraform show -json plan.tfplan > plan.json" in result.stderr
+    assert "codec" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("encoding", "bom"),
+    [("utf-16-le", codecs.BOM_UTF16_LE), ("utf-16-be", codecs.BOM_UTF16_BE), ("utf-8", codecs.BOM_UTF8)],
+)
+def test_a_plan_redirected_by_windows_powershell_is_read(
+    fleet: Settings, tmp_path: Path, encoding: str, bom: bytes
+) -> None:
+    """Windows PowerShell's `>` writes UTF-16 LE with a byte-order mark; Out-File -Encoding
+    BigEndianUnicode UTF-16 BE, and -Encoding utf8 UTF-8 with one."""
+    document = terraform_plan(tf_role("shared-role", ["delete", "create"]), tf_noop_bucket())
+    path = tmp_path / "plan.json"
+    path.write_bytes(bom + json.dumps(document, indent=2).replace("\n", "\r\n").encode(encoding))
+    code, report = impact(fleet, "--plan", str(path))
+    assert (code, by_name(report)) == (EXIT_WOULD_BREAK, {"billing": "breaks", "payroll": "breaks"})

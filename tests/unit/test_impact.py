@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from grantwatch.domain.facts import GrantFact
+from grantwatch.domain.fixes import TEMPORARY_ROLE_PLACEHOLDER, Action, Procedure
 from grantwatch.domain.functions import FunctionState
 from grantwatch.domain.impact import (
     ChangeKind,
@@ -87,8 +88,11 @@ def test_replacing_a_shared_role_breaks_both_functions_and_says_to_update_them_a
     billing = impact.functions[0]
     assert billing.grants_lost == (BILLING.grants[0].grant_id,)
     assert "unique id" in billing.reasons[0]
-    assert billing.fix[0].startswith("right after the apply")
-    assert f"--function-name {function_arn('billing')} --kms-key-arn {KEY_ARN}" in billing.fix[0]
+    role_switch, key_switch = billing.fix  # the role switch first for a replaced role, as documented
+    assert (role_switch.procedure, key_switch.procedure) == (Procedure.ROLE_SWITCH, Procedure.KEY_SWITCH)
+    assert {role_switch.when, key_switch.when} == {"right after the apply"}
+    assert [s.value for s in key_switch.updates] == ["", KEY_ARN]
+    assert [s.value for s in role_switch.updates] == [TEMPORARY_ROLE_PLACEHOLDER, role_arn("shared-role")]
     assert len(impact.breaks) == 2
 
 
@@ -100,7 +104,9 @@ def test_deleting_a_role_says_to_move_the_function_first() -> None:
     impact = analyse(ask(Hypothesis(ChangeKind.ROLE_DELETED, role_arn("shared-role"))), FLEET, now=NOW)
     assert {f.name for f in impact.breaks} == {"billing", "payroll"}
     assert "cannot run" in impact.breaks[0].reasons[0]
-    assert "--role NEW_ROLE_ARN" in impact.breaks[0].fix[0]
+    [move] = impact.breaks[0].fix
+    assert (move.procedure, move.when) == (Procedure.MOVE_ROLE, "before deleting the role")
+    assert move.steps[0].command.endswith("--role NEW_ROLE_ARN")
 
 
 def test_a_role_arn_of_another_account_is_another_role() -> None:
@@ -115,7 +121,9 @@ def test_disabling_a_key_breaks_the_functions_on_it_only() -> None:
         "payroll": Outcome.BREAKS,
     }
     assert "KMSDisabledException" in impact.functions[0].reasons[0]
-    assert "--kms-key-arn NEW_KEY_ARN" in impact.functions[0].fix[0]
+    [move] = impact.functions[0].fix
+    assert move.steps[0].command.endswith("--kms-key-arn NEW_KEY_ARN")
+    assert move.steps[1].action is Action.WAIT
 
 
 def test_scheduling_deletion_by_bare_key_id() -> None:
@@ -190,7 +198,7 @@ def test_the_same_plan_deleting_or_reconfiguring_a_function_gives_it_a_new_grant
     }
     assert impact.breaks == ()
     assert "deletes the function" in impact.functions[0].reasons[-1]
-    assert "reconfigures it after the role changes" in impact.functions[1].reasons[-1]
+    assert "changes its key or role after the role changes" in impact.functions[1].reasons[-1]
 
 
 def test_an_uncertain_function_change_still_breaks_and_says_why() -> None:

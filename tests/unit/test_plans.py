@@ -90,14 +90,26 @@ def planned(*changes: dict[str, Any]) -> PlannedFunction:
 def test_a_function_whose_role_is_only_known_after_apply_is_not_certain_to_get_a_grant() -> None:
     function = planned(tf_function("billing", role="shared-role", role_known_after_apply=True))
     assert (function.function, function.regrants) == (function_arn("billing"), False)
-    assert function.note is not None and "known only after apply" in function.note
+    assert function.note is not None and "neither its key nor its role" in function.note
 
 
-def test_a_function_following_the_role_with_a_known_change_gets_a_grant() -> None:
+def test_a_function_following_the_role_whose_environment_alone_changes_gets_no_grant() -> None:
+    """Lambda creates a grant when an update changes the key or the role: a new environment is neither."""
     function = planned(
         tf_function("billing", role="shared-role", role_known_after_apply=True, new_environment=True)
     )
-    assert (function.regrants, function.note) == (True, None)
+    assert function.regrants is False
+    assert function.note is not None and "an update that changes neither creates no grant" in function.note
+
+
+def test_a_function_following_the_role_with_a_new_key_or_replaced_gets_a_grant() -> None:
+    new_key = KEY_ARN.replace("5f1e", "0000")
+    for change in (
+        tf_function("billing", role="shared-role", role_known_after_apply=True, new_key=new_key),
+        tf_function("billing", ["delete", "create"], role="shared-role", role_known_after_apply=True),
+    ):
+        function = planned(change)
+        assert (function.regrants, function.note) == (True, None)
 
 
 def test_a_function_following_a_renamed_role_gets_a_grant_its_arn_changes() -> None:
@@ -216,11 +228,19 @@ def test_a_function_that_only_re_reads_the_replaced_roles_arn_is_not_certain_to_
     assert function.note is not None and "ExecRole" in function.note
 
 
-def test_a_function_following_the_role_with_a_static_change_gets_a_grant() -> None:
+def test_a_function_following_the_role_whose_environment_alone_changes_gets_no_grant_in_cfn() -> None:
     function = cfn_function_following_role("billing")
     function["ResourceChange"]["Details"].append(cfn_detail("Environment"))
     [planned_function] = read(change_set(cfn_role_replaced("shared-role"), function)).functions
-    assert (planned_function.regrants, planned_function.note) == (True, None)
+    assert planned_function.regrants is False
+    assert planned_function.note is not None and "neither its KmsKeyArn nor its Role" in planned_function.note
+
+
+def test_a_function_following_the_role_with_a_static_key_change_gets_a_grant() -> None:
+    function = cfn_function_following_role("billing")
+    function["ResourceChange"]["Details"].append(cfn_detail("KmsKeyArn"))
+    [planned_function] = read(change_set(cfn_role_replaced("shared-role"), function)).functions
+    assert planned_function.regrants is True
 
 
 def test_a_function_removed_and_a_nested_stack_noted() -> None:

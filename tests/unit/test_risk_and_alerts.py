@@ -8,11 +8,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from grantwatch.domain.alerts import MAX_SUBJECT, alert_notice, clean, incident_from, resolved_notice
-from grantwatch.domain.facts import FactKind, GrantFact
+from grantwatch.domain.alerts import (
+    MAX_SUBJECT,
+    Incident,
+    alert_notice,
+    clean,
+    incident_from,
+    incident_from_record,
+    incident_record,
+    resolved_notice,
+)
+from grantwatch.domain.facts import Actor, FactKind, GrantFact
 from grantwatch.domain.functions import FunctionState
 from grantwatch.domain.lineage import GrantState, fold
-from grantwatch.domain.risk import Verdict, assess
+from grantwatch.domain.risk import Cause, Evidence, Verdict, assess
 from tests.scenarios import KEY_ARN, create_grant, function_arn, retire_grant
 from tests.unit.test_normalise import fact_of
 
@@ -124,3 +133,90 @@ def test_an_incident_needs_an_at_risk_assessment() -> None:
     with pytest.raises(ValueError, match="at-risk"):
         incident_from(assess(BILLING, [grant("g1", "2026-11-01T10:00:00Z")], None), T0)
     assert FactKind.RETIRED.value == "retired"
+
+
+ROLE = "arn:aws:iam::210987654321:role/billing-role"
+TEMPORARY = "arn:aws:iam::210987654321:role/grantwatch-heal-temporary"
+AWS_LAMBDA_KEY = KEY_ARN.replace("5f1e2d3c", "aaaaaaaa")
+RESETS = {"key-switch": ("KMSKeyArn", "--kms-key-arn"), "role-switch": ("Role", "--role")}
+
+
+def expected_procedures(cause: Cause, aws_managed: bool) -> list[str]:
+    resets = ["role-switch"] if aws_managed else ["key-switch", "role-switch"]
+    return {
+        Cause.KEY_DISABLED: ["enable-key"],
+        Cause.KEY_PENDING_DELETION: ["cancel-key-deletion"],
+        Cause.ROLE_DELETED: ["re-create-role", "move-to-another-role"],
+        Cause.ROLE_RECREATED: sorted(resets, reverse=True),  # the role switch first, as documented
+    }.get(cause, resets)
+
+
+@pytest.mark.parametrize("temporary_role", [None, TEMPORARY])
+@pytest.mark.parametrize("aws_managed", [False, True])
+@pytest.mark.parametrize("cause", list(Cause))
+def test_every_alert_types_fix_as_data(cause: Cause, aws_managed: bool, temporary_role: str | None) -> None:
+    """Each step numbered in order; every update followed by its wait; a reset is two updates of one
+    setting, away then back, and the value it restores is the function's own."""
+    incident = Incident(
+        incident_id="20261101T100000Z-g1",
+        function_arn=BILLING,
+        key_arn=AWS_LAMBDA_KEY if aws_managed else KEY_ARN,
+        role=ROLE,
+        cause=cause,
+        evidence=Evidence("retired", "RetireGrant", "e1", T0, Actor("admin", None, None)),
+        detected_at=T0,
+        grant_id="g1",
+        aws_managed_key=aws_managed,
+    )
+    notice = alert_notice(incident, temporary_role)
+    fixes = notice.details["fix"]
+    assert [f["procedure"] for f in fixes] == expected_procedures(cause, aws_managed)
+    text = notice.message.split("Details (JSON)")[0]
+    for fix in fixes:
+        steps = fix["steps"]
+        assert [s["order"] for s in steps] == list(range(1, len(steps) + 1))
+        for step, following in zip(steps, [*steps[1:], None], strict=True):
+            assert step["command"] in text
+            if step["action"] == "update-function-configuration":
+                assert following is not None and following["action"] == "wait-function-updated"
+                assert following["command"] == (
+                    f"aws lambda wait function-updated --region eu-central-1 --function-name {BILLING}"
+                )
+        updates = [s for s in steps if s["action"] == "update-function-configuration"]
+        # a deleted role, re-created, is reset as any re-created role: by the role switch
+        reset = RESETS.get(fix["procedure"]) or (
+            RESETS["role-switch"] if fix["procedure"] == "re-create-role" else None
+        )
+        if reset is None:
+            assert not any(s["restores"] for s in steps)
+            continue
+        setting, option = reset
+        own = ROLE if setting == "Role" else KEY_ARN
+        away, back = updates
+        assert (away["setting"], back["setting"], fix["setting"]) == (setting, setting, setting)
+        assert away["value"] != own and (away["restores"], back["restores"]) == (False, True)
+        assert back["value"] == fix["original"] == own  # the restored value is the original
+        if setting == "KMSKeyArn":
+            assert away["value"] == "" and away["command"].endswith('--kms-key-arn ""')  # the AWS managed key
+        else:
+            assert away["value"] == (temporary_role or "TEMPORARY_ROLE_ARN")
+            assert "lambda.amazonaws.com" in fix["needs"]
+        assert back["command"].endswith(f"{option} {own}")
+        assert fix["source"] and fix["source"] in text
+    if cause is Cause.KEY_PENDING_DELETION:
+        assert [s["action"] for s in fixes[0]["steps"]] == ["cancel-key-deletion", "enable-key"]
+    if cause is Cause.ROLE_DELETED:
+        assert fixes[0]["steps"][0]["action"] == "manual"  # re-create or choose the role first
+    assert incident_from_record(incident_record(incident)) == incident
+
+
+def test_no_fix_reapplies_the_key_the_function_already_has() -> None:
+    """The update that changes nothing, which nothing AWS publishes says creates a grant, is gone."""
+    for cause in Cause:
+        incident = incident_from(
+            assess(BILLING, [grant("g1", "2026-11-01T10:00:00Z", ended="2026-11-02T10:00:00Z")], None), T0
+        )
+        notice = alert_notice(dataclasses.replace(incident, cause=cause))
+        for fix in notice.details["fix"]:
+            updates = [s for s in fix["steps"] if s["action"] == "update-function-configuration"]
+            assert not updates or updates[0]["value"] != KEY_ARN

@@ -274,18 +274,40 @@ def test_the_remediation_function_hears_only_healable_alerts() -> None:
     }
 
 
+def _remediation_statements(*, temporary_role: bool) -> list[dict[str, Any]]:
+    """The remediation function's inline statements, with each Fn::If on HealsWithTemporaryRole taken."""
+    policies = RESOURCES["RemediationFunction"]["Properties"]["Policies"]
+    statements = []
+    for statement in (
+        s for p in policies if isinstance(p, dict) and "Statement" in p for s in p["Statement"]
+    ):
+        if "Fn::If" in statement:
+            condition, when_set, when_empty = statement["Fn::If"]
+            assert condition == "HealsWithTemporaryRole"
+            assert when_empty == {"Ref": "AWS::NoValue"}
+            if not temporary_role:
+                continue
+            statement = when_set
+        statements.append(statement)
+    return statements
+
+
+def _actions(statement: dict[str, Any]) -> set[str]:
+    return {statement["Action"]} if isinstance(statement["Action"], str) else set(statement["Action"])
+
+
 def test_the_remediation_function_may_change_tagged_functions_only() -> None:
     policies = RESOURCES["RemediationFunction"]["Properties"]["Policies"]
     assert {"Ref": "RemediationTaggedFunctionsPolicy"} in policies
-    inline = [s for p in policies if isinstance(p, dict) and "Statement" in p for s in p["Statement"]]
-    inline_actions = {
-        a for s in inline for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
-    }
+    inline = _remediation_statements(temporary_role=False)
+    inline_actions = {a for s in inline for a in _actions(s)}
     assert not any(action.startswith("lambda:") for action in inline_actions)  # Lambda only through the tag
     assert inline_actions == {
         "kms:DescribeKey",
         "kms:ListGrants",
         "kms:CreateGrant",
+        "kms:Encrypt",
+        "kms:Decrypt",
         "dynamodb:GetItem",
         "dynamodb:UpdateItem",
         "sns:Publish",
@@ -313,3 +335,44 @@ def test_the_remediation_function_may_change_tagged_functions_only() -> None:
     assert statement["Condition"] == {
         "StringEqualsIgnoreCase": {"aws:ResourceTag/grantwatch:self-heal": "true"}
     }
+
+
+def test_the_key_switch_may_configure_a_customer_managed_key_through_lambda_only() -> None:
+    """Lambda documents kms:CreateGrant and kms:Encrypt for configuring a customer managed key on a function,
+    and kms:Decrypt for the environment already encrypted with it: all three, and only via Lambda."""
+    inline = _remediation_statements(temporary_role=False)
+    [encrypt] = [s for s in inline if "kms:Encrypt" in _actions(s)]
+    assert _actions(encrypt) == {"kms:Encrypt", "kms:Decrypt"}
+    assert encrypt["Condition"] == {
+        "StringEquals": {"kms:ViaService": {"Fn::Sub": "lambda.${AWS::Region}.amazonaws.com"}}
+    }
+    assert encrypt["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*"
+    }
+
+
+def test_the_role_switch_may_pass_roles_to_lambda_only_when_a_temporary_role_is_configured() -> None:
+    parameter = TEMPLATE_DOC["Parameters"]["SelfHealingTemporaryRoleArn"]
+    assert parameter["Default"] == ""
+    pattern = parameter["AllowedPattern"]
+    assert re.fullmatch(pattern, "") and re.fullmatch(pattern, "arn:aws:iam::210987654321:role/ops/heal-tmp")
+    assert not re.fullmatch(pattern, "arn:aws:iam::210987654321:role/*")
+    assert not any("iam:PassRole" in _actions(s) for s in _remediation_statements(temporary_role=False))
+
+    passes = [s for s in _remediation_statements(temporary_role=True) if "iam:PassRole" in _actions(s)]
+    assert [s["Resource"] for s in passes] == [
+        {"Ref": "SelfHealingTemporaryRoleArn"},
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"},  # the function's own, back
+    ]
+    for statement in passes:
+        assert _actions(statement) == {"iam:PassRole"}
+        assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
+    assert TEMPLATE_DOC["Conditions"]["HealsWithTemporaryRole"] == {
+        "Fn::And": [
+            {"Fn::Condition": "SelfHealingEnabled"},
+            {"Fn::Not": [{"Fn::Equals": [{"Ref": "SelfHealingTemporaryRoleArn"}, ""]}]},
+        ]
+    }
+    for function in ("RemediationFunction", "EvaluatorFunction"):  # the heal, and the alerts' fix text
+        variables = RESOURCES[function]["Properties"]["Environment"]["Variables"]
+        assert variables["GRANTWATCH_HEAL_TEMPORARY_ROLE_ARN"] == {"Ref": "SelfHealingTemporaryRoleArn"}

@@ -44,6 +44,7 @@ class IncidentHealItem(Model):
     healError = UnicodeAttribute(null=True)
     healSkippedAt = UnicodeAttribute(null=True)
     healSkippedReason = UnicodeAttribute(null=True)
+    healLeftOn = UnicodeAttribute(null=True)
 
 
 class HealRecords(Protocol):
@@ -71,6 +72,7 @@ class DynamoHealRecords:
         return HealState(
             attempts=int(item.healAttempts or 0),
             status=HealStatus(item.healStatus) if item.healStatus else None,
+            left_on=item.healLeftOn,
         )
 
     def claim(self, function_arn: str, incident_id: str, max_attempts: int, now: datetime) -> int | None:
@@ -109,6 +111,7 @@ class DynamoHealRecords:
             i.healedAt.set(utc_iso(outcome.at)) if outcome.healed else i.healedAt.remove(),
             i.healGrantId.set(outcome.grant_id) if outcome.grant_id else i.healGrantId.remove(),
             i.healError.set(outcome.error) if outcome.error else i.healError.remove(),
+            i.healLeftOn.set(outcome.left_on) if outcome.left_on else i.healLeftOn.remove(),
         ]
         self._item(function_arn, incident_id).update(actions=actions, condition=i.pk.exists())
 

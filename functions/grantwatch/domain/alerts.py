@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,20 +12,25 @@ from enum import StrEnum
 from typing import Any
 
 from grantwatch.domain.facts import Actor, parse_utc_iso, utc_iso
+from grantwatch.domain.fixes import (
+    Fix,
+    FixTarget,
+    enable_key,
+    fix_lines,
+    fixes_json,
+    recreate_role_then_reset,
+    reset,
+)
 from grantwatch.domain.functions import function_name
 from grantwatch.domain.hazards import KeyFact
 from grantwatch.domain.risk import Assessment, Cause, Evidence, Verdict
+from grantwatch.domain.text import clean as clean  # re-exported: notices clean untrusted text alike
 
 # SNS takes subjects of fewer than 100 ASCII characters.
 MAX_SUBJECT = 99
 # An alert names at most this many other functions on the same key; the rest are counted.
 MAX_NAMED_FUNCTIONS = 25
 _ARN_PARTS = re.compile(r"^arn:aws[a-z-]*:[a-z]+:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):")
-# What untrusted text may not carry into a notice: control and format characters (line breaks, bidi
-# overrides, zero-width characters), unassigned or private ones, and what chat renderers read as markup
-# (<link|text>, <!channel>, `code`). None of them occurs in an AWS name or principal.
-_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-_MARKUP = frozenset("<>`")
 
 
 class NoticeKind(StrEnum):
@@ -50,6 +53,7 @@ class Incident:
     grant_id: str | None = None
     deletion_date: datetime | None = None
     functions_on_key: tuple[str, ...] = ()
+    aws_managed_key: bool = False  # the function has no KMSKeyArn: Lambda's key aws/lambda
 
     @property
     def alert_type(self) -> str:
@@ -91,7 +95,11 @@ class Notice:
 
 
 def incident_from(
-    assessment: Assessment, detected_at: datetime, functions_on_key: Sequence[str] = ()
+    assessment: Assessment,
+    detected_at: datetime,
+    functions_on_key: Sequence[str] = (),
+    *,
+    aws_managed_key: bool = False,
 ) -> Incident:
     if (
         assessment.verdict is not Verdict.AT_RISK
@@ -112,6 +120,7 @@ def incident_from(
         grant_id=grant_id,
         deletion_date=assessment.deletion_date,
         functions_on_key=_on_key(assessment.cause, assessment.function_arn, functions_on_key),
+        aws_managed_key=aws_managed_key,
     )
 
 
@@ -138,14 +147,6 @@ def _on_key(cause: Cause, function_arn: str, functions: Sequence[str]) -> tuple[
     if cause not in (Cause.KEY_DISABLED, Cause.KEY_PENDING_DELETION):
         return ()
     return tuple(sorted({function_arn, *functions}))
-
-
-def clean(text: str | None, limit: int = 512) -> str:
-    """Untrusted text (names, principals) as one plain line: no control characters, no line breaks."""
-    if text is None:
-        return "-"
-    flat = "".join("?" if c in _MARKUP or unicodedata.category(c) in _UNSAFE_CATEGORIES else c for c in text)
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def json_block(details: dict[str, Any]) -> str:
@@ -203,6 +204,7 @@ def incident_record(incident: Incident) -> dict[str, Any]:
         "detectedAt": utc_iso(incident.detected_at),
         "deletionDate": utc_iso(incident.deletion_date) if incident.deletion_date else None,
         "functionsOnKey": list(incident.functions_on_key),
+        "awsManagedKey": incident.aws_managed_key,
     }
 
 
@@ -230,40 +232,33 @@ def incident_from_record(record: dict[str, Any]) -> Incident:
         grant_id=record.get("grantId"),
         deletion_date=parse_utc_iso(record["deletionDate"]) if record.get("deletionDate") else None,
         functions_on_key=tuple(record.get("functionsOnKey") or ()),
+        aws_managed_key=bool(record.get("awsManagedKey")),
     )
 
 
-def _quoted(*parts: str) -> str:
-    return " ".join(parts)
-
-
-def fix_commands(incident: Incident) -> list[str]:
-    """What to run, as shell commands with every untrusted value quoted."""
-    region = shlex.quote(incident.region)
-    key = shlex.quote(clean(incident.key_arn))
-    function = shlex.quote(clean(incident.function_arn))
-    update = _quoted(
-        "aws lambda update-function-configuration",
-        f"--region {region}",
-        f"--function-name {function}",
-        f"--kms-key-arn {key}",
+def fix_target(incident: Incident, temporary_role: str | None = None) -> FixTarget:
+    return FixTarget(
+        function_arn=incident.function_arn,
+        key_arn=None if incident.aws_managed_key else incident.key_arn,
+        role=incident.role,
+        temporary_role=temporary_role,
     )
+
+
+def incident_fixes(incident: Incident, temporary_role: str | None = None) -> tuple[Fix, ...]:
+    """The documented fix for the incident's cause, the preferred first (see domain/fixes.py)."""
+    target = fix_target(incident, temporary_role)
     match incident.cause:
         case Cause.KEY_DISABLED:
-            return [_quoted("aws kms enable-key", f"--region {region}", f"--key-id {key}")]
+            return (enable_key(target, incident.key_arn, cancel_deletion=False),)
         case Cause.KEY_PENDING_DELETION:
-            return [
-                _quoted("aws kms cancel-key-deletion", f"--region {region}", f"--key-id {key}"),
-                _quoted("aws kms enable-key", f"--region {region}", f"--key-id {key}"),
-            ]
+            return (enable_key(target, incident.key_arn, cancel_deletion=True),)
         case Cause.ROLE_DELETED:
-            role = shlex.quote(clean(incident.role or "ROLE_ARN"))
-            return [
-                f"# re-create the role {clean(incident.role)}, or choose another, then:",
-                f"{update} --role {role}",
-            ]
+            return recreate_role_then_reset(target)
+        case Cause.ROLE_RECREATED:
+            return reset(target, role_first=True)
         case _:
-            return [update]
+            return reset(target)
 
 
 def _headline(incident: Incident) -> tuple[str, list[str], str]:
@@ -363,19 +358,20 @@ def _headline(incident: Incident) -> tuple[str, list[str], str]:
             )
 
 
-def alert_details(incident: Incident) -> dict[str, Any]:
+def alert_details(incident: Incident, temporary_role: str | None = None) -> dict[str, Any]:
     return incident_record(incident) | {
         "severity": "critical",
         "functionName": function_name(incident.function_arn),
         "account": incident.account,
         "region": incident.region,
-        "fix": fix_commands(incident),
+        "fix": fixes_json(incident_fixes(incident, temporary_role)),
     }
 
 
-def alert_notice(incident: Incident) -> Notice:
+def alert_notice(incident: Incident, temporary_role: str | None = None) -> Notice:
+    """The alert; `temporary_role` is the stack's SelfHealingTemporaryRoleArn, which its fix then uses."""
     name = clean(function_name(incident.function_arn), 140)
-    details = alert_details(incident)
+    details = alert_details(incident, temporary_role)
     suffix, happened, consequence = _headline(incident)
     lines = [
         f"Lambda function {name} failed to decrypt its environment variables."
@@ -394,7 +390,8 @@ def alert_notice(incident: Incident) -> Notice:
         lines += ["", "Functions on this key", *(f"  {f}" for f in shown)]
         if more > 0:
             lines.append(f"  … and {more} more (grantwatch functions --json)")
-    lines += ["", "Fix", *(f"    {command}" for command in fix_commands(incident))]
+    fixes = incident_fixes(incident, temporary_role)
+    lines += ["", "Fix", *(f"  {line}" for line in fix_lines(fixes))]
     lines += ["", "Details (JSON)", json_block(details)]
     return Notice(
         kind=NoticeKind.ALERT,

@@ -1,10 +1,12 @@
-"""Self-healing: whether grantwatch may re-create a function's lost grant, and the notices that report
-how it went. Pure: no I/O.
+"""Self-healing: whether grantwatch may reset a function's lost grant, how (the documented reset), and the
+notices that report how it went. Pure: no I/O.
 
-A heal is an UpdateFunctionConfiguration that re-applies the function's own KMSKeyArn: Lambda then
-creates a new grant for the function's current execution role, as it does on every configuration update
-with a customer managed key. It changes nothing the owner set. It is allowed only when every rule below
-holds; the first that fails is the reason it is skipped.
+A heal performs the reset that the alert's fix names (domain/fixes.py): for a function on a customer
+managed key, the key switch (to the AWS managed key, then back to its own key); for a re-created role, or a
+function on the AWS managed key, the role switch (to the stack's temporary role, then back), only when a
+temporary role is configured. Each is two UpdateFunctionConfiguration calls that change nothing else: the
+function ends as its owner set it. It is allowed only when every rule below holds; the first that fails is
+the reason it is skipped.
 """
 
 from __future__ import annotations
@@ -19,6 +21,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from grantwatch.domain.alerts import Incident, Notice, NoticeKind, clean, incident_record, json_block
 from grantwatch.domain.facts import utc_iso
+from grantwatch.domain.fixes import (
+    KMS_KEY_SETTING,
+    ROLE_SETTING,
+    Fix,
+    FixTarget,
+    key_switch,
+    role_switch,
+)
 from grantwatch.domain.functions import function_name
 from grantwatch.domain.hazards import KeyState, KeyStatus, RoleStatus, role_of
 from grantwatch.domain.reconcile import ListedGrant
@@ -54,6 +64,24 @@ class LiveFunction:
     tags: Mapping[str, str]
     revision_id: str | None = None
     last_update_status: str | None = None
+    last_update_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionDenied:
+    """Lambda answered AccessDeniedException: the policy allows only functions tagged for self-healing, so
+    the function is not opted in (untagged, tagged otherwise, deleted, or in another account)."""
+
+    operation: str
+
+
+@dataclass(frozen=True, slots=True)
+class LiveKey:
+    """The key as DescribeKey describes it now."""
+
+    arn: str
+    state: str | None
+    aws_managed: bool  # KeyManager AWS: Lambda's aws/lambda key, whose grants only Lambda creates
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,20 +90,22 @@ class HealState:
 
     attempts: int = 0
     status: HealStatus | None = None
+    left_on: str | None = None  # a failed restore left the function on this key or role
 
 
 @dataclass(frozen=True, slots=True)
 class HealPolicy:
     tag: str = DEFAULT_TAG
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    temporary_role: str | None = None  # SelfHealingTemporaryRoleArn: what the role switch moves to
 
 
 @dataclass(frozen=True, slots=True)
 class HealInputs:
     incident: Incident
     incident_open: bool
-    function: LiveFunction | None  # None: Lambda says it does not exist
-    live_key_state: str | None  # DescribeKey's KeyState; None when the key could not be described
+    function: LiveFunction | FunctionDenied | None  # None: Lambda says it does not exist
+    live_key: LiveKey | None  # None when the key could not be described
     recorded_key: KeyStatus | None
     role: RoleStatus | None
     state: HealState
@@ -85,9 +115,14 @@ class HealInputs:
 class Decision:
     heal: bool
     reason: str
+    fix: Fix | None = None  # the reset a heal performs
 
     def as_json(self) -> dict[str, Any]:
-        return {"decision": "heal" if self.heal else "skip", "reason": self.reason}
+        return {
+            "decision": "heal" if self.heal else "skip",
+            "reason": self.reason,
+            "procedure": self.fix.procedure.value if self.fix else None,
+        }
 
 
 def opted_in(tags: Mapping[str, str], tag: str) -> bool:
@@ -105,28 +140,65 @@ def decide(inputs: HealInputs, policy: HealPolicy) -> Decision:
         return _skip("already healed once for this incident")
     if inputs.state.attempts >= policy.max_attempts:
         return _skip(f"{inputs.state.attempts} of {policy.max_attempts} attempts used")
+    if isinstance(function, FunctionDenied):
+        return _skip(
+            f"Lambda denied {function.operation}: the function is not tagged {policy.tag}={TAG_VALUE} "
+            "(or it was deleted, or it is in another account)"
+        )
     if function is None:
         return _skip("the function no longer exists")
     if not opted_in(function.tags, policy.tag):
         return _skip(f"the function is not tagged {policy.tag}={TAG_VALUE}")
-    if not function.kms_key_arn:
-        return _skip("the function has no customer managed key")
-    if function.kms_key_arn != incident.key_arn:
-        return _skip("the function is on another key than the incident's")
+    key = inputs.live_key
+    on_aws_managed_key = not function.kms_key_arn
+    if on_aws_managed_key and not (key is not None and key.aws_managed):
+        return _skip(_moved("the AWS managed key", inputs.state))
+    if not on_aws_managed_key and function.kms_key_arn != incident.key_arn:
+        return _skip(_moved("another key than the incident's", inputs.state))
     if function.last_update_status == "InProgress":
         return _skip("an update of the function is in progress")
     recorded = inputs.recorded_key
     if recorded is not None and recorded.state is not KeyState.ENABLED:
         return _skip(f"the key is {recorded.state.value} (recorded)")
-    if inputs.live_key_state != "Enabled":
-        return _skip(f"the key's state is {inputs.live_key_state or 'unknown'}, not Enabled")
+    state = key.state if key is not None else None
+    if state != "Enabled":
+        return _skip(f"the key's state is {state or 'unknown'}, not Enabled")
     ref = role_of(function.role)
     if ref is None:
         return _skip("the function's execution role is unknown")
     role = inputs.role
     if role is not None and role.role_name == ref[1] and not role.exists:
         return _skip("the execution role was deleted")
-    return Decision(True, "tagged, key enabled, function and role exist, attempts left")
+    return _reset(incident, function, policy)
+
+
+def _reset(incident: Incident, function: LiveFunction, policy: HealPolicy) -> Decision:
+    """The documented reset for the incident: the key switch for a lost grant on a customer managed key;
+    the role switch for a re-created role or the AWS managed key, which needs a temporary role."""
+    target = FixTarget(function.function_arn, function.kms_key_arn, function.role, policy.temporary_role)
+    recreated = incident.cause is Cause.ROLE_RECREATED
+    if not recreated and function.kms_key_arn:
+        return Decision(
+            True, "tagged, key enabled, function and role exist: the key switch", key_switch(target)
+        )
+    why = "its role was re-created" if recreated else "it is on the AWS managed key"
+    if not policy.temporary_role:
+        return _skip(
+            f"{why}: only the role switch resets its grant, and no temporary role is configured "
+            "(SelfHealingTemporaryRoleArn)"
+        )
+    if role_of(policy.temporary_role) == role_of(function.role):
+        return _skip("the temporary role is the function's own role")
+    return Decision(True, f"tagged, key enabled, role exists; {why}: the role switch", role_switch(target))
+
+
+def _moved(where: str, state: HealState) -> str:
+    if state.left_on is not None:
+        return (
+            f"an earlier heal left the function on {state.left_on}: restore it by hand (the heal-failed "
+            "notice has the commands)"
+        )
+    return f"the function is on {where}"
 
 
 def _skip(reason: str) -> Decision:
@@ -169,6 +241,15 @@ class HealOutcome:
     max_attempts: int
     grant_id: str | None = None
     error: str | None = None
+    fix: Fix | None = None  # the reset performed (or attempted)
+    left_on: str | None = None  # the restore failed: the key or role the function was left on
+
+
+def left_on_text(fix: Fix, away: str | None) -> str:
+    """Where a failed restore left the function, for people: the other key or the temporary role."""
+    if fix.setting == KMS_KEY_SETTING and not away:
+        return "the AWS managed key (aws/lambda)"
+    return f"{'the role' if fix.setting == ROLE_SETTING else 'the key'} {away}"
 
 
 def heal_notice(incident: Incident, outcome: HealOutcome) -> Notice:
@@ -176,6 +257,7 @@ def heal_notice(incident: Incident, outcome: HealOutcome) -> Notice:
     name = clean(function_name(incident.function_arn), 140)
     alert_type = HEAL_SUCCEEDED if outcome.healed else HEAL_FAILED
     severity = "info" if outcome.healed else "critical"
+    fix = outcome.fix
     details = incident_record(incident) | {
         "alertType": alert_type,
         "healedAlertType": incident.alert_type,
@@ -186,24 +268,37 @@ def heal_notice(incident: Incident, outcome: HealOutcome) -> Notice:
         "at": utc_iso(outcome.at),
         "newGrantId": outcome.grant_id,
         "error": outcome.error,
+        "procedure": fix.procedure.value if fix else None,
+        "leftOn": outcome.left_on,
+        "fix": [fix.as_json()] if fix else [],
     }
+    how = fix.summary if fix else "its configuration updated"
     if outcome.healed:
         lines = [
-            f"Healed: grantwatch updated the configuration of Lambda function {name}, re-applying its own",
-            f"KMS key {clean(incident.key_arn)}, and Lambda created grant {clean(outcome.grant_id)}.",
+            f"Healed: grantwatch reset the grant of Lambda function {name}: {how}.",
+            f"  Lambda created grant {clean(outcome.grant_id)} on key {clean(incident.key_arn)}.",
             f"  Incident {clean(incident.incident_id)} ({incident.alert_type}) closes with a resolved notice",
             "  once the grant's CloudTrail event is recorded.",
         ]
     else:
         left = outcome.max_attempts - outcome.attempt
         lines = [
-            f"Heal failed: grantwatch could not re-create the grant of Lambda function {name}",
+            f"Heal failed: grantwatch could not reset the grant of Lambda function {name}",
             f"(attempt {outcome.attempt} of {outcome.max_attempts}): {clean(outcome.error)}.",
             f"  Incident {clean(incident.incident_id)} ({incident.alert_type}) stays open: the function",
             "  still cannot decrypt its environment. "
             + ("Another attempt may follow." if left > 0 else "No further attempt will be made."),
-            "  Fix it by hand: the alert's Fix section has the command.",
         ]
+        if outcome.left_on is not None and fix is not None:
+            restoring = next(step.order for step in fix.steps if step.restores)
+            restore = [step for step in fix.steps if step.order >= restoring]
+            lines += [
+                f"  THE FUNCTION IS LEFT ON {clean(outcome.left_on)}, NOT ITS OWN {fix.setting}",
+                f"  {clean(fix.original)}. Restore it now:",
+                *(f"    {step.command}" for step in restore),
+            ]
+        else:
+            lines.append("  Fix it by hand: the alert's Fix section has the commands.")
     lines += ["", "Details (JSON)", json_block(details)]
     suffix = " healed" if outcome.healed else ": heal failed"
     subject = f"[grantwatch] {name}{suffix}"

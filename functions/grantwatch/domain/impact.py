@@ -5,20 +5,29 @@ For each function it touches, the change is applied to the function's grants (a 
 ended, hypothetically) and `risk.assess` decides again. A function breaks when it can decrypt now and would
 not after the change: its last usable grant ends, its execution role is deleted (re-created under the same
 name or not: the grant stays bound to the old role's unique id), or its key is disabled or scheduled for
-deletion (then no grant helps). A function that the same change deletes, or certainly reconfigures after
-the role exists again, gets a fresh grant from Lambda and does not break.
+deletion (then no grant helps). A function that the same change deletes or replaces, or whose key or role
+it certainly changes after the role exists again, gets a fresh grant from Lambda and does not break (Lambda
+creates one only when an update changes the key or the role). What to do instead is the alerts' documented
+reset (domain/fixes.py).
 """
 
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
 from grantwatch.domain.facts import Actor, FactKind, GrantFact, KeyRefStrength
+from grantwatch.domain.fixes import (
+    Fix,
+    FixTarget,
+    configured_on_aws_managed_key,
+    move_key,
+    move_role,
+    reset,
+)
 from grantwatch.domain.functions import FunctionState, function_name, role_name
 from grantwatch.domain.hazards import KeyStatus, RoleStatus
 from grantwatch.domain.lineage import GrantState, fold
@@ -102,7 +111,7 @@ class FunctionImpact:
     role: str | None
     causes: tuple[Hypothesis, ...]
     reasons: tuple[str, ...]
-    fix: tuple[str, ...] = ()
+    fix: tuple[Fix, ...] = ()
     grants_lost: tuple[str, ...] = ()
     usable_after: str | None = None
 
@@ -176,12 +185,14 @@ def function_matches(reference: str, function_arn: str) -> bool:
     return reference == function_arn or reference == function_name(function_arn)
 
 
-def analyse(scenario: Scenario, known: Iterable[KnownFunction], *, now: datetime) -> Impact:
+def analyse(
+    scenario: Scenario, known: Iterable[KnownFunction], *, now: datetime, temporary_role: str | None = None
+) -> Impact:
     """Every function the scenario touches, and what happens to it; functions it does not touch are left
-    out."""
+    out. `temporary_role` (SelfHealingTemporaryRoleArn) is the one the role switch in a fix names."""
     results = []
     for function in known:
-        result = _analyse_one(scenario, function, now)
+        result = _analyse_one(scenario, function, now, temporary_role)
         if result is not None:
             results.append(result)
     return Impact(scenario, tuple(sorted(results, key=lambda r: (_RANK[r.outcome], r.function_arn))))
@@ -204,7 +215,9 @@ def other_grants_on_keys(scenario: Scenario, grants: Iterable[GrantState]) -> tu
 _RANK = {Outcome.BREAKS: 0, Outcome.REGRANTED: 1, Outcome.UNHARMED: 2, Outcome.ALREADY_AT_RISK: 3}
 
 
-def _analyse_one(scenario: Scenario, function: KnownFunction, now: datetime) -> FunctionImpact | None:
+def _analyse_one(
+    scenario: Scenario, function: KnownFunction, now: datetime, temporary_role: str | None
+) -> FunctionImpact | None:
     arn = function.function_arn
     before = assess(arn, function.grants, function.state, key=function.key, role=function.role)
     role, key = _name_of_role(before.role), before.key_arn
@@ -245,6 +258,12 @@ def _analyse_one(scenario: Scenario, function: KnownFunction, now: datetime) -> 
     if saved is not None:
         return FunctionImpact(arn, Outcome.REGRANTED, key, role, harmful, (*reasons, saved), grants_lost=lost)
     notes = tuple(p.note for p in planned if p.note) if not all(h.kind.on_key for h in harmful) else ()
+    target = FixTarget(
+        arn,
+        None if configured_on_aws_managed_key(function.state) else key,
+        before.role,
+        temporary_role,
+    )
     return FunctionImpact(
         arn,
         Outcome.BREAKS,
@@ -252,7 +271,7 @@ def _analyse_one(scenario: Scenario, function: KnownFunction, now: datetime) -> 
         role,
         harmful,
         (*reasons, *notes),
-        fix=tuple(dict.fromkeys(_fix(h, arn, key) for h in harmful)),
+        fix=tuple(dict.fromkeys(fix for h in harmful for fix in _fix(h, target))),
         grants_lost=lost,
     )
 
@@ -362,35 +381,19 @@ def _saved_by_plan(
         elif moves_role:
             where = f"moves it to role {plan.new_role}"
         else:
-            where = "reconfigures it after the role changes"
+            where = "changes its key or role after the role changes"
         return f"the same change {where} ({plan.source}): Lambda creates a new grant then"
     return None
 
 
-def _fix(hypothesis: Hypothesis, function_arn: str, key: str | None) -> str:
-    region = _FUNCTION_ACCOUNT.match(function_arn)
-    base = "aws lambda update-function-configuration"
-    if region:
-        base += f" --region {shlex.quote(region['region'])}"
-    base += f" --function-name {shlex.quote(function_arn)}"
+def _fix(hypothesis: Hypothesis, target: FixTarget) -> tuple[Fix, ...]:
+    """What to do instead, or right after: the same documented resets as the alerts'."""
     match hypothesis.kind:
         case ChangeKind.ROLE_REPLACED:
-            return (
-                "right after the apply, update the function's configuration so Lambda creates a grant for "
-                f"the new role: {base} --kms-key-arn {shlex.quote(key or 'KEY_ARN')}"
-            )
+            return tuple(replace(f, when="right after the apply") for f in reset(target, role_first=True))
         case ChangeKind.ROLE_DELETED:
-            return (
-                "before deleting the role, move the function to another execution role: "
-                f"{base} --role NEW_ROLE_ARN --kms-key-arn {shlex.quote(key or 'KEY_ARN')}"
-            )
+            return (replace(move_role(target), when="before deleting the role"),)
         case ChangeKind.KEY_DISABLED | ChangeKind.KEY_PENDING_DELETION:
-            return (
-                "first move the function's environment to another key: "
-                f"{base} --kms-key-arn NEW_KEY_ARN (or keep this key enabled)"
-            )
+            return (replace(move_key(target), when="first"),)
         case ChangeKind.GRANT_RETIRED | ChangeKind.GRANT_REVOKED:
-            return (
-                "leave the grant, or right after ending it update the function's configuration so Lambda "
-                f"creates a new one: {base} --kms-key-arn {shlex.quote(key or 'KEY_ARN')}"
-            )
+            return tuple(replace(f, when="leave the grant, or right after ending it") for f in reset(target))

@@ -4,13 +4,15 @@
 Found: IAM roles deleted or replaced, KMS keys disabled or deleted (deleting a key schedules its deletion),
 Terraform's `aws_kms_grant` deleted (retired or revoked), and what the same plan does to Lambda functions.
 A function change counts as giving the function a new grant only when it is certain to run after the role
-change and to call Lambda: a value known only after apply may turn out unchanged, and then nothing is
-called. Environment values are compared, never kept or shown.
+change and to change the function's key or role (or to replace the function): Lambda creates a grant only
+then, and a change of its environment alone creates none. Environment values are never read.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
+import shlex
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -101,6 +103,35 @@ class ChangeSet(BaseModel):
     changes: list[ChangeSetChange] = Field(alias="Changes")
     stack_name: str | None = Field(default=None, alias="StackName")
     next_token: str | None = Field(default=None, alias="NextToken")
+
+
+# `terraform plan -out FILE` writes a zip archive; `terraform show -json FILE` is what impact reads.
+_ZIP = b"PK\x03\x04"
+# Windows PowerShell's `>` writes UTF-16 LE with a byte-order mark; Out-File -Encoding utf8 a UTF-8 one.
+_BYTE_ORDER_MARKS = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def plan_text(data: bytes, name: str) -> str:
+    """A plan file's text: UTF-8, or UTF-8 or UTF-16 with a byte-order mark. A binary Terraform plan is
+    refused with the command that turns it into JSON."""
+    if data.startswith(_ZIP):
+        raise PlanError(
+            f"{name} is a binary Terraform plan (terraform plan -out): give its JSON, "
+            f"`terraform show -json {shlex.quote(name)} > plan.json`, then --plan plan.json"
+        )
+    encoding = next((enc for bom, enc in _BYTE_ORDER_MARKS if data.startswith(bom)), "utf-8")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as error:
+        raise PlanError(
+            f"{name} is not text in UTF-8 (or UTF-8/UTF-16 with a byte-order mark): byte {error.start} "
+            "cannot be decoded; give `terraform show -json PLANFILE` or `aws cloudformation "
+            "describe-change-set` output"
+        ) from None
 
 
 def read_plan(text: str) -> Scenario:
@@ -218,16 +249,15 @@ def _terraform_function(
     new_key = (
         after_key if after_key is not None and after_key != (_text(before.get("kms_key_arn")) or "") else None
     )
-    env_changes = unknown.get("environment") is not True and after.get("environment") != before.get(
-        "environment"
-    )
-    calls_lambda = replaced or new_key is not None or env_changes or not same_name_replacement
-    regrants = role_pending and calls_lambda
+    # Lambda creates a grant when an update changes the key or the role: a role re-created under the same
+    # name keeps its ARN, so only a new key or a replacement of the function certainly calls for one.
+    changes_key_or_role = replaced or new_key is not None or not same_name_replacement
+    regrants = role_pending and changes_key_or_role
     note = None
     if not regrants and not moves_role and new_key is None:
         note = (
-            f"{change.address} changes the function, but its role is known only after apply: if the "
-            "re-created role has the same ARN the update may change nothing, and Lambda creates no grant"
+            f"{change.address} changes the function after the role, but neither its key nor its role: "
+            "with the same role ARN, an update that changes neither creates no grant"
             if role_pending
             else f"{change.address} changes the function, but not after the role is re-created (its role "
             "is not a reference to the role), so Lambda's new grant may name the old role"
@@ -350,15 +380,10 @@ def _change_set_function(change: ResourceChange, roles: dict[str, Hypothesis]) -
         depends_on = roles.get(role.causing_entity.split(".", 1)[0])
     key = _detail(change, "KmsKeyArn")
     static_key = key is not None and key.evaluation == "Static"
-    environment = _detail(change, "Environment")
-    static_environment = environment is not None and environment.evaluation == "Static"
-    calls_lambda = (
-        replaced
-        or static_key
-        or static_environment
-        or (depends_on is not None and depends_on.kind is ChangeKind.ROLE_DELETED)
+    changes_key_or_role = (
+        replaced or static_key or (depends_on is not None and depends_on.kind is ChangeKind.ROLE_DELETED)
     )
-    regrants = depends_on is not None and calls_lambda
+    regrants = depends_on is not None and changes_key_or_role
     new_role = None
     if static_role and role is not None:
         new_role = role_name(role.target.after_value if role.target else None) or "(another role)"
@@ -368,8 +393,9 @@ def _change_set_function(change: ResourceChange, roles: dict[str, Hypothesis]) -
     note = None
     if not regrants and new_role is None and new_key is None:
         note = (
-            f"{source} is updated, but its Role is only re-read from {depends_on.source}: with the same "
-            "RoleName the ARN does not change, and Lambda may create no grant"
+            f"{source} is updated after {depends_on.source}, but neither its KmsKeyArn nor its Role "
+            "changes (with the same RoleName the ARN does not): an update that changes neither creates "
+            "no grant"
             if depends_on is not None
             else f"{source} is updated, but not after the role is re-created, so Lambda's new grant may "
             "name the old role"

@@ -39,6 +39,7 @@ def evaluator() -> Evaluator:
         DynamoHazardStore(config),
         SnsNotifier(topic),
         SqsEvaluationScheduler(queue_url),
+        temporary_role=config.heal_temporary_role_arn,
     )
 
 

@@ -1,9 +1,10 @@
 """Remediation (only when the stack's SelfHealing parameter is "true"): alerts of a healable kind in,
-from the alert topic through a filter policy on alertType; the function's grant re-created if every
-safety rule allows it; "healed" or "heal failed" on the incident and to the topic.
+from the alert topic through a filter policy on alertType; the function's grant reset the documented way
+if every safety rule allows it; "healed" or "heal failed" on the incident and to the topic.
 
 A failed heal fails the invocation, so Lambda retries it once (the attempt limit on the incident still
-holds) and then sends the event to the remediation dead-letter queue.
+holds) and then sends the event to the remediation dead-letter queue. A skipped one (a function that is
+not opted in, which Lambda answers with AccessDeniedException) is recorded and ends cleanly.
 """
 
 from __future__ import annotations
@@ -43,7 +44,11 @@ def healer() -> Healer:
         records=DynamoHealRecords(config),
         aws=AwsFunctionHealer(region=config.region),
         notifier=SnsNotifier(topic),
-        policy=HealPolicy(tag=config.heal_tag, max_attempts=config.heal_max_attempts),
+        policy=HealPolicy(
+            tag=config.heal_tag,
+            max_attempts=config.heal_max_attempts,
+            temporary_role=config.heal_temporary_role_arn,
+        ),
         verify_for=timedelta(seconds=config.heal_verify_seconds),
     )
 
