@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -142,17 +143,16 @@ def test_dependent_resource(
     ],
 )
 def test_dry_runs_and_failed_calls_are_ignored(name: str, reason: str) -> None:
-    record = parse_event(load_event(name))
-    assert isinstance(record, CloudTrailRecord)
-    assert normalise(record) == Ignored(reason)
+    event = load_event(name)
+    assert normalise(CloudTrailRecord.model_validate(event["detail"])) == Ignored(reason)
+    assert parse_event(event) == Ignored(reason)  # told before the record is read strictly
 
 
 def test_a_dry_run_without_an_error_code_is_still_ignored() -> None:
     event = load_event("kms-create-grant-dry-run.json")
     del event["detail"]["errorCode"]
-    record = parse_event(event)
-    assert isinstance(record, CloudTrailRecord)
-    assert normalise(record) == Ignored("dry run")
+    assert normalise(CloudTrailRecord.model_validate(event["detail"])) == Ignored("dry run")
+    assert parse_event(event) == Ignored("dry run")
 
 
 def test_fields_aws_adds_later_are_ignored_and_the_response_key_arn_wins_over_an_alias() -> None:
@@ -177,10 +177,10 @@ def test_newer_constraint_kinds_are_kept_and_grantee_service_principal_accepted(
 
 def test_not_a_grant_event_is_ignored() -> None:
     event = load_event("kms-create-grant-lambda.json")
-    event["detail"]["eventName"] = "Decrypt"
-    record = parse_event(event)
-    assert isinstance(record, CloudTrailRecord)
-    assert normalise(record) == Ignored("not a grant event: kms.amazonaws.com Decrypt")
+    event["detail"]["eventName"] = "ListGrants"
+    record = CloudTrailRecord.model_validate(event["detail"])
+    assert normalise(record) == Ignored("not a grant event: kms.amazonaws.com ListGrants")
+    assert parse_event(event) == Ignored("not an event grantwatch acts on: kms.amazonaws.com ListGrants")
 
 
 def test_cross_account_records_of_one_call_share_a_dedup_key() -> None:
@@ -230,7 +230,7 @@ def test_wrong_types_are_rejected_naming_the_field_not_the_value() -> None:
     ("mutate", "expected"),
     [
         (lambda e: e["detail"].pop("eventTime"), "detail.eventTime"),
-        (lambda e: e["detail"].update(eventTime="2026-11-02T09:14:05"), "time zone"),
+        (lambda e: e["detail"].update(eventTime="2026-11-02 09:14"), "ISO 8601 time"),
         (lambda e: e["detail"].update(eventID=None), "detail.eventID"),
         (lambda e: e.update(detail="not an object"), "detail"),
         (lambda e: e["detail"]["additionalEventData"].clear(), "names no grant id"),
@@ -297,3 +297,61 @@ def test_values_too_long_for_a_table_key_are_rejected(path: tuple[str, ...], val
         target = target[name]
     target[path[-1]] = value
     assert "longer than" in _rejection(event)
+
+
+@pytest.mark.parametrize("missing", ["eventID", "eventTime", "awsRegion"])
+@pytest.mark.parametrize(
+    ("sample", "change", "reason"),
+    [
+        ("kms-decrypt-access-denied-lambda.json", {"errorCode": None}, "a Decrypt that succeeded"),
+        (
+            "kms-decrypt-access-denied-no-context.json",
+            {"errorCode": "ThrottlingException"},
+            "a failed Decrypt that says nothing of access: ThrottlingException",
+        ),
+        ("kms-create-grant-lambda.json", {"eventName": "GenerateDataKey"}, "not an event grantwatch acts on"),
+        ("kms-create-grant-lambda.json", {"errorCode": "AccessDenied"}, "failed call: AccessDenied"),
+    ],
+)
+def test_a_call_grantwatch_does_not_act_on_is_ignored_before_any_strict_validation(
+    sample: str, change: dict[str, Any], reason: str, missing: str
+) -> None:
+    """A successful Decrypt missing a field is not a rejected event for the dead-letter queue."""
+    event = load_event(sample)
+    for name, value in change.items():
+        if value is None:
+            event["detail"].pop(name, None)
+        else:
+            event["detail"][name] = value
+    del event["detail"][missing]
+    result = record_event(event)
+    assert result.outcome is Outcome.IGNORED, result
+    assert (result.reason or "").startswith(reason)
+    assert record_event(event["detail"]).outcome is Outcome.IGNORED  # a bare record too
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("2025-03-05 21:19:44.000000000", datetime(2025, 3, 5, 21, 19, 44, tzinfo=UTC)),
+        ("2026-11-20T16:42:31", datetime(2026, 11, 20, 16, 42, 31, tzinfo=UTC)),
+        ("2026-11-20T16:42:31.123456789", datetime(2026, 11, 20, 16, 42, 31, 123456, tzinfo=UTC)),
+        ("2026-11-20T18:42:31+0200", datetime(2026, 11, 20, 16, 42, 31, tzinfo=UTC)),
+    ],
+)
+def test_an_event_time_without_a_zone_is_utc_as_cloudtrail_writes_it(
+    written: str, expected: datetime
+) -> None:
+    event = load_event("kms-retire-grant-by-admin.json")
+    event["detail"]["eventTime"] = written
+    assert fact_of(event).event_time == expected
+
+
+@pytest.mark.parametrize(
+    "written", ["2026-11-20", "2026-11-20T25:00:00Z", "٢٠٢٦-11-20T16:42:31Z", "x" * 5000]
+)
+def test_an_event_time_that_is_no_time_is_rejected_naming_the_field(written: str) -> None:
+    event = load_event("kms-retire-grant-by-admin.json")
+    event["detail"]["eventTime"] = written
+    error = _rejection(event)
+    assert "detail.eventTime" in error and written not in error
