@@ -184,7 +184,6 @@ class InMemoryStores:
 
     def get(self, function_arn: str) -> None:
         """No function is known: a failed Decrypt named only by its caller's session is ignored."""
-        return None
 
     def schedule(self, request: EvaluationRequest) -> None:
         pass

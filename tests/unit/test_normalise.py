@@ -8,6 +8,9 @@ from typing import Any
 import pytest
 
 from grantwatch.domain.facts import (
+    KEY_VALUE_LIMITS,
+    MAX_KEY_PREFIX_BYTES,
+    MAX_SORT_KEY_BYTES,
     FactKind,
     GrantFact,
     Ignored,
@@ -355,3 +358,89 @@ def test_an_event_time_that_is_no_time_is_rejected_naming_the_field(written: str
     event["detail"]["eventTime"] = written
     error = _rejection(event)
     assert "detail.eventTime" in error and written not in error
+
+
+_LONG_FUNCTION = f"arn:aws:lambda:eu-central-1:{ACCOUNT}:function:" + "f" * 1400  # 1,450 bytes
+_KEY_PREFIX = f"arn:aws:kms:eu-central-1:{ACCOUNT}:key/"
+
+
+def _set(event: dict[str, Any], path: tuple[str | int, ...], value: str) -> None:
+    target: Any = event["detail"]
+    for name in path[:-1]:
+        target = target[name]
+    target[path[-1]] = value
+
+
+_CONTEXT_FUNCTION = ("requestParameters", "constraints", "encryptionContextEquals", "aws:lambda:FunctionArn")
+
+
+@pytest.mark.parametrize(
+    ("sample", "path", "value", "field"),
+    [
+        # accepted before (under 1,800 or 2,048 bytes), yet too long for `pk`, the sort key of every index
+        ("kms-create-grant-lambda.json", _CONTEXT_FUNCTION, _LONG_FUNCTION, "function ARN"),
+        (
+            "kms-decrypt-access-denied-lambda.json",
+            ("requestParameters", "encryptionContext", "aws:lambda:FunctionArn"),
+            _LONG_FUNCTION,
+            "function ARN",
+        ),
+        (
+            "lambda-update-function-configuration.json",
+            ("responseElements", "functionArn"),
+            _LONG_FUNCTION,
+            "function ARN",
+        ),
+        ("kms-create-grant-lambda.json", ("responseElements", "grantId"), "a" * 1020, "grant id"),
+        ("kms-retire-grant-by-admin.json", ("additionalEventData", "grantId"), "a" * 1020, "grant id"),
+        ("kms-disable-key.json", ("resources", 0, "ARN"), _KEY_PREFIX + "k" * 1700, "key"),
+        ("kms-revoke-grant-bare-key-id.json", ("resources", 0, "ARN"), _KEY_PREFIX + "k" * 1700, "key"),
+        (
+            "lambda-update-function-configuration.json",
+            ("responseElements", "kMSKeyArn"),
+            _KEY_PREFIX + "k" * 1700,
+            "key",
+        ),
+        # beyond AWS's own limits: 128 for a grant id, 256 for a grantee, 140 for a function ARN
+        ("kms-create-grant-lambda.json", ("responseElements", "grantId"), "g" * 129, "grant id"),
+        (
+            "kms-create-grant-lambda.json",
+            ("requestParameters", "granteePrincipal"),
+            "p" * 257,
+            "grantee principal",
+        ),
+        (
+            "kms-create-grant-lambda.json",
+            _CONTEXT_FUNCTION,
+            f"arn:aws:lambda:eu-central-1:{ACCOUNT}:function:" + "f" * 91,
+            "function ARN",
+        ),
+        ("kms-create-grant-lambda.json", ("responseElements", "grantId"), "é" * 65, "grant id"),  # 130 bytes
+    ],
+)
+def test_a_value_too_long_for_a_key_is_rejected_once_naming_the_field(
+    sample: str, path: tuple[str | int, ...], value: str, field: str
+) -> None:
+    event = load_event(sample)
+    _set(event, path, value)
+    error = _rejection(event)
+    assert f"the {field} is longer than" in error
+    assert value not in error and value[:40] not in error
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("responseElements", "grantId"), "g" * 128),
+        (("requestParameters", "granteePrincipal"), "p" * 256),
+        (_CONTEXT_FUNCTION, f"arn:aws:lambda:eu-central-1:{ACCOUNT}:function:" + "f" * 90),
+    ],
+)
+def test_a_value_at_its_limit_is_accepted(path: tuple[str | int, ...], value: str) -> None:
+    event = load_event("kms-create-grant-lambda.json")
+    _set(event, path, value)
+    assert isinstance(fact_of(event), GrantFact)
+
+
+def test_every_limit_leaves_room_for_the_longest_key_prefix_in_a_sort_key() -> None:
+    assert all(limit + MAX_KEY_PREFIX_BYTES <= MAX_SORT_KEY_BYTES for limit in KEY_VALUE_LIMITS.values())

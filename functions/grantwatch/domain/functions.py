@@ -139,7 +139,9 @@ def unqualified_function_arn(reference: str, record: CloudTrailRecord) -> str:
     else:
         name = parts[0]
     if not account or not re.fullmatch(r"[A-Za-z0-9_-]{1,140}", name):
-        raise RejectedRecord(f"cannot make a function ARN of {reference[:160]!r}", record.event_id)
+        raise RejectedRecord(
+            f"{record.event_name}: cannot make a function ARN of the function it names", record.event_id
+        )
     region = record.aws_region
     return f"arn:{partition_of(region)}:lambda:{region}:{account}:function:{name}"
 

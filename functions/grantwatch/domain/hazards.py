@@ -279,7 +279,7 @@ def _key_fact(record: CloudTrailRecord) -> KeyFact:
     bounded("key", key_arn, record)
     if strength is not KeyRefStrength.ARN:
         raise RejectedRecord(
-            f"{record.event_name}: cannot tell which key {reference[:160]!r} is", record.event_id
+            f"{record.event_name}: cannot tell which key it names (not a key ARN or key id)", record.event_id
         )
     deletion_date = None
     if change is KeyChange.DELETION_SCHEDULED:

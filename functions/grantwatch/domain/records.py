@@ -161,8 +161,9 @@ class EvaluationRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
-    function_arn: str | None = Field(default=None, alias="functionArn", min_length=1, max_length=2048)
-    key_arn: str | None = Field(default=None, alias="keyArn", min_length=1, max_length=2048)
+    # Bounded as the recorder bounds them (grantwatch.domain.facts.KEY_VALUE_LIMITS: 140 and 512 bytes).
+    function_arn: str | None = Field(default=None, alias="functionArn", min_length=1, max_length=140)
+    key_arn: str | None = Field(default=None, alias="keyArn", min_length=1, max_length=512)
     role: str | None = Field(default=None, alias="role", min_length=1, max_length=128)
     event_id: str = Field(alias="eventID", min_length=1, max_length=128)
     event_name: str | None = Field(default=None, alias="eventName", max_length=128)
