@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from grantwatch.adapters.functions import FunctionStore
 from grantwatch.adapters.hazards import HazardStore
 from grantwatch.adapters.store import GrantStore, RecordResult
-from grantwatch.domain.catalogue import CLOUDTRAIL_DETAIL_TYPE, EventKind, selection_of
+from grantwatch.domain.catalogue import CLOUDTRAIL_DETAIL_TYPE, EventKind, screened, selection_of
 from grantwatch.domain.facts import Ignored, RejectedRecord, normalise
 from grantwatch.domain.functions import FunctionFact, normalise_function_event
 from grantwatch.domain.hazards import (
@@ -87,28 +87,16 @@ def parse_event(raw: object) -> CloudTrailRecord | Ignored:
 
 
 def screen(detail: object) -> Ignored | None:
-    """`Ignored` for a call grantwatch does not act on, told from its source, name and outcome alone, before
-    any strict validation (as CloudTrail's own readers are lenient); None when the record must be read. A
-    record whose source or name is not text cannot be told apart: strict validation says what is wrong."""
+    """`Ignored` for a call grantwatch does not act on, told from its source, name, outcome and caller alone,
+    before any strict validation (as CloudTrail's own readers are lenient); None when the record must be
+    read."""
     if not isinstance(detail, dict):
         return None
-    source, name = detail.get("eventSource"), detail.get("eventName")
-    if not isinstance(source, str) or not isinstance(name, str):
-        return None
-    selection = selection_of(source, name)
-    if selection is None:
-        return Ignored(f"not an event grantwatch acts on: {source[:128]} {name[:128]}")
-    error_code, request = detail.get("errorCode"), detail.get("requestParameters")
+    request = detail.get("requestParameters")
     if isinstance(request, dict) and request.get("dryRun") is True:
         return Ignored("dry run")
-    if selection.kind is EventKind.DECRYPT_FAILURE:
-        if error_code is None:
-            return Ignored("a Decrypt that succeeded")
-        if isinstance(error_code, str) and not selection.takes_outcome(error_code):
-            return Ignored(f"a failed Decrypt that says nothing of access: {error_code[:128]}")
-    elif isinstance(error_code, str) and error_code:
-        return Ignored(f"failed call: {error_code[:128]}")
-    return None
+    found = screened(detail)
+    return Ignored(found) if isinstance(found, str) else None
 
 
 def _require_unicode(raw: dict[str, object]) -> None:

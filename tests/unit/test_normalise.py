@@ -312,6 +312,11 @@ def test_values_too_long_for_a_table_key_are_rejected(path: tuple[str, ...], val
             {"errorCode": "ThrottlingException"},
             "a failed Decrypt that says nothing of access: ThrottlingException",
         ),
+        (
+            "kms-decrypt-access-denied-no-context.json",
+            {"userIdentity": {"type": "IAMUser", "arn": f"arn:aws:iam::{ACCOUNT}:user/dana"}},
+            "a failed Decrypt by a caller that is not an assumed role's session",
+        ),
         ("kms-create-grant-lambda.json", {"eventName": "GenerateDataKey"}, "not an event grantwatch acts on"),
         ("kms-create-grant-lambda.json", {"errorCode": "AccessDenied"}, "failed call: AccessDenied"),
     ],

@@ -152,16 +152,33 @@ def selection_of(event_source: object, event_name: object) -> Selection | None:
 def selected(record: Mapping[str, Any], *, decrypt_failures: bool = True) -> Selection | None:
     """The selection a raw CloudTrail record falls in (name, outcome and caller), or None: what backfill
     keeps. Opt-in kinds count only when asked for."""
-    selection = selection_of(record.get("eventSource"), record.get("eventName"))
-    if selection is None or (selection.opt_in and not decrypt_failures):
+    found = screened(record)
+    if not isinstance(found, Selection) or (found.opt_in and not decrypt_failures):
         return None
-    if not selection.takes_outcome(record.get("errorCode")):
+    return found
+
+
+def screened(record: Mapping[str, Any]) -> Selection | str | None:
+    """The selection a raw record falls in, told from its source, name, outcome and caller alone; else why
+    it falls in none; None when its source or name is not text (only a strict reading can say what is
+    wrong)."""
+    source, name = record.get("eventSource"), record.get("eventName")
+    if not isinstance(source, str) or not isinstance(name, str):
         return None
-    if selection.identity_types:
-        identity = record.get("userIdentity")
-        kind = identity.get("type") if isinstance(identity, dict) else None
-        if kind not in selection.identity_types:
-            return None
+    selection = selection_of(source, name)
+    if selection is None:
+        return f"not an event grantwatch acts on: {source[:128]} {name[:128]}"
+    error_code = record.get("errorCode")
+    if not selection.error_codes:
+        return f"failed call: {error_code[:128]}" if isinstance(error_code, str) and error_code else selection
+    if error_code is None:
+        return f"a {name} that succeeded"
+    if isinstance(error_code, str) and not selection.takes_outcome(error_code):
+        return f"a failed {name} that says nothing of access: {error_code[:128]}"
+    identity = record.get("userIdentity")
+    caller = identity.get("type") if isinstance(identity, dict) else None
+    if selection.identity_types and caller not in selection.identity_types:
+        return f"a failed {name} by a caller that is not an assumed role's session"
     return selection
 
 

@@ -14,9 +14,6 @@ from grantwatch.domain.catalogue import (
     ACCESS_LOSS_ERROR_CODES,
     DECRYPT_FAILURES,
     IAM_EVENT_SOURCE,
-    KEY_STATE_CALLS,
-    KMS_EVENT_SOURCE,
-    ROLE_CALLS,
 )
 from grantwatch.domain.facts import (
     KEY_ARN_PATTERN,
@@ -34,8 +31,6 @@ from grantwatch.domain.facts import (
 from grantwatch.domain.functions import FunctionState, is_function_arn, role_name
 from grantwatch.domain.records import CloudTrailRecord
 
-ROLE_EVENT_NAMES = frozenset(ROLE_CALLS.names)
-KEY_EVENT_NAMES = frozenset(KEY_STATE_CALLS.names)
 DECRYPT_EVENT_NAME = DECRYPT_FAILURES.names[0]
 
 # A key ARN as KMS writes one in an error message: a key id (a UUID, or mrk- and 32 hex digits for a
@@ -216,14 +211,6 @@ def is_dead_grantee(principal: str) -> bool:
     """A grantee KMS lists by a bare unique id (AROA…, optionally with a session) instead of an ARN:
     the role it was bound to no longer exists, so the grant applies to no one."""
     return re.fullmatch(r"AROA[A-Z0-9]{12,}(:.+)?", principal) is not None
-
-
-def is_hazard_event(record: CloudTrailRecord) -> bool:
-    if record.event_source == IAM_EVENT_SOURCE:
-        return record.event_name in ROLE_EVENT_NAMES
-    return record.event_source == KMS_EVENT_SOURCE and (
-        record.event_name in KEY_EVENT_NAMES or record.event_name == DECRYPT_EVENT_NAME
-    )
 
 
 def normalise_hazard(
