@@ -27,11 +27,19 @@ def _event_id(label: str) -> str:
     return str(uuid.UUID(hashlib.md5(label.encode()).hexdigest()))  # noqa: S324 - an id, not a secret
 
 
-def create_grant(function: str, grant: str, at: str, *, role: str | None = None) -> dict[str, Any]:
+# The AWS managed key aws/lambda of the account: a function with environment variables and no KMSKeyArn.
+AWS_LAMBDA_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/9c8b7a69-5e4d-4c3b-8a29-1f0e9d8c7b6a"
+
+
+def create_grant(
+    function: str, grant: str, at: str, *, role: str | None = None, key: str | None = None
+) -> dict[str, Any]:
     event = load_event("kms-create-grant-lambda.json")
     session = f"arn:aws:sts::{ACCOUNT}:assumed-role/{role or function + '-role'}/{function}"
     detail = event["detail"]
     detail |= {"eventTime": at, "eventID": _event_id(f"create {grant} {at}")}
+    if key is not None:
+        detail["requestParameters"]["keyId"] = detail["responseElements"]["keyId"] = key
     detail["requestParameters"] |= {
         "granteePrincipal": session,
         "retiringPrincipal": session,
@@ -148,3 +156,19 @@ def replay(pipeline: LocalPipeline, events: list[dict[str, Any]]) -> list[Notice
         assert outcome.outcome in {"recorded", "duplicate"}, outcome
         notices += fired
     return notices + pipeline.drain()
+
+
+def decrypt_failed_by_session(
+    function: str, at: str, *, role: str | None = None, key: str | None = AWS_LAMBDA_KEY_ARN
+) -> dict[str, Any]:
+    """A failed Decrypt as CloudTrail records it for a function on aws/lambda whose role was re-created: no
+    request parameters, no resources; the function only as its role's session, the key only in the message."""
+    event = load_event("kms-decrypt-access-denied-no-context.json")
+    detail = event["detail"]
+    session = f"arn:aws:sts::{ACCOUNT}:assumed-role/{role or function + '-role'}/{function}"
+    detail |= {"eventTime": at, "eventID": _event_id(f"decrypt by session {function} {at}")}
+    detail["userIdentity"]["arn"] = session
+    detail["errorMessage"] = f"User: {session} is not authorized to perform: kms:Decrypt" + (
+        f" on resource: {key} because no resource-based policy allows the kms:Decrypt action" if key else ""
+    )
+    return event

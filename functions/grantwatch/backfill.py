@@ -1,10 +1,16 @@
 """Backfill from CloudTrail's archives: the log files a trail writes to S3 (or a copy of them on disk), or
-CloudTrail's LookupEvents. Only the relevant events go through the pipeline, the same one `replay` runs.
+CloudTrail's LookupEvents. Only the events of grantwatch's catalogue (grantwatch.domain.catalogue) go
+through the pipeline, the same one `replay` runs: grant, key-state, IAM role and Lambda function calls,
+and, when asked for, the failed Decrypt calls that confirm a loss.
 
-Real archives are almost all other events, so a file is first searched as bytes for the event names that
-matter and parsed only when one appears. Files are read in key order (CloudTrail's keys sort by region and
-day) and a checkpoint after each file lets an interrupted backfill resume where it stopped; the file that
-was being read when it stopped is read again, which the pipeline's idempotency makes harmless.
+Real archives are almost all other events, so a file is first searched as bytes: each record's event name
+is looked at without parsing, and only the records whose name is in the catalogue are parsed. Files are read
+in key order (CloudTrail's keys sort by region and day) and a checkpoint after each file lets an interrupted
+backfill resume where it stopped; the file that was being read when it stopped is read again, which the
+pipeline's idempotency makes harmless.
+
+IAM is global: CloudTrail writes its calls in us-east-1's files, whatever region the functions are in. So
+`region` means the region grantwatch watches: its own files, and the IAM calls in us-east-1's files.
 """
 
 from __future__ import annotations
@@ -17,26 +23,51 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from grantwatch.domain.facts import GRANT_EVENT_NAMES, KMS_EVENT_SOURCE
-from grantwatch.domain.functions import LAMBDA_EVENT_SOURCE, is_function_event_name
+from grantwatch.domain.catalogue import GLOBAL_EVENTS_REGION, selected, selections
 
-# Byte strings at least one of which every relevant record holds: the grant calls, and Lambda's function calls
-# with or without their API version. Cheap to search for; a false hit is only parsed and dropped.
-_MARKERS = (b'Grant"', b"Function20", b'Function"', b"Configuration20", b'Configuration"')
-_FUNCTION_MARKERS = _MARKERS[1:]  # each holds b"Function" (UpdateFunctionConfiguration does too)
+_EVENT_NAME = b'"eventName"'
 _RECORD_START = b'{"eventVersion"'
+_ERROR_CODE = b'"errorCode"'
 _ARCHIVE_DAY = re.compile(r"CloudTrail/(?P<region>[a-z0-9-]+)/(?P<y>\d{4})/(?P<m>\d{2})/(?P<d>\d{2})/")
-LOOKUP_EVENT_NAMES = (
-    "CreateGrant",
-    "RetireGrant",
-    "RevokeGrant",
-    "CreateFunction20150331",
-    "UpdateFunctionConfiguration20150331v2",
-    "DeleteFunction20150331",
-)
+
+
+class FileScope(StrEnum):
+    """Which of a file's records a backfill takes: all it selects, or only those of global services (IAM's,
+    in us-east-1's files, when another region is watched)."""
+
+    ALL = "all"
+    GLOBAL = "global"
+
+
+@dataclass(frozen=True)
+class EventNames:
+    """The catalogue's event names as bytes, for the search of a file: exact names, names that carry an API
+    version (matched by their start, as the rules match them), and names whose records count only when they
+    failed."""
+
+    exact: frozenset[bytes]
+    versioned: tuple[bytes, ...]
+    failures_only: frozenset[bytes]
+
+    @classmethod
+    def of(cls, *, decrypt_failures: bool, scope: FileScope = FileScope.ALL) -> EventNames:
+        kinds = [
+            s
+            for s in selections(decrypt_failures=decrypt_failures)
+            if scope is FileScope.ALL or s.global_service
+        ]
+        return cls(
+            exact=frozenset(n.encode() for s in kinds for n in s.names),
+            versioned=tuple(f"{n}20".encode() for s in kinds if s.versioned_names for n in s.names),
+            failures_only=frozenset(n.encode() for s in kinds if s.error_codes for n in s.names),
+        )
+
+    def takes(self, name: bytes) -> bool:
+        return name in self.exact or name.startswith(self.versioned)
 
 
 class BackfillError(RuntimeError):
@@ -152,46 +183,78 @@ class Checkpoint:
         os.replace(temporary, self.path)
 
 
-def backfill_scope(source: str, region: str | None, since: datetime | None, until: datetime | None) -> str:
+def backfill_scope(
+    source: str,
+    region: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    *,
+    decrypt_failures: bool = False,
+) -> str:
+    """What a backfill reads: its source and selection. A checkpoint resumes only the same backfill."""
+    kinds = ",".join(s.kind.value for s in selections(decrypt_failures=decrypt_failures))
     parts = [source]
     parts += [
         f"{name}={value}" for name, value in (("region", region), ("since", since), ("until", until)) if value
     ]
-    return " ".join(str(part) for part in parts)
+    return " ".join(str(part) for part in [*parts, f"events={kinds}"])
 
 
-def in_window(key: str, since: date | None, until: date | None, region: str | None) -> bool:
-    """From the key alone: is the file of the region and days asked for? Other layouts pass."""
+def in_window(key: str, since: date | None, until: date | None, region: str | None) -> FileScope | None:
+    """From the key alone: which of the file's records to take, or None if it is outside the region and
+    days asked for. us-east-1's files hold IAM's calls for every region. Other layouts pass."""
     match = _ARCHIVE_DAY.search(key)
     if match is None:
-        return True
+        return FileScope.ALL
+    scope = FileScope.ALL
     if region and match["region"] != region:
-        return False
+        if match["region"] != GLOBAL_EVENTS_REGION:
+            return None
+        scope = FileScope.GLOBAL
     day = date(int(match["y"]), int(match["m"]), int(match["d"]))
     # A file sits under the day it was delivered, minutes after its events: the day after `until` may hold
     # events of `until`; the records' eventTime trims the rest.
-    return (since is None or day >= since) and (until is None or day <= until + timedelta(days=1))
+    if (since is None or day >= since) and (until is None or day <= until + timedelta(days=1)):
+        return scope
+    return None
 
 
-def is_relevant(record: object) -> bool:
+def is_relevant(
+    record: object,
+    *,
+    decrypt_failures: bool = False,
+    region: str | None = None,
+    scope: FileScope = FileScope.ALL,
+) -> bool:
+    """A record of the catalogue, of the region watched (IAM's, global, of any)."""
     if not isinstance(record, dict):
         return False
-    name, source = record.get("eventName"), record.get("eventSource")
-    if source == KMS_EVENT_SOURCE:
-        return name in GRANT_EVENT_NAMES
-    return source == LAMBDA_EVENT_SOURCE and isinstance(name, str) and is_function_event_name(name)
+    selection = selected(record, decrypt_failures=decrypt_failures)
+    if selection is None:
+        return False
+    if selection.global_service:
+        return True
+    return scope is FileScope.ALL and (region is None or record.get("awsRegion") == region)
 
 
 def relevant_records(
-    raw: bytes, since: datetime | None = None, until: datetime | None = None
+    raw: bytes,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    *,
+    decrypt_failures: bool = False,
+    region: str | None = None,
+    scope: FileScope = FileScope.ALL,
 ) -> tuple[int, list[Any]]:
-    """(events in the file, the relevant records). A file without a marker is counted, never parsed; in one
-    with markers, only the records around them are parsed."""
+    """(events in the file, the relevant records). A file where no record's name is in the catalogue is
+    counted, never parsed; in one with such names, only those records are parsed."""
     data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
     events = data.count(b'"eventID"')
-    if not _has_marker(data):
+    names = EventNames.of(decrypt_failures=decrypt_failures, scope=scope)
+    positions = _named(data, names)
+    if not positions:
         return events, []
-    candidates = _records_around_markers(data)
+    candidates = _records_at(data, positions)
     if candidates is None:
         document = json.loads(data)
         candidates = document.get("Records", []) if isinstance(document, dict) else []
@@ -199,7 +262,7 @@ def relevant_records(
     high = until.strftime("%Y-%m-%dT%H:%M:%SZ") if until else None
     kept = []
     for record in candidates:
-        if not is_relevant(record):
+        if not is_relevant(record, decrypt_failures=decrypt_failures, region=region, scope=scope):
             continue
         moment = record.get("eventTime")
         if isinstance(moment, str) and ((low and moment < low) or (high and moment > high)):
@@ -208,29 +271,43 @@ def relevant_records(
     return events, kept
 
 
-def _has_marker(data: bytes) -> bool:
-    """Two passes over most files: one for the grant calls, one for b"Function" (absent from most events)."""
-    if b'Grant"' in data:
-        return True
-    return b"Function" in data and any(marker in data for marker in _FUNCTION_MARKERS)
+def _named(data: bytes, names: EventNames) -> list[int]:
+    """Where the records whose event name the catalogue holds name it: one pass over the file's names, read
+    without parsing (`"eventName": "X"`, with or without spaces). A record that fails only counts when it
+    failed: its record must hold an errorCode."""
+    found: list[int] = []
+    find = data.find
+    position = find(_EVENT_NAME)
+    while position >= 0:
+        start = find(b'"', find(b":", position + len(_EVENT_NAME)) + 1) + 1
+        end = find(b'"', start)
+        if start <= 0 or end < 0:
+            break
+        name = data[start:end]
+        if names.takes(name) and (name not in names.failures_only or _failed(data, position)):
+            found.append(position)
+        position = find(_EVENT_NAME, end)
+    return found
 
 
-def _records_around_markers(data: bytes) -> list[Any] | None:
-    """The records that contain a marker, parsed alone. CloudTrail writes every record starting with
+def _failed(data: bytes, position: int) -> bool:
+    """Whether the record around `position` holds an errorCode (from its start to the next record's)."""
+    start = data.rfind(_RECORD_START, 0, position)
+    end = data.find(_RECORD_START, position)
+    return data.find(_ERROR_CODE, max(start, 0), end if end >= 0 else len(data)) >= 0
+
+
+def _records_at(data: bytes, positions: list[int]) -> list[Any] | None:
+    """The records that contain these positions, parsed alone. CloudTrail writes every record starting with
     eventVersion; where that does not hold (or the file is not ASCII), None: parse the whole file."""
     if not data.isascii():
         return None
     starts: set[int] = set()
-    positions: list[int] = []
-    for marker in _MARKERS:
-        position = data.find(marker)
-        while position >= 0:
-            start = data.rfind(_RECORD_START, 0, position)
-            if start < 0:
-                return None
-            starts.add(start)
-            positions.append(position)
-            position = data.find(marker, position + 1)
+    for position in positions:
+        start = data.rfind(_RECORD_START, 0, position)
+        if start < 0:
+            return None
+        starts.add(start)
     text = data.decode("ascii")
     decoder = json.JSONDecoder()
     records, ends = [], []
@@ -242,7 +319,7 @@ def _records_around_markers(data: bytes) -> list[Any] | None:
         records.append(record)
         ends.append((start, end))
     if not all(any(start < p < end for start, end in ends) for p in positions):
-        return None  # a marker outside every record found: the layout is not the one assumed
+        return None  # a name outside every record found: the layout is not the one assumed
     return records
 
 
@@ -254,18 +331,27 @@ def backfill_archive(
     since: datetime | None = None,
     until: datetime | None = None,
     region: str | None = None,
+    decrypt_failures: bool = False,
     on_file: Callable[[Progress], None] = lambda _: None,
 ) -> Progress:
     """Feed the relevant records of every file in the window, checkpointing after each file."""
     progress = Progress()
     for key in archive.file_keys():
-        if not in_window(key, since.date() if since else None, until.date() if until else None, region):
+        scope = in_window(key, since.date() if since else None, until.date() if until else None, region)
+        if scope is None:
             continue
         if checkpoint is not None and checkpoint.done(key):
             progress.files_skipped += 1
             continue
         try:
-            events, records = relevant_records(archive.read(key), since, until)
+            events, records = relevant_records(
+                archive.read(key),
+                since,
+                until,
+                decrypt_failures=decrypt_failures,
+                region=region,
+                scope=scope,
+            )
         except (OSError, EOFError, gzip.BadGzipFile, ValueError) as error:
             raise BackfillError(f"cannot read {key}: {error}") from error
         for record in records:
@@ -286,8 +372,14 @@ def lookup_events(
     until: datetime | None,
     sleep: Callable[[float], None] = time.sleep,
     requests_per_second: float = 2.0,
+    global_client: Any = None,
+    decrypt_failures: bool = False,
 ) -> Iterator[dict[str, Any]]:
-    """The relevant records of the last 90 days from CloudTrail LookupEvents, at most 2 requests a second."""
+    """The relevant records of the last 90 days from CloudTrail LookupEvents, at most 2 requests a second.
+    LookupEvents answers for one region: `client`'s. IAM's calls are looked up where CloudTrail records
+    them, us-east-1 (`global_client`, if `client` is of another region). Failed Decrypt calls, when asked
+    for, are found among every Decrypt LookupEvents holds (it filters by one attribute only): slow in a
+    busy account."""
     interval = 1.0 / requests_per_second
     window: dict[str, Any] = {}
     if since:
@@ -295,27 +387,29 @@ def lookup_events(
     if until:
         window["EndTime"] = until
     first = True
-    for name in LOOKUP_EVENT_NAMES:
-        token: str | None = None
-        while True:
-            if not first:
-                sleep(interval)
-            first = False
-            request: dict[str, Any] = {
-                "LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": name}],
-                "MaxResults": 50,
-                **window,
-            }
-            if token:
-                request["NextToken"] = token
-            page = client.lookup_events(**request)
-            for entry in page.get("Events", []):
-                record = json.loads(entry["CloudTrailEvent"])
-                if is_relevant(record):
-                    yield record
-            token = page.get("NextToken")
-            if not token:
-                break
+    for selection in selections(decrypt_failures=decrypt_failures):
+        source = global_client if selection.global_service and global_client is not None else client
+        for name in selection.lookup_names:
+            token: str | None = None
+            while True:
+                if not first:
+                    sleep(interval)
+                first = False
+                request: dict[str, Any] = {
+                    "LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": name}],
+                    "MaxResults": 50,
+                    **window,
+                }
+                if token:
+                    request["NextToken"] = token
+                page = source.lookup_events(**request)
+                for entry in page.get("Events", []):
+                    record = json.loads(entry["CloudTrailEvent"])
+                    if is_relevant(record, decrypt_failures=decrypt_failures):
+                        yield record
+                token = page.get("NextToken")
+                if not token:
+                    break
 
 
 def parse_moment(text: str | None, *, end_of_day: bool = False) -> datetime | None:

@@ -49,6 +49,7 @@ from grantwatch.backfill import (
     progress_json,
 )
 from grantwatch.domain.alerts import Notice, NoticeKind
+from grantwatch.domain.catalogue import GLOBAL_EVENTS_REGION
 from grantwatch.domain.healing import DEFAULT_MAX_ATTEMPTS, DEFAULT_TAG, HealPolicy
 from grantwatch.domain.impact import ImpactInputError
 from grantwatch.domain.lineage import GrantStatus
@@ -415,9 +416,23 @@ def backfill(
     until: Annotated[
         str | None, typer.Option("--until", help="Up to this day (inclusive) or ISO time.")
     ] = None,
-    region: Annotated[str | None, typer.Option("--region", help="Only this region's log files.")] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region",
+            help="The region watched: its log files (or its LookupEvents), and IAM's calls, which CloudTrail "
+            "records in us-east-1.",
+        ),
+    ] = None,
     use_lookup_events: Annotated[
         bool, typer.Option("--lookup-events", help="Read CloudTrail LookupEvents (90 days) instead of files.")
+    ] = False,
+    decrypt_failures: Annotated[
+        bool,
+        typer.Option(
+            "--decrypt-failures",
+            help="Also the failed Decrypt calls that confirm a loss (what the opt-in rule takes).",
+        ),
     ] = False,
     checkpoint: Annotated[
         Path | None,
@@ -436,7 +451,8 @@ def backfill(
     """Record history from CloudTrail's archives, through the same pipeline as the Lambda functions.
 
     Reads the .json.gz log files a trail writes (AWSLogs/ACCOUNT/CloudTrail/REGION/YYYY/MM/DD/), from a
-    folder or from S3, keeping only grant and Lambda function events; a file without one is never parsed.
+    folder or from S3, keeping only the events grantwatch acts on (grant, key-state, IAM role and Lambda
+    function calls; failed Decrypt calls with --decrypt-failures); a file without one is never parsed.
     A checkpoint after each file lets an interrupted backfill resume without reading finished files again.
     Exits 1 if any event was rejected, 3 if the source cannot be read, 4 if it does not exist.
     """
@@ -459,7 +475,14 @@ def backfill(
                 import boto3
 
                 progress = Progress()
-                for record in lookup_events(boto3.client("cloudtrail"), since=low, until=high):
+                records = lookup_events(
+                    boto3.client("cloudtrail", region_name=region),
+                    global_client=boto3.client("cloudtrail", region_name=GLOBAL_EVENTS_REGION),
+                    since=low,
+                    until=high,
+                    decrypt_failures=decrypt_failures,
+                )
+                for record in records:
                     feed(record)
                     progress.events_read += 1
                     progress.events_matched += 1
@@ -472,10 +495,17 @@ def backfill(
                     S3Archive(source) if source.startswith("s3://") else LocalArchive(Path(source))
                 )
                 source_name = archive.description
-                scope = backfill_scope(source_name, region, low, high)
+                scope = backfill_scope(source_name, region, low, high, decrypt_failures=decrypt_failures)
                 resume = Checkpoint.load(checkpoint or _default_checkpoint(scope), scope)
                 progress = backfill_archive(
-                    archive, feed, checkpoint=resume, since=low, until=high, region=region, on_file=show
+                    archive,
+                    feed,
+                    checkpoint=resume,
+                    since=low,
+                    until=high,
+                    region=region,
+                    decrypt_failures=decrypt_failures,
+                    on_file=show,
                 )
             notices.extend(pipeline.drain())
     except BackfillError as error:

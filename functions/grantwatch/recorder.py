@@ -17,12 +17,18 @@ from pydantic import ValidationError
 from grantwatch.adapters.functions import FunctionStore
 from grantwatch.adapters.hazards import HazardStore
 from grantwatch.adapters.store import GrantStore, RecordResult
+from grantwatch.domain.catalogue import CLOUDTRAIL_DETAIL_TYPE, EventKind, screened, selection_of
 from grantwatch.domain.facts import Ignored, RejectedRecord, normalise
-from grantwatch.domain.functions import FunctionFact, is_lambda_function_event, normalise_function_event
-from grantwatch.domain.hazards import DecryptFailure, KeyFact, RoleFact, is_hazard_event, normalise_hazard
+from grantwatch.domain.functions import FunctionFact, normalise_function_event
+from grantwatch.domain.hazards import (
+    DecryptFailure,
+    KeyFact,
+    RoleFact,
+    SessionDecryptFailure,
+    attribute_failure,
+    normalise_hazard,
+)
 from grantwatch.domain.records import CloudTrailEventBridgeEvent, CloudTrailRecord, EvaluationRequest
-
-CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
 
 
 class Outcome(StrEnum):
@@ -68,12 +74,29 @@ def parse_event(raw: object) -> CloudTrailRecord | Ignored:
             if raw.get("detail-type") != CLOUDTRAIL_DETAIL_TYPE:
                 detail_type = str(raw.get("detail-type"))[:128]
                 return Ignored(f"not a CloudTrail API call event: detail-type {detail_type!r}")
+            if (ignored := screen(raw.get("detail"))) is not None:
+                return ignored
             _require_unicode(raw)
             return CloudTrailEventBridgeEvent.model_validate(raw).detail
+        if (ignored := screen(raw)) is not None:
+            return ignored
         _require_unicode(raw)
         return CloudTrailRecord.model_validate(raw)
     except ValidationError as error:
         raise RejectedRecord(describe_validation_error(error), event_id_of(raw)) from None
+
+
+def screen(detail: object) -> Ignored | None:
+    """`Ignored` for a call grantwatch does not act on, told from its source, name, outcome and caller alone,
+    before any strict validation (as CloudTrail's own readers are lenient); None when the record must be
+    read."""
+    if not isinstance(detail, dict):
+        return None
+    request = detail.get("requestParameters")
+    if isinstance(request, dict) and request.get("dryRun") is True:
+        return Ignored("dry run")
+    found = screened(detail)
+    return Ignored(found) if isinstance(found, str) else None
 
 
 def _require_unicode(raw: dict[str, object]) -> None:
@@ -126,15 +149,17 @@ class Recorder:
         return parsed
 
     def apply(self, record: CloudTrailRecord) -> EventOutcome:
+        """Dispatch by the catalogue's kind of call: a function, key, role, Decrypt or grant fact."""
+        selection = selection_of(record.event_source, record.event_name)
         try:
-            if is_lambda_function_event(record):
+            if selection is not None and selection.kind is EventKind.FUNCTION:
                 change = normalise_function_event(record)
                 return (
                     self._apply_function(change)
                     if isinstance(change, FunctionFact)
                     else self._ignored(record, change)
                 )
-            if is_hazard_event(record):
+            if selection is not None and selection.kind is not EventKind.GRANT:
                 return self._apply_hazard(record, normalise_hazard(record))
             fact = normalise(record)
         except RejectedRecord as rejected:
@@ -159,10 +184,15 @@ class Recorder:
         return EventOutcome(Outcome.IGNORED, record.event_id, record.event_name, reason=ignored.reason)
 
     def _apply_hazard(
-        self, record: CloudTrailRecord, fact: KeyFact | RoleFact | DecryptFailure | Ignored
+        self,
+        record: CloudTrailRecord,
+        fact: KeyFact | RoleFact | DecryptFailure | SessionDecryptFailure | Ignored,
     ) -> EventOutcome:
         """A key, role or failed-Decrypt fact: recorded, then the functions it may affect evaluated (a
-        failure at once: it is the loss itself)."""
+        failure at once: it is the loss itself). A failure known only by its caller's session takes one read
+        of the function the session names."""
+        if isinstance(fact, SessionDecryptFailure):
+            fact = attribute_failure(fact, self.functions.get(fact.function_arn))
         if isinstance(fact, Ignored):
             return self._ignored(record, fact)
         request: EvaluationRequest

@@ -3,6 +3,7 @@ from LookupEvents (botocore's Stubber), against DynamoDB Local."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -23,7 +24,18 @@ from grantwatch.cli import app
 from grantwatch.local import free_port
 from grantwatch.pipeline import local_pipeline
 from grantwatch.settings import Settings
-from tests.scenarios import create_grant, retire_grant
+from tests.scenarios import (
+    ACCOUNT,
+    AWS_LAMBDA_KEY_ARN,
+    create_grant,
+    create_role,
+    decrypt_failed_by_session,
+    delete_role,
+    disable_key,
+    grant_id,
+    retire_grant,
+    update_function,
+)
 
 runner = CliRunner()
 
@@ -195,38 +207,187 @@ def test_backfill_from_s3(table_settings: Settings, tmp_path: Path, s3_server: s
     assert recorded(table_settings) == archive.grant_ids
 
 
-def test_lookup_events_reads_each_event_name_at_two_requests_a_second() -> None:
-    client = boto3.client("cloudtrail", region_name="eu-central-1")
-    create = create_grant("billing", "g1", "2026-11-01T10:00:00Z")["detail"]
-    retire = retire_grant("g1", "2026-11-02T10:00:00Z")["detail"]
+def _expect_lookups(stub: Stubber, pages: dict[str, list[dict[str, Any]]], since: datetime) -> None:
+    for name, records in pages.items():
+        expected = {
+            "LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": name}],
+            "MaxResults": 50,
+            "StartTime": since,
+        }
+        events = [{"CloudTrailEvent": json.dumps(r)} for r in records]
+        if name == "CreateGrant":  # a second page
+            stub.add_response("lookup_events", {"Events": events, "NextToken": "more"}, expected)
+            stub.add_response("lookup_events", {"Events": []}, expected | {"NextToken": "more"})
+        else:
+            stub.add_response("lookup_events", {"Events": events}, expected)
+
+
+def test_lookup_events_reads_every_name_of_the_catalogue_and_iams_in_us_east_1() -> None:
+    """LookupEvents answers for one region; IAM's calls are recorded in us-east-1 only."""
+    regional = boto3.client("cloudtrail", region_name="eu-central-1")
+    global_ = boto3.client("cloudtrail", region_name="us-east-1")
     since = datetime(2026, 11, 1, tzinfo=UTC)
+    create = create_grant("orders", "g1", "2026-11-01T10:00:00Z")["detail"]
+    retire = retire_grant("g1", "2026-11-02T10:00:00Z")["detail"]
+    disabled = disable_key("2026-11-03T10:00:00Z")["detail"]
+    deleted, created = (
+        delete_role("orders-role", "2026-11-04T10:00:00Z")["detail"],
+        create_role("orders-role", "2026-11-04T10:00:20Z")["detail"],
+    )
+    failure = decrypt_failed_by_session("orders", "2026-11-05T10:00:00Z")["detail"]
+    succeeded = {k: v for k, v in failure.items() if k not in ("errorCode", "errorMessage")}
+    succeeded["eventID"] = "0b1c2d3e-0000-4000-8000-00000000000d"
     pauses: list[float] = []
-    with Stubber(client) as stub:
-        for name in (
-            "CreateGrant",
-            "RetireGrant",
-            "RevokeGrant",
-            "CreateFunction20150331",
-            "UpdateFunctionConfiguration20150331v2",
-            "DeleteFunction20150331",
-        ):
-            page: dict[str, Any] = {"Events": []}
-            if name == "CreateGrant":
-                page = {"Events": [{"CloudTrailEvent": json.dumps(create)}], "NextToken": "more"}
-            if name == "RetireGrant":
-                page = {"Events": [{"CloudTrailEvent": json.dumps(retire)}]}
-            expected = {
-                "LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": name}],
-                "MaxResults": 50,
-                "StartTime": since,
-            }
-            stub.add_response("lookup_events", page, expected)
-            if name == "CreateGrant":
-                stub.add_response("lookup_events", {"Events": []}, expected | {"NextToken": "more"})
-        records = list(lookup_events(client, since=since, until=None, sleep=pauses.append))
-        stub.assert_no_pending_responses()
-    assert [r["eventName"] for r in records] == ["CreateGrant", "RetireGrant"]
-    assert pauses == [0.5] * 6
+    with Stubber(regional) as here, Stubber(global_) as iam:
+        _expect_lookups(
+            here,
+            {
+                "CreateGrant": [create],
+                "RetireGrant": [retire],
+                "RevokeGrant": [],
+                "DisableKey": [disabled],
+                "EnableKey": [],
+                "ScheduleKeyDeletion": [],
+                "CancelKeyDeletion": [],
+                "PutKeyPolicy": [],
+            },
+            since,
+        )
+        _expect_lookups(iam, {"CreateRole": [created], "DeleteRole": [deleted]}, since)
+        _expect_lookups(
+            here,
+            {
+                "CreateFunction20150331": [],
+                "UpdateFunctionConfiguration20150331v2": [],
+                "DeleteFunction20150331": [],
+                "Decrypt": [succeeded, failure],
+            },
+            since,
+        )
+        records = list(
+            lookup_events(
+                regional,
+                global_client=global_,
+                since=since,
+                until=None,
+                sleep=pauses.append,
+                decrypt_failures=True,
+            )
+        )
+        here.assert_no_pending_responses()
+        iam.assert_no_pending_responses()
+    assert [r["eventName"] for r in records] == [
+        "CreateGrant",
+        "RetireGrant",
+        "DisableKey",
+        "CreateRole",
+        "DeleteRole",
+        "Decrypt",  # the failed one only
+    ]
+    assert records[-1]["eventID"] == failure["eventID"]
+    assert pauses == [0.5] * 14  # 15 requests, at most two a second
+
+
+def _trail_file(root: Path, region: str, at: str, records: list[dict[str, Any]]) -> None:
+    moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
+    folder = root / "AWSLogs" / ACCOUNT / "CloudTrail" / region / moment.strftime("%Y/%m/%d")
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{ACCOUNT}_CloudTrail_{region}_{moment.strftime('%Y%m%dT%H%MZ')}_x.json.gz"
+    # as CloudTrail writes them: compact JSON, every record starting with eventVersion
+    body = json.dumps({"Records": records}, separators=(",", ":")).encode()
+    (folder / name).write_bytes(gzip.compress(body))
+
+
+def _noise(at: str) -> dict[str, Any]:
+    return {
+        "eventVersion": "1.10",
+        "eventTime": at,
+        "eventSource": "sts.amazonaws.com",
+        "eventName": "AssumeRole",
+        "awsRegion": "us-east-1",
+        "eventID": f"noise-{at}",
+        "userIdentity": {"type": "AssumedRole", "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/app/w"},
+    }
+
+
+def _in(region: str, record: dict[str, Any]) -> dict[str, Any]:
+    return record | {"awsRegion": region}
+
+
+def test_a_backfilled_history_shows_the_role_re_creation_in_us_east_1s_files_that_broke_a_function(
+    table_settings: Settings, tmp_path: Path
+) -> None:
+    """The function and its grant in eu-central-1's files; its role deleted and re-created in us-east-1's
+    (IAM is global); a key disabled, and the failed Decrypt that confirms the loss (when asked for)."""
+    trail = tmp_path / "trail"
+    _trail_file(
+        trail,
+        "eu-central-1",
+        "2026-11-01T10:05:00Z",
+        [
+            update_function("orders", "2026-11-01T09:59:00Z", key=None)["detail"],
+            create_grant("orders", "o1", "2026-11-01T10:00:00Z", key=AWS_LAMBDA_KEY_ARN)["detail"],
+            create_grant("billing", "b1", "2026-11-01T10:01:00Z")["detail"],
+            _noise("2026-11-01T10:02:00Z") | {"awsRegion": "eu-central-1"},
+        ],
+    )
+    _trail_file(
+        trail,
+        "us-east-1",
+        "2026-11-10T09:05:00Z",
+        [
+            _noise("2026-11-10T08:59:00Z"),
+            delete_role("orders-role", "2026-11-10T09:00:00Z")["detail"],
+            create_role("orders-role", "2026-11-10T09:00:20Z")["detail"],
+            # a grant of us-east-1 itself: not the region watched
+            _in("us-east-1", create_grant("elsewhere", "e1", "2026-11-10T09:01:00Z")["detail"]),
+        ],
+    )
+    _trail_file(
+        trail,
+        "eu-central-1",
+        "2026-11-10T13:05:00Z",
+        [
+            disable_key("2026-11-10T12:00:00Z")["detail"],
+            decrypt_failed_by_session("orders", "2026-11-10T13:00:20Z")["detail"],
+        ],
+    )
+    _trail_file(
+        trail,
+        "eu-west-1",
+        "2026-11-10T09:05:00Z",
+        [_in("eu-west-1", create_grant("x", "x1", "2026-11-10T09:00:00Z")["detail"])],
+    )
+    where = ["--table", table_settings.table_name, "--endpoint-url", table_settings.endpoint_url or ""]
+    args = ["backfill", str(trail), "--region", "eu-central-1", "--decrypt-failures", "--json"]
+    result = runner.invoke(app, [*args, "--checkpoint", str(tmp_path / "cp.json"), *where])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    alerts = sorted(
+        (a["alert"]["attributes"]["alertType"], a["alert"]["details"]["functionName"])
+        for a in lines
+        if "alert" in a
+    )
+    assert alerts == [("key-disabled", "billing"), ("role-recreated", "orders")]
+    summary = lines[-1]["summary"]
+    assert (summary["events_matched"], summary["recorded"], summary["rejected"]) == (7, 7, 0)
+    assert recorded(table_settings) == {grant_id("o1"), grant_id("b1")}
+
+    shown = runner.invoke(app, ["incidents", "--json", *where])
+    [incident] = [i for i in json.loads(shown.stdout) if i["alertType"] == "role-recreated"]
+    assert incident["confirmed"] and incident["firstFailureAt"] == "2026-11-10T13:00:20Z"
+    assert incident["evidence"]["eventName"] == "CreateRole"
+
+
+def test_failed_decrypts_are_taken_only_when_asked_for_and_only_those_that_lost_access() -> None:
+    failure = decrypt_failed_by_session("orders", "2026-11-10T13:00:20Z")["detail"]
+    throttled = failure | {"errorCode": "ThrottlingException", "eventID": "t"}
+    succeeded = {k: v for k, v in failure.items() if k not in ("errorCode", "errorMessage")} | {
+        "eventID": "s"
+    }
+    data = json.dumps({"Records": [succeeded, throttled, failure]}, separators=(",", ":")).encode()
+    assert relevant_records(data) == (3, [])
+    assert relevant_records(data, decrypt_failures=True) == (3, [failure])
 
 
 def test_only_the_records_around_a_marker_are_parsed_and_odd_layouts_fall_back_to_the_whole_file() -> None:

@@ -56,8 +56,8 @@ def test_replay_reports_each_event_and_a_summary(table_settings: Settings) -> No
     }
     assert lines[-1] == {
         "summary": {
-            "events": 22,
-            "recorded": 20,
+            "events": 23,
+            "recorded": 21,
             "duplicate": 0,
             "ignored": 2,
             "rejected": 0,
@@ -90,7 +90,7 @@ def test_replaying_twice_in_reverse_order_gives_the_same_grants(
     ensure_table(dynamodb_local.endpoint_url, twice.table_name, TEMPLATE)
     assert run(twice, "replay", *files).exit_code == 0
     second = run(twice, "replay", *reversed(files), "--json")
-    assert json_lines(second.stdout)[-1]["summary"]["duplicate"] == 20
+    assert json_lines(second.stdout)[-1]["summary"]["duplicate"] == 21
     assert grants_json(twice) == once
     assert len(once) == 6
     seed = next(g for g in once if g["grantId"] == SEED_GRANT)

@@ -6,6 +6,7 @@ sequences raise nothing."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -17,11 +18,14 @@ from grantwatch.pipeline import LocalPipeline, local_pipeline
 from grantwatch.queries import incident_rows
 from grantwatch.settings import Settings
 from tests.scenarios import (
+    ACCOUNT,
+    AWS_LAMBDA_KEY_ARN,
     KEY_ARN,
     cancel_key_deletion,
     create_grant,
     create_role,
     decrypt_failed,
+    decrypt_failed_by_session,
     delete_role,
     disable_key,
     enable_key,
@@ -280,3 +284,113 @@ def test_concurrent_relinking_leaves_the_links_the_function_item_names(table_set
     state = functions.get(billing)
     assert state is not None and state.depends_on_key == k1
     assert [hazards.dependents_of_key(k) for k in (k0, k1, k2)] == [[], [billing], []]
+
+
+# A function on the AWS managed key aws/lambda (no KMSKeyArn), whose role is then deleted and re-created.
+ON_AWS_LAMBDA_KEY = [
+    update_function("orders", "2026-11-01T09:59:00Z", key=None),
+    create_grant("orders", "o1", "2026-11-01T10:00:00Z", key=AWS_LAMBDA_KEY_ARN),
+]
+ROLE_RECREATED = [
+    delete_role("orders-role", "2026-11-10T09:00:00Z"),
+    create_role("orders-role", "2026-11-10T09:00:20Z"),
+]
+
+
+def _open_incident(table_settings: Settings) -> dict[str, object]:
+    from grantwatch.adapters.functions import DynamoFunctionStore
+
+    [incident] = incident_rows(DynamoFunctionStore(table_settings), open_only=True)
+    return incident
+
+
+def test_a_failed_decrypt_without_request_parameters_confirms_a_role_recreated_incident_on_aws_lambda(
+    pipeline: LocalPipeline, table_settings: Settings
+) -> None:
+    """The shape CloudTrail records: no encryption context, no resources; the function only as the session
+    of its role, the key only in the error message. It confirms the incident and gives the lead time."""
+    alerted = replay(pipeline, [*ON_AWS_LAMBDA_KEY, *ROLE_RECREATED])
+    assert summary(alerted) == [("alert", "role-recreated", "orders")]
+    first = decrypt_failed_by_session("orders", "2026-11-10T13:00:20Z")
+    assert first["detail"]["requestParameters"] is None and "resources" not in first["detail"]
+    later = decrypt_failed_by_session("orders", "2026-11-10T14:00:00Z")
+    _, outcome = pipeline.feed(later)
+    assert (outcome.outcome, outcome.function_arn) == ("recorded", function_arn("orders"))
+    assert replay(pipeline, [first, first]) == []  # a confirmation, counted once: no new alert
+    incident = _open_incident(table_settings)
+    assert incident["alertType"] == "role-recreated" and incident["confirmed"]
+    assert incident["failures"] == 2
+    assert incident["firstFailureAt"] == "2026-11-10T13:00:20Z"
+    assert incident["leadTimeSeconds"] == 4 * 3600  # alert at 09:00:20, first failure at 13:00:20
+
+    where = ["--table", table_settings.table_name, "--endpoint-url", table_settings.endpoint_url or ""]
+    shown = runner.invoke(app, ["incidents", *where])
+    assert shown.exit_code == 0, shown.output
+    assert (
+        "confirmed first failed Decrypt 2026-11-10T13:00:20Z (2 failure(s), lead time 14400 s)"
+        in " ".join(shown.stdout.split())
+    )
+
+
+BOTH_SHAPES = pytest.mark.parametrize(
+    "failed", [decrypt_failed, decrypt_failed_by_session], ids=["with-context", "by-session"]
+)
+
+
+@BOTH_SHAPES
+def test_a_failure_delivered_before_the_alert_confirms_the_incident_once_it_opens(
+    pipeline: LocalPipeline, table_settings: Settings, failed: Any
+) -> None:
+    early = failed("orders", "2026-11-10T09:01:00Z")  # inside the settle window of the role's re-creation
+    notices = replay(pipeline, [*ON_AWS_LAMBDA_KEY, *ROLE_RECREATED, early])
+    assert summary(notices) == [("alert", "role-recreated", "orders")]
+    incident = _open_incident(table_settings)
+    assert incident["confirmed"] and incident["failures"] == 1
+    assert incident["firstFailureAt"] == "2026-11-10T09:01:00Z"
+
+
+def test_a_failure_by_session_nothing_predicted_alerts_as_not_predicted_on_the_key_it_names(
+    pipeline: LocalPipeline,
+) -> None:
+    notices = replay(
+        pipeline, [*ON_AWS_LAMBDA_KEY, decrypt_failed_by_session("orders", "2026-11-10T09:00:00Z")]
+    )
+    assert summary(notices) == [("alert", "decrypt-failed", "orders")]
+    [alert] = notices
+    assert alert.details["predicted"] is False
+    assert alert.details["detectedAt"] == "2026-11-10T09:00:00Z"
+    assert AWS_LAMBDA_KEY_ARN in alert.message
+
+
+def test_a_failed_decrypt_by_a_session_that_is_no_known_function_is_ignored_never_rejected(
+    pipeline: LocalPipeline,
+) -> None:
+    replay(pipeline, ON_AWS_LAMBDA_KEY)
+    unknown = decrypt_failed_by_session("batch-job", "2026-11-10T09:00:00Z")
+    other_role = decrypt_failed_by_session("orders", "2026-11-10T09:01:00Z", role="ci-runner")
+    not_a_name = decrypt_failed_by_session("orders", "2026-11-10T09:02:00Z")
+    not_a_name["detail"]["userIdentity"]["arn"] += "/../x"
+    by_a_user = decrypt_failed_by_session("orders", "2026-11-10T09:03:00Z")
+    by_a_user["detail"]["userIdentity"] = {"type": "IAMUser", "arn": f"arn:aws:iam::{ACCOUNT}:user/orders"}
+    for event, reason in (
+        (unknown, "not a known Lambda function"),
+        (other_role, "runs as another role"),
+        (not_a_name, "cannot be a Lambda function's"),
+        (by_a_user, "not an assumed role's session"),
+    ):
+        _, outcome = pipeline.feed(event)
+        assert outcome.outcome == "ignored" and reason in (outcome.reason or ""), outcome
+    assert pipeline.drain() == []
+
+
+def test_the_key_in_the_error_message_is_taken_only_in_the_form_of_a_key_arn(pipeline: LocalPipeline) -> None:
+    replay(pipeline, ON_AWS_LAMBDA_KEY)
+    forged = decrypt_failed_by_session("orders", "2026-11-10T09:00:00Z", key=None)
+    forged["detail"]["errorMessage"] += (
+        " on resource: arn:aws:kms:eu-central-1:210987654321:key/not-a-key-id"
+        " arn:aws:kms:eu-central-1:210987654321:key/9c8b7a69-5e4d-4c3b-8a29-1f0e9d8c7b6ax"
+    )
+    [alert] = replay(pipeline, [forged])
+    # neither string is a key ARN: the function's own recorded key (the one its grant is on) stands
+    assert alert.details["keyArn"] == AWS_LAMBDA_KEY_ARN
+    assert "not-a-key-id" not in alert.message

@@ -182,6 +182,9 @@ class InMemoryStores:
         self.applied.append(fact)
         return FailureRecorded(newest=True, attached=False)
 
+    def get(self, function_arn: str) -> None:
+        """No function is known: a failed Decrypt named only by its caller's session is ignored."""
+
     def schedule(self, request: EvaluationRequest) -> None:
         pass
 

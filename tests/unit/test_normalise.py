@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from grantwatch.domain.facts import (
+    KEY_VALUE_LIMITS,
+    MAX_KEY_PREFIX_BYTES,
+    MAX_SORT_KEY_BYTES,
     FactKind,
     GrantFact,
     Ignored,
@@ -142,17 +146,16 @@ def test_dependent_resource(
     ],
 )
 def test_dry_runs_and_failed_calls_are_ignored(name: str, reason: str) -> None:
-    record = parse_event(load_event(name))
-    assert isinstance(record, CloudTrailRecord)
-    assert normalise(record) == Ignored(reason)
+    event = load_event(name)
+    assert normalise(CloudTrailRecord.model_validate(event["detail"])) == Ignored(reason)
+    assert parse_event(event) == Ignored(reason)  # told before the record is read strictly
 
 
 def test_a_dry_run_without_an_error_code_is_still_ignored() -> None:
     event = load_event("kms-create-grant-dry-run.json")
     del event["detail"]["errorCode"]
-    record = parse_event(event)
-    assert isinstance(record, CloudTrailRecord)
-    assert normalise(record) == Ignored("dry run")
+    assert normalise(CloudTrailRecord.model_validate(event["detail"])) == Ignored("dry run")
+    assert parse_event(event) == Ignored("dry run")
 
 
 def test_fields_aws_adds_later_are_ignored_and_the_response_key_arn_wins_over_an_alias() -> None:
@@ -177,10 +180,10 @@ def test_newer_constraint_kinds_are_kept_and_grantee_service_principal_accepted(
 
 def test_not_a_grant_event_is_ignored() -> None:
     event = load_event("kms-create-grant-lambda.json")
-    event["detail"]["eventName"] = "Decrypt"
-    record = parse_event(event)
-    assert isinstance(record, CloudTrailRecord)
-    assert normalise(record) == Ignored("not a grant event: kms.amazonaws.com Decrypt")
+    event["detail"]["eventName"] = "ListGrants"
+    record = CloudTrailRecord.model_validate(event["detail"])
+    assert normalise(record) == Ignored("not a grant event: kms.amazonaws.com ListGrants")
+    assert parse_event(event) == Ignored("not an event grantwatch acts on: kms.amazonaws.com ListGrants")
 
 
 def test_cross_account_records_of_one_call_share_a_dedup_key() -> None:
@@ -230,7 +233,7 @@ def test_wrong_types_are_rejected_naming_the_field_not_the_value() -> None:
     ("mutate", "expected"),
     [
         (lambda e: e["detail"].pop("eventTime"), "detail.eventTime"),
-        (lambda e: e["detail"].update(eventTime="2026-11-02T09:14:05"), "time zone"),
+        (lambda e: e["detail"].update(eventTime="2026-11-02 09:14"), "ISO 8601 time"),
         (lambda e: e["detail"].update(eventID=None), "detail.eventID"),
         (lambda e: e.update(detail="not an object"), "detail"),
         (lambda e: e["detail"]["additionalEventData"].clear(), "names no grant id"),
@@ -297,3 +300,152 @@ def test_values_too_long_for_a_table_key_are_rejected(path: tuple[str, ...], val
         target = target[name]
     target[path[-1]] = value
     assert "longer than" in _rejection(event)
+
+
+@pytest.mark.parametrize("missing", ["eventID", "eventTime", "awsRegion"])
+@pytest.mark.parametrize(
+    ("sample", "change", "reason"),
+    [
+        ("kms-decrypt-access-denied-lambda.json", {"errorCode": None}, "a Decrypt that succeeded"),
+        (
+            "kms-decrypt-access-denied-no-context.json",
+            {"errorCode": "ThrottlingException"},
+            "a failed Decrypt that says nothing of access: ThrottlingException",
+        ),
+        (
+            "kms-decrypt-access-denied-no-context.json",
+            {"userIdentity": {"type": "IAMUser", "arn": f"arn:aws:iam::{ACCOUNT}:user/dana"}},
+            "a failed Decrypt by a caller that is not an assumed role's session",
+        ),
+        ("kms-create-grant-lambda.json", {"eventName": "GenerateDataKey"}, "not an event grantwatch acts on"),
+        ("kms-create-grant-lambda.json", {"errorCode": "AccessDenied"}, "failed call: AccessDenied"),
+    ],
+)
+def test_a_call_grantwatch_does_not_act_on_is_ignored_before_any_strict_validation(
+    sample: str, change: dict[str, Any], reason: str, missing: str
+) -> None:
+    """A successful Decrypt missing a field is not a rejected event for the dead-letter queue."""
+    event = load_event(sample)
+    for name, value in change.items():
+        if value is None:
+            event["detail"].pop(name, None)
+        else:
+            event["detail"][name] = value
+    del event["detail"][missing]
+    result = record_event(event)
+    assert result.outcome is Outcome.IGNORED, result
+    assert (result.reason or "").startswith(reason)
+    assert record_event(event["detail"]).outcome is Outcome.IGNORED  # a bare record too
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("2025-03-05 21:19:44.000000000", datetime(2025, 3, 5, 21, 19, 44, tzinfo=UTC)),
+        ("2026-11-20T16:42:31", datetime(2026, 11, 20, 16, 42, 31, tzinfo=UTC)),
+        ("2026-11-20T16:42:31.123456789", datetime(2026, 11, 20, 16, 42, 31, 123456, tzinfo=UTC)),
+        ("2026-11-20T18:42:31+0200", datetime(2026, 11, 20, 16, 42, 31, tzinfo=UTC)),
+    ],
+)
+def test_an_event_time_without_a_zone_is_utc_as_cloudtrail_writes_it(
+    written: str, expected: datetime
+) -> None:
+    event = load_event("kms-retire-grant-by-admin.json")
+    event["detail"]["eventTime"] = written
+    assert fact_of(event).event_time == expected
+
+
+@pytest.mark.parametrize(
+    "written", ["2026-11-20", "2026-11-20T25:00:00Z", "٢٠٢٦-11-20T16:42:31Z", "x" * 5000]
+)
+def test_an_event_time_that_is_no_time_is_rejected_naming_the_field(written: str) -> None:
+    event = load_event("kms-retire-grant-by-admin.json")
+    event["detail"]["eventTime"] = written
+    error = _rejection(event)
+    assert "detail.eventTime" in error and written not in error
+
+
+_LONG_FUNCTION = f"arn:aws:lambda:eu-central-1:{ACCOUNT}:function:" + "f" * 1400  # 1,450 bytes
+_KEY_PREFIX = f"arn:aws:kms:eu-central-1:{ACCOUNT}:key/"
+
+
+def _set(event: dict[str, Any], path: tuple[str | int, ...], value: str) -> None:
+    target: Any = event["detail"]
+    for name in path[:-1]:
+        target = target[name]
+    target[path[-1]] = value
+
+
+_CONTEXT_FUNCTION = ("requestParameters", "constraints", "encryptionContextEquals", "aws:lambda:FunctionArn")
+
+
+@pytest.mark.parametrize(
+    ("sample", "path", "value", "field"),
+    [
+        # accepted before (under 1,800 or 2,048 bytes), yet too long for `pk`, the sort key of every index
+        ("kms-create-grant-lambda.json", _CONTEXT_FUNCTION, _LONG_FUNCTION, "function ARN"),
+        (
+            "kms-decrypt-access-denied-lambda.json",
+            ("requestParameters", "encryptionContext", "aws:lambda:FunctionArn"),
+            _LONG_FUNCTION,
+            "function ARN",
+        ),
+        (
+            "lambda-update-function-configuration.json",
+            ("responseElements", "functionArn"),
+            _LONG_FUNCTION,
+            "function ARN",
+        ),
+        ("kms-create-grant-lambda.json", ("responseElements", "grantId"), "a" * 1020, "grant id"),
+        ("kms-retire-grant-by-admin.json", ("additionalEventData", "grantId"), "a" * 1020, "grant id"),
+        ("kms-disable-key.json", ("resources", 0, "ARN"), _KEY_PREFIX + "k" * 1700, "key"),
+        ("kms-revoke-grant-bare-key-id.json", ("resources", 0, "ARN"), _KEY_PREFIX + "k" * 1700, "key"),
+        (
+            "lambda-update-function-configuration.json",
+            ("responseElements", "kMSKeyArn"),
+            _KEY_PREFIX + "k" * 1700,
+            "key",
+        ),
+        # beyond AWS's own limits: 128 for a grant id, 256 for a grantee, 140 for a function ARN
+        ("kms-create-grant-lambda.json", ("responseElements", "grantId"), "g" * 129, "grant id"),
+        (
+            "kms-create-grant-lambda.json",
+            ("requestParameters", "granteePrincipal"),
+            "p" * 257,
+            "grantee principal",
+        ),
+        (
+            "kms-create-grant-lambda.json",
+            _CONTEXT_FUNCTION,
+            f"arn:aws:lambda:eu-central-1:{ACCOUNT}:function:" + "f" * 91,
+            "function ARN",
+        ),
+        ("kms-create-grant-lambda.json", ("responseElements", "grantId"), "é" * 65, "grant id"),  # 130 bytes
+    ],
+)
+def test_a_value_too_long_for_a_key_is_rejected_once_naming_the_field(
+    sample: str, path: tuple[str | int, ...], value: str, field: str
+) -> None:
+    event = load_event(sample)
+    _set(event, path, value)
+    error = _rejection(event)
+    assert f"the {field} is longer than" in error
+    assert value not in error and value[:40] not in error
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("responseElements", "grantId"), "g" * 128),
+        (("requestParameters", "granteePrincipal"), "p" * 256),
+        (_CONTEXT_FUNCTION, f"arn:aws:lambda:eu-central-1:{ACCOUNT}:function:" + "f" * 90),
+    ],
+)
+def test_a_value_at_its_limit_is_accepted(path: tuple[str | int, ...], value: str) -> None:
+    event = load_event("kms-create-grant-lambda.json")
+    _set(event, path, value)
+    assert isinstance(fact_of(event), GrantFact)
+
+
+def test_every_limit_leaves_room_for_the_longest_key_prefix_in_a_sort_key() -> None:
+    assert all(limit + MAX_KEY_PREFIX_BYTES <= MAX_SORT_KEY_BYTES for limit in KEY_VALUE_LIMITS.values())

@@ -12,6 +12,15 @@ from moto.events.models import EventPattern
 
 from grantwatch.adapters.functions import FunctionItem, IncidentItem
 from grantwatch.adapters.store import GrantItem
+from grantwatch.domain.catalogue import (
+    CATALOGUE,
+    DECRYPT_FAILURES,
+    FUNCTION_CALLS,
+    GRANT_CALLS,
+    KEY_STATE_CALLS,
+    ROLE_CALLS,
+    rule_pattern,
+)
 from grantwatch.domain.healing import HEALABLE
 from grantwatch.template import load_template, table_properties
 from tests.conftest import ROOT, TEMPLATE, load_event, sample_event_files
@@ -87,12 +96,89 @@ def test_failed_decrypts_are_seen_only_when_the_operator_turns_them_on() -> None
     assert rule["Condition"] == "ConfirmsWithDecryptFailures"
     assert TEMPLATE_DOC["Parameters"]["ConfirmWithDecryptFailures"]["Default"] == "false"
     assert rule["Properties"]["State"] == "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
-    not_a_function = load_event("kms-decrypt-access-denied-lambda.json")
-    not_a_function["detail"]["requestParameters"]["encryptionContext"] = {"aws:s3:arn": "arn:aws:s3:::bucket"}
-    assert not _matches("DecryptFailuresRule", not_a_function)
-    succeeded = load_event("kms-decrypt-access-denied-lambda.json")
-    del succeeded["detail"]["errorCode"]
-    assert not _matches("DecryptFailuresRule", succeeded)
+
+
+DECRYPT_SHAPES = ("kms-decrypt-access-denied-lambda.json", "kms-decrypt-access-denied-no-context.json")
+
+
+def _succeeded(event: dict[str, Any]) -> None:
+    del event["detail"]["errorCode"], event["detail"]["errorMessage"]
+
+
+def _throttled(event: dict[str, Any]) -> None:
+    event["detail"]["errorCode"] = "ThrottlingException"
+
+
+def _by_a_user(event: dict[str, Any]) -> None:
+    event["detail"]["userIdentity"] = {
+        "type": "IAMUser",
+        "principalId": "AIDAEXAMPLEUSER00001",
+        "arn": "arn:aws:iam::210987654321:user/dana",
+        "accountId": "210987654321",
+        "userName": "dana",
+    }
+
+
+def _by_a_service(event: dict[str, Any]) -> None:
+    event["detail"]["userIdentity"] = {"type": "AWSService", "invokedBy": "lambda.amazonaws.com"}
+
+
+@pytest.mark.parametrize("sample", DECRYPT_SHAPES)
+@pytest.mark.parametrize(
+    ("change", "delivered"),
+    [
+        (lambda e: None, True),
+        (lambda e: e["detail"].update(errorCode="KMSDisabledException"), True),
+        (lambda e: e["detail"].update(errorCode="NotFoundException"), True),
+        (_succeeded, False),
+        (_throttled, False),
+        (_by_a_user, False),
+        (_by_a_service, False),
+        (lambda e: e["detail"].update(eventName="GenerateDataKey"), False),
+    ],
+)
+def test_the_decrypt_rule_delivers_both_shapes_of_a_lost_decrypt_and_nothing_else(
+    sample: str, change: Any, delivered: bool
+) -> None:
+    """Both shapes CloudTrail writes of a function's failed Decrypt (with the encryption context that names
+    the function; with no request parameters at all), by its execution role's session, with an access-loss
+    error; no successful, throttled, user's or service's Decrypt, and no other call."""
+    event = load_event(sample)
+    change(event)
+    assert _matches("DecryptFailuresRule", event) is delivered
+    member = load_template(ROOT / "member" / "forwarder.yaml")["Resources"]["DecryptFailuresRule"]
+    forwarded = EventPattern.load(json.dumps(member["Properties"]["EventPattern"]))
+    assert forwarded.matches_event(event) is delivered  # type: ignore[arg-type]
+
+
+# Which of the catalogue's kinds each rule delivers, in the central stack and in both forwarders.
+RULES_OF_THE_CATALOGUE = {
+    ("template.yaml", "GrantEventsRule"): (GRANT_CALLS, KEY_STATE_CALLS),
+    ("template.yaml", "FunctionEventsRule"): (FUNCTION_CALLS,),
+    ("template.yaml", "RoleEventsRule"): (ROLE_CALLS,),
+    ("template.yaml", "DecryptFailuresRule"): (DECRYPT_FAILURES,),
+    ("member/forwarder.yaml", "KmsEventsRule"): (GRANT_CALLS, KEY_STATE_CALLS),
+    ("member/forwarder.yaml", "LambdaFunctionEventsRule"): (FUNCTION_CALLS,),
+    ("member/forwarder.yaml", "IamRoleEventsRule"): (ROLE_CALLS,),
+    ("member/forwarder.yaml", "DecryptFailuresRule"): (DECRYPT_FAILURES,),
+    ("forwarders/iam-role-events.yaml", "RoleEventsForwardingRule"): (ROLE_CALLS,),
+}
+
+
+@pytest.mark.parametrize(("where", "rule"), list(RULES_OF_THE_CATALOGUE), ids=lambda x: str(x))
+def test_every_rule_delivers_exactly_what_the_catalogue_declares(where: str, rule: str) -> None:
+    resource = load_template(ROOT / where)["Resources"][rule]
+    assert resource["Properties"]["EventPattern"] == rule_pattern(*RULES_OF_THE_CATALOGUE[(where, rule)])
+
+
+def test_every_rule_of_the_templates_is_one_the_catalogue_declares() -> None:
+    for where in ("template.yaml", "member/forwarder.yaml", "forwarders/iam-role-events.yaml"):
+        resources = load_template(ROOT / where)["Resources"]
+        rules = {name for name, r in resources.items() if r["Type"] == "AWS::Events::Rule"}
+        declared = {rule for place, rule in RULES_OF_THE_CATALOGUE if place == where}
+        assert rules == declared, where
+    covered = {kind for kinds in RULES_OF_THE_CATALOGUE.values() for kind in kinds}
+    assert covered == set(CATALOGUE)
 
 
 def test_the_reconciler_may_list_grants_and_functions_and_record_repairs_only() -> None:

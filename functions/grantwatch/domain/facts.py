@@ -9,6 +9,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ValidationError
 
+from grantwatch.domain.catalogue import GRANT_CALLS, KMS_EVENT_SOURCE
 from grantwatch.domain.records import (
     CloudTrailRecord,
     CreateGrantParameters,
@@ -17,8 +18,7 @@ from grantwatch.domain.records import (
     RevokeGrantParameters,
 )
 
-GRANT_EVENT_NAMES = frozenset({"CreateGrant", "RetireGrant", "RevokeGrant"})
-KMS_EVENT_SOURCE = "kms.amazonaws.com"
+GRANT_EVENT_NAMES = frozenset(GRANT_CALLS.names)
 LAMBDA_FUNCTION_CONTEXT_KEY = "aws:lambda:FunctionArn"
 
 _KEY_ARN = re.compile(
@@ -39,10 +39,19 @@ _RESOURCE_CONTEXT_KEYS = {
 }
 
 
-# KMS grant ids are 64 hex characters; index key attributes may hold at most 1024 bytes as a sort key and
-# 2048 as a partition key.
-MAX_GRANT_ID_LENGTH = 128
-MAX_KEY_ATTRIBUTE_BYTES = 2048
+# DynamoDB refuses a partition key over 2,048 bytes and a sort key over 1,024 (UTF-8), in the table and in
+# every index, and `pk` is the sort key of every index. So each value that becomes part of a table or index
+# key is bounded here, at the edge, by AWS's own limit for that value, far below what its key can hold
+# with the longest prefix the store puts before it: a record that would break a write is rejected once.
+MAX_PARTITION_KEY_BYTES = 2048
+MAX_SORT_KEY_BYTES = 1024
+MAX_KEY_PREFIX_BYTES = 32  # FUNCTION#, INCIDENT#, GRANT#, KEY#, ROLE# and what a store adds
+KEY_VALUE_LIMITS = {
+    "grant id": 128,  # KMS GrantId: 1 to 128 characters (KMS writes 64 hex digits)
+    "key": 512,  # a key ARN is under 100 bytes; an alias ARN (alias names: 256 at most) about 300
+    "grantee principal": 256,  # KMS GranteePrincipal: 1 to 256 characters
+    "function ARN": 140,  # Lambda: a function ARN is 140 characters at most
+}
 
 
 class FactKind(StrEnum):
@@ -213,11 +222,11 @@ def _fact(
     strength: KeyRefStrength,
     terms: GrantTerms | None,
 ) -> GrantFact:
-    _bounded("grant id", grant_id, MAX_GRANT_ID_LENGTH, record)
-    _bounded("key", key_ref, MAX_KEY_ATTRIBUTE_BYTES, record)
+    bounded("grant id", grant_id, record)
+    bounded("key", key_ref, record)
     if terms is not None:
-        _bounded("grantee principal", terms.grantee_principal, MAX_KEY_ATTRIBUTE_BYTES, record)
-        _bounded("function ARN", terms.function_arn, MAX_KEY_ATTRIBUTE_BYTES, record)
+        bounded("grantee principal", terms.grantee_principal, record)
+        bounded("function ARN", terms.function_arn, record)
     key_match = _KEY_ARN.match(key_ref)
     account = key_match["account"] if key_match else (record.recipient_account_id or _unknown_account(record))
     return GrantFact(
@@ -236,10 +245,16 @@ def _fact(
     )
 
 
-def _bounded(what: str, value: str | None, limit: int, record: CloudTrailRecord) -> None:
-    """Values that become table or index keys must fit DynamoDB's key limits, or the write would fail."""
-    if value is not None and len(value.encode()) > limit:
+def bounded(what: str, value: str | None, record: CloudTrailRecord) -> None:
+    """`RejectedRecord` naming the field (never the value) if a value that becomes part of a key is longer
+    than KEY_VALUE_LIMITS allows."""
+    if value is not None and not fits(what, value):
+        limit = KEY_VALUE_LIMITS[what]
         raise RejectedRecord(f"{record.event_name}: the {what} is longer than {limit} bytes", record.event_id)
+
+
+def fits(what: str, value: str) -> bool:
+    return len(value.encode("utf-8", "surrogatepass")) <= KEY_VALUE_LIMITS[what]
 
 
 def _unknown_account(record: CloudTrailRecord) -> str:

@@ -11,18 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from grantwatch.domain.facts import Ignored, RejectedRecord, actor_of, partition_of
+from grantwatch.domain.catalogue import FUNCTION_CALLS, LAMBDA_EVENT_SOURCE
+from grantwatch.domain.facts import Ignored, RejectedRecord, actor_of, bounded, partition_of
 from grantwatch.domain.records import CloudTrailRecord
-
-LAMBDA_EVENT_SOURCE = "lambda.amazonaws.com"
 
 _FUNCTION_ARN = re.compile(
     r"^arn:(?P<partition>aws[a-z-]*):lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):function:(?P<name>[^:]+)"
-)
-# The API name and its version suffix (CreateFunction20150331, UpdateFunctionConfiguration20150331v2), and
-# nothing else: DeleteFunctionConcurrency or CreateFunctionUrlConfig tell nothing of key, role or existence.
-_FUNCTION_EVENT = re.compile(
-    r"^(?P<api>CreateFunction|UpdateFunctionConfiguration|DeleteFunction)(\d{8}(v\d+)?)?$"
 )
 
 
@@ -75,7 +69,9 @@ class FunctionState:
 
 
 def is_function_event_name(event_name: str) -> bool:
-    return _FUNCTION_EVENT.match(event_name) is not None
+    """The API name and its version suffix (UpdateFunctionConfiguration20150331v2), and nothing else:
+    DeleteFunctionConcurrency or CreateFunctionUrlConfig tell nothing of key, role or existence."""
+    return FUNCTION_CALLS.takes_name(event_name)
 
 
 def is_lambda_function_event(record: CloudTrailRecord) -> bool:
@@ -92,15 +88,17 @@ def normalise_function_event(record: CloudTrailRecord) -> FunctionFact | Ignored
     if reference is None:
         raise RejectedRecord(f"{record.event_name} names no function", record.event_id)
     function_arn = unqualified_function_arn(reference, record)
+    bounded("function ARN", function_arn, record)
     actor = actor_of(record).principal
-    match = _FUNCTION_EVENT.match(record.event_name)
-    if match is not None and match["api"] == "DeleteFunction":
+    if record.event_name.startswith("DeleteFunction"):
         if _text(request.get("qualifier")) or _is_qualified(reference):
             return Ignored("deletes one version, not the function")
         return FunctionFact(
             FunctionChange.DELETED, function_arn, record.event_id, record.event_time, record.event_name, actor
         )
     environment = response.get("environment", request.get("environment"))
+    kms_key_arn = _kms_key(response) or _kms_key(request)
+    bounded("key", kms_key_arn, record)
     return FunctionFact(
         FunctionChange.CONFIGURED,
         function_arn,
@@ -109,7 +107,7 @@ def normalise_function_event(record: CloudTrailRecord) -> FunctionFact | Ignored
         record.event_name,
         actor,
         role=_text(response.get("role")) or _text(request.get("role")),
-        kms_key_arn=_kms_key(response) or _kms_key(request),
+        kms_key_arn=kms_key_arn,
         has_environment=bool(environment),
     )
 
@@ -141,7 +139,9 @@ def unqualified_function_arn(reference: str, record: CloudTrailRecord) -> str:
     else:
         name = parts[0]
     if not account or not re.fullmatch(r"[A-Za-z0-9_-]{1,140}", name):
-        raise RejectedRecord(f"cannot make a function ARN of {reference[:160]!r}", record.event_id)
+        raise RejectedRecord(
+            f"{record.event_name}: cannot make a function ARN of the function it names", record.event_id
+        )
     region = record.aws_region
     return f"arn:{partition_of(region)}:lambda:{region}:{account}:function:{name}"
 

@@ -10,34 +10,40 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from grantwatch.domain.catalogue import (
+    ACCESS_LOSS_ERROR_CODES,
+    DECRYPT_FAILURES,
+    IAM_EVENT_SOURCE,
+)
 from grantwatch.domain.facts import (
     KEY_ARN_PATTERN,
-    KMS_EVENT_SOURCE,
     LAMBDA_FUNCTION_CONTEXT_KEY,
     Actor,
     Ignored,
     KeyRefStrength,
     RejectedRecord,
     actor_of,
+    bounded,
+    fits,
+    partition_of,
     resolve_key_ref,
 )
-from grantwatch.domain.functions import is_function_arn
+from grantwatch.domain.functions import FunctionState, is_function_arn, role_name
 from grantwatch.domain.records import CloudTrailRecord
 
-IAM_EVENT_SOURCE = "iam.amazonaws.com"
-ROLE_EVENT_NAMES = frozenset({"CreateRole", "DeleteRole"})
-KEY_EVENT_NAMES = frozenset(
-    {"DisableKey", "EnableKey", "ScheduleKeyDeletion", "CancelKeyDeletion", "PutKeyPolicy"}
-)
-DECRYPT_EVENT_NAME = "Decrypt"
+DECRYPT_EVENT_NAME = DECRYPT_FAILURES.names[0]
 
-# Keys become part of item keys (KEY#<arn>, FUNCTION#<arn>): well within DynamoDB's 2048-byte limit.
-MAX_ARN_BYTES = 1800
-# The errors of a Decrypt that lost access (not throttling or a service fault): AccessDenied (how CloudTrail
-# writes it), and the key disabled, pending deletion, or gone.
-_LOST_ACCESS = re.compile(
-    r"^(AccessDenied(Exception)?|(KMS)?DisabledException|(KMS)?InvalidStateException|(KMS)?NotFoundException)$"
+# A key ARN as KMS writes one in an error message: a key id (a UUID, or mrk- and 32 hex digits for a
+# multi-Region key) and nothing around it that could make it another string.
+_KEY_ARN_IN_TEXT = re.compile(
+    r"(?<![\w:/-])arn:aws(?:-[a-z]+)*:kms:[a-z]{2}(?:-[a-z]+)+-\d{1,2}:\d{12}:key/"
+    r"(?:mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?![\w-])",
+    re.ASCII,
 )
+# Lambda names its execution role's session after the function; function names are at most 64 of these.
+_FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+_ACCOUNT = re.compile(r"^\d{12}$")
 _ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(?P<account>\d{12}):role/(?:.*/)?(?P<name>[\w+=,.@-]{1,64})$")
 _ASSUMED_ROLE = re.compile(
@@ -133,6 +139,23 @@ class DecryptFailure:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionDecryptFailure:
+    """A Decrypt that lost access and names no function in an encryption context, by an assumed role's
+    session: Lambda names a function's session after it, so the session may be the function `function_arn`
+    (in the caller's account and the record's region) running as `role_name`. Only the function's recorded
+    configuration can tell (`attribute_failure`)."""
+
+    function_arn: str
+    account: str
+    role_name: str
+    key_arn: str | None  # from `resources`, else from the error message, validated as a key ARN
+    event_id: str
+    event_time: datetime
+    error_code: str
+    actor: Actor
+
+
+@dataclass(frozen=True, slots=True)
 class KeyStatus:
     """A key's state as its newest state change left it, with that change as evidence."""
 
@@ -190,15 +213,9 @@ def is_dead_grantee(principal: str) -> bool:
     return re.fullmatch(r"AROA[A-Z0-9]{12,}(:.+)?", principal) is not None
 
 
-def is_hazard_event(record: CloudTrailRecord) -> bool:
-    if record.event_source == IAM_EVENT_SOURCE:
-        return record.event_name in ROLE_EVENT_NAMES
-    return record.event_source == KMS_EVENT_SOURCE and (
-        record.event_name in KEY_EVENT_NAMES or record.event_name == DECRYPT_EVENT_NAME
-    )
-
-
-def normalise_hazard(record: CloudTrailRecord) -> KeyFact | RoleFact | DecryptFailure | Ignored:
+def normalise_hazard(
+    record: CloudTrailRecord,
+) -> KeyFact | RoleFact | DecryptFailure | SessionDecryptFailure | Ignored:
     """The fact an IAM role, KMS key-state or failed-Decrypt record states; `Ignored` or `RejectedRecord`."""
     if record.event_name == DECRYPT_EVENT_NAME:
         return _decrypt_failure(record)
@@ -218,8 +235,8 @@ def _role_fact(record: CloudTrailRecord) -> RoleFact:
     if name is None or not _ROLE_NAME.match(name):
         raise RejectedRecord(f"{record.event_name} names no valid roleName", record.event_id)
     account = record.recipient_account_id or record.user_identity.account_id
-    if not account:
-        raise RejectedRecord(f"{record.event_name} has no account", record.event_id)
+    if not account or not _ACCOUNT.match(account):
+        raise RejectedRecord(f"{record.event_name} has no 12-digit account id", record.event_id)
     change = RoleChange.CREATED if record.event_name == "CreateRole" else RoleChange.DELETED
     return RoleFact(
         change=change,
@@ -246,13 +263,10 @@ def _key_fact(record: CloudTrailRecord) -> KeyFact:
     if reference is None:
         raise RejectedRecord(f"{record.event_name} names no key", record.event_id)
     key_arn, strength = resolve_key_ref(reference, record)
-    if len(key_arn.encode()) > MAX_ARN_BYTES:
-        raise RejectedRecord(
-            f"{record.event_name}: the key is longer than {MAX_ARN_BYTES} bytes", record.event_id
-        )
+    bounded("key", key_arn, record)
     if strength is not KeyRefStrength.ARN:
         raise RejectedRecord(
-            f"{record.event_name}: cannot tell which key {reference[:160]!r} is", record.event_id
+            f"{record.event_name}: cannot tell which key it names (not a key ARN or key id)", record.event_id
         )
     deletion_date = None
     if change is KeyChange.DELETION_SCHEDULED:
@@ -268,30 +282,94 @@ def _key_fact(record: CloudTrailRecord) -> KeyFact:
     )
 
 
-def _decrypt_failure(record: CloudTrailRecord) -> DecryptFailure | Ignored:
+def _decrypt_failure(record: CloudTrailRecord) -> DecryptFailure | SessionDecryptFailure | Ignored:
+    """A Decrypt that lost access, named by its encryption context (the function's ARN), or else by its
+    caller's session; `Ignored` for any other Decrypt, never rejected (it says nothing grantwatch acts on),
+    unless it names a function too long to store."""
     if not record.error_code:
         return Ignored("a Decrypt that succeeded")
-    if not _LOST_ACCESS.match(record.error_code):
+    if record.error_code not in ACCESS_LOSS_ERROR_CODES:
         return Ignored(f"a failed Decrypt that says nothing of access: {record.error_code[:128]}")
-    context = (record.request_parameters or {}).get("encryptionContext")
+    request = record.request_parameters or {}
+    if "encryptionContext" in request:
+        return _failure_in_context(record, request.get("encryptionContext"))
+    return _failure_by_session(record)
+
+
+def _failure_in_context(record: CloudTrailRecord, context: object) -> DecryptFailure | Ignored:
     function_arn = context.get(LAMBDA_FUNCTION_CONTEXT_KEY) if isinstance(context, dict) else None
     if not isinstance(function_arn, str) or not is_function_arn(function_arn):
         return Ignored("a failed Decrypt whose encryption context names no Lambda function")
-    if len(function_arn.encode()) > MAX_ARN_BYTES:
-        raise RejectedRecord(
-            f"Decrypt: the function ARN is longer than {MAX_ARN_BYTES} bytes", record.event_id
-        )
-    key_arn = next((r.arn for r in record.resources or () if r.arn and KEY_ARN_PATTERN.match(r.arn)), None)
-    if key_arn is not None and len(key_arn.encode()) > MAX_ARN_BYTES:
-        key_arn = None
+    bounded("function ARN", function_arn, record)
     return DecryptFailure(
         function_arn=function_arn,
-        key_arn=key_arn,
+        key_arn=_resource_key(record),
         event_id=record.event_id,
         event_time=record.event_time,
-        error_code=record.error_code[:128],
+        error_code=record.error_code or "",
         actor=actor_of(record),
     )
+
+
+def _failure_by_session(record: CloudTrailRecord) -> SessionDecryptFailure | Ignored:
+    caller = _ASSUMED_ROLE.match(record.user_identity.arn or "")
+    if record.user_identity.type != "AssumedRole" or caller is None:
+        return Ignored("a failed Decrypt by a caller that is not an assumed role's session")
+    session, region = caller["session"], record.aws_region
+    if not _FUNCTION_NAME.match(session) or not _REGION.match(region):
+        return Ignored("a failed Decrypt by a session that cannot be a Lambda function's")
+    account = caller["account"]
+    return SessionDecryptFailure(
+        function_arn=f"arn:{partition_of(region)}:lambda:{region}:{account}:function:{session}",
+        account=account,
+        role_name=caller["name"],
+        key_arn=_resource_key(record) or key_in_message(record.error_message),
+        event_id=record.event_id,
+        event_time=record.event_time,
+        error_code=record.error_code or "",
+        actor=actor_of(record),
+    )
+
+
+def attribute_failure(
+    failure: SessionDecryptFailure, function: FunctionState | None
+) -> DecryptFailure | Ignored:
+    """The failed Decrypt of the function the session names, if that function is known and runs as the
+    session's role; its key is the record's, else the function's recorded key. Pure: the function's
+    configuration, as recorded, is read by the caller."""
+    if function is None or function.deleted:
+        return Ignored("a failed Decrypt by a session that is not a known Lambda function")
+    if not _runs_as(function, failure.account, failure.role_name):
+        return Ignored("a failed Decrypt by a session named like a function that runs as another role")
+    key_arn = failure.key_arn or function.kms_key_arn or function.depends_on_key
+    return DecryptFailure(
+        function_arn=function.function_arn,
+        key_arn=key_arn if key_arn and fits("key", key_arn) else None,
+        event_id=failure.event_id,
+        event_time=failure.event_time,
+        error_code=failure.error_code,
+        actor=failure.actor,
+    )
+
+
+def _runs_as(function: FunctionState, account: str, role: str) -> bool:
+    """The function's execution role, from its configuration or from the link its evaluation made."""
+    configured = role_name(function.role) if function.role else None
+    if configured is not None:
+        return configured.lower() == role.lower()
+    return function.depends_on_role == role_key(account, role)
+
+
+def key_in_message(message: str | None) -> str | None:
+    """The key ARN an access-denied message names ("... on resource: arn:aws:kms:..."), checked for the
+    form of one; the message is CloudTrail's, its length already bounded at the edge."""
+    match = _KEY_ARN_IN_TEXT.search(message) if message else None
+    return match.group(0) if match else None
+
+
+def _resource_key(record: CloudTrailRecord) -> str | None:
+    keys = (r.arn for r in record.resources or () if r.arn and KEY_ARN_PATTERN.match(r.arn))
+    return next((key for key in keys if fits("key", key)), None)
 
 
 def parse_deletion_date(value: object) -> datetime | None:

@@ -6,7 +6,8 @@ needs: a record without an event id, name or time is rejected here, at the edge.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -15,6 +16,14 @@ EARLIEST_EVENT_YEAR = 2000
 LATEST_EVENT_YEAR = 9998
 
 _LENIENT = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+# ISO 8601 as CloudTrail and its exporters write it: "T" or a space between date and time, any number of
+# fractional digits (nanoseconds, from some), and a zone, or none: CloudTrail's times are UTC.
+_EVENT_TIME = re.compile(
+    r"(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<time>\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d{1,12}))?"
+    r"(?:(?P<utc>[Zz])|(?P<sign>[+-])(?P<hours>\d{2}):?(?P<minutes>\d{2})?)?",
+    re.ASCII,
+)
+MAX_ERROR_MESSAGE_LENGTH = 2048
 
 
 class UserIdentity(BaseModel):
@@ -51,6 +60,7 @@ class CloudTrailRecord(BaseModel):
     source_ip_address: str | None = Field(default=None, alias="sourceIPAddress")
     user_agent: str | None = Field(default=None, alias="userAgent")
     error_code: str | None = Field(default=None, alias="errorCode")
+    error_message: str | None = Field(default=None, alias="errorMessage")
     request_parameters: dict[str, Any] | None = Field(default=None, alias="requestParameters")
     response_elements: dict[str, Any] | None = Field(default=None, alias="responseElements")
     additional_event_data: dict[str, Any] | None = Field(default=None, alias="additionalEventData")
@@ -58,19 +68,38 @@ class CloudTrailRecord(BaseModel):
 
     @field_validator("event_time", mode="before")
     @classmethod
-    def _must_be_text(cls, value: object) -> object:
+    def _read_time(cls, value: object) -> datetime:
         if not isinstance(value, str):
             raise ValueError("eventTime must be an ISO 8601 string, as CloudTrail writes it")
-        return value
+        return parse_event_time(value)
 
-    @field_validator("event_time")
+    @field_validator("error_message", mode="before")
     @classmethod
-    def _must_be_aware_and_plausible(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("eventTime must carry a time zone (CloudTrail writes UTC with a Z)")
-        if not EARLIEST_EVENT_YEAR <= value.year <= LATEST_EVENT_YEAR:
-            raise ValueError(f"eventTime must fall between {EARLIEST_EVENT_YEAR} and {LATEST_EVENT_YEAR}")
-        return value.astimezone(UTC)
+    def _bounded_message(cls, value: object) -> str | None:
+        """Read only to find a key in: kept if it is text, and only its beginning."""
+        return value[:MAX_ERROR_MESSAGE_LENGTH] if isinstance(value, str) else None
+
+
+def parse_event_time(text: str) -> datetime:
+    """An eventTime in UTC. Without a zone it is UTC, as CloudTrail's times are; digits beyond the
+    microsecond are dropped."""
+    match = _EVENT_TIME.fullmatch(text.strip()) if len(text) <= 64 else None
+    if match is None:
+        raise ValueError("eventTime must be an ISO 8601 time, as CloudTrail writes it")
+    fraction = (match["fraction"] or "").ljust(6, "0")[:6]
+    try:
+        moment = datetime.fromisoformat(f"{match['date']}T{match['time']}.{fraction}")
+    except ValueError:
+        raise ValueError("eventTime is not a valid date and time") from None
+    if not EARLIEST_EVENT_YEAR <= moment.year <= LATEST_EVENT_YEAR:
+        raise ValueError(f"eventTime must fall between {EARLIEST_EVENT_YEAR} and {LATEST_EVENT_YEAR}")
+    if match["sign"]:
+        offset = timedelta(hours=int(match["hours"]), minutes=int(match["minutes"] or 0))
+        if offset >= timedelta(hours=24):
+            raise ValueError("eventTime has an offset of a day or more")
+        zone = timezone(offset if match["sign"] == "+" else -offset)
+        return moment.replace(tzinfo=zone).astimezone(UTC)
+    return moment.replace(tzinfo=UTC)
 
 
 class CloudTrailEventBridgeEvent(BaseModel):
@@ -132,8 +161,9 @@ class EvaluationRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
-    function_arn: str | None = Field(default=None, alias="functionArn", min_length=1, max_length=2048)
-    key_arn: str | None = Field(default=None, alias="keyArn", min_length=1, max_length=2048)
+    # Bounded as the recorder bounds them (grantwatch.domain.facts.KEY_VALUE_LIMITS: 140 and 512 bytes).
+    function_arn: str | None = Field(default=None, alias="functionArn", min_length=1, max_length=140)
+    key_arn: str | None = Field(default=None, alias="keyArn", min_length=1, max_length=512)
     role: str | None = Field(default=None, alias="role", min_length=1, max_length=128)
     event_id: str = Field(alias="eventID", min_length=1, max_length=128)
     event_name: str | None = Field(default=None, alias="eventName", max_length=128)
