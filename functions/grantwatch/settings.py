@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import datetime
 from functools import cache
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_TABLE = "grantwatch"
 DEFAULT_REGION = "us-east-1"
+MIN_RETENTION_DAYS = 30
+_DAY_SECONDS = 86400
 
 
 class Settings(BaseModel):
@@ -25,6 +28,7 @@ class Settings(BaseModel):
     heal_tag: str = Field(default="grantwatch:self-heal", min_length=1, max_length=128)
     heal_max_attempts: int = Field(default=2, ge=1, le=5)
     heal_verify_seconds: int = Field(default=60, ge=0, le=600)
+    retention_days: int = Field(default=0, ge=0, le=9999)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: str | None) -> Settings:
@@ -40,6 +44,7 @@ class Settings(BaseModel):
             ("heal_tag", "GRANTWATCH_HEAL_TAG"),
             ("heal_max_attempts", "GRANTWATCH_HEAL_MAX_ATTEMPTS"),
             ("heal_verify_seconds", "GRANTWATCH_HEAL_VERIFY_SECONDS"),
+            ("retention_days", "GRANTWATCH_RETENTION_DAYS"),
         ):
             if env.get(variable):
                 values[field] = env[variable]
@@ -48,6 +53,19 @@ class Settings(BaseModel):
             values["region"] = region
         values.update({k: v for k, v in overrides.items() if v})
         return cls.model_validate(values)
+
+    @field_validator("retention_days")
+    @classmethod
+    def _keep_or_a_month(cls, days: int) -> int:
+        if 0 < days < MIN_RETENTION_DAYS:
+            raise ValueError(f"0 (keep everything) or at least {MIN_RETENTION_DAYS} days")
+        return days
+
+    def expires_at(self, ended_at: datetime) -> int | None:
+        """When DynamoDB's TTL may delete what ended at `ended_at` (epoch seconds); None: kept for ever."""
+        if not self.retention_days:
+            return None
+        return int(ended_at.timestamp()) + self.retention_days * _DAY_SECONDS
 
     @property
     def endpoint_is_local(self) -> bool:
