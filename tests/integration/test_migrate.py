@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from typer.testing import CliRunner
 
 from grantwatch.adapters.functions import DynamoFunctionStore
@@ -26,13 +29,14 @@ from grantwatch.adapters.hazards import (
 )
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.cli import EXIT_UNAVAILABLE, app
-from grantwatch.domain.facts import utc_iso
+from grantwatch.domain.facts import Actor, utc_iso
 from grantwatch.domain.hazards import KeyChange, KeyFact, RoleChange, RoleFact, normalise_hazard, role_key
 from grantwatch.domain.records import EvaluationRequest
 from grantwatch.local import ensure_table
 from grantwatch.recorder import EventOutcome, Outcome, Recorder
 from grantwatch.settings import Settings
 from tests.conftest import TEMPLATE
+from tests.integration.test_storage_growth import item_size
 from tests.scenarios import (
     ACCOUNT,
     KEY_ARN,
@@ -322,3 +326,78 @@ def test_migrate_exits_3_when_the_table_cannot_be_used(table_settings: Settings)
 def test_migrate_refuses_a_retention_shorter_than_a_month(table_settings: Settings) -> None:
     result = run(table_settings, "migrate", "--retention-days", "7")
     assert result.exit_code == 2 and "at least 30" in result.output
+
+
+ITEM_LIMIT = 400 * 1024
+
+
+def old_role_item(facts: list[RoleFact]) -> dict[str, Any]:
+    """A role's item as the old layout left it after these facts, in this order."""
+    item: dict[str, Any] = {
+        "pk": role_pk(role_key(ACCOUNT, ROLE)),
+        "sk": ROLE_SK,
+        "events": [role_fact_to_map(f) for f in facts],
+        "eventIds": {f.event_id for f in facts},
+    }
+    for fact in sorted(facts, key=lambda f: f.event_time):
+        kind = fact.change.value
+        item |= {
+            f"{kind}At": utc_iso(fact.event_time),
+            f"{kind}EventId": fact.event_id,
+            kind: role_fact_to_map(fact),
+        }
+    return item
+
+
+def fill_to_the_limit(settings: Settings) -> list[RoleFact]:
+    """Re-creations of the role in its old-layout item, until DynamoDB takes not one byte more."""
+    actor = Actor(
+        principal=f"arn:aws:sts::{ACCOUNT}:assumed-role/deployer/ci", identity_type="AssumedRole", via=None
+    )
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    facts: list[RoleFact] = []
+    while item_size(old_role_item(facts)) < ITEM_LIMIT - 1_000:
+        n = len(facts) + 1
+        change = RoleChange.DELETED if n % 2 else RoleChange.CREATED
+        at = start + timedelta(minutes=10 * n)
+        facts.append(
+            RoleFact(change, ACCOUNT, ROLE, f"{uuid.UUID(int=n)}", at, actor, role_id=f"AROA{n:017d}")
+        )
+
+    def padded(length: int) -> list[RoleFact]:  # the oldest event, made longer: it is no state
+        first = replace(facts[0], actor=replace(actor, principal=actor.principal + "x" * length))
+        return [first, *facts[1:]]
+
+    low, high = 0, 2_000  # the longest padding DynamoDB accepts, by bisection
+    while low < high:
+        middle = (low + high + 1) // 2
+        try:
+            table(settings).put_item(Item=old_role_item(padded(middle)))
+            low = middle
+        except ClientError as error:
+            if "maximum allowed size" not in str(error):
+                raise
+            high = middle - 1
+    table(settings).put_item(Item=old_role_item(padded(low)))
+    return padded(low)
+
+
+def test_an_unmigrated_role_item_at_the_size_limit_still_takes_its_next_events(
+    table_settings: Settings,
+) -> None:
+    """The old layout refused every event of a role whose item had reached 400 KB ("Item size to update has
+    exceeded the maximum allowed size"). The deployed code migrates such an item when it refuses to grow,
+    and records the event."""
+    facts = fill_to_the_limit(table_settings)
+    recorder = recorder_of(table_settings)
+    later = [delete_role(ROLE, "2026-11-10T09:00:00Z"), create_role(ROLE, "2026-11-10T09:00:20Z")]
+    assert [recorder.record(event).outcome for event in later] == [Outcome.RECORDED, Outcome.RECORDED]
+
+    hazards = DynamoHazardStore(table_settings)
+    lineage = [f.event_id for f in hazards.role_lineage(ACCOUNT, ROLE)]
+    assert lineage == [f.event_id for f in facts] + [e["detail"]["eventID"] for e in later]
+    role = hazards.role(ACCOUNT, ROLE)
+    assert role is not None and role.created is not None and role.recreated
+    assert role.created.event_id == later[1]["detail"]["eventID"]
+    [state] = [i for i in raw_items(table_settings, role_pk(role_key(ACCOUNT, ROLE))) if i["sk"] == ROLE_SK]
+    assert "events" not in state and item_size(state) < 1024  # migrated on the spot
