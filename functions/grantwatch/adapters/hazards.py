@@ -390,9 +390,8 @@ class DynamoHazardStore:
     def mark_verified(self, key_arn: str, at: datetime) -> None:
         """Reconciliation has compared the key's grants with ListGrants at `at`."""
         k = self.keys
-        k(key_pk(key_arn), KEY_SK).update(
-            actions=[k.arn.set(key_arn), k.entity.set(KEY_ENTITY), k.verifiedAt.set(utc_iso(at))]
-        )
+        actions = [k.arn.set(key_arn), k.entity.set(KEY_ENTITY), k.verifiedAt.set(utc_iso(at))]
+        self._move_state(k(key_pk(key_arn), KEY_SK), actions)
 
     def claim_key_notice(self, fact: KeyFact) -> bool:
         """Claim the one sending of the informational notice about a key fact, on its fact item (written
@@ -456,7 +455,9 @@ class DynamoHazardStore:
             actions.append(f.expiresAt.set(expires))
         return actions
 
-    def _move_state(self, state: KeyItem | RoleItem, actions: Sequence[Action], condition: Condition) -> None:
+    def _move_state(
+        self, state: KeyItem | RoleItem, actions: Sequence[Action], condition: Condition | None = None
+    ) -> None:
         """Move the state if the condition holds. A state item that still holds its lineage in the old
         layout and has reached DynamoDB's item size limit is migrated first, so its events keep being
         recorded."""
@@ -547,7 +548,7 @@ def _plain(stored: Any) -> dict[str, Any]:
     return dict(stored.as_dict() if isinstance(stored, MapAttribute) else stored)
 
 
-def _update_if(item: Model, actions: Sequence[Action], condition: Any) -> None:
+def _update_if(item: Model, actions: Sequence[Action], condition: Condition | None) -> None:
     try:
         item.update(actions=list(actions), condition=condition)
     except UpdateError as error:
