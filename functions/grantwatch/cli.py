@@ -24,6 +24,7 @@ from typing import Annotated, Any
 import boto3
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
 from pynamodb.exceptions import PynamoDBException
 from rich.console import Console
 from rich.progress import Progress as RichProgress
@@ -56,6 +57,7 @@ from grantwatch.domain.lineage import GrantStatus
 from grantwatch.domain.plans import PlanError
 from grantwatch.healer import configured_healer
 from grantwatch.impact import UnknownGrant, assess_impact, impact_json, impact_lines, scenario_of
+from grantwatch.migration import migrate as run_migration
 from grantwatch.pipeline import DEFAULT_SETTLE, LocalPipeline, local_pipeline
 from grantwatch.queries import function_rows, incident_rows, lineage_rows
 from grantwatch.reconciler import Reconciler
@@ -801,6 +803,48 @@ def history(
     for event in events:
         line = _when(event["eventTime"], event["by"], event["via"], f"{event['eventName']} ({event['what']})")
         out.print(f"    {line}  [event {event['eventID']}]")
+
+
+@app.command()
+def migrate(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would change; change nothing.")
+    ] = False,
+    retention_days: Annotated[
+        int | None,
+        typer.Option(
+            "--retention-days",
+            help="The stack's RetentionDays (else GRANTWATCH_RETENTION_DAYS): also give ended grants and "
+            "closed incidents recorded before it their expiresAt.",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+    table: TableOption = None,
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
+) -> None:
+    """Bring a table written by an earlier version to this version's layout, in place: key and role
+    lineage moves from their state items to one item per event. Run it once the new version is deployed.
+    Safe to run again, and to interrupt: a second run finishes what the first left."""
+    settings = _settings(table, endpoint_url, region)
+    if retention_days is not None:
+        try:
+            settings = Settings.model_validate(settings.model_dump() | {"retention_days": retention_days})
+        except ValidationError as error:
+            err.print(f"error: --retention-days: {error.errors()[0]['msg']}")
+            raise typer.Exit(2) from None
+    with _table_errors(settings):
+        try:
+            summary = run_migration(settings, dry_run=dry_run)
+        except RuntimeError as error:
+            err.print(f"error: {error}")
+            raise typer.Exit(EXIT_UNAVAILABLE) from None
+    if as_json:
+        _print_json(summary.as_json())
+        return
+    for line in summary.lines():
+        out.print(line)
 
 
 def _checkout(template: Path | None) -> tuple[Path, Path]:

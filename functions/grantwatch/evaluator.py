@@ -222,16 +222,16 @@ class Evaluator:
     def _policy_notice(self, request: EvaluationRequest, dependents: list[str]) -> list[Notice]:
         """One informational notice per key policy change on a key that functions depend on."""
         key_arn = request.key_arn or ""
-        fact = next((f for f in self.hazards.key_lineage(key_arn) if f.event_id == request.event_id), None)
+        fact = self.hazards.key_fact(key_arn, request.event_id, request.event_time)
         if fact is None or fact.change is not KeyChange.POLICY_CHANGED or not dependents:
             return []
         notice = policy_notice(fact, dependents)
-        if not self.hazards.claim_key_notice(key_arn, fact.event_id):
+        if not self.hazards.claim_key_notice(fact):
             return []
         try:
             self.notifier.publish(notice)
         except Exception:
-            self.hazards.release_key_notice(key_arn, fact.event_id)
+            self.hazards.release_key_notice(fact)
             raise
         return [notice]
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import datetime
 from functools import cache
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_TABLE = "grantwatch"
 DEFAULT_REGION = "us-east-1"
+MIN_RETENTION_DAYS = 30
+_DAY_SECONDS = 86400
 
 
 class Settings(BaseModel):
@@ -33,6 +36,7 @@ class Settings(BaseModel):
     heal_temporary_role_arn: str | None = Field(
         default=None, max_length=2048, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$"
     )
+    retention_days: int = Field(default=0, ge=0, le=9999)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: str | None) -> Settings:
@@ -51,6 +55,7 @@ class Settings(BaseModel):
             ("dynamodb_read_timeout_seconds", "GRANTWATCH_DYNAMODB_READ_TIMEOUT_SECONDS"),
             ("dynamodb_retries", "GRANTWATCH_DYNAMODB_RETRIES"),
             ("heal_temporary_role_arn", "GRANTWATCH_HEAL_TEMPORARY_ROLE_ARN"),
+            ("retention_days", "GRANTWATCH_RETENTION_DAYS"),
         ):
             if env.get(variable):
                 values[field] = env[variable]
@@ -59,6 +64,19 @@ class Settings(BaseModel):
             values["region"] = region
         values.update({k: v for k, v in overrides.items() if v})
         return cls.model_validate(values)
+
+    @field_validator("retention_days")
+    @classmethod
+    def _keep_or_a_month(cls, days: int) -> int:
+        if 0 < days < MIN_RETENTION_DAYS:
+            raise ValueError(f"0 (keep everything) or at least {MIN_RETENTION_DAYS} days")
+        return days
+
+    def expires_at(self, ended_at: datetime) -> int | None:
+        """When DynamoDB's TTL may delete what ended at `ended_at` (epoch seconds); None: kept for ever."""
+        if not self.retention_days:
+            return None
+        return int(ended_at.timestamp()) + self.retention_days * _DAY_SECONDS
 
     @property
     def endpoint_is_local(self) -> bool:

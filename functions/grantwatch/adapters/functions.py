@@ -116,6 +116,7 @@ class IncidentItem(Model):
     healStatus = UnicodeAttribute(null=True)
     healedAt = UnicodeAttribute(null=True)
     healError = UnicodeAttribute(null=True)
+    expiresAt = NumberAttribute(null=True)  # closed, with a retention period: when TTL may delete it
 
     by_entity = ByEntityIndex()
 
@@ -193,6 +194,7 @@ class FunctionStore(Protocol):
 
 class DynamoFunctionStore:
     def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.functions = bind(FunctionItem, settings)
         self.incidents = bind(IncidentItem, settings)
 
@@ -323,6 +325,7 @@ class DynamoFunctionStore:
         ]
         if grant_id:
             resolution.append(i.resolvedGrantId.set(grant_id))
+        resolution += self._expiry(at)
         return self._transact(
             lambda tx: (
                 tx.update(
@@ -355,12 +358,18 @@ class DynamoFunctionStore:
                         i.supersededBy.set(new.incident_id),
                         i.resolvedAt.set(utc_iso(new.detected_at)),
                         i.resolvedReason.set(f"superseded by {new.alert_type}"),
+                        *self._expiry(new.detected_at),
                     ],
                     condition=i.status == "open",
                 ),
                 tx.save(opened, condition=i.pk.does_not_exist()),
             )
         )
+
+    def _expiry(self, closed_at: datetime) -> list[Action]:
+        """With a retention period, when DynamoDB's TTL may delete an incident closed at `closed_at`."""
+        expires = self.settings.expires_at(closed_at)
+        return [] if expires is None else [self.incidents.expiresAt.set(expires)]
 
     def record_failure(self, failure: DecryptFailure) -> FailureRecorded:
         """Note a failed Decrypt on the function (the newest one is kept) and on its open incident, if any:

@@ -1,23 +1,43 @@
 """Keys, roles and which functions depend on them, in the grant table.
 
-Key item: pk ``KEY#<keyArn>``, sk ``KEY``: the key's lineage (every state change and policy change, each
-event applied once) and its state as the newest state change left it. Role item: pk
-``ROLE#<account>/<name>``, sk ``ROLE``: its lineage, the newest creation and the newest deletion.
-Dependency items, in the key's and the role's partitions: sk ``FUNCTION#<functionArn>``, one per function
-whose last evaluation found it on that key or role, so that a key or role event reaches its functions
-with one Query. Each fact is written in two steps, both idempotent: append to the lineage (conditional
-on its event id, so a redelivery changes nothing), then move the state if the fact is newer (always
-tried, so a crash between the two is repaired by the redelivery).
+A key's partition ``KEY#<keyArn>`` and a role's ``ROLE#<account>/<name>`` hold three kinds of item, told
+apart by the sort key, and every Query selects one kind by its sort key's prefix:
+
+- the state item, sk ``KEY`` / ``ROLE``: what a live decision needs and nothing that grows with history. A
+  key's state as its newest state change left it, with that change (``stateFact``); a role's newest
+  creation and newest deletion.
+- one fact item per event, sk ``EVENT#<eventTime>#<eventId>``: the lineage. Written once, on condition
+  that it does not exist, which is also what makes a redelivered event a duplicate. With a retention
+  period, DynamoDB's TTL deletes it (``expiresAt``) that long after its event.
+- one dependency item per function whose last evaluation found it on that key or role, sk
+  ``FUNCTION#<functionArn>``, so that a key or role event reaches its functions with one Query.
+
+An event is two requests, each idempotent: the fact item, then the state moved if the fact is newer (always
+tried, so a crash between the two is repaired by the redelivery). A key policy change moves no state: its
+fact item and the key's state item are written in one transaction.
+
+Tables written before this layout keep a key's or role's lineage in its state item (``events``,
+``eventIds``, and a key's ``noticesSent``). They are read as lineage too, and moved out by `migrate_item`:
+by ``grantwatch migrate``, or here when the state item can no longer grow.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from pynamodb.attributes import ListAttribute, MapAttribute, UnicodeAttribute, UnicodeSetAttribute
-from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.attributes import (
+    BooleanAttribute,
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+)
+from pynamodb.exceptions import PynamoDBException, TransactWriteError, UpdateError
+from pynamodb.expressions.condition import Condition, size
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
@@ -30,7 +50,7 @@ from grantwatch.adapters.functions import (
     function_pk,
     newer_than_stored,
 )
-from grantwatch.adapters.tables import bind, error_code
+from grantwatch.adapters.tables import bind, error_code, error_message
 from grantwatch.domain.facts import Actor, parse_utc_iso, utc_iso
 from grantwatch.domain.hazards import (
     KeyChange,
@@ -47,6 +67,9 @@ from grantwatch.settings import Settings
 KEY_SK = "KEY"
 ROLE_SK = "ROLE"
 KEY_ENTITY = "KEY"
+FACT_PREFIX = "EVENT#"
+DEPENDENT_PREFIX = "FUNCTION#"
+_CHECK_FAILED = "ConditionalCheckFailedException"
 
 
 def key_pk(key_arn: str) -> str:
@@ -58,7 +81,12 @@ def role_pk(key: str) -> str:
 
 
 def dependent_sk(function_arn: str) -> str:
-    return f"FUNCTION#{function_arn}"
+    return f"{DEPENDENT_PREFIX}{function_arn}"
+
+
+def fact_sk(event_time: str, event_id: str) -> str:
+    """A fact's sort key: its partition's facts sort by time, and one event is one item."""
+    return f"{FACT_PREFIX}{event_time}#{event_id}"
 
 
 class KeyItem(Model):
@@ -72,10 +100,12 @@ class KeyItem(Model):
     keyState = UnicodeAttribute(null=True)
     stateAt = UnicodeAttribute(null=True)
     stateEventId = UnicodeAttribute(null=True)
+    stateFact = MapAttribute[str, Any](null=True)
     deletionDate = UnicodeAttribute(null=True)
+    verifiedAt = UnicodeAttribute(null=True)
+    # the lineage as written before fact items, until it is migrated
     events = ListAttribute(of=MapAttribute, null=True)
     eventIds = UnicodeSetAttribute(null=True)
-    verifiedAt = UnicodeAttribute(null=True)
     noticesSent = UnicodeSetAttribute(null=True)
 
     by_entity = ByEntityIndex()
@@ -93,8 +123,41 @@ class RoleItem(Model):
     deletedAt = UnicodeAttribute(null=True)
     deletedEventId = UnicodeAttribute(null=True)
     deleted = MapAttribute[str, Any](null=True)
+    # the lineage as written before fact items, until it is migrated
     events = ListAttribute(of=MapAttribute, null=True)
     eventIds = UnicodeSetAttribute(null=True)
+
+
+class FactItem(Model):
+    """One event in a key's or a role's lineage: the attributes of `key_fact_to_map` / `role_fact_to_map`."""
+
+    class Meta:
+        table_name = "grantwatch-unbound"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    change = UnicodeAttribute()
+    eventId = UnicodeAttribute()
+    eventTime = UnicodeAttribute()
+    eventName = UnicodeAttribute(null=True)
+    deletionDate = UnicodeAttribute(null=True)
+    source = UnicodeAttribute(null=True)
+    actor = UnicodeAttribute(null=True)
+    actorType = UnicodeAttribute(null=True)
+    via = UnicodeAttribute(null=True)
+    sourceIp = UnicodeAttribute(null=True)
+    roleId = UnicodeAttribute(null=True)
+    roleArn = UnicodeAttribute(null=True)
+    noticeClaimed = BooleanAttribute(null=True)  # a key policy change's informational notice
+    expiresAt = NumberAttribute(null=True)
+
+    def stored(self) -> dict[str, Any]:
+        """The fact as `key_fact_to_map` / `role_fact_to_map` wrote it."""
+        return {
+            name: value
+            for name, value in self.attribute_values.items()
+            if name not in ("pk", "sk", "noticeClaimed", "expiresAt")
+        }
 
 
 class DependencyItem(Model):
@@ -106,12 +169,23 @@ class DependencyItem(Model):
     dependent = UnicodeAttribute()
 
 
+@dataclass(frozen=True, slots=True)
+class Migrated:
+    """What moving one state item's old-layout lineage did."""
+
+    facts: int  # lineage entries found on the item
+    written: int  # fact items written for them (the others existed already)
+    claims: int  # notice claims moved to their fact items
+
+
 class HazardStore(Protocol):
     def record_key(self, fact: KeyFact) -> bool: ...
 
     def key(self, key_arn: str) -> KeyStatus | None: ...
 
     def key_lineage(self, key_arn: str) -> list[KeyFact]: ...
+
+    def key_fact(self, key_arn: str, event_id: str, event_time: datetime) -> KeyFact | None: ...
 
     def record_role(self, fact: RoleFact) -> bool: ...
 
@@ -127,64 +201,74 @@ class HazardStore(Protocol):
 
     def mark_verified(self, key_arn: str, at: datetime) -> None: ...
 
-    def claim_key_notice(self, key_arn: str, notice_id: str) -> bool: ...
+    def claim_key_notice(self, fact: KeyFact) -> bool: ...
 
-    def release_key_notice(self, key_arn: str, notice_id: str) -> None: ...
+    def release_key_notice(self, fact: KeyFact) -> None: ...
 
 
 class DynamoHazardStore:
     def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.keys = bind(KeyItem, settings)
         self.roles = bind(RoleItem, settings)
+        self.facts = bind(FactItem, settings)
         self.dependencies = bind(DependencyItem, settings)
         self.functions = bind(FunctionItem, settings)
 
     def record_key(self, fact: KeyFact) -> bool:
         """Add the fact to the key's lineage, and move its state if the fact is the newest. False: seen."""
         k = self.keys
-        item = k(key_pk(fact.key_arn), KEY_SK)
-        appended = _append(
-            item,
-            [k.arn.set(fact.key_arn), k.entity.set(KEY_ENTITY)],
-            k.events,
-            k.eventIds,
-            key_fact_to_map(fact),
-            fact.event_id,
-        )
+        pk = key_pk(fact.key_arn)
+        stored = key_fact_to_map(fact)
+        known = [k.arn.set(fact.key_arn), k.entity.set(KEY_ENTITY)]
         state = fact.change.state_after
-        if state is not None:
-            at = utc_iso(fact.event_time)
-            actions: list[Action] = [
-                k.keyState.set(state.value),
-                k.stateAt.set(at),
-                k.stateEventId.set(fact.event_id),
-                k.deletionDate.set(utc_iso(fact.deletion_date))
-                if fact.deletion_date
-                else k.deletionDate.remove(),
-            ]
-            _update_if(item, actions, newer_than_stored(k.stateAt, k.stateEventId, at, fact.event_id))
-        return appended
+        if state is None:
+            return self._add_fact_and_touch(pk, stored, k(pk, KEY_SK), known)
+        added = self._add_fact(pk, stored)
+        at = utc_iso(fact.event_time)
+        actions: list[Action] = [
+            *known,
+            k.keyState.set(state.value),
+            k.stateAt.set(at),
+            k.stateEventId.set(fact.event_id),
+            k.stateFact.set(stored),
+            k.deletionDate.set(utc_iso(fact.deletion_date))
+            if fact.deletion_date
+            else k.deletionDate.remove(),
+        ]
+        self._move_state(
+            k(pk, KEY_SK), actions, newer_than_stored(k.stateAt, k.stateEventId, at, fact.event_id)
+        )
+        return added
 
     def key(self, key_arn: str) -> KeyStatus | None:
         try:
             item = self.keys.get(key_pk(key_arn), KEY_SK, consistent_read=True)
         except self.keys.DoesNotExist:
             return None
-        lineage = {f.event_id: f for f in _key_facts(item)}
         return KeyStatus(
             key_arn=item.arn,
             state=KeyState(item.keyState) if item.keyState else KeyState.ENABLED,
-            changed_by=lineage.get(item.stateEventId or ""),
+            changed_by=_state_fact(item),
             deletion_date=parse_utc_iso(item.deletionDate) if item.deletionDate else None,
             grants_verified_at=parse_utc_iso(item.verifiedAt) if item.verifiedAt else None,
         )
 
     def key_lineage(self, key_arn: str) -> list[KeyFact]:
+        stored = self._lineage(key_pk(key_arn), self.keys, KEY_SK)
+        return sorted(
+            (key_fact_from_map(d, key_arn) for d in stored), key=lambda f: (f.event_time, f.event_id)
+        )
+
+    def key_fact(self, key_arn: str, event_id: str, event_time: datetime) -> KeyFact | None:
+        """One fact of the key's lineage, by its event: one read (two for a key not yet migrated)."""
+        pk = key_pk(key_arn)
         try:
-            item = self.keys.get(key_pk(key_arn), KEY_SK)
-        except self.keys.DoesNotExist:
-            return []
-        return sorted(_key_facts(item), key=lambda f: (f.event_time, f.event_id))
+            item = self.facts.get(pk, fact_sk(utc_iso(event_time), event_id), consistent_read=True)
+        except self.facts.DoesNotExist:
+            legacy = [d for d in self._legacy_lineage(pk, self.keys, KEY_SK) if d["eventId"] == event_id]
+            return key_fact_from_map(legacy[0], key_arn) if legacy else None
+        return key_fact_from_map(item.stored(), key_arn)
 
     def all_keys(self) -> Iterator[str]:
         for item in self.keys.by_entity.query(KEY_ENTITY, attributes_to_get=["arn"]):
@@ -192,18 +276,18 @@ class DynamoHazardStore:
 
     def record_role(self, fact: RoleFact) -> bool:
         r = self.roles
-        item = r(role_pk(fact.role_key), ROLE_SK)
-        appended = _append(item, [], r.events, r.eventIds, role_fact_to_map(fact), fact.event_id)
-        at = utc_iso(fact.event_time)
+        pk = role_pk(fact.role_key)
         stored = role_fact_to_map(fact)
+        added = self._add_fact(pk, stored)
+        at = utc_iso(fact.event_time)
         if fact.change is RoleChange.CREATED:
             actions = [r.createdAt.set(at), r.createdEventId.set(fact.event_id), r.created.set(stored)]
             condition = newer_than_stored(r.createdAt, r.createdEventId, at, fact.event_id)
         else:
             actions = [r.deletedAt.set(at), r.deletedEventId.set(fact.event_id), r.deleted.set(stored)]
             condition = newer_than_stored(r.deletedAt, r.deletedEventId, at, fact.event_id)
-        _update_if(item, actions, condition)
-        return appended
+        self._move_state(r(pk, ROLE_SK), actions, condition)
+        return added
 
     def role(self, account: str, name: str) -> RoleStatus | None:
         try:
@@ -218,12 +302,27 @@ class DynamoHazardStore:
         )
 
     def role_lineage(self, account: str, name: str) -> list[RoleFact]:
-        try:
-            item = self.roles.get(role_pk(role_key(account, name)), ROLE_SK)
-        except self.roles.DoesNotExist:
-            return []
-        facts = [role_fact_from_map(_plain(e), account, name) for e in item.events or []]
+        stored = self._lineage(role_pk(role_key(account, name)), self.roles, ROLE_SK)
+        facts = [role_fact_from_map(d, account, name) for d in stored]
         return sorted(facts, key=lambda f: (f.event_time, f.event_id))
+
+    def _lineage(self, pk: str, state: type[KeyItem] | type[RoleItem], state_sk: str) -> list[dict[str, Any]]:
+        """Every fact of a key or role, once: its fact items, and what an unmigrated state item holds."""
+        found = {d["eventId"]: d for d in self._legacy_lineage(pk, state, state_sk)}
+        facts = self.facts
+        for item in facts.query(pk, facts.sk.startswith(FACT_PREFIX)):
+            found[item.eventId] = item.stored()
+        return list(found.values())
+
+    @staticmethod
+    def _legacy_lineage(
+        pk: str, state: type[KeyItem] | type[RoleItem], state_sk: str
+    ) -> list[dict[str, Any]]:
+        try:
+            item = state.get(pk, state_sk, attributes_to_get=["events"])
+        except state.DoesNotExist:
+            return []
+        return [_plain(e) for e in item.events or []]
 
     def dependents_of_key(self, key_arn: str) -> list[str]:
         return self._dependents(key_pk(key_arn))
@@ -233,7 +332,9 @@ class DynamoHazardStore:
 
     def _dependents(self, pk: str) -> list[str]:
         d = self.dependencies
-        return [item.dependent for item in d.query(pk, d.sk.startswith("FUNCTION#"), consistent_read=True)]
+        return [
+            item.dependent for item in d.query(pk, d.sk.startswith(DEPENDENT_PREFIX), consistent_read=True)
+        ]
 
     def link(
         self, function_arn: str, *, key: str | None, role: str | None, was: tuple[str | None, str | None]
@@ -289,41 +390,157 @@ class DynamoHazardStore:
     def mark_verified(self, key_arn: str, at: datetime) -> None:
         """Reconciliation has compared the key's grants with ListGrants at `at`."""
         k = self.keys
-        k(key_pk(key_arn), KEY_SK).update(
-            actions=[k.arn.set(key_arn), k.entity.set(KEY_ENTITY), k.verifiedAt.set(utc_iso(at))]
-        )
+        actions = [k.arn.set(key_arn), k.entity.set(KEY_ENTITY), k.verifiedAt.set(utc_iso(at))]
+        self._move_state(k(key_pk(key_arn), KEY_SK), actions)
 
-    def claim_key_notice(self, key_arn: str, notice_id: str) -> bool:
-        """Claim the one sending of an informational notice about a key."""
-        k = self.keys
+    def claim_key_notice(self, fact: KeyFact) -> bool:
+        """Claim the one sending of the informational notice about a key fact, on its fact item (written
+        whole, in case the fact is still only in an unmigrated state item)."""
+        f = self.facts
+        item = f(key_pk(fact.key_arn), fact_sk(utc_iso(fact.event_time), fact.event_id))
+        actions = [*self._fact_actions(key_fact_to_map(fact)), f.noticeClaimed.set(True)]
         try:
-            k(key_pk(key_arn), KEY_SK).update(
-                actions=[k.noticesSent.add({notice_id})], condition=~k.noticesSent.contains(notice_id)
-            )
+            item.update(actions=actions, condition=f.noticeClaimed.does_not_exist())
         except UpdateError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
+            if error_code(error) == _CHECK_FAILED:
                 return False
             raise
         return True
 
-    def release_key_notice(self, key_arn: str, notice_id: str) -> None:
+    def release_key_notice(self, fact: KeyFact) -> None:
+        f = self.facts
+        item = f(key_pk(fact.key_arn), fact_sk(utc_iso(fact.event_time), fact.event_id))
+        item.update(actions=[f.noticeClaimed.remove()])
+
+    def _add_fact(self, pk: str, stored: dict[str, Any]) -> bool:
+        """Write the fact item unless it exists. False: the event was seen before."""
+        f = self.facts
+        item = f(pk, fact_sk(stored["eventTime"], stored["eventId"]))
+        try:
+            item.update(actions=self._fact_actions(stored), condition=f.pk.does_not_exist())
+        except UpdateError as error:
+            if error_code(error) == _CHECK_FAILED:
+                return False
+            raise
+        return True
+
+    def _add_fact_and_touch(
+        self, pk: str, stored: dict[str, Any], state: Model, actions: Sequence[Action]
+    ) -> bool:
+        """The fact item and an update of the state item that moves no state, in one transaction."""
+        f = self.facts
+        connection = f._get_connection().connection
+        try:
+            with TransactWrite(connection=connection) as transaction:
+                transaction.update(
+                    f(pk, fact_sk(stored["eventTime"], stored["eventId"])),
+                    actions=self._fact_actions(stored),
+                    condition=f.pk.does_not_exist(),
+                )
+                transaction.update(state, actions=list(actions))
+        except TransactWriteError as error:
+            if cancelled_by_a_condition(error):
+                return False
+            raise
+        return True
+
+    def _fact_actions(self, stored: dict[str, Any]) -> list[Action]:
+        f = self.facts
+        known = f.get_attributes()
+        actions: list[Action] = [
+            getattr(f, name).set(value) for name, value in stored.items() if name in known
+        ]
+        expires = self.settings.expires_at(parse_utc_iso(stored["eventTime"]))
+        if expires is not None:
+            actions.append(f.expiresAt.set(expires))
+        return actions
+
+    def _move_state(
+        self, state: KeyItem | RoleItem, actions: Sequence[Action], condition: Condition | None = None
+    ) -> None:
+        """Move the state if the condition holds. A state item that still holds its lineage in the old
+        layout and has reached DynamoDB's item size limit is migrated first, so its events keep being
+        recorded."""
+        try:
+            _update_if(state, actions, condition)
+        except UpdateError as error:
+            if not _too_large(error):
+                raise
+            self.migrate_item(state.pk, state.sk)
+            _update_if(state, actions, condition)
+
+    def unmigrated(self) -> Iterator[tuple[str, str]]:
+        """The key and role state items that still hold lineage in the old layout: a scan (a one-off)."""
         k = self.keys
-        k(key_pk(key_arn), KEY_SK).update(actions=[k.noticesSent.delete({notice_id})])
+        state_items = (k.sk == KEY_SK) | (k.sk == ROLE_SK)
+        old_layout = k.events.exists() | k.eventIds.exists() | k.noticesSent.exists()
+        for item in k.scan(filter_condition=state_items & old_layout, attributes_to_get=["pk", "sk"]):
+            yield item.pk, item.sk
+
+    def migrate_item(self, pk: str, sk: str, *, dry_run: bool = False) -> Migrated | None:
+        """Move a state item's old-layout lineage (and a key's notice claims) to fact items, then remove
+        it from the state item, on condition that nothing was appended meanwhile (else again). Each step
+        is idempotent: an interrupted migration is finished by the next one. None: no such item."""
+        state: type[KeyItem] | type[RoleItem] = self.keys if sk == KEY_SK else self.roles
+        for _ in range(_MIGRATION_ATTEMPTS):
+            try:
+                item = state.get(pk, sk, consistent_read=True)
+            except state.DoesNotExist:
+                return None
+            events = [_plain(e) for e in item.events or []]
+            claimed = set(getattr(item, "noticesSent", None) or ())
+            if dry_run:
+                return Migrated(facts=len(events), written=0, claims=len(claimed))
+            written = sum(self._add_fact(pk, stored) for stored in events)
+            claims = [stored for stored in events if stored["eventId"] in claimed]
+            for stored in claims:
+                self._mark_claimed(pk, stored)
+            if self._drop_old_layout(item, events, claimed):
+                return Migrated(facts=len(events), written=written, claims=len(claims))
+        raise RuntimeError(f"{pk} kept changing while it was migrated; run the migration again")
+
+    def _mark_claimed(self, pk: str, stored: dict[str, Any]) -> None:
+        f = self.facts
+        item = f(pk, fact_sk(stored["eventTime"], stored["eventId"]))
+        item.update(actions=[f.noticeClaimed.set(True)])
+
+    def _drop_old_layout(
+        self, item: KeyItem | RoleItem, events: list[dict[str, Any]], claimed: set[str]
+    ) -> bool:
+        """Remove the old-layout attributes, unless they changed since they were read (then False)."""
+        state = type(item)
+        actions: list[Action] = [state.events.remove(), state.eventIds.remove()]
+        unchanged = _holds(state.events, len(events))
+        if isinstance(item, KeyItem):
+            k = self.keys
+            actions.append(k.noticesSent.remove())
+            unchanged &= _holds(k.noticesSent, len(claimed))
+            changed_by = next((e for e in events if e["eventId"] == item.stateEventId), None)
+            if item.stateFact is None and changed_by is not None:
+                actions.append(k.stateFact.set(changed_by))
+        try:
+            state(item.pk, item.sk).update(actions=actions, condition=unchanged)
+        except UpdateError as error:
+            if error_code(error) == _CHECK_FAILED:
+                return False
+            raise
+        return True
 
 
-def _append(
-    item: Model, actions: list[Action], events: Any, event_ids: Any, stored: dict[str, Any], event_id: str
-) -> bool:
-    try:
-        item.update(
-            actions=[*actions, events.set((events | []).append([stored])), event_ids.add({event_id})],
-            condition=~event_ids.contains(event_id),
-        )
-    except UpdateError as error:
-        if error_code(error) == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+_MIGRATION_ATTEMPTS = 5
+
+
+def _holds(attribute: Any, count: int) -> Condition:
+    """The list or set attribute still has `count` elements (none: it does not exist)."""
+    held: Condition = attribute.does_not_exist() if count == 0 else size(attribute) == count
+    return held
+
+
+def _too_large(error: PynamoDBException) -> bool:
+    """DynamoDB refused a write because the item would exceed its 400 KB limit."""
+    return error_code(error) == "ValidationException" and "maximum allowed size" in (
+        error_message(error) or ""
+    )
 
 
 def _plain(stored: Any) -> dict[str, Any]:
@@ -331,11 +548,11 @@ def _plain(stored: Any) -> dict[str, Any]:
     return dict(stored.as_dict() if isinstance(stored, MapAttribute) else stored)
 
 
-def _update_if(item: Model, actions: Sequence[Action], condition: Any) -> None:
+def _update_if(item: Model, actions: Sequence[Action], condition: Condition | None) -> None:
     try:
         item.update(actions=list(actions), condition=condition)
     except UpdateError as error:
-        if error_code(error) != "ConditionalCheckFailedException":
+        if error_code(error) != _CHECK_FAILED:
             raise
 
 
@@ -369,23 +586,26 @@ def key_fact_to_map(fact: KeyFact) -> dict[str, Any]:
     return {k: v for k, v in stored.items() if v is not None}
 
 
-def _key_facts(item: KeyItem) -> list[KeyFact]:
-    facts = []
-    for event in item.events or []:
-        data = _plain(event)
-        facts.append(
-            KeyFact(
-                change=KeyChange(data["change"]),
-                key_arn=item.arn,
-                event_id=data["eventId"],
-                event_time=parse_utc_iso(data["eventTime"]),
-                event_name=data["eventName"],
-                actor=_actor_from(data),
-                deletion_date=parse_utc_iso(data["deletionDate"]) if data.get("deletionDate") else None,
-                source=data.get("source") or "cloudtrail",
-            )
-        )
-    return facts
+def key_fact_from_map(data: dict[str, Any], key_arn: str) -> KeyFact:
+    return KeyFact(
+        change=KeyChange(data["change"]),
+        key_arn=key_arn,
+        event_id=data["eventId"],
+        event_time=parse_utc_iso(data["eventTime"]),
+        event_name=data["eventName"],
+        actor=_actor_from(data),
+        deletion_date=parse_utc_iso(data["deletionDate"]) if data.get("deletionDate") else None,
+        source=data.get("source") or "cloudtrail",
+    )
+
+
+def _state_fact(item: KeyItem) -> KeyFact | None:
+    """The fact that moved the key's state: on the state item, or, not yet migrated, in its old lineage."""
+    if item.stateFact is not None:
+        return key_fact_from_map(_plain(item.stateFact), item.arn)
+    old = (_plain(e) for e in item.events or [])
+    stored = next((e for e in old if e["eventId"] == item.stateEventId), None)
+    return key_fact_from_map(stored, item.arn) if stored else None
 
 
 def role_fact_to_map(fact: RoleFact) -> dict[str, Any]:

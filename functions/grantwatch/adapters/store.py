@@ -18,6 +18,7 @@ from pynamodb.attributes import (
     BooleanAttribute,
     ListAttribute,
     MapAttribute,
+    NumberAttribute,
     UnicodeAttribute,
     UnicodeSetAttribute,
 )
@@ -124,6 +125,7 @@ class GrantItem(Model):
     terms = GrantTermsAttribute(null=True)
     events = ListAttribute(of=LineageEventAttribute)
     eventIds = UnicodeSetAttribute()
+    expiresAt = NumberAttribute(null=True)  # an ended grant, with a retention period: when TTL may delete it
 
     by_key = ByKeyIndex()
     by_function = ByFunctionIndex()
@@ -166,6 +168,7 @@ class DynamoGrantStore:
     """GrantStore on DynamoDB (or DynamoDB Local) through pynamodb."""
 
     def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.model = bind(GrantItem, settings)
 
     def record(self, fact: GrantFact) -> RecordedGrant:
@@ -257,6 +260,9 @@ class DynamoGrantStore:
         ]
         if fact.kind.ends:
             actions.append(m.state.set(GrantStatus.ENDED.value))
+            expires = self.settings.expires_at(fact.event_time)
+            if expires is not None:
+                actions.append(m.expiresAt.set(expires))
         else:
             actions.append(m.state.set(m.state | GrantStatus.ACTIVE.value))
             if fact.terms is not None:

@@ -35,3 +35,12 @@ def error_code(error: PynamoDBException) -> str | None:
         return None
     code: str | None = cause.response.get("Error", {}).get("Code")
     return code
+
+
+def error_message(error: PynamoDBException) -> str | None:
+    """The message DynamoDB answered with, or None when it did not answer."""
+    cause = error.cause
+    if not isinstance(cause, ClientError):
+        return None
+    message: str | None = cause.response.get("Error", {}).get("Message")
+    return message

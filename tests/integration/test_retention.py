@@ -1,0 +1,218 @@
+"""Retention (`RetentionDays`): DynamoDB's TTL attribute `expiresAt` on what has ended, never on what a live
+decision reads, on DynamoDB Local."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from grantwatch.adapters.functions import FUNCTION_SK, IncidentItem, function_pk
+from grantwatch.adapters.hazards import FactItem, key_pk, role_pk
+from grantwatch.adapters.store import GRANT_SK, GrantItem, grant_pk
+from grantwatch.cli import app
+from grantwatch.domain.hazards import role_key
+from grantwatch.pipeline import LocalPipeline, local_pipeline
+from grantwatch.settings import Settings
+from grantwatch.template import load_template
+from tests.conftest import TEMPLATE
+from tests.scenarios import (
+    ACCOUNT,
+    KEY_ARN,
+    create_grant,
+    create_role,
+    delete_role,
+    disable_key,
+    function_arn,
+    grant_id,
+    put_key_policy,
+    replay,
+    retire_grant,
+)
+
+DAYS = 30
+runner = CliRunner()
+
+
+def epoch(at: str, days: int = DAYS) -> int:
+    moment = datetime.strptime(at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return int((moment + timedelta(days=days)).timestamp())
+
+
+def kept(settings: Settings, days: int) -> Settings:
+    return settings.model_copy(update={"retention_days": days})
+
+
+def items(settings: Settings, pk: str) -> dict[str, dict[str, Any]]:
+    table = boto3.resource("dynamodb", endpoint_url=settings.endpoint_url, region_name=settings.region).Table(
+        settings.table_name
+    )
+    found: list[dict[str, Any]] = table.query(
+        KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": pk}
+    )["Items"]
+    return {str(item["sk"]): item for item in found}
+
+
+def expiry(item: dict[str, Any]) -> int | None:
+    value = item.get("expiresAt")
+    return None if value is None else int(value)
+
+
+@pytest.fixture
+def pipeline(table_settings: Settings) -> LocalPipeline:
+    return local_pipeline(kept(table_settings, DAYS))
+
+
+def test_a_grant_gets_its_expiry_when_it_ends_and_not_before(
+    pipeline: LocalPipeline, table_settings: Settings
+) -> None:
+    replay(pipeline, [create_grant("billing", "b1", "2026-11-01T10:00:00Z")])
+    [grant] = items(table_settings, grant_pk(grant_id("b1"))).values()
+    assert expiry(grant) is None  # active: what the evaluator reads
+    replay(pipeline, [retire_grant("b1", "2026-11-20T16:42:31Z")])
+    [grant] = items(table_settings, grant_pk(grant_id("b1"))).values()
+    assert expiry(grant) == epoch("2026-11-20T16:42:31Z")
+
+
+def test_an_incident_gets_its_expiry_when_it_is_resolved(
+    pipeline: LocalPipeline, table_settings: Settings
+) -> None:
+    replay(
+        pipeline,
+        [create_grant("billing", "b1", "2026-11-01T10:00:00Z"), retire_grant("b1", "2026-11-20T16:42:31Z")],
+    )
+    function = items(table_settings, function_pk(function_arn("billing")))
+    [opened] = [item for sk, item in function.items() if sk.startswith("INCIDENT#")]
+    assert opened["status"] == "open" and expiry(opened) is None
+    assert expiry(function[FUNCTION_SK]) is None
+
+    replay(pipeline, [create_grant("billing", "b2", "2026-11-21T08:00:00Z")])  # a usable grant again
+    function = items(table_settings, function_pk(function_arn("billing")))
+    [resolved] = [item for sk, item in function.items() if sk.startswith("INCIDENT#")]
+    assert resolved["status"] == "resolved"
+    assert expiry(resolved) == epoch(resolved["resolvedAt"])
+    assert expiry(function[FUNCTION_SK]) is None
+    assert expiry(items(table_settings, grant_pk(grant_id("b2")))[GRANT_SK]) is None
+
+
+def test_a_superseded_incident_gets_its_expiry_and_the_one_opened_in_its_place_none(
+    pipeline: LocalPipeline, table_settings: Settings
+) -> None:
+    replay(
+        pipeline,
+        [create_grant("billing", "b1", "2026-11-01T10:00:00Z"), retire_grant("b1", "2026-11-20T16:42:31Z")],
+    )
+    replay(pipeline, [disable_key("2026-11-20T17:00:00Z")])
+    function = items(table_settings, function_pk(function_arn("billing")))
+    incidents = {item["status"]: item for sk, item in function.items() if sk.startswith("INCIDENT#")}
+    assert set(incidents) == {"superseded", "open"}
+    assert expiry(incidents["superseded"]) == epoch(incidents["superseded"]["resolvedAt"])
+    assert expiry(incidents["open"]) is None
+
+
+def test_key_and_role_events_expire_but_their_state_and_dependencies_never(
+    pipeline: LocalPipeline, table_settings: Settings
+) -> None:
+    events = [
+        create_grant("billing", "b1", "2026-11-01T10:00:00Z"),
+        disable_key("2026-11-05T09:00:00Z"),
+        put_key_policy("2026-11-06T09:00:00Z"),
+        delete_role("billing-role", "2026-11-10T09:00:00Z"),
+        create_role("billing-role", "2026-11-10T09:00:20Z"),
+    ]
+    replay(pipeline, events)
+    for pk in (key_pk(KEY_ARN), role_pk(role_key(ACCOUNT, "billing-role"))):
+        found = items(table_settings, pk)
+        facts = {sk: item for sk, item in found.items() if sk.startswith("EVENT#")}
+        assert facts and all(expiry(item) == epoch(item["eventTime"]) for item in facts.values()), pk
+        others = {sk: item for sk, item in found.items() if not sk.startswith("EVENT#")}
+        assert any(sk.startswith("FUNCTION#") for sk in others), pk  # the dependency the evaluator wrote
+        assert all(expiry(item) is None for item in others.values()), pk
+
+
+def test_nothing_expires_without_a_retention_period(table_settings: Settings) -> None:
+    replay(
+        local_pipeline(table_settings),
+        [
+            create_grant("billing", "b1", "2026-11-01T10:00:00Z"),
+            retire_grant("b1", "2026-11-20T16:42:31Z"),
+            create_grant("billing", "b2", "2026-11-21T08:00:00Z"),
+            disable_key("2026-11-22T09:00:00Z"),
+            delete_role("billing-role", "2026-11-23T09:00:00Z"),
+        ],
+    )
+    table = boto3.client("dynamodb", endpoint_url=table_settings.endpoint_url, region_name="us-east-1")
+    scanned = table.scan(TableName=table_settings.table_name)["Items"]
+    assert len(scanned) > 8 and not [item for item in scanned if "expiresAt" in item]
+
+
+def test_migrate_with_a_retention_period_stamps_what_ended_before_it_was_set(
+    table_settings: Settings,
+) -> None:
+    replay(
+        local_pipeline(table_settings),  # recorded while everything was kept
+        [
+            create_grant("billing", "b1", "2026-11-01T10:00:00Z"),
+            retire_grant("b1", "2026-11-20T16:42:31Z"),
+            create_grant("billing", "b2", "2026-11-21T08:00:00Z"),
+            create_grant("payroll", "p1", "2026-11-01T10:00:00Z"),
+            retire_grant("p1", "2026-11-22T10:00:00Z"),
+        ],
+    )
+    args = ["--table", table_settings.table_name, "--endpoint-url", table_settings.endpoint_url or ""]
+    result = runner.invoke(app, ["migrate", "--retention-days", str(DAYS), "--json", *args])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["grantsStamped"], summary["incidentsStamped"]) == (2, 1)
+    assert expiry(items(table_settings, grant_pk(grant_id("b1")))[GRANT_SK]) == epoch("2026-11-20T16:42:31Z")
+    assert expiry(items(table_settings, grant_pk(grant_id("b2")))[GRANT_SK]) is None
+    billing = items(table_settings, function_pk(function_arn("billing")))
+    [resolved] = [item for sk, item in billing.items() if sk.startswith("INCIDENT#")]
+    assert expiry(resolved) == epoch(resolved["resolvedAt"])
+    payroll = items(table_settings, function_pk(function_arn("payroll")))
+    [still_open] = [item for sk, item in payroll.items() if sk.startswith("INCIDENT#")]
+    assert still_open["status"] == "open" and expiry(still_open) is None
+
+    again = runner.invoke(app, ["migrate", "--retention-days", str(DAYS), "--json", *args])
+    assert (
+        json.loads(again.stdout)["grantsStamped"] == 0 and json.loads(again.stdout)["incidentsStamped"] == 0
+    )
+
+
+TEMPLATE_DOCUMENT = load_template(TEMPLATE)
+PARAMETER = TEMPLATE_DOCUMENT["Parameters"]["RetentionDays"]
+
+
+def test_the_table_expires_items_by_the_attribute_the_code_writes() -> None:
+    table = TEMPLATE_DOCUMENT["Resources"]["GrantsTable"]["Properties"]
+    ttl = table["TimeToLiveSpecification"]
+    assert ttl["AttributeName"] == "expiresAt"
+    assert ttl["Enabled"] == {"Fn::If": ["HasRetention", True, False]}
+    for model in (GrantItem, IncidentItem, FactItem):
+        assert model.get_attributes()["expiresAt"].attr_name == ttl["AttributeName"]
+    environment = TEMPLATE_DOCUMENT["Globals"]["Function"]["Environment"]["Variables"]
+    assert environment["GRANTWATCH_RETENTION_DAYS"] == {"Ref": "RetentionDays"}
+    assert PARAMETER["Default"] == "0"
+
+
+@pytest.mark.parametrize("days", [0, 1, 7, 29, 30, 31, 90, 365, 3653, 9999, 10000, -30])
+def test_the_template_and_the_settings_accept_the_same_retention_periods(days: int) -> None:
+    allowed = re.fullmatch(PARAMETER["AllowedPattern"], str(days)) is not None
+    try:
+        Settings.from_environ({"GRANTWATCH_RETENTION_DAYS": str(days)})
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert allowed == accepted == (days == 0 or 30 <= days <= 9999)
+
+
+def test_settings_read_the_retention_period_and_date_expiries_from_it() -> None:
+    assert Settings.from_environ({}).expires_at(datetime(2026, 1, 1, tzinfo=UTC)) is None
+    settings = Settings.from_environ({"GRANTWATCH_RETENTION_DAYS": "30"})
+    assert settings.expires_at(datetime(2026, 1, 1, tzinfo=UTC)) == epoch("2026-01-01T00:00:00Z")
