@@ -35,7 +35,14 @@ from tests.cloudformation import Stack
 TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
 
 # Every optional part of the stack deployed, so that every function and statement exists.
-PARAMETERS = {"SelfHealing": "true", "ConfirmWithDecryptFailures": "true", "OrganizationId": "o-a1b2c3d4e5"}
+# The temporary role is the one the self-healing tests configure (checked in tests/unit/test_iam_contract.py).
+PARAMETERS = {
+    "SelfHealing": "true",
+    "SelfHealingTemporaryRoleArn": "arn:aws:iam::123456789012:role/grantwatch-heal-temporary",
+    "ConfirmWithDecryptFailures": "true",
+    "OrganizationId": "o-a1b2c3d4e5",
+    "RetentionDays": "30",
+}
 DEFAULT_ACCOUNT = "210987654321"
 
 # The corridor each function's code runs through: the domain module its handler drives, which the CLI and the
@@ -373,7 +380,8 @@ def requests_of(call: Call) -> list[Request]:
         return [Request(f"{call.service}:{action}", _destination(stack, call))]
     found = [Request(f"{call.service}:{call.operation}", _resource_arn(call, stack))]
     if call.service == "lambda" and call.params.get("Role"):
-        found.append(Request("iam:PassRole", str(call.params["Role"])))
+        passed_to = (("iam:PassedToService", ("lambda.amazonaws.com",)),)
+        found.append(Request("iam:PassRole", str(call.params["Role"]), passed_to))
     return found
 
 

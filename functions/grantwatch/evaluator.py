@@ -141,9 +141,16 @@ class Evaluator:
                 at=function.failed_at,
                 actor=Actor(principal=function_arn, identity_type=None, via=None),
             )
-            key = dependency.key_arn if dependency else (function.kms_key_arn or "unknown")
+            key = (
+                (dependency.key_arn if dependency else None)
+                or function.failure_key_arn
+                or function.kms_key_arn
+            )
+            role = (dependency.role if dependency else None) or function.role
+            # No customer managed key known: the one reset that works on any key is the role switch.
+            aws_managed = configured_on_aws_managed_key(function) or key is None
             opened = unpredicted_incident(
-                function_arn, key, dependency.role if dependency else None, failure, now
+                function_arn, key or "unknown", role, failure, now, aws_managed_key=aws_managed
             )
             functions.open(opened)
         elif step is Step.RESOLVE and current is not None:

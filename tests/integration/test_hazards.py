@@ -394,3 +394,32 @@ def test_the_key_in_the_error_message_is_taken_only_in_the_form_of_a_key_arn(pip
     # neither string is a key ARN: the function's own recorded key (the one its grant is on) stands
     assert alert.details["keyArn"] == AWS_LAMBDA_KEY_ARN
     assert "not-a-key-id" not in alert.message
+
+
+def test_an_unpredicted_failure_on_the_aws_managed_key_takes_its_key_from_the_message_and_the_role_switch(
+    pipeline: LocalPipeline,
+) -> None:
+    """No grant recorded, only the function's configuration (no KMSKeyArn): the key the alert names is the
+    one the error message names, and the fix is the role switch (nobody but Lambda creates grants on the AWS
+    managed key), never a key switch on a key grantwatch does not know."""
+    replay(pipeline, [update_function("orders", "2026-11-01T09:59:00Z", key=None)])
+    [alert] = replay(pipeline, [decrypt_failed_by_session("orders", "2026-11-10T09:00:00Z")])
+    assert alert.details["alertType"] == "decrypt-failed"
+    assert alert.details["keyArn"] == AWS_LAMBDA_KEY_ARN
+    assert alert.details["executionRole"] == f"arn:aws:iam::{ACCOUNT}:role/orders-role"
+    [fix] = alert.details["fix"]
+    assert fix["procedure"] == "role-switch"
+    assert fix["original"] == f"arn:aws:iam::{ACCOUNT}:role/orders-role"
+    assert "--kms-key-arn" not in alert.message
+
+
+def test_a_forged_key_in_the_message_leaves_the_key_unknown_and_the_fix_a_role_switch(
+    pipeline: LocalPipeline,
+) -> None:
+    replay(pipeline, [update_function("orders", "2026-11-01T09:59:00Z", key=None)])
+    forged = decrypt_failed_by_session("orders", "2026-11-10T09:00:00Z", key=None)
+    forged["detail"]["errorMessage"] += " on resource: arn:aws:kms:eu-central-1:210987654321:key/not-a-key-id"
+    [alert] = replay(pipeline, [forged])
+    assert alert.details["keyArn"] == "unknown"
+    assert "not-a-key-id" not in alert.message
+    assert [fix["procedure"] for fix in alert.details["fix"]] == ["role-switch"]

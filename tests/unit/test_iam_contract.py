@@ -128,10 +128,19 @@ def test_a_tag_conditioned_call_is_allowed_only_through_its_named_condition() ->
 def test_a_role_passed_to_lambda_needs_iam_pass_role() -> None:
     arn = "arn:aws:lambda:eu-central-1:210987654321:function:invoice-renderer"
     role = "arn:aws:iam::210987654321:role/invoice-renderer"
-    violations = _violations(
+    # A function with no iam:PassRole statement is refused it ...
+    refused = _violations(
+        _call("ReconcilerFunction", "lambda", "UpdateFunctionConfiguration", FunctionName=arn, Role=role)
+    )
+    assert [line for line in refused if "iam:PassRole" in line]
+    # ... the remediation function (with a temporary role) may pass a role, to Lambda only.
+    allowed = _violations(
         _call("RemediationFunction", "lambda", "UpdateFunctionConfiguration", FunctionName=arn, Role=role)
     )
-    assert [line for line in violations if "iam:PassRole" in line]
+    assert not [line for line in allowed if "iam:PassRole" in line]
+    passing = [s for s in statements(STACK, "RemediationFunction") if "iam:PassRole" in str(s.get("Action"))]
+    to_ec2 = Request("iam:PassRole", role, (("iam:PassedToService", ("ec2.amazonaws.com",)),))
+    assert passing and not decide(passing, to_ec2).allowed
 
 
 def test_an_explicit_deny_wins_and_for_all_values_holds_for_a_request_without_the_key() -> None:
@@ -185,3 +194,12 @@ def test_the_innermost_corridor_wins_and_a_tests_own_call_is_no_functions() -> N
     handler = _called_from("grantwatch.handlers.recorder", "grantwatch.adapters.rejected")
     assert handler == ("RecorderFunction", "grantwatch.adapters.rejected")
     assert _called_from("grantwatch.healer", "tests.integration.test_healing") == (None, None)
+
+
+def test_the_contract_deploys_the_temporary_role_the_self_healing_tests_configure() -> None:
+    """Else the role switch's iam:PassRole statements would not exist in the stack the calls are checked
+    against, or would name another role than the one the tests pass."""
+    from tests.iam_contract import PARAMETERS
+    from tests.integration.test_healing import TEMPORARY_ROLE
+
+    assert PARAMETERS["SelfHealingTemporaryRoleArn"] == TEMPORARY_ROLE

@@ -85,6 +85,7 @@ class FunctionItem(Model):
     failedAt = UnicodeAttribute(null=True)
     failureEventId = UnicodeAttribute(null=True)
     failureError = UnicodeAttribute(null=True)
+    failureKeyArn = UnicodeAttribute(null=True)
     failureIncidentId = UnicodeAttribute(null=True)
 
     by_entity = ByEntityIndex()
@@ -386,6 +387,7 @@ class DynamoFunctionStore:
                     f.failedAt.set(at),
                     f.failureEventId.set(failure.event_id),
                     f.failureError.set(failure.error_code),
+                    f.failureKeyArn.set(failure.key_arn) if failure.key_arn else f.failureKeyArn.remove(),
                     f.failureIncidentId.remove(),
                 ],
                 condition=newer_than_stored(f.failedAt, f.failureEventId, at, failure.event_id),
@@ -494,6 +496,7 @@ def _state_of(item: FunctionItem) -> FunctionState:
         failure_event_id=item.failureEventId,
         failure_incident_id=item.failureIncidentId,
         failure_error=item.failureError,
+        failure_key_arn=item.failureKeyArn,
     )
 
 

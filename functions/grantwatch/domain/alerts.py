@@ -125,7 +125,13 @@ def incident_from(
 
 
 def unpredicted_incident(
-    function_arn: str, key_arn: str, role: str | None, failure: Evidence, detected_at: datetime
+    function_arn: str,
+    key_arn: str,
+    role: str | None,
+    failure: Evidence,
+    detected_at: datetime,
+    *,
+    aws_managed_key: bool = False,
 ) -> Incident:
     """A failed Decrypt that no alert came before."""
     return Incident(
@@ -136,6 +142,7 @@ def unpredicted_incident(
         cause=Cause.DECRYPT_FAILED,
         evidence=failure,
         detected_at=detected_at,
+        aws_managed_key=aws_managed_key,
     )
 
 

@@ -55,6 +55,7 @@ class FunctionState:
     failed_at: datetime | None = None  # the newest failed Decrypt seen
     failure_event_id: str | None = None
     failure_error: str | None = None
+    failure_key_arn: str | None = None  # the key the newest failure named (resources or error message)
     failure_incident_id: str | None = None  # the incident that accounts for it, if one does
 
     @property
