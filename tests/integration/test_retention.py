@@ -185,6 +185,49 @@ def test_migrate_with_a_retention_period_stamps_what_ended_before_it_was_set(
     )
 
 
+def test_migrate_with_a_retention_period_stamps_the_key_and_role_events_recorded_before_it(
+    table_settings: Settings,
+) -> None:
+    replay(
+        local_pipeline(table_settings),  # recorded while everything was kept
+        [
+            create_grant("billing", "b1", "2026-11-01T10:00:00Z"),
+            disable_key("2026-11-05T09:00:00Z"),
+            put_key_policy("2026-11-06T09:00:00Z"),
+            delete_role("billing-role", "2026-11-10T09:00:00Z"),
+            create_role("billing-role", "2026-11-10T09:00:20Z"),
+        ],
+    )
+    lineage = (key_pk(KEY_ARN), role_pk(role_key(ACCOUNT, "billing-role")))
+
+    def events() -> list[dict[str, Any]]:
+        return [
+            item
+            for pk in lineage
+            for sk, item in items(table_settings, pk).items()
+            if sk.startswith("EVENT#")
+        ]
+
+    assert len(events()) == 4 and all(expiry(item) is None for item in events())
+    args = ["--table", table_settings.table_name, "--endpoint-url", table_settings.endpoint_url or ""]
+
+    dry = runner.invoke(app, ["migrate", "--retention-days", str(DAYS), "--dry-run", "--json", *args])
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.stdout)["eventsStamped"] == 4
+    assert all(expiry(item) is None for item in events())
+
+    result = runner.invoke(app, ["migrate", "--retention-days", str(DAYS), "--json", *args])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["eventsStamped"] == 4
+    assert all(expiry(item) == epoch(item["eventTime"]) for item in events())
+    for pk in lineage:
+        others = {sk: item for sk, item in items(table_settings, pk).items() if not sk.startswith("EVENT#")}
+        assert others and all(expiry(item) is None for item in others.values()), pk
+
+    again = runner.invoke(app, ["migrate", "--retention-days", str(DAYS), "--json", *args])
+    assert json.loads(again.stdout)["eventsStamped"] == 0
+
+
 TEMPLATE_DOCUMENT = load_template(TEMPLATE)
 PARAMETER = TEMPLATE_DOCUMENT["Parameters"]["RetentionDays"]
 
