@@ -140,6 +140,7 @@ class LambdaStandIn:
     - a grant on moto's KMS for the function's role when an update *changes* its key or its role, as
       Lambda documents, and none when it changes nothing (or when `creates_grant` is off);
     - `failures`: the n-th UpdateFunctionConfiguration (1-based) answers the error given, once;
+    - `read_failures`: the n-th GetFunctionConfiguration answers the error given, once;
     - `lost`: the n-th UpdateFunctionConfiguration gets no answer: "applied" (applied, then the read
       times out), "dropped" (times out, nothing applied) or "retried" (applied, and the client's retry,
       sent with the same RevisionId, is refused with PreconditionFailedException).
@@ -150,6 +151,7 @@ class LambdaStandIn:
     in_progress_reads: int = 1
     failures: dict[int, tuple[str, str, int]] = field(default_factory=dict)
     lost: dict[int, str] = field(default_factory=dict)
+    read_failures: dict[int, tuple[str, str, int]] = field(default_factory=dict)
     reads: int = 0  # GetFunctionConfiguration calls answered
     updates: list[dict[str, str]] = field(default_factory=list)
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -203,6 +205,9 @@ class LambdaStandIn:
         if not self._allowed(function):
             return denied("GetFunctionConfiguration", function)
         self.reads += 1
+        failure = self.read_failures.pop(self.reads, None)
+        if failure is not None:
+            return aws_error(*failure)
         state = self.configs.setdefault(function, {})
         answer = self.config(function)
         if state.get("pending", 0) > 0:
@@ -621,6 +626,33 @@ def test_a_first_update_that_timed_out_unapplied_is_reported_as_nothing_changed(
     [envelope] = cloud.received()
     assert envelope["MessageAttributes"]["alertType"]["Value"] == "heal-failed"
     assert "THE FUNCTION IS LEFT ON" not in envelope["Message"]
+
+
+def test_a_first_update_whose_outcome_cannot_be_read_back_is_reported_loudly(
+    cloud: Cloud, table_settings: Settings
+) -> None:
+    story = retired_grant_story(cloud, table_settings)
+    throttled = ("TooManyRequestsException", "Rate exceeded", 429)
+    stand_in = LambdaStandIn(cloud, lost={1: "applied"}, read_failures={2: throttled})  # 1: the decision's
+    target = healer(cloud, table_settings, stand_in)
+
+    report = target.heal(story.function)
+    assert report.outcome is not None and not report.healed
+    assert report.outcome.left_on == "the AWS managed key (aws/lambda)"
+    assert report.outcome.error == (
+        "the function may be left on the AWS managed key (aws/lambda): the first update got no clear "
+        "answer (ReadTimeoutError) and its configuration could not be read back: TooManyRequestsException: "
+        "Rate exceeded"
+    )
+    assert stand_in.config(story.function)["KMSKeyArn"] == ""
+    fields = heal_fields(table_settings, story.function, story.alert.incident_id)
+    assert (fields["healStatus"], fields["healLeftOn"]) == ("failed", "the AWS managed key (aws/lambda)")
+    [envelope] = cloud.received()
+    assert "THE FUNCTION IS LEFT ON the AWS managed key (aws/lambda)" in envelope["Message"]
+
+    again = target.heal(story.function)  # no second reset of a function that may be elsewhere
+    assert not again.decision.heal and "an earlier heal left the function on" in again.decision.reason
+    assert len(stand_in.updates) == 1
 
 
 def test_a_first_update_refused_outright_changes_nothing_and_is_not_read_back(
