@@ -814,8 +814,8 @@ def migrate(
         int | None,
         typer.Option(
             "--retention-days",
-            help="The stack's RetentionDays (else GRANTWATCH_RETENTION_DAYS): also give ended grants and "
-            "closed incidents recorded before it their expiresAt.",
+            help="The stack's RetentionDays (else GRANTWATCH_RETENTION_DAYS): also give ended grants, "
+            "closed incidents and key and role events recorded before it their expiresAt.",
             show_default=False,
         ),
     ] = None,

@@ -33,6 +33,7 @@ from grantwatch.domain.healing import (
     LiveKey,
     decide,
     heal_notice,
+    holds,
     left_on_text,
     new_grant,
 )
@@ -198,9 +199,11 @@ class Healer:
         arn = function.function_arn
         try:
             before = frozenset(g.grant_id for g in self.aws.grants(key_arn))
-            self.aws.update(arn, away.setting or "", away.value or "", function.revision_id)
         except (ClientError, BotoCoreError) as error:
-            return outcome(None, f"the first update was refused, nothing changed: {_describe(error)}")
+            return outcome(None, f"the grants could not be listed, nothing changed: {_describe(error)}")
+        refused = self._update_away(function, away, fix)
+        if refused is not None:
+            return outcome(None, *refused)
         failure = self._restore(arn, back)
         if failure is not None:
             where = left_on_text(fix, away.value)
@@ -223,6 +226,32 @@ class Healer:
                     None, f"the function was reset, but no new grant was listed within {seconds} s"
                 )
             self.sleep(self.verify_every.total_seconds())
+
+    def _update_away(self, function: LiveFunction, away: Step, fix: Fix) -> tuple[str, str | None] | None:
+        """The first update: None once it is applied, else the error and where the function may be left.
+        An answer that leaves it open whether the update was applied (none at all, a server error, or a
+        refusal of a retry, which may follow an attempt that was applied) is settled by reading the
+        configuration back."""
+        arn = function.function_arn
+        try:
+            self.aws.update(arn, away.setting or "", away.value or "", function.revision_id)
+            return None
+        except (ClientError, BotoCoreError) as error:
+            if not _uncertain(error):
+                return f"the first update was refused, nothing changed: {_describe(error)}", None
+            answer = _describe(error)
+        try:
+            current = self.aws.configuration(arn)
+        except (ClientError, BotoCoreError) as error:
+            where = left_on_text(fix, away.value)
+            return (
+                f"the function may be left on {where}: the first update got no clear answer ({answer}) "
+                f"and its configuration could not be read back: {_describe(error)}",
+                where,
+            )
+        if holds(current, away):
+            return None
+        return f"the first update was not applied, nothing changed: {answer}", None
 
     def _restore(self, function_arn: str, back: Step) -> str | None:
         """Wait for the first update, then restore the function's own value, retried: None when it is
@@ -278,6 +307,15 @@ def _facts(inputs: HealInputs, tag: str) -> dict[str, Any]:
         "attempts": inputs.state.attempts,
         "healStatus": inputs.state.status.value if inputs.state.status else None,
     }
+
+
+def _uncertain(error: ClientError | BotoCoreError) -> bool:
+    """Whether an update may have been applied despite the error: no answer, a server error, or an answer
+    to a retry (botocore's RetryAttempts), whose earlier attempt may have been applied."""
+    if not isinstance(error, ClientError):
+        return True
+    metadata = error.response.get("ResponseMetadata", {})
+    return int(metadata.get("RetryAttempts") or 0) > 0 or int(metadata.get("HTTPStatusCode") or 0) >= 500
 
 
 def _describe(error: Exception) -> str:

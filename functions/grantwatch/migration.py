@@ -2,7 +2,8 @@
 
 Key and role state items that still hold their lineage (``events``, ``eventIds``, a key's ``noticesSent``)
 have it moved to one item per event (`DynamoHazardStore.migrate_item`). With a retention period, ended
-grants and closed incidents recorded before it was set are also given their ``expiresAt``. Every step is
+grants, closed incidents and key and role event items recorded before it was set are also given their
+``expiresAt``. Every step is
 idempotent and each item is finished on its own, so a migration that stopped is completed by running it
 again, and running it twice changes nothing the second time.
 """
@@ -16,7 +17,7 @@ from pynamodb.exceptions import UpdateError
 from pynamodb.models import Model
 
 from grantwatch.adapters.functions import INCIDENT_ENTITY, DynamoFunctionStore
-from grantwatch.adapters.hazards import KEY_SK, DynamoHazardStore
+from grantwatch.adapters.hazards import FACT_PREFIX, KEY_SK, DynamoHazardStore
 from grantwatch.adapters.store import GRANT_SK, DynamoGrantStore, state_of
 from grantwatch.adapters.tables import error_code
 from grantwatch.domain.facts import parse_utc_iso
@@ -35,6 +36,7 @@ class MigrationSummary:
     retention_days: int = 0
     grants_stamped: int = 0  # ended grants given an expiresAt
     incidents_stamped: int = 0  # closed incidents given an expiresAt
+    events_stamped: int = 0  # key and role event items given an expiresAt
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +49,7 @@ class MigrationSummary:
             "retentionDays": self.retention_days,
             "grantsStamped": self.grants_stamped,
             "incidentsStamped": self.incidents_stamped,
+            "eventsStamped": self.events_stamped,
         }
 
     def lines(self) -> list[str]:
@@ -61,18 +64,21 @@ class MigrationSummary:
         if self.retention_days:
             stamp = "would stamp" if self.dry_run else "stamped"
             lines.append(
-                f"retention {self.retention_days} days: {stamp} {self.grants_stamped} ended grant(s) and "
-                f"{self.incidents_stamped} closed incident(s) with expiresAt"
+                f"retention {self.retention_days} days: {stamp} {self.grants_stamped} ended grant(s), "
+                f"{self.incidents_stamped} closed incident(s) and {self.events_stamped} key or role "
+                "event(s) with expiresAt"
             )
         return lines
 
 
 def migrate(settings: Settings, *, dry_run: bool) -> MigrationSummary:
     summary = MigrationSummary(dry_run=dry_run, retention_days=settings.retention_days)
-    move_lineage(DynamoHazardStore(settings), summary)
+    hazards = DynamoHazardStore(settings)
+    move_lineage(hazards, summary)
     if settings.retention_days:
         stamp_grants(DynamoGrantStore(settings), summary)
         stamp_incidents(DynamoFunctionStore(settings), summary)
+        stamp_events(hazards, summary)
     return summary
 
 
@@ -109,6 +115,17 @@ def stamp_incidents(functions: DynamoFunctionStore, summary: MigrationSummary) -
         expires = functions.settings.expires_at(parse_utc_iso(item.resolvedAt or ""))
         if expires is not None and _stamp(item, i.expiresAt, expires, dry_run=summary.dry_run):
             summary.incidents_stamped += 1
+
+
+def stamp_events(hazards: DynamoHazardStore, summary: MigrationSummary) -> None:
+    """Key and role event items recorded before the retention period was set (a scan: a one-off). Those
+    the lineage move writes are stamped as they are written."""
+    f = hazards.facts
+    unstamped = f.sk.startswith(FACT_PREFIX) & f.expiresAt.does_not_exist()
+    for item in f.scan(filter_condition=unstamped):
+        expires = hazards.settings.expires_at(parse_utc_iso(item.eventTime))
+        if expires is not None and _stamp(item, f.expiresAt, expires, dry_run=summary.dry_run):
+            summary.events_stamped += 1
 
 
 def _stamp(item: Model, attribute: Any, expires: int, *, dry_run: bool) -> bool:

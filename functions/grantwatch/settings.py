@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from urllib.parse import urlparse
 
@@ -72,11 +72,15 @@ class Settings(BaseModel):
             raise ValueError(f"0 (keep everything) or at least {MIN_RETENTION_DAYS} days")
         return days
 
-    def expires_at(self, ended_at: datetime) -> int | None:
-        """When DynamoDB's TTL may delete what ended at `ended_at` (epoch seconds); None: kept for ever."""
+    def expires_at(self, ended_at: datetime, now: datetime | None = None) -> int | None:
+        """When DynamoDB's TTL may delete what ended at `ended_at` (epoch seconds), counted from then or
+        from `now` (when it is written: the wall clock unless given), whichever is later, so that what is
+        recorded after the period (a backfill) is not deleted at once with the ids that mark its event
+        seen. None: kept for ever."""
         if not self.retention_days:
             return None
-        return int(ended_at.timestamp()) + self.retention_days * _DAY_SECONDS
+        written = now or datetime.now(UTC)
+        return int(max(ended_at.timestamp(), written.timestamp())) + self.retention_days * _DAY_SECONDS
 
     @property
     def endpoint_is_local(self) -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ReadTimeoutError
 from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
@@ -118,6 +119,15 @@ def denied(operation: str, resource: str) -> tuple[Any, dict[str, Any]]:
     )
 
 
+def revision_mismatch() -> tuple[Any, dict[str, Any]]:
+    return aws_error(
+        "PreconditionFailedException",
+        "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/"
+        "GetAlias API to retrieve the latest Revision Id",
+        412,
+    )
+
+
 @dataclass
 class LambdaStandIn:
     """Lambda as the remediation role meets it, in front of moto's (which keeps the functions and tags, but
@@ -129,13 +139,20 @@ class LambdaStandIn:
     - LastUpdateStatus InProgress for `in_progress_reads` reads after an update, then Successful;
     - a grant on moto's KMS for the function's role when an update *changes* its key or its role, as
       Lambda documents, and none when it changes nothing (or when `creates_grant` is off);
-    - `failures`: the n-th UpdateFunctionConfiguration (1-based) answers the error given, once.
+    - `failures`: the n-th UpdateFunctionConfiguration (1-based) answers the error given, once;
+    - `read_failures`: the n-th GetFunctionConfiguration answers the error given, once;
+    - `lost`: the n-th UpdateFunctionConfiguration gets no answer: "applied" (applied, then the read
+      times out), "dropped" (times out, nothing applied) or "retried" (applied, and the client's retry,
+      sent with the same RevisionId, is refused with PreconditionFailedException).
     """
 
     cloud: Cloud
     creates_grant: bool = True
     in_progress_reads: int = 1
     failures: dict[int, tuple[str, str, int]] = field(default_factory=dict)
+    lost: dict[int, str] = field(default_factory=dict)
+    read_failures: dict[int, tuple[str, str, int]] = field(default_factory=dict)
+    reads: int = 0  # GetFunctionConfiguration calls answered
     updates: list[dict[str, str]] = field(default_factory=list)
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     aws_lambda_key: str | None = None  # the AWS managed key (aws/lambda): moto knows no such key
@@ -187,6 +204,10 @@ class LambdaStandIn:
         function = context["stand_in_params"]["FunctionName"]
         if not self._allowed(function):
             return denied("GetFunctionConfiguration", function)
+        self.reads += 1
+        failure = self.read_failures.pop(self.reads, None)
+        if failure is not None:
+            return aws_error(*failure)
         state = self.configs.setdefault(function, {})
         answer = self.config(function)
         if state.get("pending", 0) > 0:
@@ -212,14 +233,12 @@ class LambdaStandIn:
         failure = self.failures.pop(len(self.updates), None)
         if failure is not None:
             return aws_error(*failure)
+        lost = self.lost.pop(len(self.updates), None)
+        if lost == "dropped":
+            raise ReadTimeoutError(endpoint_url=self.cloud.endpoint)
         current = self.config(function)
         if params.get("RevisionId") not in (None, current["RevisionId"]):
-            return aws_error(
-                "PreconditionFailedException",
-                "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/"
-                "GetAlias API to retrieve the latest Revision Id",
-                412,
-            )
+            return revision_mismatch()
         changed = {
             k: params[k] for k in ("KMSKeyArn", "Role") if k in params and params[k] != current.get(k, "")
         }
@@ -231,6 +250,12 @@ class LambdaStandIn:
             key = state.get("KMSKeyArn", current.get("KMSKeyArn")) or self.default_key()
             role = state.get("Role", current["Role"]).rsplit("/", 1)[-1]
             self.cloud.lambda_grant(key, function, session(role, current["FunctionName"]))
+        if lost == "applied":
+            raise ReadTimeoutError(endpoint_url=self.cloud.endpoint)
+        if lost == "retried":
+            http, refused = revision_mismatch()
+            refused["ResponseMetadata"]["RetryAttempts"] = 1
+            return http, refused
         answer = self.config(function) | {"LastUpdateStatus": "InProgress"}
         return SimpleNamespace(status_code=200), answer | {"ResponseMetadata": {"HTTPStatusCode": 200}}
 
@@ -564,6 +589,88 @@ def test_a_failure_of_the_restoring_update_is_retried_with_the_revision_just_rea
     assert stand_in.unchanged_but(before, story.function) == {}
     [envelope] = cloud.received()
     assert envelope["MessageAttributes"]["alertType"]["Value"] == "heal-succeeded"
+
+
+@pytest.mark.parametrize("lost", ["applied", "retried"])
+def test_a_first_update_applied_without_a_clear_answer_is_still_restored(
+    cloud: Cloud, table_settings: Settings, lost: str
+) -> None:
+    story = retired_grant_story(cloud, table_settings)
+    stand_in = LambdaStandIn(cloud, lost={1: lost})
+    before = stand_in.config(story.function)
+
+    report = healer(cloud, table_settings, stand_in).heal(story.function)
+    assert report.healed, report.as_json()
+    assert [u["KMSKeyArn"] for u in stand_in.updates] == ["", story.key]
+    away, back = stand_in.updates
+    assert away["RevisionId"] == before["RevisionId"] != back["RevisionId"]  # the revision read after it
+    assert stand_in.unchanged_but(before, story.function) == {}
+    [envelope] = cloud.received()
+    assert envelope["MessageAttributes"]["alertType"]["Value"] == "heal-succeeded"
+
+
+def test_a_first_update_that_timed_out_unapplied_is_reported_as_nothing_changed(
+    cloud: Cloud, table_settings: Settings
+) -> None:
+    story = retired_grant_story(cloud, table_settings)
+    stand_in = LambdaStandIn(cloud, lost={1: "dropped"})
+    before = stand_in.config(story.function)
+
+    report = healer(cloud, table_settings, stand_in).heal(story.function)
+    assert not report.healed
+    assert report.outcome is not None and report.outcome.left_on is None
+    assert report.outcome.error == "the first update was not applied, nothing changed: ReadTimeoutError"
+    assert len(stand_in.updates) == 1
+    assert stand_in.unchanged_but(before, story.function) == {}
+    assert stand_in.config(story.function)["KMSKeyArn"] == story.key
+    [envelope] = cloud.received()
+    assert envelope["MessageAttributes"]["alertType"]["Value"] == "heal-failed"
+    assert "THE FUNCTION IS LEFT ON" not in envelope["Message"]
+
+
+def test_a_first_update_whose_outcome_cannot_be_read_back_is_reported_loudly(
+    cloud: Cloud, table_settings: Settings
+) -> None:
+    story = retired_grant_story(cloud, table_settings)
+    throttled = ("TooManyRequestsException", "Rate exceeded", 429)
+    stand_in = LambdaStandIn(cloud, lost={1: "applied"}, read_failures={2: throttled})  # 1: the decision's
+    target = healer(cloud, table_settings, stand_in)
+
+    report = target.heal(story.function)
+    assert report.outcome is not None and not report.healed
+    assert report.outcome.left_on == "the AWS managed key (aws/lambda)"
+    assert report.outcome.error == (
+        "the function may be left on the AWS managed key (aws/lambda): the first update got no clear "
+        "answer (ReadTimeoutError) and its configuration could not be read back: TooManyRequestsException: "
+        "Rate exceeded"
+    )
+    assert stand_in.config(story.function)["KMSKeyArn"] == ""
+    fields = heal_fields(table_settings, story.function, story.alert.incident_id)
+    assert (fields["healStatus"], fields["healLeftOn"]) == ("failed", "the AWS managed key (aws/lambda)")
+    [envelope] = cloud.received()
+    assert "THE FUNCTION IS LEFT ON the AWS managed key (aws/lambda)" in envelope["Message"]
+
+    again = target.heal(story.function)  # no second reset of a function that may be elsewhere
+    assert not again.decision.heal and "an earlier heal left the function on" in again.decision.reason
+    assert len(stand_in.updates) == 1
+
+
+def test_a_first_update_refused_outright_changes_nothing_and_is_not_read_back(
+    cloud: Cloud, table_settings: Settings
+) -> None:
+    story = retired_grant_story(cloud, table_settings)
+    conflict = ("ResourceConflictException", "An update is in progress for resource: " + story.function, 409)
+    stand_in = LambdaStandIn(cloud, failures={1: conflict})
+    target = healer(cloud, table_settings, stand_in)
+    reads_before = stand_in.reads
+
+    report = target.heal(story.function)
+    assert report.outcome is not None and not report.healed
+    assert report.outcome.error == (
+        "the first update was refused, nothing changed: ResourceConflictException: An update is in "
+        f"progress for resource: {story.function}"
+    )
+    assert (len(stand_in.updates), stand_in.reads - reads_before) == (1, 1)  # the read before it, only
 
 
 def test_a_restore_that_keeps_failing_is_reported_loudly_with_where_the_function_was_left(

@@ -199,6 +199,7 @@ def test_migrate_moves_the_old_lineage_to_one_item_per_event_and_reads_the_same(
         "retentionDays": 0,
         "grantsStamped": 0,
         "incidentsStamped": 0,
+        "eventsStamped": 0,
     }
     assert outputs(old_table) == expected and "events" in raw_items(old_table, key_pk(KEY_ARN))[0]
 
@@ -229,6 +230,7 @@ def test_migrate_moves_the_old_lineage_to_one_item_per_event_and_reads_the_same(
         "retentionDays": 0,
         "grantsStamped": 0,
         "incidentsStamped": 0,
+        "eventsStamped": 0,
     }
     assert outputs(old_table) == expected
     text = run(old_table, "migrate")

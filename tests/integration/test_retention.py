@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from grantwatch.adapters.functions import FUNCTION_SK, IncidentItem, function_pk
 from grantwatch.adapters.hazards import FactItem, key_pk, role_pk
 from grantwatch.adapters.store import GRANT_SK, GrantItem, grant_pk
 from grantwatch.cli import app
+from grantwatch.domain.facts import utc_iso
 from grantwatch.domain.hazards import role_key
 from grantwatch.pipeline import LocalPipeline, local_pipeline
 from grantwatch.settings import Settings
@@ -37,12 +39,20 @@ from tests.scenarios import (
 )
 
 DAYS = 30
+DAY = 86400
 runner = CliRunner()
 
 
 def epoch(at: str, days: int = DAYS) -> int:
     moment = datetime.strptime(at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     return int((moment + timedelta(days=days)).timestamp())
+
+
+def counted_from(at: str, since: int) -> range:
+    """The expiries allowed for what ended at `at` and was written from `since` until now: counted from the
+    later of the two."""
+    until = int(time.time()) + 1
+    return range(max(epoch(at), since + DAYS * DAY), max(epoch(at), until + DAYS * DAY) + 1)
 
 
 def kept(settings: Settings, days: int) -> Settings:
@@ -65,23 +75,29 @@ def expiry(item: dict[str, Any]) -> int | None:
 
 
 @pytest.fixture
+def since() -> int:
+    """When the test began: nothing it writes was written before."""
+    return int(time.time())
+
+
+@pytest.fixture
 def pipeline(table_settings: Settings) -> LocalPipeline:
     return local_pipeline(kept(table_settings, DAYS))
 
 
 def test_a_grant_gets_its_expiry_when_it_ends_and_not_before(
-    pipeline: LocalPipeline, table_settings: Settings
+    pipeline: LocalPipeline, table_settings: Settings, since: int
 ) -> None:
     replay(pipeline, [create_grant("billing", "b1", "2026-11-01T10:00:00Z")])
     [grant] = items(table_settings, grant_pk(grant_id("b1"))).values()
     assert expiry(grant) is None  # active: what the evaluator reads
     replay(pipeline, [retire_grant("b1", "2026-11-20T16:42:31Z")])
     [grant] = items(table_settings, grant_pk(grant_id("b1"))).values()
-    assert expiry(grant) == epoch("2026-11-20T16:42:31Z")
+    assert expiry(grant) in counted_from("2026-11-20T16:42:31Z", since)
 
 
 def test_an_incident_gets_its_expiry_when_it_is_resolved(
-    pipeline: LocalPipeline, table_settings: Settings
+    pipeline: LocalPipeline, table_settings: Settings, since: int
 ) -> None:
     replay(
         pipeline,
@@ -96,13 +112,13 @@ def test_an_incident_gets_its_expiry_when_it_is_resolved(
     function = items(table_settings, function_pk(function_arn("billing")))
     [resolved] = [item for sk, item in function.items() if sk.startswith("INCIDENT#")]
     assert resolved["status"] == "resolved"
-    assert expiry(resolved) == epoch(resolved["resolvedAt"])
+    assert expiry(resolved) in counted_from(resolved["resolvedAt"], since)
     assert expiry(function[FUNCTION_SK]) is None
     assert expiry(items(table_settings, grant_pk(grant_id("b2")))[GRANT_SK]) is None
 
 
 def test_a_superseded_incident_gets_its_expiry_and_the_one_opened_in_its_place_none(
-    pipeline: LocalPipeline, table_settings: Settings
+    pipeline: LocalPipeline, table_settings: Settings, since: int
 ) -> None:
     replay(
         pipeline,
@@ -112,12 +128,12 @@ def test_a_superseded_incident_gets_its_expiry_and_the_one_opened_in_its_place_n
     function = items(table_settings, function_pk(function_arn("billing")))
     incidents = {item["status"]: item for sk, item in function.items() if sk.startswith("INCIDENT#")}
     assert set(incidents) == {"superseded", "open"}
-    assert expiry(incidents["superseded"]) == epoch(incidents["superseded"]["resolvedAt"])
+    assert expiry(incidents["superseded"]) in counted_from(incidents["superseded"]["resolvedAt"], since)
     assert expiry(incidents["open"]) is None
 
 
 def test_key_and_role_events_expire_but_their_state_and_dependencies_never(
-    pipeline: LocalPipeline, table_settings: Settings
+    pipeline: LocalPipeline, table_settings: Settings, since: int
 ) -> None:
     events = [
         create_grant("billing", "b1", "2026-11-01T10:00:00Z"),
@@ -130,10 +146,37 @@ def test_key_and_role_events_expire_but_their_state_and_dependencies_never(
     for pk in (key_pk(KEY_ARN), role_pk(role_key(ACCOUNT, "billing-role"))):
         found = items(table_settings, pk)
         facts = {sk: item for sk, item in found.items() if sk.startswith("EVENT#")}
-        assert facts and all(expiry(item) == epoch(item["eventTime"]) for item in facts.values()), pk
+        assert facts and all(
+            expiry(item) in counted_from(item["eventTime"], since) for item in facts.values()
+        ), pk
         others = {sk: item for sk, item in found.items() if not sk.startswith("EVENT#")}
         assert any(sk.startswith("FUNCTION#") for sk in others), pk  # the dependency the evaluator wrote
         assert all(expiry(item) is None for item in others.values()), pk
+
+
+def test_what_is_recorded_after_its_retention_period_expires_a_period_after_it_is_written(
+    pipeline: LocalPipeline, table_settings: Settings, since: int
+) -> None:
+    """A backfill of old events: an expiry already past would let TTL delete them at once, and with them
+    the ids that make a second backfill, or a late CreateGrant, a duplicate."""
+    old = datetime.now(UTC) - timedelta(days=3 * DAYS)
+    events = [
+        create_grant("billing", "b1", utc_iso(old)),
+        retire_grant("b1", utc_iso(old + timedelta(hours=1))),
+        disable_key(utc_iso(old + timedelta(hours=2))),
+        delete_role("billing-role", utc_iso(old + timedelta(hours=3))),
+    ]
+    replay(pipeline, events)
+    table = boto3.client("dynamodb", endpoint_url=table_settings.endpoint_url, region_name="us-east-1")
+    stamped = [
+        item for item in table.scan(TableName=table_settings.table_name)["Items"] if "expiresAt" in item
+    ]
+    kinds = {item["sk"]["S"].split("#")[0] for item in stamped}
+    assert kinds >= {"GRANT", "EVENT"}, kinds
+    assert all(int(item["expiresAt"]["N"]) >= since + DAYS * DAY for item in stamped)
+
+    for event in events:
+        assert pipeline.feed(event)[1].outcome == "duplicate"
 
 
 def test_nothing_expires_without_a_retention_period(table_settings: Settings) -> None:
@@ -153,7 +196,7 @@ def test_nothing_expires_without_a_retention_period(table_settings: Settings) ->
 
 
 def test_migrate_with_a_retention_period_stamps_what_ended_before_it_was_set(
-    table_settings: Settings,
+    table_settings: Settings, since: int
 ) -> None:
     replay(
         local_pipeline(table_settings),  # recorded while everything was kept
@@ -170,11 +213,13 @@ def test_migrate_with_a_retention_period_stamps_what_ended_before_it_was_set(
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert (summary["grantsStamped"], summary["incidentsStamped"]) == (2, 1)
-    assert expiry(items(table_settings, grant_pk(grant_id("b1")))[GRANT_SK]) == epoch("2026-11-20T16:42:31Z")
+    assert expiry(items(table_settings, grant_pk(grant_id("b1")))[GRANT_SK]) in counted_from(
+        "2026-11-20T16:42:31Z", since
+    )
     assert expiry(items(table_settings, grant_pk(grant_id("b2")))[GRANT_SK]) is None
     billing = items(table_settings, function_pk(function_arn("billing")))
     [resolved] = [item for sk, item in billing.items() if sk.startswith("INCIDENT#")]
-    assert expiry(resolved) == epoch(resolved["resolvedAt"])
+    assert expiry(resolved) in counted_from(resolved["resolvedAt"], since)
     payroll = items(table_settings, function_pk(function_arn("payroll")))
     [still_open] = [item for sk, item in payroll.items() if sk.startswith("INCIDENT#")]
     assert still_open["status"] == "open" and expiry(still_open) is None
@@ -183,6 +228,49 @@ def test_migrate_with_a_retention_period_stamps_what_ended_before_it_was_set(
     assert (
         json.loads(again.stdout)["grantsStamped"] == 0 and json.loads(again.stdout)["incidentsStamped"] == 0
     )
+
+
+def test_migrate_with_a_retention_period_stamps_the_key_and_role_events_recorded_before_it(
+    table_settings: Settings, since: int
+) -> None:
+    replay(
+        local_pipeline(table_settings),  # recorded while everything was kept
+        [
+            create_grant("billing", "b1", "2026-11-01T10:00:00Z"),
+            disable_key("2026-11-05T09:00:00Z"),
+            put_key_policy("2026-11-06T09:00:00Z"),
+            delete_role("billing-role", "2026-11-10T09:00:00Z"),
+            create_role("billing-role", "2026-11-10T09:00:20Z"),
+        ],
+    )
+    lineage = (key_pk(KEY_ARN), role_pk(role_key(ACCOUNT, "billing-role")))
+
+    def events() -> list[dict[str, Any]]:
+        return [
+            item
+            for pk in lineage
+            for sk, item in items(table_settings, pk).items()
+            if sk.startswith("EVENT#")
+        ]
+
+    assert len(events()) == 4 and all(expiry(item) is None for item in events())
+    args = ["--table", table_settings.table_name, "--endpoint-url", table_settings.endpoint_url or ""]
+
+    dry = runner.invoke(app, ["migrate", "--retention-days", str(DAYS), "--dry-run", "--json", *args])
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.stdout)["eventsStamped"] == 4
+    assert all(expiry(item) is None for item in events())
+
+    result = runner.invoke(app, ["migrate", "--retention-days", str(DAYS), "--json", *args])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["eventsStamped"] == 4
+    assert all(expiry(item) in counted_from(item["eventTime"], since) for item in events())
+    for pk in lineage:
+        others = {sk: item for sk, item in items(table_settings, pk).items() if not sk.startswith("EVENT#")}
+        assert others and all(expiry(item) is None for item in others.values()), pk
+
+    again = runner.invoke(app, ["migrate", "--retention-days", str(DAYS), "--json", *args])
+    assert json.loads(again.stdout)["eventsStamped"] == 0
 
 
 TEMPLATE_DOCUMENT = load_template(TEMPLATE)
@@ -215,4 +303,5 @@ def test_the_template_and_the_settings_accept_the_same_retention_periods(days: i
 def test_settings_read_the_retention_period_and_date_expiries_from_it() -> None:
     assert Settings.from_environ({}).expires_at(datetime(2026, 1, 1, tzinfo=UTC)) is None
     settings = Settings.from_environ({"GRANTWATCH_RETENTION_DAYS": "30"})
-    assert settings.expires_at(datetime(2026, 1, 1, tzinfo=UTC)) == epoch("2026-01-01T00:00:00Z")
+    written = datetime(2026, 1, 1, tzinfo=UTC)
+    assert settings.expires_at(written, now=written) == epoch("2026-01-01T00:00:00Z")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from pydantic import ValidationError
 
@@ -39,3 +41,16 @@ def test_only_loopback_endpoints_count_as_local(url: str | None, local: bool) ->
 def test_a_table_name_dynamodb_would_refuse_is_an_error() -> None:
     with pytest.raises(ValidationError, match="table_name"):
         Settings.from_environ({"GRANTWATCH_TABLE": "x"})
+
+
+def test_an_expiry_counts_from_the_later_of_the_end_and_the_write() -> None:
+    settings = Settings(retention_days=30)
+    written = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    period = 30 * 86400
+    long_ago = written - timedelta(days=400)  # a backfilled event: its own expiry is long past
+    assert settings.expires_at(long_ago, now=written) == int(written.timestamp()) + period
+    ahead = written + timedelta(seconds=90)  # a clock behind the event's
+    assert settings.expires_at(ahead, now=written) == int(ahead.timestamp()) + period
+    by_default = settings.expires_at(long_ago)  # the wall clock
+    assert by_default is not None and by_default > int(datetime.now(UTC).timestamp())
+    assert Settings().expires_at(long_ago, now=written) is None

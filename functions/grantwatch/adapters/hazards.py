@@ -8,7 +8,8 @@ apart by the sort key, and every Query selects one kind by its sort key's prefix
   creation and newest deletion.
 - one fact item per event, sk ``EVENT#<eventTime>#<eventId>``: the lineage. Written once, on condition
   that it does not exist, which is also what makes a redelivered event a duplicate. With a retention
-  period, DynamoDB's TTL deletes it (``expiresAt``) that long after its event.
+  period, DynamoDB's TTL deletes it (``expiresAt``) that long after its event, or after it is written if
+  later (`Settings.expires_at`).
 - one dependency item per function whose last evaluation found it on that key or role, sk
   ``FUNCTION#<functionArn>``, so that a key or role event reaches its functions with one Query.
 

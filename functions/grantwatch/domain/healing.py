@@ -26,6 +26,7 @@ from grantwatch.domain.fixes import (
     ROLE_SETTING,
     Fix,
     FixTarget,
+    Step,
     key_switch,
     role_switch,
 )
@@ -243,6 +244,12 @@ class HealOutcome:
     error: str | None = None
     fix: Fix | None = None  # the reset performed (or attempted)
     left_on: str | None = None  # the restore failed: the key or role the function was left on
+
+
+def holds(function: LiveFunction, step: Step) -> bool:
+    """Whether the function already has the value the update step sets ("" is the AWS managed key)."""
+    current = function.kms_key_arn if step.setting == KMS_KEY_SETTING else function.role
+    return (current or "") == (step.value or "")
 
 
 def left_on_text(fix: Fix, away: str | None) -> str:
