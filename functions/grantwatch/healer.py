@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from grantwatch.adapters.aws_errors import describe
 from grantwatch.adapters.functions import IncidentRecord
 from grantwatch.adapters.heal_records import HealRecords
 from grantwatch.domain.alerts import Notice
@@ -321,10 +322,7 @@ def _uncertain(error: ClientError | BotoCoreError) -> bool:
 def _describe(error: Exception) -> str:
     if isinstance(error, UpdateNotApplied):
         return str(error)
-    if isinstance(error, ClientError):
-        details = error.response.get("Error", {})
-        return f"{details.get('Code', 'error')}: {str(details.get('Message', ''))[:200]}"
-    return type(error).__name__
+    return describe(error)
 
 
 def configured_healer(

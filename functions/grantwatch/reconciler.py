@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from grantwatch.adapters.aws_errors import code_of, describe
 from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.adapters.hazards import DynamoHazardStore
 from grantwatch.adapters.store import DynamoGrantStore, RecordResult
@@ -86,7 +87,7 @@ class Reconciler:
             try:
                 to_evaluate |= self._reconcile_key(key_arn, now, report)
             except (ClientError, BotoCoreError) as error:
-                report.errors.append(f"{key_arn}: {_describe(error)}")
+                report.errors.append(f"{key_arn}: {describe(error)}")
         for function_arn in sorted(to_evaluate):
             self.scheduler.schedule(
                 EvaluationRequest.about(function_arn, f"reconciliation:{now.isoformat()}", now)
@@ -127,7 +128,7 @@ class Reconciler:
         try:
             listed = list(self.kms.list_grants(key_arn))
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "NotFoundException":
+            if code_of(error) != "NotFoundException":
                 raise
             listed = []  # the key is gone, and every grant on it with it
         report.grants_listed += len(listed)
@@ -141,10 +142,3 @@ class Reconciler:
                     touched.add(recorded_fact.function_arn)
         self.hazards.mark_verified(key_arn, now)
         return touched
-
-
-def _describe(error: Exception) -> str:
-    if isinstance(error, ClientError):
-        details = error.response.get("Error", {})
-        return f"{details.get('Code', 'error')}: {str(details.get('Message', ''))[:200]}"
-    return type(error).__name__

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from grantwatch.adapters.aws_errors import code_of
 from grantwatch.adapters.readers import RETRIES, KmsGrantReader
 from grantwatch.domain.fixes import KMS_KEY_SETTING, ROLE_SETTING
 from grantwatch.domain.healing import FunctionDenied, LiveFunction, LiveKey
@@ -26,10 +27,6 @@ if TYPE_CHECKING:
     from mypy_boto3_lambda.client import LambdaClient
 
 _DENIED = frozenset({"AccessDeniedException", "AccessDenied"})
-
-
-def error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 class AwsFunctionHealer:
@@ -57,9 +54,9 @@ class AwsFunctionHealer:
             operation = "lambda:ListTags"
             tags = self.lambda_.list_tags(Resource=function_arn).get("Tags", {})
         except ClientError as error:
-            if error_code(error) == "ResourceNotFoundException":
+            if code_of(error) == "ResourceNotFoundException":
                 return None
-            if error_code(error) in _DENIED:
+            if code_of(error) in _DENIED:
                 return FunctionDenied(operation)
             raise
         return _live(function_arn, configuration, dict(tags))
@@ -74,7 +71,7 @@ class AwsFunctionHealer:
         try:
             metadata = self.kms.describe_key(KeyId=key_arn)["KeyMetadata"]
         except ClientError as error:
-            if error_code(error) in {"NotFoundException", *_DENIED}:
+            if code_of(error) in {"NotFoundException", *_DENIED}:
                 return None
             raise
         return LiveKey(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from grantwatch.adapters.aws_errors import code_of
 from grantwatch.domain.reconcile import ListedFunction, ListedGrant
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class LambdaFunctionReader:
         try:
             configuration = self.client.get_function_configuration(FunctionName=function_arn)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            if code_of(error) == "ResourceNotFoundException":
                 return None
             raise
         return ListedFunction.from_api(configuration)

@@ -6,6 +6,7 @@ from botocore.exceptions import ClientError
 from pynamodb.exceptions import PynamoDBException
 from pynamodb.models import Model
 
+from grantwatch.adapters.aws_errors import code_of, message_of
 from grantwatch.settings import Settings
 
 
@@ -31,16 +32,10 @@ def error_code(error: PynamoDBException) -> str | None:
     connection). pynamodb's own `cause_response_code` raises AttributeError on a timeout, so that a stalled
     table crashed the caller instead of failing cleanly; no decision is ever taken on a missing answer."""
     cause = error.cause
-    if not isinstance(cause, ClientError):
-        return None
-    code: str | None = cause.response.get("Error", {}).get("Code")
-    return code
+    return code_of(cause) if isinstance(cause, ClientError) else None
 
 
 def error_message(error: PynamoDBException) -> str | None:
     """The message DynamoDB answered with, or None when it did not answer."""
     cause = error.cause
-    if not isinstance(cause, ClientError):
-        return None
-    message: str | None = cause.response.get("Error", {}).get("Message")
-    return message
+    return message_of(cause) if isinstance(cause, ClientError) else None
