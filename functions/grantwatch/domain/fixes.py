@@ -260,29 +260,25 @@ def recreate_role_then_reset(target: FixTarget) -> tuple[Fix, ...]:
 
 def move_role(target: FixTarget, new_role: str = "NEW_ROLE_ARN") -> Fix:
     """To another existing role: the change of role itself makes Lambda create a grant for it."""
-    aws = _Commands(target)
-    return Fix(
-        Procedure.MOVE_ROLE,
-        "move the function to another execution role (a change of role creates its grant)",
-        _numbered(
-            (Action.UPDATE, aws.update("--role", new_role), ROLE_SETTING, new_role, False),
-            (Action.WAIT, aws.wait(), None, None, False),
-        ),
-        setting=ROLE_SETTING,
-    )
+    summary = "move the function to another execution role (a change of role creates its grant)"
+    return _move(target, Procedure.MOVE_ROLE, summary, ROLE_SETTING, "--role", new_role)
 
 
 def move_key(target: FixTarget, new_key: str = "NEW_KEY_ARN") -> Fix:
+    summary = "move the function's environment to another key (or keep this key enabled)"
+    return _move(target, Procedure.MOVE_KEY, summary, KMS_KEY_SETTING, "--kms-key-arn", new_key)
+
+
+def _move(
+    target: FixTarget, procedure: Procedure, summary: str, setting: str, option: str, value: str
+) -> Fix:
+    """One update to a new value, and its wait: no way back is needed."""
     aws = _Commands(target)
-    return Fix(
-        Procedure.MOVE_KEY,
-        "move the function's environment to another key (or keep this key enabled)",
-        _numbered(
-            (Action.UPDATE, aws.update("--kms-key-arn", new_key), KMS_KEY_SETTING, new_key, False),
-            (Action.WAIT, aws.wait(), None, None, False),
-        ),
-        setting=KMS_KEY_SETTING,
+    steps = _numbered(
+        (Action.UPDATE, aws.update(option, value), setting, value, False),
+        (Action.WAIT, aws.wait(), None, None, False),
     )
+    return Fix(procedure, summary, steps, setting=setting)
 
 
 def enable_key(target: FixTarget, key_arn: str, *, cancel_deletion: bool) -> Fix:

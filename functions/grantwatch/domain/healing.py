@@ -27,6 +27,7 @@ from grantwatch.domain.fixes import (
     Fix,
     FixTarget,
     Step,
+    is_aws_managed_key,
     key_switch,
     role_switch,
 )
@@ -151,7 +152,7 @@ def decide(inputs: HealInputs, policy: HealPolicy) -> Decision:
     if not opted_in(function.tags, policy.tag):
         return _skip(f"the function is not tagged {policy.tag}={TAG_VALUE}")
     key = inputs.live_key
-    on_aws_managed_key = not function.kms_key_arn
+    on_aws_managed_key = is_aws_managed_key(function.kms_key_arn)
     if on_aws_managed_key and not (key is not None and key.aws_managed):
         return _skip(_moved("the AWS managed key", inputs.state))
     if not on_aws_managed_key and function.kms_key_arn != incident.key_arn:
@@ -176,9 +177,10 @@ def decide(inputs: HealInputs, policy: HealPolicy) -> Decision:
 def _reset(incident: Incident, function: LiveFunction, policy: HealPolicy) -> Decision:
     """The documented reset for the incident: the key switch for a lost grant on a customer managed key;
     the role switch for a re-created role or the AWS managed key, which needs a temporary role."""
-    target = FixTarget(function.function_arn, function.kms_key_arn, function.role, policy.temporary_role)
+    own_key = None if is_aws_managed_key(function.kms_key_arn) else function.kms_key_arn
+    target = FixTarget(function.function_arn, own_key, function.role, policy.temporary_role)
     recreated = incident.cause is Cause.ROLE_RECREATED
-    if not recreated and function.kms_key_arn:
+    if not recreated and own_key:
         return Decision(
             True, "tagged, key enabled, function and role exist: the key switch", key_switch(target)
         )
