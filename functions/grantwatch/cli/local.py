@@ -13,7 +13,7 @@ from grantwatch.cli.errors import ExitCode
 from grantwatch.cli.options import TableOption
 from grantwatch.cli.output import err
 from grantwatch.settings import Settings
-from grantwatch.template import find_template
+from grantwatch.template import PACKAGED_TEMPLATE, find_template
 
 PortOption = Annotated[
     int | None,
@@ -32,8 +32,10 @@ local_app = typer.Typer(
 
 
 def _checkout(template: Path | None) -> tuple[Path, Path]:
+    """The template the table is created from, and the folder DynamoDB Local is found under and keeps its
+    state in: the template's checkout, or the current folder when the template is the installed copy."""
     path = template or find_template()
-    return path, path.resolve().parent
+    return path, Path.cwd() if path == PACKAGED_TEMPLATE else path.resolve().parent
 
 
 def _state_dir(root: Path) -> Path:
