@@ -74,6 +74,10 @@ class BackfillError(RuntimeError):
     """A backfill that cannot start or go on: the message says why."""
 
 
+class MissingSource(BackfillError):
+    """The folder to read from does not exist."""
+
+
 class Archive(Protocol):
     description: str
 
@@ -87,7 +91,7 @@ class LocalArchive:
 
     def __init__(self, root: Path) -> None:
         if not root.exists():
-            raise BackfillError(f"no such folder: {root}")
+            raise MissingSource(f"no such folder: {root}")
         self.root = root
         self.description = str(root.resolve())
 

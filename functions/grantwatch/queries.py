@@ -1,4 +1,5 @@
-"""What the CLI's queries answer, as stable JSON rows. Every read is a key or index query: no scan."""
+"""What the CLI's queries answer, as stable JSON rows. Every read is a key or index query: no scan, but
+for `grant_rows` asked for no key, function or grantee."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from grantwatch.domain.hazards import KeyFact, RoleFact, role_of
 from grantwatch.domain.lineage import GrantState, GrantStatus
 from grantwatch.domain.risk import Verdict
 from grantwatch.evaluator import assess_known
+from grantwatch.views import grant_json, key_event_json, lineage_event_json
 
 
 def function_rows(
@@ -165,3 +167,31 @@ def role_row(fact: RoleFact) -> dict[str, Any]:
         "via": fact.actor.via,
         "source": "cloudtrail",
     }
+
+
+def grant_rows(
+    grants: DynamoGrantStore,
+    *,
+    key: str | None = None,
+    function: str | None = None,
+    grantee: str | None = None,
+    status: GrantStatus | None = None,
+) -> list[dict[str, Any]]:
+    """Grants, newest first: an index query with a key, function or grantee, else a scan of the table."""
+    found = grants.grants(key=key, function=function, grantee=grantee, status=status)
+    return sorted(
+        (grant_json(s) for s in found), key=lambda g: (g["createdAt"] or "", g["grantId"]), reverse=True
+    )
+
+
+def grant_history(
+    grants: DynamoGrantStore, hazards: DynamoHazardStore, grant_id: str
+) -> dict[str, Any] | None:
+    """A grant and every event that touched it or changed its key's state, in eventTime order."""
+    state = grants.get(grant_id)
+    if state is None:
+        return None
+    events = [lineage_event_json(f) for f in state.lineage]
+    events += [key_event_json(f) for f in hazards.key_lineage(state.key_arn)]
+    events.sort(key=lambda e: (e["eventTime"], e["eventID"]))
+    return {"grant": grant_json(state), "lineage": events}

@@ -31,13 +31,20 @@ def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dic
 _CloudFormationLoader.add_multi_constructor("!", _intrinsic)
 
 
+# The copy of template.yaml a built package carries (setup.py puts it there); a checkout has none.
+PACKAGED_TEMPLATE = Path(__file__).resolve().with_name(TEMPLATE_NAME)
+
+
 def find_template(start: Path | None = None) -> Path:
-    """template.yaml in `start` or the nearest folder above it, else beside this package's checkout."""
+    """template.yaml in `start` or the nearest folder above it, else beside this package's checkout, else
+    the copy an installed package carries."""
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents, Path(__file__).resolve().parents[2]):
         candidate = folder / TEMPLATE_NAME
         if candidate.is_file():
             return candidate
+    if PACKAGED_TEMPLATE.is_file():
+        return PACKAGED_TEMPLATE
     raise FileNotFoundError(f"no {TEMPLATE_NAME} in {here} or above it; pass --template")
 
 

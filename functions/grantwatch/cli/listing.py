@@ -1,0 +1,225 @@
+"""Commands that read what grantwatch recorded: `functions`, `incidents`, `lineage`, `grants`, `history`.
+What they answer comes from grantwatch.queries; here it is only printed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from grantwatch.adapters.functions import DynamoFunctionStore
+from grantwatch.adapters.hazards import DynamoHazardStore
+from grantwatch.adapters.store import DynamoGrantStore
+from grantwatch.backfill import BackfillError, parse_moment
+from grantwatch.cli.errors import ExitCode, UsageError
+from grantwatch.cli.options import JsonOption, table_options
+from grantwatch.cli.output import err, out, print_json
+from grantwatch.domain.lineage import GrantStatus
+from grantwatch.queries import function_rows, grant_history, grant_rows, incident_rows, lineage_rows
+from grantwatch.settings import Settings
+from grantwatch.timeline import render_timeline
+
+
+class StateFilter(StrEnum):
+    ACTIVE = "active"
+    DEAD = "dead"
+    ENDED = "ended"
+    ALL = "all"
+
+
+@table_options()
+def functions(
+    at_risk: Annotated[
+        bool, typer.Option("--at-risk", help="Only functions at risk or with an open incident.")
+    ] = False,
+    as_json: JsonOption = False,
+    *,
+    settings: Settings,
+) -> None:
+    """Every known Lambda function: its key and role, its grants, whether it can decrypt, its open incident.
+
+    A function is known from Lambda's own events or from its grants. Served by index queries, not a scan.
+    """
+    rows = function_rows(
+        DynamoGrantStore(settings),
+        DynamoFunctionStore(settings),
+        DynamoHazardStore(settings),
+        at_risk=at_risk,
+    )
+    if as_json:
+        print_json(rows)
+        return
+    out.print(f"{len(rows)} function(s)")
+    for row in rows:
+        incident = f", open incident {row['openIncidentId']}" if row["openIncidentId"] else ""
+        out.print(
+            f"\n{row['functionName']}  {row['verdict'].upper()} ({row['reason']}){incident}", style="bold"
+        )
+        out.print(f"  function  {row['functionArn']}")
+        out.print(f"  key       {row['keyArn'] or '-'}")
+        out.print(f"  role      {row['executionRole'] or '-'}")
+        out.print(f"  grants    {', '.join(f'{n} {status}' for status, n in row['grants'].items())}")
+
+
+@table_options()
+def incidents(
+    open_only: Annotated[bool, typer.Option("--open", help="Only incidents not yet resolved.")] = False,
+    as_json: JsonOption = False,
+    *,
+    settings: Settings,
+) -> None:
+    """Incidents, newest first: a function that lost its last usable grant, and how it ended."""
+    rows = incident_rows(DynamoFunctionStore(settings), open_only=open_only)
+    if as_json:
+        print_json(rows)
+        return
+    out.print(f"{len(rows)} incident(s)")
+    for row in rows:
+        _print_incident(row)
+
+
+def _print_incident(row: dict[str, Any]) -> None:
+    out.print(f"\n{row['incidentId']}  {row['status'].upper()}  {row['alertType']}", style="bold")
+    out.print(f"  function  {row['functionArn']}")
+    evidence = row["evidence"]
+    out.print(f"  cause     {evidence['what']} at {evidence['at']} by {evidence['by']}")
+    if row["grantId"]:
+        out.print(f"  grant     {row['grantId']}")
+    if row["deletionDate"]:
+        out.print(f"  deletion  {row['deletionDate']}")
+    out.print(f"  alerted   {row['alertSentAt'] or 'not sent'} (detected {row['detectedAt']})")
+    if row["confirmed"]:
+        lead = row["leadTimeSeconds"]
+        out.print(
+            f"  confirmed first failed Decrypt {row['firstFailureAt']} ({row['failures']} failure(s),"
+            f" lead time {lead} s)"
+        )
+    if row["heal"]:
+        heal = row["heal"]
+        outcome = f"healed {heal['healedAt']}" if heal["healedAt"] else f"{heal['status']}"
+        error = f": {heal['error']}" if heal["error"] else ""
+        out.print(f"  heal      {heal['attempts']} attempt(s), {outcome}{error}")
+    if row["resolvedAt"]:
+        out.print(f"  resolved  {row['resolvedAt']}: {row['resolvedReason']}")
+
+
+@table_options()
+def lineage(
+    function: Annotated[str | None, typer.Option("--function", help="Lambda function ARN.")] = None,
+    key: Annotated[str | None, typer.Option("--key", help="Key ARN.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="From this day or ISO time (UTC).")] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Up to this day (inclusive) or ISO time.")
+    ] = None,
+    html_out: Annotated[
+        Path | None, typer.Option("--html", help="Also write the timeline as a self-contained HTML page.")
+    ] = None,
+    as_json: JsonOption = False,
+    *,
+    settings: Settings,
+) -> None:
+    """The timeline of one function or one key: grant creations and ends, alerts and resolved notices.
+
+    With --html, also a page (no network needed to view it) with a bar per grant from its creation to its
+    end, coloured by how it ended, alerts and resolved notices as markers, details on hover."""
+    if bool(function) == bool(key):
+        raise UsageError("give exactly one of --function and --key")
+    try:
+        low, high = parse_moment(since), parse_moment(until, end_of_day=True)
+    except BackfillError as error:
+        raise UsageError(str(error)) from None
+    rows = lineage_rows(
+        DynamoGrantStore(settings),
+        DynamoFunctionStore(settings),
+        DynamoHazardStore(settings),
+        function=function,
+        key=key,
+        since=low,
+        until=high,
+    )
+    if html_out is not None:
+        page = render_timeline(f"grantwatch lineage of {function or key}", rows, now=datetime.now(UTC))
+        html_out.write_text(page, encoding="utf-8")
+        err.print(f"timeline written to {html_out}")
+    if as_json:
+        print_json(rows)
+        return
+    out.print(f"{len(rows)} event(s) for {function or key}")
+    for row in rows:
+        subject = f"grant {row['grantId']}" + (
+            f" ({row['functionArn']})" if key and row.get("functionArn") else ""
+        )
+        who = f" by {row['by']}" if row.get("by") else ""
+        out.print(f"  {row['time']}  {row['what']:<9} {subject}{who}")
+
+
+@table_options()
+def grants(
+    key: Annotated[str | None, typer.Option("--key", help="Key ARN (or the alias as recorded).")] = None,
+    function: Annotated[str | None, typer.Option("--function", help="Lambda function ARN.")] = None,
+    grantee: Annotated[str | None, typer.Option("--grantee", help="Grantee principal, as recorded.")] = None,
+    state: Annotated[StateFilter, typer.Option("--state", help="Which grants.")] = StateFilter.ALL,
+    as_json: JsonOption = False,
+    *,
+    settings: Settings,
+) -> None:
+    """List grants, newest first. With --key, --function or --grantee the answer comes from an index
+    query; with none of them the whole table is scanned."""
+    status = None if state is StateFilter.ALL else GrantStatus(state.value)
+    rows = grant_rows(DynamoGrantStore(settings), key=key, function=function, grantee=grantee, status=status)
+    if as_json:
+        print_json(rows)
+        return
+    out.print(f"{len(rows)} grant(s)")
+    for row in rows:
+        _print_grant(row)
+
+
+@table_options()
+def history(
+    grant_id: Annotated[str, typer.Argument(help="The grant id.")],
+    as_json: JsonOption = False,
+    *,
+    settings: Settings,
+) -> None:
+    """Every event that touched a grant, in eventTime order, with the state changes of its key (disabled,
+    enabled, scheduled for deletion, policy changed) and reconciliation's repairs. Exits 4 if unknown."""
+    found = grant_history(DynamoGrantStore(settings), DynamoHazardStore(settings), grant_id)
+    if found is None:
+        err.print(f"no grant {grant_id} in table {settings.table_name!r}")
+        raise typer.Exit(ExitCode.NOT_FOUND)
+    if as_json:
+        print_json(found)
+        return
+    _print_grant(found["grant"])
+    out.print("  lineage")
+    for event in found["lineage"]:
+        line = _when(event["eventTime"], event["by"], event["via"], f"{event['eventName']} ({event['what']})")
+        out.print(f"    {line}  [event {event['eventID']}]")
+
+
+def _print_grant(row: dict[str, Any]) -> None:
+    ended = f" ({row['endedHow']})" if row["endedHow"] else ""
+    dependent = " ".join(filter(None, (row["service"], row["functionArn"] or row["resource"]))) or "unknown"
+    out.print(f"\ngrant {row['grantId']}  {row['state'].upper()}{ended}", style="bold")
+    fields = [
+        ("key", row["keyArn"]),
+        ("for", dependent),
+        ("grantee", row["granteePrincipal"] or "unknown (creation not recorded)"),
+        ("retiring", row["retiringPrincipal"]),
+        ("operations", ", ".join(row["operations"])),
+        ("created", _when(row["createdAt"], row["createdBy"], row["createdVia"])),
+        ("ended", _when(row["endedAt"], row["endedBy"], row["endedVia"], row["endedHow"])),
+    ]
+    for label, value in fields:
+        if value:
+            out.print(f"  {label:<11}{value}")
+
+
+def _when(at: str | None, by: str | None, via: str | None, how: str | None = None) -> str | None:
+    if at is None:
+        return None
+    return " ".join(filter(None, (at, how, f"by {by}" if by else None, f"via {via}" if via else None)))
