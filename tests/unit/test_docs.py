@@ -25,7 +25,7 @@ GENERATED = {".venv", ".tools", ".grantwatch", ".aws-sam", "build", "node_module
 AWS_NAMES = {
     "AccessDenied", "AccessDeniedException", "AfterContext", "AssumeRole", "AssumedRole", "BatchGetItem",
     "CancelKeyDeletion", "CausingEntity", "ChangeSource", "CloudTrail", "CreateFunction", "CreateGrant",
-    "CreateRole", "DelaySeconds", "DeleteFunction", "DeleteRole", "DescribeKey", "DisableKey",
+    "CreateRole", "DelaySeconds", "DynamoDBLocal", "HomePageUrl", "ServerlessRepo", "SourceCodeUrl", "DeleteFunction", "DeleteRole", "DescribeKey", "DisableKey",
     "DisabledException", "EnableKey", "ExecRole", "GetAtt", "GetFunctionConfiguration", "GetItem",
     "GrantIsForAWSResource", "HealsFailed", "HealsSkipped", "InvalidStateException", "KmsKeyArn",
     "LastUpdateStatus", "LeadingKeys", "ListFunctions", "ListGrants", "ListTags", "MaximumConcurrency",
@@ -35,7 +35,7 @@ AWS_NAMES = {
     "UpdateFunctionConfiguration", "UpdateItem", "ViaService",
 }  # fmt: skip
 # Options of other tools (the AWS CLI) that the docs quote on their own.
-OTHER_TOOLS_OPTIONS = {"--include-property-values", "--kms-key-arn", "--role"}
+OTHER_TOOLS_OPTIONS = {"--config-env", "--include-property-values", "--kms-key-arn", "--role"}
 
 CODE_SPAN = re.compile(r"`([^`\n]+)`")
 CAMEL_CASE = re.compile(r"\b[A-Z][a-z]+(?:[A-Z][A-Za-z0-9]*)+\b")
