@@ -31,6 +31,7 @@ from rich.progress import Progress as RichProgress
 from rich.progress import SpinnerColumn, TextColumn
 
 from grantwatch import local as local_dynamo
+from grantwatch.adapters.accounts import DynamoCoverageStore, MemberRoles, OrganizationAccounts
 from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.adapters.hazards import DynamoHazardStore
 from grantwatch.adapters.readers import KmsGrantReader, LambdaFunctionReader
@@ -51,6 +52,7 @@ from grantwatch.backfill import (
 )
 from grantwatch.domain.alerts import Notice, NoticeKind
 from grantwatch.domain.catalogue import GLOBAL_EVENTS_REGION
+from grantwatch.domain.coverage import targets as coverage_targets
 from grantwatch.domain.healing import DEFAULT_MAX_ATTEMPTS, DEFAULT_TAG, HealPolicy
 from grantwatch.domain.impact import ImpactInputError
 from grantwatch.domain.lineage import GrantStatus
@@ -58,6 +60,7 @@ from grantwatch.domain.plans import PlanError
 from grantwatch.healer import configured_healer
 from grantwatch.impact import UnknownGrant, assess_impact, impact_json, impact_lines, scenario_of
 from grantwatch.migration import migrate as run_migration
+from grantwatch.organization import OrganizationReconciler, coverage_rows, grants_placed, placed
 from grantwatch.pipeline import DEFAULT_SETTLE, LocalPipeline, local_pipeline
 from grantwatch.queries import function_rows, incident_rows, lineage_rows
 from grantwatch.reconciler import Reconciler
@@ -99,6 +102,17 @@ EndpointOption = Annotated[
 ]
 RegionOption = Annotated[str | None, typer.Option("--region", help="AWS region.", show_default=False)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+AccountFilter = Annotated[
+    str | None, typer.Option("--account", help="Only this account's (from the ARNs).", show_default=False)
+]
+InRegionFilter = Annotated[
+    str | None,
+    typer.Option(
+        "--in-region",
+        help="Only this region's (from the ARNs; --region names the table's region).",
+        show_default=False,
+    ),
+]
 
 
 class StateFilter(StrEnum):
@@ -218,10 +232,13 @@ def functions(
     table: TableOption = None,
     endpoint_url: EndpointOption = None,
     region: RegionOption = None,
+    account: AccountFilter = None,
+    in_region: InRegionFilter = None,
 ) -> None:
     """Every known Lambda function: its key and role, its grants, whether it can decrypt, its open incident.
 
-    A function is known from Lambda's own events or from its grants. Served by index queries, not a scan.
+    A function is known from Lambda's own events or from its grants. Served by index queries, not a scan;
+    --account and --in-region select by the function's ARN.
     """
     settings = _settings(table, endpoint_url, region)
     with _table_errors(settings):
@@ -231,6 +248,7 @@ def functions(
             DynamoHazardStore(settings),
             at_risk=at_risk,
         )
+    rows = [row for row in rows if placed(row["functionArn"], account, in_region)]
     if as_json:
         _print_json(rows)
         return
@@ -596,9 +614,33 @@ def reconcile(
     table: TableOption = None,
     endpoint_url: EndpointOption = None,
     region: RegionOption = None,
+    all_accounts: Annotated[
+        bool,
+        typer.Option(
+            "--all-accounts",
+            help="Every active account of the organization (or --account), as its read-only member role.",
+        ),
+    ] = False,
+    member_role: Annotated[
+        str,
+        typer.Option("--member-role", envvar="GRANTWATCH_MEMBER_ROLE_NAME", help="The member role's name."),
+    ] = "grantwatch-member-reader",
+    external_id: Annotated[
+        str | None,
+        typer.Option(
+            "--external-id",
+            envvar="GRANTWATCH_MEMBER_EXTERNAL_ID",
+            help="The member role's external id.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Compare KMS ListGrants and Lambda ListFunctions with the table, record every difference in the
     lineage (source: reconciliation), and evaluate the functions concerned.
+
+    With --all-accounts: every active account of the organization (Organizations ListAccounts), or only
+    --account, in --region, each as its read-only member role (--member-role, --external-id or
+    GRANTWATCH_MEMBER_EXTERNAL_ID), recording each account-region's coverage (`grantwatch accounts`).
 
     The same code as the scheduled function. KMS, Lambda and STS are reached through your AWS
     configuration (AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL_LAMBDA and AWS_ENDPOINT_URL_STS point them
@@ -614,6 +656,20 @@ def reconcile(
     )
     pipeline = LocalPipeline(grant_store, functions, hazards, timedelta(seconds=settle_seconds))
     now = datetime.now(UTC)
+    if all_accounts and not external_id:
+        err.print("error: --all-accounts needs --external-id or GRANTWATCH_MEMBER_EXTERNAL_ID")
+        raise typer.Exit(2)
+    if all_accounts:
+        worker = OrganizationReconciler(
+            grants=grant_store,
+            functions=functions,
+            hazards=hazards,
+            scheduler=SqsEvaluationScheduler(queue_url) if queue_url else pipeline.scheduler,
+            members=MemberRoles(member_role, str(external_id)),
+            coverage=DynamoCoverageStore(settings),
+        )
+        _reconcile_organization(settings, pipeline, worker, account, now, as_json)
+        return
     with _table_errors(settings):
         caller = account or _caller_account(settings.region)
         reconciler = Reconciler(
@@ -645,6 +701,68 @@ def reconcile(
             err.print(f"error: not reconciled: {error}")
     if report.errors:
         raise typer.Exit(EXIT_UNAVAILABLE)
+
+
+def _reconcile_organization(
+    settings: Settings,
+    pipeline: LocalPipeline,
+    worker: OrganizationReconciler,
+    account: str | None,
+    now: datetime,
+    as_json: bool,
+) -> None:
+    with _table_errors(settings):
+        accounts = [account] if account else OrganizationAccounts().active_accounts()
+        covered = worker.run_all(coverage_targets(accounts, [settings.region]), now)
+        pipeline.clock = now
+        notices = pipeline.drain()
+    for notice in notices:
+        _report_notice(notice, as_json)
+    if as_json:
+        _print_json({"accounts": [c.as_json() for c in covered], "notices": len(notices)})
+    else:
+        for c in covered:
+            repairs = ", ".join(f"{n} {what}" for what, n in sorted(c.repairs.items())) or "none"
+            out.print(
+                f"{c.account} {c.region}: {c.grants} grant(s), {c.functions} function(s); repairs: {repairs}"
+            )
+            for error in c.errors:
+                err.print(f"error: {c.account} {c.region} not reconciled: {error}")
+    if any(c.errors for c in covered):
+        raise typer.Exit(EXIT_UNAVAILABLE)
+
+
+@app.command()
+def accounts(
+    account: AccountFilter = None,
+    as_json: JsonOption = False,
+    table: TableOption = None,
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
+) -> None:
+    """Each account-region organization reconciliation covers: when it last reconciled (successfully),
+    its grants and functions, its open incidents, and what failed. One Query; exits 4 if none."""
+    settings = _settings(table, endpoint_url, region)
+    with _table_errors(settings):
+        coverage = DynamoCoverageStore(settings).all(account)
+        incidents = DynamoFunctionStore(settings).all_incidents()
+        rows = coverage_rows(coverage, (r.incident.function_arn for r in incidents if r.status == "open"))
+    if as_json:
+        _print_json(rows)
+    else:
+        out.print(f"{len(rows)} account-region(s)")
+        header = ("ACCOUNT", "REGION", "LAST RECONCILED", "GRANTS", "FUNCTIONS", "OPEN INCIDENTS", "ERRORS")
+        out.print("{:<12}  {:<14}  {:<20}  {:>6}  {:>9}  {:>14}  {:>6}".format(*header))
+        for row in rows:
+            last = row["lastReconciledAt"] or "never"
+            out.print(
+                f"{row['account']:<12}  {row['region']:<14}  {last:<20}  {row['grants']:>6}  "
+                f"{row['functions']:>9}  {row['openIncidents']:>14}  {row['errorCount']:>6}"
+            )
+            for error in row["errors"]:
+                out.print(f"  {error}")
+    if not rows:
+        raise typer.Exit(EXIT_NOT_FOUND)
 
 
 @app.command()
@@ -730,15 +848,24 @@ def grants(
     table: TableOption = None,
     endpoint_url: EndpointOption = None,
     region: RegionOption = None,
+    account: AccountFilter = None,
+    in_region: InRegionFilter = None,
 ) -> None:
     """List grants, newest first. With --key, --function or --grantee the answer comes from an index
-    query; with none of them the whole table is scanned."""
+    query; with --account or --in-region, from the keys-only by-key index (a key ARN carries its account
+    and region); with none of them the whole table is scanned."""
     settings = _settings(table, endpoint_url, region)
     status = None if state is StateFilter.ALL else GrantStatus(state.value)
+    store = DynamoGrantStore(settings)
     with _table_errors(settings):
-        found = list(
-            DynamoGrantStore(settings).grants(key=key, function=function, grantee=grantee, status=status)
-        )
+        if (account or in_region) and not (function or grantee):
+            found = list(grants_placed(store, account, in_region, key=key, status=status))
+        else:
+            found = [
+                g
+                for g in store.grants(key=key, function=function, grantee=grantee, status=status)
+                if placed(g.key_arn, account, in_region)
+            ]
     rows = sorted(
         (grant_json(s) for s in found), key=lambda g: (g["createdAt"] or "", g["grantId"]), reverse=True
     )

@@ -6,7 +6,7 @@ SCP denial, region not enabled) is recorded as such; it never stops the others.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -18,6 +18,7 @@ from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.adapters.hazards import DynamoHazardStore
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.domain.coverage import Coverage, Target, reconciled, unreachable
+from grantwatch.domain.lineage import GrantState, GrantStatus
 from grantwatch.reconciler import FunctionLister, GrantLister, Reconciler
 from grantwatch.recorder import EvaluationScheduler
 
@@ -86,3 +87,28 @@ def coverage_rows(
         c.as_json() | {"openIncidents": counts.get((c.account, c.region), 0)}
         for c in sorted(coverage, key=lambda c: (c.account, c.region))
     ]
+
+
+def placed(arn: str | None, account: str | None, region: str | None) -> bool:
+    """Whether an ARN (a function's, a key's: both carry them) is in the account and region asked for."""
+    parts = (arn or "").split(":")
+    if len(parts) < 6:
+        return account is None and region is None
+    return (account is None or parts[4] == account) and (region is None or parts[3] == region)
+
+
+def grants_placed(
+    grants: DynamoGrantStore,
+    account: str | None,
+    region: str | None,
+    *,
+    key: str | None = None,
+    status: GrantStatus | None = None,
+) -> Iterator[GrantState]:
+    """The grants on the keys of an account and region: the keys from the keys-only by-key index (a key
+    ARN carries its account and region), then each key's grants by the same index. No new index, no scan
+    of the table."""
+    keys = [key] if key else sorted(grants.key_arns())
+    for key_arn in keys:
+        if placed(key_arn, account, region):
+            yield from grants.grants(key=key_arn, status=status)

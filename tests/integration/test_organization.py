@@ -28,6 +28,7 @@ from grantwatch.adapters.accounts import (
     SqsReconciliationQueue,
 )
 from grantwatch.adapters.notifier import CollectingNotifier
+from grantwatch.cli import app
 from grantwatch.domain.coverage import Target
 from grantwatch.fanout import FanOut
 from grantwatch.handlers.organization import target_of
@@ -318,3 +319,59 @@ def test_an_unreachable_account_is_reported_while_the_others_reconcile_and_raise
         in notice.message
     )
     assert "AccessDenied" in notice.message
+
+
+def test_the_cli_reconciles_every_account_and_shows_coverage_and_each_accounts_inventory(
+    organization: Organization, table_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    where = ["--table", table_settings.table_name, "--endpoint-url", table_settings.endpoint_url or ""]
+    refused = runner.invoke(app, ["reconcile", "--all-accounts", *where, "--region", "us-east-1"])
+    assert refused.exit_code == 2 and "GRANTWATCH_MEMBER_EXTERNAL_ID" in refused.stderr
+    monkeypatch.setenv("GRANTWATCH_MEMBER_EXTERNAL_ID", EXTERNAL_ID)
+    first = runner.invoke(app, ["reconcile", "--all-accounts", "--json", *where, "--region", "us-east-1"])
+    assert first.exit_code == 0, first.output
+    covered = json.loads(first.stdout.splitlines()[-1])["accounts"]
+    members = [m.account for m in organization.members]
+    assert sorted(c["account"] for c in covered) == sorted([*members, CENTRAL])
+    assert {c["region"] for c in covered} == {"us-east-1"}
+
+    victim, other = organization.members[0], organization.members[1]
+    again = runner.invoke(
+        app, ["reconcile", "--all-accounts", "--account", victim.account, *where, "--region", "us-east-1"]
+    )
+    assert again.exit_code == 0, again.output
+    assert again.stdout == f"{victim.account} us-east-1: 1 grant(s), 1 function(s); repairs: none\n"
+
+    rows = json.loads(runner.invoke(app, ["accounts", "--json", *where]).stdout)
+    by_account = {r["account"]: r for r in rows}
+    assert set(by_account) == {*members, CENTRAL}
+    assert by_account[other.account] | {"lastRunAt": None, "lastReconciledAt": None} == {
+        "account": other.account,
+        "region": "us-east-1",
+        "lastRunAt": None,
+        "lastReconciledAt": None,
+        "keys": 1,
+        "grants": 1,
+        "functions": 1,
+        "evaluationsScheduled": 1,
+        "repairs": {"function-configured": 1, "grant-created": 1},
+        "errors": [],
+        "errorCount": 0,
+        "openIncidents": 0,
+    }
+    table = runner.invoke(app, ["accounts", "--account", victim.account, *where])
+    assert table.exit_code == 0
+    lines = table.stdout.splitlines()
+    assert lines[0] == "1 account-region(s)" and lines[1].split()[:2] == ["ACCOUNT", "REGION"]
+    assert lines[2].split()[:2] == [victim.account, "us-east-1"]
+    assert lines[2].split()[-4:] == ["1", "1", "0", "0"]  # grants, functions, open incidents, errors
+    assert runner.invoke(app, ["accounts", "--account", "999999999999", *where]).exit_code == 4
+
+    shown = json.loads(runner.invoke(app, ["functions", "--json", "--account", other.account, *where]).stdout)
+    assert [f["functionArn"] for f in shown] == [other.functions["us-east-1"]]
+    listed = runner.invoke(
+        app, ["grants", "--json", "--account", other.account, "--in-region", "us-east-1", *where]
+    )
+    assert [g["grantId"] for g in json.loads(listed.stdout)] == [other.grants["us-east-1"]]
+    elsewhere = runner.invoke(app, ["grants", "--json", "--in-region", "eu-west-1", *where])
+    assert json.loads(elsewhere.stdout) == []  # eu-west-1 was not reconciled
