@@ -4,10 +4,14 @@ admits only the central reconciler's role of the same organization with the exte
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from grantwatch.adapters.accounts import ListedAccounts, OrganizationAccounts
+from grantwatch.handlers import fanout, organization
+from grantwatch.settings import settings
 from tests.cloudformation import Stack
 from tests.conftest import ROOT, TEMPLATE
 from tests.iam_contract import (
@@ -17,6 +21,7 @@ from tests.iam_contract import (
     Checker,
     Request,
     decide,
+    environment,
     role_statements,
     statements,
 )
@@ -166,3 +171,29 @@ def test_the_iam_contract_checks_a_call_made_as_a_member_role_against_the_member
         Call(worker, "kms", "ListGrants", "eu-west-1", None, {"KeyId": key}, role.replace("reader", "x"))
     )
     assert other.violations  # a role no template creates
+
+
+def test_the_handlers_build_from_the_environment_the_template_gives_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    central = _central(AccountIds="111122223333,444455556666", Regions="eu-west-1,us-east-1")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
+    for function in ("OrganizationFanOutFunction", "OrganizationWorkerFunction"):
+        for name, value in environment(central, function).items():
+            monkeypatch.setenv(name, str(value))
+    settings.cache_clear()
+    organization.organization_reconciler.cache_clear()
+    try:
+        built = fanout.fan_out()
+        assert isinstance(built.accounts, ListedAccounts)
+        assert built.accounts.active_accounts() == ["111122223333", "444455556666"]
+        assert list(built.regions) == ["eu-west-1", "us-east-1"] and built.interval == timedelta(hours=1)
+        worker = organization.organization_reconciler()
+        assert worker.members.role_arn("111122223333", "eu-west-1") == (  # type: ignore[attr-defined]
+            "arn:aws:iam::111122223333:role/grantwatch-member-reader"
+        )
+        monkeypatch.setenv("GRANTWATCH_ACCOUNT_IDS", "")
+        assert isinstance(fanout.fan_out().accounts, OrganizationAccounts)
+    finally:
+        settings.cache_clear()
+        organization.organization_reconciler.cache_clear()
