@@ -42,7 +42,18 @@ PARAMETERS = {
     "ConfirmWithDecryptFailures": "true",
     "OrganizationId": "o-a1b2c3d4e5",
     "RetentionDays": "30",
+    "OrganizationReconciliation": "true",
+    "ExternalId": "grantwatch-test-external-id",
 }
+MEMBER_TEMPLATE = TEMPLATE.parent / "member" / "forwarder.yaml"
+# The member account's stack as the organization deploys it (the read-only role created).
+MEMBER_PARAMETERS = {
+    "CentralEventBusArn": "arn:aws:events:eu-central-1:210987654321:event-bus/grantwatch",
+    "CentralAccountId": "210987654321",
+    "OrganizationId": "o-a1b2c3d4e5",
+    "ExternalId": "grantwatch-test-external-id",
+}
+MEMBER_ROLE = "ReadRole"
 DEFAULT_ACCOUNT = "210987654321"
 
 # The corridor each function's code runs through: the domain module its handler drives, which the CLI and the
@@ -52,7 +63,12 @@ CORRIDORS = {
     "grantwatch.evaluator": "EvaluatorFunction",
     "grantwatch.reconciler": "ReconcilerFunction",
     "grantwatch.healer": "RemediationFunction",
+    "grantwatch.fanout": "OrganizationFanOutFunction",
 }
+
+# Corridors that run another corridor's code as a function of their own: every call made inside them is that
+# function's, whichever corridor is innermost (an organization worker runs the reconciler's corridor).
+RUNS_AS = {"grantwatch.organization": "OrganizationWorkerFunction"}
 
 # Which environment variable names the destination of a call to a resource the stack creates, by service and
 # the adapter module that makes it (None: any adapter). The variable's value in template.yaml says which
@@ -62,6 +78,7 @@ DESTINATIONS: dict[tuple[str, str | None], str] = {
     ("sns", None): "GRANTWATCH_ALERT_TOPIC_ARN",
     ("sqs", "grantwatch.adapters.scheduler"): "GRANTWATCH_EVALUATION_QUEUE_URL",
     ("sqs", "grantwatch.adapters.rejected"): "GRANTWATCH_REJECTED_QUEUE_URL",
+    ("sqs", "grantwatch.adapters.accounts"): "GRANTWATCH_ORGANIZATION_QUEUE_URL",
 }
 
 # Condition keys no request in the tests can carry, each with the code path that handles AWS's denial when the
@@ -127,9 +144,13 @@ def handler_modules(stack: Stack) -> dict[str, str]:
 
 
 def statements(stack: Stack, function: str) -> list[dict[str, Any]]:
-    """The function's policy statements with every intrinsic function resolved."""
+    """The function's policy statements with every intrinsic function resolved: SAM's Policies, or the
+    inline policies of the role it names (Role: !GetAtt SomeRole.Arn)."""
+    properties = stack.resources[function]["Properties"]
+    if "Role" in properties:
+        return role_statements(stack, _role_of(properties["Role"]))
     found: list[dict[str, Any]] = []
-    for policy in stack.resources[function]["Properties"].get("Policies", []):
+    for policy in properties.get("Policies", []):
         if isinstance(policy, dict) and set(policy) == {"Ref"}:
             managed = stack.resources[policy["Ref"]]
             assert managed["Type"] == "AWS::IAM::ManagedPolicy", policy
@@ -142,6 +163,29 @@ def statements(stack: Stack, function: str) -> list[dict[str, Any]]:
         listed = document["Statement"]
         found.extend(listed if isinstance(listed, list) else [listed])
     return found
+
+
+def _role_of(role: Any) -> str:
+    if isinstance(role, dict) and "Fn::GetAtt" in role:
+        target = role["Fn::GetAtt"]
+        logical_id, attribute = target if isinstance(target, list) else target.split(".", 1)
+        if attribute == "Arn":
+            return str(logical_id)
+    raise ValueError(f"a function role this contract cannot read: {role!r} (teach it)")
+
+
+def role_statements(stack: Stack, role: str) -> list[dict[str, Any]]:
+    """An AWS::IAM::Role's inline policy statements, resolved."""
+    found: list[dict[str, Any]] = []
+    for policy in stack.resources[role]["Properties"].get("Policies", []):
+        listed = stack.resolve(policy["PolicyDocument"])["Statement"]
+        found.extend(listed if isinstance(listed, list) else [listed])
+    return found
+
+
+@cache
+def member_stack(account: str, region: str) -> Stack:
+    return Stack.load(MEMBER_TEMPLATE, parameters=MEMBER_PARAMETERS, account=account, region=region)
 
 
 def environment(stack: Stack, function: str) -> dict[str, Any]:
@@ -260,6 +304,7 @@ class Call:
     region: str
     adapter: str | None
     params: dict[str, Any] = field(hash=False, compare=False)
+    assumed_role: str | None = None  # made with credentials STS issued for this role (a member account's)
 
 
 def _arn_parts(arn: str) -> tuple[str, str] | None:
@@ -363,6 +408,8 @@ def _resource_arn(call: Call, stack: Stack) -> str:
     params = call.params
     if call.service == "kms" and "KeyId" in params:
         return _named_arn(str(params["KeyId"]), "key", call, stack)
+    if call.service == "sts" and "RoleArn" in params:
+        return str(params["RoleArn"])
     if call.service == "lambda":
         named = params.get("FunctionName") or params.get("Resource")
         if named:
@@ -425,7 +472,7 @@ class Checker:
         described = f"{call.service} {call.operation}"
         try:
             requests = requests_of(call)
-            policy = statements(_stack_of(call), call.function)
+            policy = self._policy(call)
         except ValueError as error:
             self._add(Violation(call.function, described, None, str(error)))
             return
@@ -436,6 +483,19 @@ class Checker:
             for key in decision.assumed:
                 self.assumed[key] += 1
 
+    @staticmethod
+    def _policy(call: Call) -> list[dict[str, Any]]:
+        """The function's policy; for a call made as a member account's role, that role's in the member
+        template, deployed in the role's account."""
+        if call.assumed_role is None:
+            return statements(_stack_of(call), call.function)
+        account = call.assumed_role.split(":")[4]
+        stack = member_stack(account, call.region)
+        role = stack.resources[MEMBER_ROLE]["Properties"]["RoleName"]
+        if call.assumed_role.split(":role/")[-1] != stack.resolve(role):
+            raise ValueError(f"credentials of {call.assumed_role}, a role no template of the stack creates")
+        return role_statements(stack, MEMBER_ROLE)
+
     def _add(self, violation: Violation) -> None:
         self.violations.setdefault(violation.line(), violation)
 
@@ -445,7 +505,7 @@ class Checker:
 
 @cache
 def _function_modules() -> dict[str, str]:
-    return {**handler_modules(_template_stack()), **CORRIDORS}
+    return {**handler_modules(_template_stack()), **CORRIDORS, **RUNS_AS}
 
 
 def attribute(frame: FrameType | None) -> tuple[str | None, str | None]:
@@ -462,7 +522,22 @@ def attribute(frame: FrameType | None) -> tuple[str | None, str | None]:
             adapter = name
         function = modules.get(name)
         frame = frame.f_back
+    while function is not None and frame is not None:  # an outer corridor that runs this one as its own
+        name = frame.f_globals.get("__name__", "")
+        if name.startswith("tests."):
+            break
+        function = RUNS_AS.get(name, function)
+        frame = frame.f_back
     return function, adapter
+
+
+# Access keys STS issued in calls the recording saw, and the role each was issued for.
+ISSUED: dict[str, str] = {}
+
+
+def _assumed_role(client: Any) -> str | None:
+    credentials = client._request_signer._credentials
+    return ISSUED.get(getattr(credentials, "access_key", None) or "") if credentials else None
 
 
 _lock = threading.Lock()
@@ -486,10 +561,21 @@ class Recording:
             if function is not None:
                 model = client.meta.service_model
                 service = model.metadata.get("signingName") or model.endpoint_prefix
-                call = Call(function, service, operation_name, client.meta.region_name, adapter, api_params)
+                call = Call(
+                    function,
+                    service,
+                    operation_name,
+                    client.meta.region_name,
+                    adapter,
+                    api_params,
+                    _assumed_role(client),
+                )
                 with _lock:
                     sink(call)
-            return original(client, operation_name, api_params)
+            answer = original(client, operation_name, api_params)
+            if operation_name == "AssumeRole" and "Credentials" in answer:
+                ISSUED[answer["Credentials"]["AccessKeyId"]] = api_params["RoleArn"]
+            return answer
 
         self._original = original
         BaseClient._make_api_call = recorded  # type: ignore[attr-defined]

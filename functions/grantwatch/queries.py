@@ -3,6 +3,7 @@ for `grant_rows` asked for no key, function or grantee."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ from grantwatch.adapters.functions import DynamoFunctionStore, IncidentRecord
 from grantwatch.adapters.hazards import DynamoHazardStore
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.domain.alerts import incident_record
+from grantwatch.domain.coverage import Coverage
 from grantwatch.domain.facts import utc_iso
 from grantwatch.domain.functions import function_name
 from grantwatch.domain.hazards import KeyFact, RoleFact, role_of
@@ -20,11 +22,20 @@ from grantwatch.views import grant_json, key_event_json, lineage_event_json
 
 
 def function_rows(
-    grants: DynamoGrantStore, functions: DynamoFunctionStore, hazards: DynamoHazardStore, *, at_risk: bool
+    grants: DynamoGrantStore,
+    functions: DynamoFunctionStore,
+    hazards: DynamoHazardStore,
+    *,
+    at_risk: bool,
+    account: str | None = None,
+    in_region: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Every known function: its key and role, its grants, its verdict now, its open incident."""
+    """Every known function (or those of an account or region, by their ARNs): its key and role, its
+    grants, its verdict now, its open incident."""
     rows = []
     for function, open_incident in functions.all_functions():
+        if not placed(function.function_arn, account, in_region):
+            continue
         states = list(grants.grants(function=function.function_arn))
         assessment, _ = assess_known(hazards, function.function_arn, states, function)
         if at_risk and not (open_incident or assessment.verdict is Verdict.AT_RISK):
@@ -176,9 +187,19 @@ def grant_rows(
     function: str | None = None,
     grantee: str | None = None,
     status: GrantStatus | None = None,
+    account: str | None = None,
+    in_region: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Grants, newest first: an index query with a key, function or grantee, else a scan of the table."""
-    found = grants.grants(key=key, function=function, grantee=grantee, status=status)
+    """Grants, newest first: an index query with a key, function or grantee; with only an account or
+    region, the keys-only by-key index (a key ARN carries both); else a scan of the table."""
+    if (account or in_region) and not (function or grantee):
+        found: Iterable[GrantState] = grants_placed(grants, account, in_region, key=key, status=status)
+    else:
+        found = (
+            grant
+            for grant in grants.grants(key=key, function=function, grantee=grantee, status=status)
+            if placed(grant.key_arn, account, in_region)
+        )
     return sorted(
         (grant_json(s) for s in found), key=lambda g: (g["createdAt"] or "", g["grantId"]), reverse=True
     )
@@ -195,3 +216,44 @@ def grant_history(
     events += [key_event_json(f) for f in hazards.key_lineage(state.key_arn)]
     events.sort(key=lambda e: (e["eventTime"], e["eventID"]))
     return {"grant": grant_json(state), "lineage": events}
+
+
+def coverage_rows(
+    coverage: Iterable[Coverage], open_incident_functions: Iterable[str]
+) -> list[dict[str, Any]]:
+    """`grantwatch accounts`: each account-region's coverage with its open incidents, counted from the
+    function ARNs of the open incidents (an ARN carries account and region)."""
+    counts: dict[tuple[str, str], int] = {}
+    for function_arn in open_incident_functions:
+        parts = function_arn.split(":")
+        if len(parts) > 4:
+            counts[(parts[4], parts[3])] = counts.get((parts[4], parts[3]), 0) + 1
+    return [
+        c.as_json() | {"openIncidents": counts.get((c.account, c.region), 0)}
+        for c in sorted(coverage, key=lambda c: (c.account, c.region))
+    ]
+
+
+def placed(arn: str | None, account: str | None, region: str | None) -> bool:
+    """Whether an ARN (a function's, a key's: both carry them) is in the account and region asked for."""
+    parts = (arn or "").split(":")
+    if len(parts) < 6:
+        return account is None and region is None
+    return (account is None or parts[4] == account) and (region is None or parts[3] == region)
+
+
+def grants_placed(
+    grants: DynamoGrantStore,
+    account: str | None,
+    region: str | None,
+    *,
+    key: str | None = None,
+    status: GrantStatus | None = None,
+) -> Iterator[GrantState]:
+    """The grants on the keys of an account and region: the keys from the keys-only by-key index (a key
+    ARN carries its account and region), then each key's grants by the same index. No new index, no scan
+    of the table."""
+    keys = [key] if key else sorted(grants.key_arns())
+    for key_arn in keys:
+        if placed(key_arn, account, region):
+            yield from grants.grants(key=key_arn, status=status)

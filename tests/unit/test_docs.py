@@ -33,6 +33,8 @@ AWS_NAMES = {
     "ResourceTag", "RetireGrant", "ReturnConsumedCapacity", "RevisionId", "RevokeGrant", "RoleName",
     "ScheduleKeyDeletion", "SendMessage", "StringEqualsIgnoreCase", "TransactWriteItems",
     "UpdateFunctionConfiguration", "UpdateItem", "ViaService",
+    "GetRole", "GetSecretValue", "ListAccounts", "ListKeys", "PrincipalArn", "PrincipalOrgID",
+    "SendMessageBatch",
 }  # fmt: skip
 # Options of other tools (the AWS CLI) that the docs quote on their own.
 OTHER_TOOLS_OPTIONS = {"--config-env", "--include-property-values", "--kms-key-arn", "--role"}

@@ -11,6 +11,7 @@ import pytest
 
 from tests.iam_contract import (
     CORRIDORS,
+    RUNS_AS,
     UNEVALUATED_CONDITIONS,
     Call,
     Checker,
@@ -156,9 +157,9 @@ def test_an_explicit_deny_wins_and_for_all_values_holds_for_a_request_without_th
 
 def test_every_function_has_its_corridor_and_every_unevaluated_condition_its_handling_code() -> None:
     functions = {k for k, r in STACK.resources.items() if r["Type"] == "AWS::Serverless::Function"}
-    assert set(CORRIDORS.values()) == functions
+    assert set(CORRIDORS.values()) | set(RUNS_AS.values()) == functions
     assert set(handler_modules(STACK).values()) == functions
-    for module in [*CORRIDORS, *handler_modules(STACK)]:
+    for module in [*CORRIDORS, *RUNS_AS, *handler_modules(STACK)]:
         importlib.import_module(module)
     for function in functions:
         assert statements(STACK, function)  # every policy readable

@@ -8,7 +8,7 @@ import typer
 from typer.core import TyperGroup
 
 from grantwatch import __version__
-from grantwatch.cli import impact, ingest, listing, local, operations
+from grantwatch.cli import impact, ingest, listing, local, operations, organization
 from grantwatch.cli.errors import exit_code_of
 from grantwatch.cli.output import err
 
@@ -63,6 +63,7 @@ for command in (
     impact.impact,
     ingest.backfill,
     operations.reconcile,
+    organization.accounts,
     operations.heal,
     listing.grants,
     listing.history,

@@ -15,7 +15,7 @@ from grantwatch.adapters.hazards import DynamoHazardStore
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.backfill import BackfillError, parse_moment
 from grantwatch.cli.errors import ExitCode, UsageError
-from grantwatch.cli.options import JsonOption, table_options
+from grantwatch.cli.options import AccountFilter, InRegionFilter, JsonOption, table_options
 from grantwatch.cli.output import err, out, print_json
 from grantwatch.domain.lineage import GrantStatus
 from grantwatch.queries import function_rows, grant_history, grant_rows, incident_rows, lineage_rows
@@ -36,18 +36,23 @@ def functions(
         bool, typer.Option("--at-risk", help="Only functions at risk or with an open incident.")
     ] = False,
     as_json: JsonOption = False,
+    account: AccountFilter = None,
+    in_region: InRegionFilter = None,
     *,
     settings: Settings,
 ) -> None:
     """Every known Lambda function: its key and role, its grants, whether it can decrypt, its open incident.
 
-    A function is known from Lambda's own events or from its grants. Served by index queries, not a scan.
+    A function is known from Lambda's own events or from its grants. Served by index queries, not a scan;
+    --account and --in-region select by the function's ARN.
     """
     rows = function_rows(
         DynamoGrantStore(settings),
         DynamoFunctionStore(settings),
         DynamoHazardStore(settings),
         at_risk=at_risk,
+        account=account,
+        in_region=in_region,
     )
     if as_json:
         print_json(rows)
@@ -163,13 +168,24 @@ def grants(
     grantee: Annotated[str | None, typer.Option("--grantee", help="Grantee principal, as recorded.")] = None,
     state: Annotated[StateFilter, typer.Option("--state", help="Which grants.")] = StateFilter.ALL,
     as_json: JsonOption = False,
+    account: AccountFilter = None,
+    in_region: InRegionFilter = None,
     *,
     settings: Settings,
 ) -> None:
     """List grants, newest first. With --key, --function or --grantee the answer comes from an index
-    query; with none of them the whole table is scanned."""
+    query; with --account or --in-region, from the keys-only by-key index (a key ARN carries its account
+    and region); with none of them the whole table is scanned."""
     status = None if state is StateFilter.ALL else GrantStatus(state.value)
-    rows = grant_rows(DynamoGrantStore(settings), key=key, function=function, grantee=grantee, status=status)
+    rows = grant_rows(
+        DynamoGrantStore(settings),
+        key=key,
+        function=function,
+        grantee=grantee,
+        status=status,
+        account=account,
+        in_region=in_region,
+    )
     if as_json:
         print_json(rows)
         return

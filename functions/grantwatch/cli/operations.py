@@ -9,6 +9,12 @@ import boto3
 import typer
 from pydantic import ValidationError
 
+from grantwatch.adapters.accounts import (
+    DEFAULT_MEMBER_ROLE,
+    DynamoCoverageStore,
+    MemberRoles,
+    OrganizationAccounts,
+)
 from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.adapters.hazards import DynamoHazardStore
 from grantwatch.adapters.readers import KmsGrantReader, LambdaFunctionReader
@@ -16,10 +22,14 @@ from grantwatch.adapters.scheduler import SqsEvaluationScheduler
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.cli.errors import ExitCode, Unavailable, UsageError
 from grantwatch.cli.options import DEFAULT_SETTLE_SECONDS, JsonOption, SettleOption, table_options
+from grantwatch.cli.organization import report_organization
 from grantwatch.cli.output import err, out, print_json, print_summary, report_notice
+from grantwatch.domain.alerts import Notice
+from grantwatch.domain.coverage import targets as coverage_targets
 from grantwatch.domain.healing import DEFAULT_MAX_ATTEMPTS, DEFAULT_TAG, HealPolicy
 from grantwatch.healer import Healer
 from grantwatch.migration import migrate as run_migration
+from grantwatch.organization import OrganizationReconciler
 from grantwatch.pipeline import LocalPipeline
 from grantwatch.reconciler import Reconciler
 from grantwatch.settings import Settings
@@ -39,11 +49,35 @@ def reconcile(
     ] = None,
     settle_seconds: SettleOption = DEFAULT_SETTLE_SECONDS,
     as_json: JsonOption = False,
+    all_accounts: Annotated[
+        bool,
+        typer.Option(
+            "--all-accounts",
+            help="Every active account of the organization (or --account), as its read-only member role.",
+        ),
+    ] = False,
+    member_role: Annotated[
+        str,
+        typer.Option("--member-role", envvar="GRANTWATCH_MEMBER_ROLE_NAME", help="The member role's name."),
+    ] = DEFAULT_MEMBER_ROLE,
+    external_id: Annotated[
+        str | None,
+        typer.Option(
+            "--external-id",
+            envvar="GRANTWATCH_MEMBER_EXTERNAL_ID",
+            help="The member role's external id.",
+            show_default=False,
+        ),
+    ] = None,
     *,
     settings: Settings,
 ) -> None:
     """Compare KMS ListGrants and Lambda ListFunctions with the table, record every difference in the
     lineage (source: reconciliation), and evaluate the functions concerned.
+
+    With --all-accounts: every active account of the organization (Organizations ListAccounts), or only
+    --account, in --region, each as its read-only member role (--member-role, --external-id or
+    GRANTWATCH_MEMBER_EXTERNAL_ID), recording each account-region's coverage (`grantwatch accounts`).
 
     The same code as the scheduled function. KMS, Lambda and STS are reached through your AWS
     configuration (AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL_LAMBDA and AWS_ENDPOINT_URL_STS point them
@@ -58,6 +92,21 @@ def reconcile(
     )
     pipeline = LocalPipeline(grant_store, functions, hazards, timedelta(seconds=settle_seconds))
     now = datetime.now(UTC)
+    if all_accounts:
+        if not external_id:
+            raise UsageError("--all-accounts needs --external-id or GRANTWATCH_MEMBER_EXTERNAL_ID")
+        worker = OrganizationReconciler(
+            grants=grant_store,
+            functions=functions,
+            hazards=hazards,
+            scheduler=SqsEvaluationScheduler(queue_url) if queue_url else pipeline.scheduler,
+            members=MemberRoles(member_role, external_id),
+            coverage=DynamoCoverageStore(settings),
+        )
+        accounts = [account] if account else OrganizationAccounts().active_accounts()
+        covered = worker.run_all(coverage_targets(accounts, [settings.region]), now)
+        report_organization(covered, _drain(pipeline, now, as_json), as_json)
+        return
     caller = account or _caller_account(settings.region)
     reconciler = Reconciler(
         grants=grant_store,
@@ -70,10 +119,7 @@ def reconcile(
         region=settings.region,
     )
     report = reconciler.run(now)
-    pipeline.clock = now
-    notices = pipeline.drain()  # none were scheduled here when they went to the queue
-    for notice in notices:
-        report_notice(notice, as_json)
+    notices = _drain(pipeline, now, as_json)
     summary = report.as_json() | {"account": caller, "region": settings.region, "notices": len(notices)}
     repairs = ", ".join(f"{n} {what}" for what, n in summary["repairs"].items()) or "none"
     print_summary(
@@ -87,6 +133,15 @@ def reconcile(
             err.print(f"error: not reconciled: {error}")
     if report.errors:
         raise typer.Exit(ExitCode.UNAVAILABLE)
+
+
+def _drain(pipeline: LocalPipeline, now: datetime, as_json: bool) -> list[Notice]:
+    """Run the evaluations scheduled here and print their notices (none when they went to a queue)."""
+    pipeline.clock = now
+    notices = pipeline.drain()
+    for notice in notices:
+        report_notice(notice, as_json)
+    return notices
 
 
 def _caller_account(region: str) -> str:

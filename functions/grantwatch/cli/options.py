@@ -28,6 +28,17 @@ EndpointOption = Annotated[
 RegionOption = Annotated[str | None, typer.Option("--region", help="AWS region.", show_default=False)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 SettleOption = Annotated[int, typer.Option("--settle-seconds", min=0)]
+AccountFilter = Annotated[
+    str | None, typer.Option("--account", help="Only this account's (from the ARNs).", show_default=False)
+]
+InRegionFilter = Annotated[
+    str | None,
+    typer.Option(
+        "--in-region",
+        help="Only this region's (from the ARNs; --region names the table's region).",
+        show_default=False,
+    ),
+]
 DEFAULT_SETTLE_SECONDS = int(DEFAULT_SETTLE.total_seconds())
 
 Command = Callable[..., None]

@@ -1,0 +1,184 @@
+"""Coverage of an organization: which account-regions reconciliation reaches, when each was last
+reconciled, and which have not been for too long. Pure decisions; the store and the queue are adapters."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from grantwatch.domain.alerts import Notice, NoticeKind
+from grantwatch.domain.facts import utc_iso
+
+ACCOUNT_PATTERN = re.compile(r"^[0-9]{12}$")
+REGION_PATTERN = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
+MAX_ERRORS_KEPT = 20  # a coverage item stays far below DynamoDB's 400 KB, however many keys failed
+STALE_AFTER_INTERVALS = 2
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+
+
+class TargetError(ValueError):
+    """A reconciliation request that names no valid account or region; says which field, never its value."""
+
+    def __init__(self, field_name: str) -> None:
+        super().__init__(f"{field_name}: not a valid {field_name}")
+        self.field_name = field_name
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Target:
+    """One account in one region: the unit the fan-out queues and a worker reconciles."""
+
+    account: str
+    region: str
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> Target:
+        account, region = body.get("account"), body.get("region")
+        if not isinstance(account, str) or not ACCOUNT_PATTERN.match(account):
+            raise TargetError("account")
+        if not isinstance(region, str) or not REGION_PATTERN.match(region):
+            raise TargetError("region")
+        return cls(account, region)
+
+    def as_json(self) -> dict[str, str]:
+        return {"account": self.account, "region": self.region}
+
+
+def targets(accounts: Iterable[str], regions: Iterable[str]) -> list[Target]:
+    """Every account in every region, each once, in order."""
+    return sorted({Target(a, r) for a in accounts for r in regions})
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """What the last run in one account-region did. `last_reconciled_at` is the last run that succeeded."""
+
+    account: str
+    region: str
+    last_run_at: datetime
+    last_reconciled_at: datetime | None
+    keys: int = 0
+    grants: int = 0
+    functions: int = 0
+    evaluations: int = 0
+    repairs: Mapping[str, int] = field(default_factory=dict)
+    errors: tuple[str, ...] = ()
+    error_count: int = 0
+
+    @property
+    def target(self) -> Target:
+        return Target(self.account, self.region)
+
+    @property
+    def reachable(self) -> bool:
+        return self.last_reconciled_at == self.last_run_at
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "region": self.region,
+            "lastRunAt": utc_iso(self.last_run_at),
+            "lastReconciledAt": utc_iso(self.last_reconciled_at) if self.last_reconciled_at else None,
+            "keys": self.keys,
+            "grants": self.grants,
+            "functions": self.functions,
+            "evaluationsScheduled": self.evaluations,
+            "repairs": dict(sorted(self.repairs.items())),
+            "errors": list(self.errors),
+            "errorCount": self.error_count,
+        }
+
+
+def reconciled(
+    target: Target, report: Mapping[str, Any], now: datetime, previous: Coverage | None
+) -> Coverage:
+    """A run that listed the account-region's functions (some keys may still have failed: `errors`).
+    `report` is `ReconcileReport.as_json()`."""
+    errors = [str(e) for e in report["errors"]]
+    return Coverage(
+        target.account,
+        target.region,
+        last_run_at=now,
+        last_reconciled_at=now if not errors else _last_success(previous),
+        keys=int(report["keys"]),
+        grants=int(report["grantsListed"]),
+        functions=int(report["functionsListed"]),
+        evaluations=int(report["evaluationsScheduled"]),
+        repairs={str(k): int(v) for k, v in report["repairs"].items()},
+        errors=tuple(errors[:MAX_ERRORS_KEPT]),
+        error_count=len(errors),
+    )
+
+
+def unreachable(target: Target, error: str, now: datetime, previous: Coverage | None) -> Coverage:
+    """A run that could not reach the account-region (role missing, SCP denial, region not enabled): the
+    counts of the last run that did are kept."""
+    kept = previous or Coverage(target.account, target.region, now, None)
+    return Coverage(
+        target.account,
+        target.region,
+        last_run_at=now,
+        last_reconciled_at=_last_success(previous),
+        keys=kept.keys,
+        grants=kept.grants,
+        functions=kept.functions,
+        errors=(error,),
+        error_count=1,
+    )
+
+
+def _last_success(previous: Coverage | None) -> datetime | None:
+    return previous.last_reconciled_at if previous else None
+
+
+def interval_of(schedule: str) -> timedelta:
+    """The schedule's period: exact for rate(...); a cron(...) expression is taken as hourly."""
+    match = _RATE.match(schedule.strip())
+    if match is None:
+        return timedelta(hours=1)
+    count, unit = int(match[1]), match[2].rstrip("s")
+    return {"minute": timedelta(minutes=count), "hour": timedelta(hours=count), "day": timedelta(days=count)}[
+        unit
+    ]
+
+
+def stale(
+    expected: Sequence[Target], coverage: Iterable[Coverage], now: datetime, interval: timedelta
+) -> list[Target]:
+    """Expected account-regions whose last successful reconciliation is older than two intervals, or that
+    were tried and never reconciled."""
+    known = {c.target: c for c in coverage}
+    limit = now - STALE_AFTER_INTERVALS * interval
+    found = []
+    for target in expected:
+        entry = known.get(target)
+        if entry is None:
+            continue  # never tried: this run queues it
+        if entry.last_reconciled_at is None or entry.last_reconciled_at < limit:
+            found.append(target)
+    return found
+
+
+def stale_notice(found: Sequence[Target], coverage: Iterable[Coverage], interval: timedelta) -> Notice:
+    known = {c.target: c for c in coverage}
+    lines = []
+    for target in found:
+        entry = known[target]
+        last = utc_iso(entry.last_reconciled_at) if entry.last_reconciled_at else "never"
+        error = f"; last error: {entry.errors[0]}" if entry.errors else ""
+        lines.append(f"{target.account} {target.region}: last reconciled {last}{error}")
+    hours = interval.total_seconds() / 3600
+    return Notice(
+        kind=NoticeKind.INFO,
+        incident_id="",
+        subject=f"grantwatch: {len(found)} account-region(s) not reconciled lately",
+        message=(
+            f"Reconciliation has not succeeded for more than {STALE_AFTER_INTERVALS} schedule intervals "
+            f"({STALE_AFTER_INTERVALS * hours:g} h) in:\n" + "\n".join(lines)
+        ),
+        attributes={"severity": "warning", "alertType": "reconciliation-stale"},
+        details={"targets": [t.as_json() for t in found]},
+    )

@@ -1,0 +1,52 @@
+"""The organization's scheduled fan-out: list the accounts to cover, queue one reconciliation per account
+and region, and raise a notice for every account-region whose last successful reconciliation is older than
+two schedule intervals (the fan-out reads every coverage item anyway, and runs even when workers do not)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from grantwatch.domain.alerts import Notice
+from grantwatch.domain.coverage import Coverage, Target, stale, stale_notice, targets
+
+
+class AccountLister(Protocol):
+    def active_accounts(self) -> list[str]: ...
+
+
+class ReconciliationQueue(Protocol):
+    def send(self, queued: Sequence[Target]) -> list[Target]: ...
+
+
+class CoverageReader(Protocol):
+    def all(self, account: str | None = None) -> list[Coverage]: ...
+
+
+class Notifier(Protocol):
+    def publish(self, notice: Notice) -> None: ...
+
+
+@dataclass
+class FanOut:
+    accounts: AccountLister
+    regions: Sequence[str]
+    queue: ReconciliationQueue
+    coverage: CoverageReader
+    notifier: Notifier
+    interval: timedelta
+
+    def run(self, now: datetime) -> dict[str, Any]:
+        expected = targets(self.accounts.active_accounts(), self.regions)
+        not_queued = self.queue.send(expected)
+        known = self.coverage.all()
+        late = stale(expected, known, now, self.interval)
+        if late:
+            self.notifier.publish(stale_notice(late, known, self.interval))
+        return {
+            "queued": len(expected) - len(not_queued),
+            "notQueued": [t.as_json() for t in not_queued],
+            "stale": [t.as_json() for t in late],
+        }

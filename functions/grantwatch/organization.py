@@ -1,0 +1,72 @@
+"""Reconciling one member account-region: assume the account's read-only role, run the reconciler's own
+corridor with readers built from those credentials (the table, the evaluation queue and the alerts stay
+the central account's), and record the run's coverage. An account that cannot be reached (role missing,
+SCP denial, region not enabled) is recorded as such; it never stops the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from grantwatch.adapters.aws_errors import describe
+from grantwatch.adapters.functions import DynamoFunctionStore
+from grantwatch.adapters.hazards import DynamoHazardStore
+from grantwatch.adapters.store import DynamoGrantStore
+from grantwatch.domain.coverage import Coverage, Target, reconciled, unreachable
+from grantwatch.reconciler import FunctionLister, GrantLister, Reconciler
+from grantwatch.recorder import EvaluationScheduler
+
+
+class MemberAccess(Protocol):
+    def readers(self, target: Target) -> tuple[GrantLister, FunctionLister]: ...
+
+
+class CoverageStore(Protocol):
+    def get(self, target: Target) -> Coverage | None: ...
+
+    def put(self, coverage: Coverage) -> None: ...
+
+    def all(self, account: str | None = None) -> list[Coverage]: ...
+
+
+@dataclass
+class OrganizationReconciler:
+    grants: DynamoGrantStore
+    functions: DynamoFunctionStore
+    hazards: DynamoHazardStore
+    scheduler: EvaluationScheduler
+    members: MemberAccess
+    coverage: CoverageStore
+
+    def run(self, target: Target, now: datetime) -> Coverage:
+        previous = self.coverage.get(target)
+        try:
+            kms, lambda_ = self.members.readers(target)
+            report = self._reconciler(target, kms, lambda_).run(now)
+        except (ClientError, BotoCoreError) as error:
+            result = unreachable(target, describe(error), now, previous)
+        else:
+            result = reconciled(target, report.as_json(), now, previous)
+        self.coverage.put(result)
+        return result
+
+    def run_all(self, queued: Sequence[Target], now: datetime) -> list[Coverage]:
+        """Every target in turn, as `grantwatch reconcile --all-accounts` does without the queue."""
+        return [self.run(target, now) for target in queued]
+
+    def _reconciler(self, target: Target, kms: GrantLister, lambda_: FunctionLister) -> Reconciler:
+        return Reconciler(
+            grants=self.grants,
+            functions=self.functions,
+            hazards=self.hazards,
+            kms=kms,
+            lambda_=lambda_,
+            scheduler=self.scheduler,
+            account=target.account,
+            region=target.region,
+        )
