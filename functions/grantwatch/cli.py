@@ -31,10 +31,9 @@ from rich.progress import Progress as RichProgress
 from rich.progress import SpinnerColumn, TextColumn
 
 from grantwatch import local as local_dynamo
+from grantwatch import wiring
 from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.adapters.hazards import DynamoHazardStore
-from grantwatch.adapters.readers import KmsGrantReader, LambdaFunctionReader
-from grantwatch.adapters.scheduler import SqsEvaluationScheduler
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.backfill import (
     Archive,
@@ -49,18 +48,16 @@ from grantwatch.backfill import (
     parse_moment,
     progress_json,
 )
-from grantwatch.domain.alerts import Notice, NoticeKind
 from grantwatch.domain.catalogue import GLOBAL_EVENTS_REGION
 from grantwatch.domain.healing import DEFAULT_MAX_ATTEMPTS, DEFAULT_TAG, HealPolicy
 from grantwatch.domain.impact import ImpactInputError
 from grantwatch.domain.lineage import GrantStatus
+from grantwatch.domain.notices import Notice, NoticeKind
 from grantwatch.domain.plans import PlanError
-from grantwatch.healer import configured_healer
 from grantwatch.impact import UnknownGrant, assess_impact, impact_json, impact_lines, scenario_of
 from grantwatch.migration import migrate as run_migration
-from grantwatch.pipeline import DEFAULT_SETTLE, LocalPipeline, local_pipeline
+from grantwatch.pipeline import DEFAULT_SETTLE
 from grantwatch.queries import function_rows, incident_rows, lineage_rows
-from grantwatch.reconciler import Reconciler
 from grantwatch.recorder import EventOutcome, Outcome
 from grantwatch.settings import Settings
 from grantwatch.sources import read_events
@@ -170,7 +167,7 @@ def replay(
     Exits 1 if anything was rejected, after processing everything else.
     """
     settings = _settings(table, endpoint_url, region)
-    pipeline = local_pipeline(settings, timedelta(seconds=settle_seconds))
+    pipeline = wiring.local_pipeline(settings, timedelta(seconds=settle_seconds))
     counts: Counter[str] = Counter()
     notices: list[Notice] = []
 
@@ -459,7 +456,7 @@ def backfill(
     Exits 1 if any event was rejected, 3 if the source cannot be read, 4 if it does not exist.
     """
     settings = _settings(table, endpoint_url, None)
-    pipeline = local_pipeline(settings, timedelta(seconds=settle_seconds))
+    pipeline = wiring.local_pipeline(settings, timedelta(seconds=settle_seconds))
     counts: Counter[str] = Counter()
     notices: list[Notice] = []
 
@@ -607,24 +604,12 @@ def reconcile(
     the table cannot be used or a key could not be listed.
     """
     settings = _settings(table, endpoint_url, region)
-    grant_store, functions, hazards = (
-        DynamoGrantStore(settings),
-        DynamoFunctionStore(settings),
-        DynamoHazardStore(settings),
-    )
-    pipeline = LocalPipeline(grant_store, functions, hazards, timedelta(seconds=settle_seconds))
+    pipeline = wiring.local_pipeline(settings, timedelta(seconds=settle_seconds))
     now = datetime.now(UTC)
     with _table_errors(settings):
         caller = account or _caller_account(settings.region)
-        reconciler = Reconciler(
-            grants=grant_store,
-            functions=functions,
-            hazards=hazards,
-            kms=KmsGrantReader(region=settings.region),
-            lambda_=LambdaFunctionReader(region=settings.region),
-            scheduler=SqsEvaluationScheduler(queue_url) if queue_url else pipeline.scheduler,
-            account=caller,
-            region=settings.region,
+        reconciler = wiring.reconciler(
+            settings, caller, queue_url=queue_url, scheduler=None if queue_url else pipeline.scheduler
         )
         report = reconciler.run(now)
         pipeline.clock = now
@@ -680,15 +665,15 @@ def heal(
     is not opted in), 7 if the heal failed.
     """
     settings = _settings(table, endpoint_url, region)
-    healer = configured_healer(
+    healer = wiring.healer(
         settings,
-        HealPolicy(
+        policy=HealPolicy(
             tag=tag,
             max_attempts=max_attempts,
             temporary_role=temporary_role or settings.heal_temporary_role_arn,
         ),
-        timedelta(seconds=verify_seconds),
-        topic_arn or settings.alert_topic_arn,
+        verify_for=timedelta(seconds=verify_seconds),
+        topic_arn=topic_arn or settings.alert_topic_arn,
     )
     with _table_errors(settings):
         report = healer.heal(function_arn, dry_run=dry_run)

@@ -10,9 +10,7 @@ values. What all facts share is stored once, on the item, to keep a grant within
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from pynamodb.attributes import (
     BooleanAttribute,
@@ -42,6 +40,7 @@ from grantwatch.domain.facts import (
     utc_iso,
 )
 from grantwatch.domain.lineage import GrantState, GrantStatus, fold
+from grantwatch.ports import RecordedGrant, RecordResult
 from grantwatch.settings import Settings
 
 GRANT_SK = "GRANT"
@@ -134,34 +133,6 @@ class GrantItem(Model):
     @property
     def grant_id(self) -> str:
         return self.pk.removeprefix("GRANT#")
-
-
-class RecordResult(StrEnum):
-    RECORDED = "recorded"
-    DUPLICATE = "duplicate"
-
-
-@dataclass(frozen=True, slots=True)
-class RecordedGrant:
-    """What recording a fact did, and the Lambda function the grant is for, where known."""
-
-    result: RecordResult
-    function_arn: str | None
-
-
-class GrantStore(Protocol):
-    def record(self, fact: GrantFact) -> RecordedGrant: ...
-
-    def get(self, grant_id: str) -> GrantState | None: ...
-
-    def grants(
-        self,
-        *,
-        key: str | None = None,
-        function: str | None = None,
-        grantee: str | None = None,
-        status: GrantStatus | None = None,
-    ) -> Iterator[GrantState]: ...
 
 
 class DynamoGrantStore:
