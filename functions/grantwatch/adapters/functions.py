@@ -30,7 +30,13 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from grantwatch.adapters.tables import bind, cancelled_by_a_condition, error_code, newer_than_stored
+from grantwatch.adapters.tables import (
+    bind,
+    cancelled_by_a_condition,
+    error_code,
+    newer_than_stored,
+    stamp_expiry,
+)
 from grantwatch.domain.alerts import Incident
 from grantwatch.domain.facts import Actor, parse_utc_iso, utc_iso
 from grantwatch.domain.functions import FunctionChange, FunctionFact, FunctionState
@@ -426,6 +432,18 @@ class DynamoFunctionStore:
         record = i(function_pk(incident.function_arn), incident_sk(incident.incident_id))
         attribute = i.resolvedNotifiedAt if resolved else i.notifiedAt
         record.update(actions=[attribute.set(utc_iso(at))], condition=i.pk.exists())
+
+    def stamp_closed_incidents(self, *, dry_run: bool) -> int:
+        """Resolved and superseded incidents closed before the retention period was set, given their
+        expiresAt (for `grantwatch migrate`). How many."""
+        i = self.incidents
+        unstamped = (i.status != "open") & i.resolvedAt.exists() & i.expiresAt.does_not_exist()
+        stamped = 0
+        for item in i.by_entity.query(INCIDENT_ENTITY, filter_condition=unstamped):
+            expires = self.settings.expires_at(parse_utc_iso(item.resolvedAt or ""))
+            if expires is not None and stamp_expiry(item, i.expiresAt, expires, dry_run=dry_run):
+                stamped += 1
+        return stamped
 
     def write_links(
         self,

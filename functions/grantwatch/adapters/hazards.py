@@ -50,6 +50,7 @@ from grantwatch.adapters.tables import (
     error_code,
     error_message,
     newer_than_stored,
+    stamp_expiry,
 )
 from grantwatch.domain.facts import Actor, parse_utc_iso, utc_iso
 from grantwatch.domain.hazards import (
@@ -427,6 +428,18 @@ class DynamoHazardStore:
                 raise
             self.migrate_item(state.pk, state.sk)
             _update_if(state, actions, condition)
+
+    def stamp_events(self, *, dry_run: bool) -> int:
+        """Key and role event items recorded before the retention period was set, given their expiresAt
+        (a scan: a one-off, for `grantwatch migrate`; the lineage move stamps what it writes). How many."""
+        f = self.facts
+        unstamped = f.sk.startswith(FACT_PREFIX) & f.expiresAt.does_not_exist()
+        stamped = 0
+        for item in f.scan(filter_condition=unstamped):
+            expires = self.settings.expires_at(parse_utc_iso(item.eventTime))
+            if expires is not None and stamp_expiry(item, f.expiresAt, expires, dry_run=dry_run):
+                stamped += 1
+        return stamped
 
     def unmigrated(self) -> Iterator[tuple[str, str]]:
         """The key and role state items that still hold lineage in the old layout: a scan (a one-off)."""

@@ -26,7 +26,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
-from grantwatch.adapters.tables import bind, error_code
+from grantwatch.adapters.tables import bind, error_code, stamp_expiry
 from grantwatch.domain.facts import (
     KEY_ARN_PATTERN as _KEY_ARN,
 )
@@ -216,6 +216,19 @@ class DynamoGrantStore:
             if status and state.status is not status:
                 continue
             yield state
+
+    def stamp_ended(self, *, dry_run: bool) -> int:
+        """Ended grants recorded before the retention period was set, given their expiresAt (a scan: a
+        one-off, for `grantwatch migrate`). How many."""
+        m = self.model
+        unstamped = (m.sk == GRANT_SK) & (m.state == GrantStatus.ENDED.value) & m.expiresAt.does_not_exist()
+        stamped = 0
+        for item in m.scan(filter_condition=unstamped):
+            ended = state_of(item).ended
+            expires = self.settings.expires_at(ended.event_time) if ended else None
+            if expires is not None and stamp_expiry(item, m.expiresAt, expires, dry_run=dry_run):
+                stamped += 1
+        return stamped
 
     def key_arns(self) -> set[str]:
         """Every key with a recorded grant: a scan of the keys-only by-key index, whose items are small."""

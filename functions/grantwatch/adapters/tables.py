@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from botocore.exceptions import ClientError
-from pynamodb.exceptions import PynamoDBException, TransactWriteError
+from pynamodb.exceptions import PynamoDBException, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
 
@@ -58,3 +58,17 @@ def newer_than_stored(at_attribute: Any, id_attribute: Any, at: str, event_id: s
         | ((at_attribute == at) & (id_attribute < event_id))
     )
     return condition
+
+
+def stamp_expiry(item: Model, attribute: Any, expires: int, *, dry_run: bool) -> bool:
+    """Give an item written before a retention period was set its ``expiresAt``, unless it has one (then
+    False: stamped meanwhile). With `dry_run`, nothing is written."""
+    if dry_run:
+        return True
+    try:
+        item.update(actions=[attribute.set(expires)], condition=attribute.does_not_exist())
+    except UpdateError as error:
+        if error_code(error) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
