@@ -11,17 +11,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from grantwatch.domain.alerts import Incident
-from grantwatch.domain.facts import GrantFact
-from grantwatch.domain.functions import FunctionFact, FunctionState
-from grantwatch.domain.hazards import DecryptFailure, KeyFact, KeyStatus, RoleFact, RoleStatus
-from grantwatch.domain.healing import FunctionDenied, HealOutcome, HealState, LiveFunction, LiveKey
-from grantwatch.domain.lineage import GrantState, GrantStatus
-from grantwatch.domain.notices import Notice
-from grantwatch.domain.reconcile import ListedFunction, ListedGrant
-from grantwatch.domain.records import EvaluationRequest
+if TYPE_CHECKING:  # annotations only: importing the ports costs a handler nothing at cold start
+    from grantwatch.domain.alerts import Incident
+    from grantwatch.domain.facts import GrantFact
+    from grantwatch.domain.functions import FunctionFact, FunctionState
+    from grantwatch.domain.hazards import DecryptFailure, KeyFact, KeyStatus, RoleFact, RoleStatus
+    from grantwatch.domain.healing import FunctionDenied, HealOutcome, HealState, LiveFunction, LiveKey
+    from grantwatch.domain.lineage import GrantState, GrantStatus
+    from grantwatch.domain.notices import Notice
+    from grantwatch.domain.reconcile import ListedFunction, ListedGrant
+    from grantwatch.domain.records import EvaluationRequest
 
 # --- errors an adapter raises instead of its service's own ---------------------------------------------
 

@@ -284,6 +284,7 @@ def test_the_sns_publish_carries_the_subject_message_and_filterable_attributes(
         "Subject": "[grantwatch] billing: next cold start will fail (grant revoked)",
         "Message": alert.message,
         "MessageAttributes": {
+            "incidentId": {"DataType": "String", "StringValue": alert.incident_id},
             "severity": {"DataType": "String", "StringValue": "critical"},
             "alertType": {"DataType": "String", "StringValue": "grant-revoked"},
             "functionArn": {"DataType": "String", "StringValue": function_arn("billing")},
