@@ -37,9 +37,9 @@ from grantwatch.adapters.store import DynamoGrantStore  # noqa: E402
 from grantwatch.backfill import LocalArchive, backfill_archive  # noqa: E402
 from grantwatch.domain.records import EvaluationRequest  # noqa: E402
 from grantwatch.evaluator import Evaluator  # noqa: E402
-from grantwatch.pipeline import local_pipeline  # noqa: E402
 from grantwatch.recorder import Recorder  # noqa: E402
 from grantwatch.settings import Settings  # noqa: E402
+from grantwatch.wiring import local_pipeline  # noqa: E402
 
 # On-demand and request prices, us-east-1, as published by AWS (Lambda arm64 per GB-second and per request;
 # DynamoDB per write and read request unit; SQS standard per request; SNS per publish).

@@ -6,7 +6,7 @@ import hashlib
 import uuid
 from typing import Any
 
-from grantwatch.domain.alerts import Notice
+from grantwatch.domain.notices import Notice
 from grantwatch.pipeline import LocalPipeline
 from tests.conftest import load_event
 

@@ -25,9 +25,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from grantwatch.domain.catalogue import GLOBAL_EVENTS_REGION, selected, selections
+from grantwatch.ports import Archive as Archive  # re-exported: the archives below implement it
 
 _EVENT_NAME = b'"eventName"'
 _RECORD_START = b'{"eventVersion"'
@@ -76,14 +77,6 @@ class BackfillError(RuntimeError):
 
 class MissingSource(BackfillError):
     """The folder to read from does not exist."""
-
-
-class Archive(Protocol):
-    description: str
-
-    def file_keys(self) -> Iterator[str]: ...
-
-    def read(self, key: str) -> bytes: ...
 
 
 class LocalArchive:

@@ -12,26 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
 
-from grantwatch.adapters.functions import FunctionStore
-from grantwatch.adapters.hazards import HazardStore
-from grantwatch.adapters.store import GrantStore
-from grantwatch.domain.alerts import (
-    Incident,
-    Notice,
-    NoticeKind,
-    alert_notice,
-    incident_from,
-    policy_notice,
-    resolved_notice,
-    unpredicted_incident,
-)
+from grantwatch.domain.alerts import Incident, incident_from, unpredicted_incident
 from grantwatch.domain.facts import Actor
 from grantwatch.domain.fixes import configured_on_aws_managed_key
 from grantwatch.domain.functions import FunctionState
 from grantwatch.domain.hazards import DecryptFailure, KeyChange, role_key
 from grantwatch.domain.lineage import GrantState
+from grantwatch.domain.notices import Notice, NoticeKind, alert_notice, policy_notice, resolved_notice
 from grantwatch.domain.records import EvaluationRequest
 from grantwatch.domain.risk import (
     Assessment,
@@ -43,12 +31,14 @@ from grantwatch.domain.risk import (
     fixed_since,
     locate,
 )
-from grantwatch.recorder import EvaluationScheduler
-
-
-class Notifier(Protocol):
-    def publish(self, notice: Notice) -> None: ...
-
+from grantwatch.ports import (
+    EvaluationScheduler,
+    FunctionStore,
+    GrantStore,
+    HazardReader,
+    HazardStore,
+    Notifier,
+)
 
 # One loss however it was learnt: a reconciliation's "vanished" and the late RetireGrant are the same news.
 _GRANT_ENDED = {Cause.GRANT_RETIRED, Cause.GRANT_REVOKED, Cause.GRANT_VANISHED}
@@ -244,7 +234,7 @@ class Evaluator:
 
 
 def assess_known(
-    hazards: HazardStore, function_arn: str, grants: list[GrantState], function: FunctionState | None
+    hazards: HazardReader, function_arn: str, grants: list[GrantState], function: FunctionState | None
 ) -> tuple[Assessment, Dependency | None]:
     """The function's assessment with the state of the key and role it depends on, read from the store."""
     located = locate(function_arn, grants, function)

@@ -7,26 +7,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
-from grantwatch.domain.alerts import Notice
-from grantwatch.domain.coverage import Coverage, Target, stale, stale_notice, targets
-
-
-class AccountLister(Protocol):
-    def active_accounts(self) -> list[str]: ...
-
-
-class ReconciliationQueue(Protocol):
-    def send(self, queued: Sequence[Target]) -> list[Target]: ...
-
-
-class CoverageReader(Protocol):
-    def all(self, account: str | None = None) -> list[Coverage]: ...
-
-
-class Notifier(Protocol):
-    def publish(self, notice: Notice) -> None: ...
+from grantwatch.domain.coverage import stale, targets
+from grantwatch.domain.notices import stale_notice
+from grantwatch.ports import AccountLister, CoverageReader, Notifier, ReconciliationQueue
 
 
 @dataclass

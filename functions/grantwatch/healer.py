@@ -11,19 +11,13 @@ outcome says loudly where the function was left, on the incident and in the heal
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from grantwatch.adapters.aws_errors import describe
-from grantwatch.adapters.functions import IncidentRecord
-from grantwatch.adapters.heal_records import HealRecords
-from grantwatch.domain.alerts import Notice
 from grantwatch.domain.fixes import Fix, Step
-from grantwatch.domain.hazards import KeyStatus, RoleStatus, role_of
+from grantwatch.domain.hazards import role_of
 from grantwatch.domain.healing import (
     Decision,
     FunctionDenied,
@@ -31,15 +25,22 @@ from grantwatch.domain.healing import (
     HealOutcome,
     HealPolicy,
     LiveFunction,
-    LiveKey,
     decide,
-    heal_notice,
     holds,
     left_on_text,
     new_grant,
 )
+from grantwatch.domain.notices import Notice, heal_notice
 from grantwatch.domain.reconcile import ListedGrant
-from grantwatch.settings import Settings
+from grantwatch.ports import (
+    HealRecords,
+    HealTarget,
+    IncidentRecord,
+    Incidents,
+    KeysAndRoles,
+    Notifier,
+    ServiceError,
+)
 
 DEFAULT_VERIFY = timedelta(seconds=60)
 VERIFY_INTERVAL = timedelta(seconds=5)
@@ -50,36 +51,8 @@ UPDATE_POLL = timedelta(seconds=2)
 RESTORE_TRIES = 3
 
 
-class Incidents(Protocol):
-    def open_incident_id(self, function_arn: str) -> str | None: ...
-
-    def incident(self, function_arn: str, incident_id: str) -> IncidentRecord | None: ...
-
-
-class KeysAndRoles(Protocol):
-    def key(self, key_arn: str) -> KeyStatus | None: ...
-
-    def role(self, account: str, name: str) -> RoleStatus | None: ...
-
-
-class HealTarget(Protocol):
-    def function(self, function_arn: str) -> LiveFunction | FunctionDenied | None: ...
-
-    def configuration(self, function_arn: str) -> LiveFunction: ...
-
-    def key(self, key_arn: str) -> LiveKey | None: ...
-
-    def grants(self, key_arn: str) -> Iterator[ListedGrant]: ...
-
-    def update(self, function_arn: str, setting: str, value: str, revision_id: str | None) -> None: ...
-
-
 class UpdateNotApplied(RuntimeError):
     """Lambda reported the update Failed, or did not finish it within the wait."""
-
-
-class Notifier(Protocol):
-    def publish(self, notice: Notice) -> None: ...
 
 
 @dataclass
@@ -200,8 +173,8 @@ class Healer:
         arn = function.function_arn
         try:
             before = frozenset(g.grant_id for g in self.aws.grants(key_arn))
-        except (ClientError, BotoCoreError) as error:
-            return outcome(None, f"the grants could not be listed, nothing changed: {_describe(error)}")
+        except ServiceError as error:
+            return outcome(None, f"the grants could not be listed, nothing changed: {error}")
         refused = self._update_away(function, away, fix)
         if refused is not None:
             return outcome(None, *refused)
@@ -215,10 +188,8 @@ class Healer:
         while True:
             try:
                 found = new_grant(function, self.aws.grants(key_arn), before)
-            except (ClientError, BotoCoreError) as error:
-                return outcome(
-                    None, f"the function was reset, but its grants could not be listed: {_describe(error)}"
-                )
+            except ServiceError as error:
+                return outcome(None, f"the function was reset, but its grants could not be listed: {error}")
             if found is not None:
                 return outcome(found, None)
             if time.monotonic() >= deadline:
@@ -237,17 +208,17 @@ class Healer:
         try:
             self.aws.update(arn, away.setting or "", away.value or "", function.revision_id)
             return None
-        except (ClientError, BotoCoreError) as error:
-            if not _uncertain(error):
-                return f"the first update was refused, nothing changed: {_describe(error)}", None
-            answer = _describe(error)
+        except ServiceError as error:
+            if not error.uncertain:
+                return f"the first update was refused, nothing changed: {error}", None
+            answer = str(error)
         try:
             current = self.aws.configuration(arn)
-        except (ClientError, BotoCoreError) as error:
+        except ServiceError as error:
             where = left_on_text(fix, away.value)
             return (
                 f"the function may be left on {where}: the first update got no clear answer ({answer}) "
-                f"and its configuration could not be read back: {_describe(error)}",
+                f"and its configuration could not be read back: {error}",
                 where,
             )
         if holds(current, away):
@@ -264,8 +235,8 @@ class Healer:
                 self.aws.update(function_arn, back.setting or "", back.value or "", settled.revision_id)
                 self._settled(function_arn)
                 return None
-            except (ClientError, BotoCoreError, UpdateNotApplied) as error:
-                failure = _describe(error)
+            except (ServiceError, UpdateNotApplied) as error:
+                failure = str(error)
         return failure
 
     def _settled(self, function_arn: str, *, failed_ok: bool = False) -> LiveFunction:
@@ -308,39 +279,3 @@ def _facts(inputs: HealInputs, tag: str) -> dict[str, Any]:
         "attempts": inputs.state.attempts,
         "healStatus": inputs.state.status.value if inputs.state.status else None,
     }
-
-
-def _uncertain(error: ClientError | BotoCoreError) -> bool:
-    """Whether an update may have been applied despite the error: no answer, a server error, or an answer
-    to a retry (botocore's RetryAttempts), whose earlier attempt may have been applied."""
-    if not isinstance(error, ClientError):
-        return True
-    metadata = error.response.get("ResponseMetadata", {})
-    return int(metadata.get("RetryAttempts") or 0) > 0 or int(metadata.get("HTTPStatusCode") or 0) >= 500
-
-
-def _describe(error: Exception) -> str:
-    if isinstance(error, UpdateNotApplied):
-        return str(error)
-    return describe(error)
-
-
-def configured_healer(
-    settings: Settings, policy: HealPolicy, verify_for: timedelta, topic_arn: str | None
-) -> Healer:
-    """The healer on the configured table and AWS account: what `grantwatch heal` runs."""
-    from grantwatch.adapters.functions import DynamoFunctionStore
-    from grantwatch.adapters.hazards import DynamoHazardStore
-    from grantwatch.adapters.heal_records import DynamoHealRecords
-    from grantwatch.adapters.lambda_healer import AwsFunctionHealer
-    from grantwatch.adapters.notifier import SnsNotifier
-
-    return Healer(
-        incidents=DynamoFunctionStore(settings),
-        hazards=DynamoHazardStore(settings),
-        records=DynamoHealRecords(settings),
-        aws=AwsFunctionHealer(region=settings.region),
-        notifier=SnsNotifier(topic_arn) if topic_arn else None,
-        policy=policy,
-        verify_for=verify_for,
-    )

@@ -5,17 +5,15 @@ by-function, a key's other grants through by-key, a grant by its key. Nothing is
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from grantwatch.adapters.store import GrantStore
 from grantwatch.domain.facts import utc_iso
 from grantwatch.domain.fixes import fixes_json, rendered
 from grantwatch.domain.functions import FunctionState
-from grantwatch.domain.hazards import KeyStatus, RoleStatus
 from grantwatch.domain.impact import (
     ChangeKind,
     Hypothesis,
@@ -33,20 +31,9 @@ from grantwatch.domain.impact import (
 from grantwatch.domain.lineage import GrantState
 from grantwatch.domain.plans import PlanError, plan_text, read_plan
 from grantwatch.domain.risk import Dependency, locate
+from grantwatch.ports import FunctionReader, GrantStore, HazardReader
 
 MAX_PLAN_BYTES = 256 * 1024 * 1024
-
-
-class FunctionReader(Protocol):
-    def get(self, function_arn: str) -> FunctionState | None: ...
-
-    def all_functions(self) -> Iterator[tuple[FunctionState, str | None]]: ...
-
-
-class HazardReader(Protocol):
-    def key(self, key_arn: str) -> KeyStatus | None: ...
-
-    def role(self, account: str, name: str) -> RoleStatus | None: ...
 
 
 class UnknownGrant(LookupError):

@@ -3,9 +3,9 @@
 Key and role state items that still hold their lineage (``events``, ``eventIds``, a key's ``noticesSent``)
 have it moved to one item per event (`DynamoHazardStore.migrate_item`). With a retention period, ended
 grants, closed incidents and key and role event items recorded before it was set are also given their
-``expiresAt``. Every step is
-idempotent and each item is finished on its own, so a migration that stopped is completed by running it
-again, and running it twice changes nothing the second time.
+``expiresAt``, each by the adapter that owns the item. Every step is idempotent and each item is finished
+on its own, so a migration that stopped is completed by running it again, and running it twice changes
+nothing the second time.
 """
 
 from __future__ import annotations
@@ -13,15 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.exceptions import UpdateError
-from pynamodb.models import Model
-
-from grantwatch.adapters.functions import INCIDENT_ENTITY, DynamoFunctionStore
-from grantwatch.adapters.hazards import FACT_PREFIX, KEY_SK, DynamoHazardStore
-from grantwatch.adapters.store import GRANT_SK, DynamoGrantStore, state_of
-from grantwatch.adapters.tables import error_code
-from grantwatch.domain.facts import parse_utc_iso
-from grantwatch.domain.lineage import GrantStatus
+from grantwatch.adapters.functions import DynamoFunctionStore
+from grantwatch.adapters.hazards import KEY_SK, DynamoHazardStore
+from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.settings import Settings
 
 
@@ -76,9 +70,9 @@ def migrate(settings: Settings, *, dry_run: bool) -> MigrationSummary:
     hazards = DynamoHazardStore(settings)
     move_lineage(hazards, summary)
     if settings.retention_days:
-        stamp_grants(DynamoGrantStore(settings), summary)
-        stamp_incidents(DynamoFunctionStore(settings), summary)
-        stamp_events(hazards, summary)
+        summary.grants_stamped += DynamoGrantStore(settings).stamp_ended(dry_run=dry_run)
+        summary.incidents_stamped += DynamoFunctionStore(settings).stamp_closed_incidents(dry_run=dry_run)
+        summary.events_stamped += hazards.stamp_events(dry_run=dry_run)
     return summary
 
 
@@ -94,47 +88,3 @@ def move_lineage(hazards: DynamoHazardStore, summary: MigrationSummary) -> None:
         summary.facts += moved.facts
         summary.written += moved.written
         summary.claims += moved.claims
-
-
-def stamp_grants(grants: DynamoGrantStore, summary: MigrationSummary) -> None:
-    """Ended grants recorded before the retention period was set (a scan: a one-off)."""
-    m = grants.model
-    unstamped = (m.sk == GRANT_SK) & (m.state == GrantStatus.ENDED.value) & m.expiresAt.does_not_exist()
-    for item in m.scan(filter_condition=unstamped):
-        ended = state_of(item).ended
-        expires = grants.settings.expires_at(ended.event_time) if ended else None
-        if expires is not None and _stamp(item, m.expiresAt, expires, dry_run=summary.dry_run):
-            summary.grants_stamped += 1
-
-
-def stamp_incidents(functions: DynamoFunctionStore, summary: MigrationSummary) -> None:
-    """Resolved and superseded incidents closed before the retention period was set."""
-    i = functions.incidents
-    unstamped = (i.status != "open") & i.resolvedAt.exists() & i.expiresAt.does_not_exist()
-    for item in i.by_entity.query(INCIDENT_ENTITY, filter_condition=unstamped):
-        expires = functions.settings.expires_at(parse_utc_iso(item.resolvedAt or ""))
-        if expires is not None and _stamp(item, i.expiresAt, expires, dry_run=summary.dry_run):
-            summary.incidents_stamped += 1
-
-
-def stamp_events(hazards: DynamoHazardStore, summary: MigrationSummary) -> None:
-    """Key and role event items recorded before the retention period was set (a scan: a one-off). Those
-    the lineage move writes are stamped as they are written."""
-    f = hazards.facts
-    unstamped = f.sk.startswith(FACT_PREFIX) & f.expiresAt.does_not_exist()
-    for item in f.scan(filter_condition=unstamped):
-        expires = hazards.settings.expires_at(parse_utc_iso(item.eventTime))
-        if expires is not None and _stamp(item, f.expiresAt, expires, dry_run=summary.dry_run):
-            summary.events_stamped += 1
-
-
-def _stamp(item: Model, attribute: Any, expires: int, *, dry_run: bool) -> bool:
-    if dry_run:
-        return True
-    try:
-        item.update(actions=[attribute.set(expires)], condition=attribute.does_not_exist())
-    except UpdateError as error:
-        if error_code(error) == "ConditionalCheckFailedException":
-            return False  # stamped meanwhile
-        raise
-    return True

@@ -9,36 +9,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from grantwatch.adapters.aws_errors import describe
-from grantwatch.adapters.functions import DynamoFunctionStore
-from grantwatch.adapters.hazards import DynamoHazardStore
-from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.domain.coverage import Coverage, Target, reconciled, unreachable
-from grantwatch.reconciler import FunctionLister, GrantLister, Reconciler
-from grantwatch.recorder import EvaluationScheduler
-
-
-class MemberAccess(Protocol):
-    def readers(self, target: Target) -> tuple[GrantLister, FunctionLister]: ...
-
-
-class CoverageStore(Protocol):
-    def get(self, target: Target) -> Coverage | None: ...
-
-    def put(self, coverage: Coverage) -> None: ...
-
-    def all(self, account: str | None = None) -> list[Coverage]: ...
+from grantwatch.ports import (
+    CoverageStore,
+    EvaluationScheduler,
+    FunctionLister,
+    GrantLister,
+    KnownFunctions,
+    KnownGrants,
+    KnownHazards,
+    MemberAccess,
+    ServiceError,
+)
+from grantwatch.reconciler import Reconciler
 
 
 @dataclass
 class OrganizationReconciler:
-    grants: DynamoGrantStore
-    functions: DynamoFunctionStore
-    hazards: DynamoHazardStore
+    grants: KnownGrants
+    functions: KnownFunctions
+    hazards: KnownHazards
     scheduler: EvaluationScheduler
     members: MemberAccess
     coverage: CoverageStore
@@ -48,8 +39,8 @@ class OrganizationReconciler:
         try:
             kms, lambda_ = self.members.readers(target)
             report = self._reconciler(target, kms, lambda_).run(now)
-        except (ClientError, BotoCoreError) as error:
-            result = unreachable(target, describe(error), now, previous)
+        except ServiceError as error:
+            result = unreachable(target, str(error), now, previous)
         else:
             result = reconciled(target, report.as_json(), now, previous)
         self.coverage.put(result)

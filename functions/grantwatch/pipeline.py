@@ -12,15 +12,11 @@ from __future__ import annotations
 import heapq
 from datetime import datetime, timedelta
 
-from grantwatch.adapters.functions import DynamoFunctionStore, FunctionStore
-from grantwatch.adapters.hazards import DynamoHazardStore, HazardStore
-from grantwatch.adapters.notifier import CollectingNotifier
-from grantwatch.adapters.store import DynamoGrantStore, GrantStore
-from grantwatch.domain.alerts import Notice
+from grantwatch.domain.notices import Notice
 from grantwatch.domain.records import EvaluationRequest
 from grantwatch.evaluator import Evaluator
+from grantwatch.ports import FunctionStore, GrantStore, HazardStore
 from grantwatch.recorder import EventOutcome, Recorder
-from grantwatch.settings import Settings
 
 DEFAULT_SETTLE = timedelta(seconds=120)
 
@@ -43,6 +39,16 @@ class VirtualClockScheduler:
             due, _, request = heapq.heappop(self._pending)
             return due, request
         return None
+
+
+class CollectingNotifier:
+    """Keeps notices in order: where a local run's notices go, for the CLI to print."""
+
+    def __init__(self) -> None:
+        self.notices: list[Notice] = []
+
+    def publish(self, notice: Notice) -> None:
+        self.notices.append(notice)
 
 
 class LocalPipeline:
@@ -86,14 +92,3 @@ class LocalPipeline:
             at = max(at, self.clock or at)  # events fed out of time order: it is later than they say
             notices += self.evaluator.run(request, at)
         return notices
-
-
-def local_pipeline(settings: Settings, settle: timedelta = DEFAULT_SETTLE) -> LocalPipeline:
-    """The pipeline on the configured table (DynamoDB Local, or a deployed table)."""
-    return LocalPipeline(
-        DynamoGrantStore(settings),
-        DynamoFunctionStore(settings),
-        DynamoHazardStore(settings),
-        settle,
-        temporary_role=settings.heal_temporary_role_arn,
-    )

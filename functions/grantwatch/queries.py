@@ -7,17 +7,18 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from grantwatch.adapters.functions import DynamoFunctionStore, IncidentRecord
+from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.adapters.hazards import DynamoHazardStore
 from grantwatch.adapters.store import DynamoGrantStore
-from grantwatch.domain.alerts import incident_record
 from grantwatch.domain.coverage import Coverage
 from grantwatch.domain.facts import utc_iso
 from grantwatch.domain.functions import function_name
 from grantwatch.domain.hazards import KeyFact, RoleFact, role_of
 from grantwatch.domain.lineage import GrantState, GrantStatus
+from grantwatch.domain.notices import incident_details
 from grantwatch.domain.risk import Verdict
 from grantwatch.evaluator import assess_known
+from grantwatch.ports import IncidentRecord
 from grantwatch.views import grant_json, key_event_json, lineage_event_json
 
 
@@ -62,7 +63,7 @@ def incident_row(record: IncidentRecord) -> dict[str, Any]:
     """The incident as stored and as its notices state it, with where its notices, confirmation and heal
     stand."""
     incident = record.incident
-    return incident_record(incident) | {
+    return incident_details(incident) | {
         "status": record.status,
         "alertSentAt": utc_iso(record.notified_at) if record.notified_at else None,
         "confirmed": record.confirmed,

@@ -6,38 +6,30 @@ both run `Reconciler.run`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from grantwatch.adapters.aws_errors import code_of, describe
-from grantwatch.adapters.functions import DynamoFunctionStore
-from grantwatch.adapters.hazards import DynamoHazardStore
-from grantwatch.adapters.store import DynamoGrantStore, RecordResult
 from grantwatch.domain.facts import KEY_ARN_PATTERN
 from grantwatch.domain.functions import FunctionState
 from grantwatch.domain.reconcile import (
     ListedFunction,
-    ListedGrant,
     function_repairs,
     grant_repairs,
     in_scope,
 )
 from grantwatch.domain.records import EvaluationRequest
-from grantwatch.recorder import EvaluationScheduler
-
-
-class GrantLister(Protocol):
-    def list_grants(self, key_arn: str) -> Iterator[ListedGrant]: ...
-
-
-class FunctionLister(Protocol):
-    def list_functions(self) -> Iterator[ListedFunction]: ...
-
-    def get_function(self, function_arn: str) -> ListedFunction | None: ...
+from grantwatch.ports import (
+    EvaluationScheduler,
+    FunctionLister,
+    GrantLister,
+    KeyNotFound,
+    KnownFunctions,
+    KnownGrants,
+    KnownHazards,
+    RecordResult,
+    ServiceError,
+)
 
 
 @dataclass
@@ -67,9 +59,9 @@ class ReconcileReport:
 
 @dataclass
 class Reconciler:
-    grants: DynamoGrantStore
-    functions: DynamoFunctionStore
-    hazards: DynamoHazardStore
+    grants: KnownGrants
+    functions: KnownFunctions
+    hazards: KnownHazards
     kms: GrantLister
     lambda_: FunctionLister
     scheduler: EvaluationScheduler
@@ -86,8 +78,8 @@ class Reconciler:
             report.keys += 1
             try:
                 to_evaluate |= self._reconcile_key(key_arn, now, report)
-            except (ClientError, BotoCoreError) as error:
-                report.errors.append(f"{key_arn}: {describe(error)}")
+            except ServiceError as error:
+                report.errors.append(f"{key_arn}: {error}")
         for function_arn in sorted(to_evaluate):
             self.scheduler.schedule(
                 EvaluationRequest.about(function_arn, f"reconciliation:{now.isoformat()}", now)
@@ -127,9 +119,7 @@ class Reconciler:
     def _reconcile_key(self, key_arn: str, now: datetime, report: ReconcileReport) -> set[str]:
         try:
             listed = list(self.kms.list_grants(key_arn))
-        except ClientError as error:
-            if code_of(error) != "NotFoundException":
-                raise
+        except KeyNotFound:
             listed = []  # the key is gone, and every grant on it with it
         report.grants_listed += len(listed)
         recorded = list(self.grants.grants(key=key_arn))

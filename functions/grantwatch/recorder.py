@@ -10,13 +10,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
-from grantwatch.adapters.functions import FunctionStore
-from grantwatch.adapters.hazards import HazardStore
-from grantwatch.adapters.store import GrantStore, RecordResult
 from grantwatch.domain.catalogue import CLOUDTRAIL_DETAIL_TYPE, EventKind, screened, selection_of
 from grantwatch.domain.facts import Ignored, RejectedRecord, normalise
 from grantwatch.domain.functions import FunctionFact, normalise_function_event
@@ -29,6 +26,7 @@ from grantwatch.domain.hazards import (
     normalise_hazard,
 )
 from grantwatch.domain.records import CloudTrailEventBridgeEvent, CloudTrailRecord, EvaluationRequest
+from grantwatch.ports import EvaluationScheduler, FunctionStore, GrantStore, HazardStore, RecordResult
 
 
 class Outcome(StrEnum):
@@ -105,12 +103,6 @@ def _require_unicode(raw: dict[str, object]) -> None:
         json.dumps(raw, ensure_ascii=False, default=str).encode()
     except UnicodeEncodeError:
         raise RejectedRecord("the event holds text that is not valid Unicode (a lone surrogate)") from None
-
-
-class EvaluationScheduler(Protocol):
-    """Asks for a function to be evaluated once the settle window after an event has passed."""
-
-    def schedule(self, request: EvaluationRequest) -> None: ...
 
 
 class Recorder:

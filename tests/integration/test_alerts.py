@@ -10,13 +10,15 @@ import pytest
 from botocore.stub import Stubber
 
 from grantwatch.adapters.functions import DynamoFunctionStore
-from grantwatch.adapters.hazards import DynamoHazardStore, HazardStore
+from grantwatch.adapters.hazards import DynamoHazardStore
 from grantwatch.adapters.notifier import SnsNotifier, publish_request
-from grantwatch.adapters.store import DynamoGrantStore, GrantStore
-from grantwatch.domain.alerts import Notice, NoticeKind
-from grantwatch.evaluator import Evaluator, Notifier
-from grantwatch.pipeline import DEFAULT_SETTLE, LocalPipeline, VirtualClockScheduler, local_pipeline
+from grantwatch.adapters.store import DynamoGrantStore
+from grantwatch.domain.notices import Notice, NoticeKind
+from grantwatch.evaluator import Evaluator
+from grantwatch.pipeline import DEFAULT_SETTLE, LocalPipeline, VirtualClockScheduler
+from grantwatch.ports import GrantStore, HazardStore, Notifier
 from grantwatch.settings import Settings
+from grantwatch.wiring import local_pipeline
 from tests.conftest import load_event
 from tests.scenarios import (
     KEY_ARN,
@@ -282,6 +284,7 @@ def test_the_sns_publish_carries_the_subject_message_and_filterable_attributes(
         "Subject": "[grantwatch] billing: next cold start will fail (grant revoked)",
         "Message": alert.message,
         "MessageAttributes": {
+            "incidentId": {"DataType": "String", "StringValue": alert.incident_id},
             "severity": {"DataType": "String", "StringValue": "critical"},
             "alertType": {"DataType": "String", "StringValue": "grant-revoked"},
             "functionArn": {"DataType": "String", "StringValue": function_arn("billing")},

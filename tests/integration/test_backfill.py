@@ -22,8 +22,8 @@ from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.backfill import Checkpoint, LocalArchive, backfill_archive, lookup_events, relevant_records
 from grantwatch.cli import app
 from grantwatch.local import free_port
-from grantwatch.pipeline import local_pipeline
 from grantwatch.settings import Settings
+from grantwatch.wiring import local_pipeline
 from tests.scenarios import (
     ACCOUNT,
     AWS_LAMBDA_KEY_ARN,

@@ -12,11 +12,12 @@ import pytest
 from typer.testing import CliRunner
 
 from grantwatch.cli import app
-from grantwatch.domain.alerts import Notice
+from grantwatch.domain.notices import Notice
 from grantwatch.domain.records import EvaluationRequest
-from grantwatch.pipeline import LocalPipeline, local_pipeline
+from grantwatch.pipeline import LocalPipeline
 from grantwatch.queries import incident_rows
 from grantwatch.settings import Settings
+from grantwatch.wiring import local_pipeline
 from tests.scenarios import (
     ACCOUNT,
     AWS_LAMBDA_KEY_ARN,

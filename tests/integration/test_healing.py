@@ -24,21 +24,23 @@ from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
-from grantwatch import cli
-from grantwatch.adapters.functions import DynamoFunctionStore
-from grantwatch.adapters.heal_records import DynamoHealRecords
+from grantwatch import wiring
+from grantwatch.adapters.functions import DynamoFunctionStore, DynamoHealRecords
 from grantwatch.adapters.lambda_healer import AwsFunctionHealer
-from grantwatch.adapters.notifier import SnsNotifier
+from grantwatch.adapters.notifier import SnsNotifier, publish_request
 from grantwatch.cli import app
-from grantwatch.domain.alerts import Notice
-from grantwatch.domain.facts import utc_iso
+from grantwatch.domain.alerts import unpredicted_incident
+from grantwatch.domain.facts import Actor, utc_iso
 from grantwatch.domain.healing import FunctionDenied, HealPolicy, HealStatus
+from grantwatch.domain.notices import Notice, alert_notice
+from grantwatch.domain.risk import Evidence
 from grantwatch.handlers import remediation
 from grantwatch.healer import Healer
 from grantwatch.local import free_port
-from grantwatch.pipeline import LocalPipeline, local_pipeline
+from grantwatch.pipeline import LocalPipeline
 from grantwatch.queries import incident_rows
 from grantwatch.settings import Settings
+from grantwatch.wiring import local_pipeline
 from tests.conftest import FakeLambdaContext
 from tests.integration.test_reconcile import ACCOUNT, REGION, Aws, delivered_create, session
 from tests.scenarios import retire_grant
@@ -476,7 +478,8 @@ def sns_event(notice: Notice, topic: str) -> dict[str, Any]:
                     "SigningCertUrl": "https://sns.us-east-1.amazonaws.com/cert.pem",
                     "UnsubscribeUrl": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe",
                     "MessageAttributes": {
-                        name: {"Type": "String", "Value": value} for name, value in notice.attributes.items()
+                        name: {"Type": attribute["DataType"], "Value": attribute["StringValue"]}
+                        for name, attribute in publish_request(topic, notice)["MessageAttributes"].items()
                     },
                 },
             }
@@ -491,9 +494,12 @@ def test_the_remediation_handler_heals_from_the_alert_as_sns_delivers_it(
     stand_in = LambdaStandIn(cloud, creates_grant=True)
     monkeypatch.setattr(remediation, "healer", lambda: healer(cloud, table_settings, stand_in))
 
-    [report] = remediation.lambda_handler(
-        sns_event(story.alert, cloud.topic), FakeLambdaContext("remediation")
-    )
+    # The text is for people: reworded (or garbled on its way through a chat bridge), the alert still
+    # names its incident and function in its message attributes, which is all remediation reads.
+    event = sns_event(story.alert, cloud.topic)
+    event["Records"][0]["Sns"]["Subject"] = "[grantwatch] reworded"
+    event["Records"][0]["Sns"]["Message"] = "Reworded notice.\n\nDetails (JSON)\n{not json"
+    [report] = remediation.lambda_handler(event, FakeLambdaContext("remediation"))
     assert (report["decision"], report["incidentId"], report["outcome"]["healed"]) == (
         "heal",
         story.alert.incident_id,
@@ -501,10 +507,29 @@ def test_the_remediation_handler_heals_from_the_alert_as_sns_delivers_it(
     )
     assert [u["KMSKeyArn"] for u in stand_in.updates] == ["", story.key]
 
-    forged = sns_event(story.alert, cloud.topic)
-    forged["Records"][0]["Sns"]["Message"] = "not an alert"
-    with pytest.raises(ValueError, match="no 'Details \\(JSON\\)' section"):
-        remediation.lambda_handler(forged, FakeLambdaContext("remediation"))
+
+def test_an_alert_without_its_incident_attribute_is_refused_naming_the_attribute() -> None:
+    at = datetime(2026, 11, 20, tzinfo=UTC)
+    alert = alert_notice(
+        unpredicted_incident(
+            f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:billing",
+            f"arn:aws:kms:{REGION}:{ACCOUNT}:key/k",
+            None,
+            Evidence("failed", "Decrypt", "e1", at, Actor("p", None, None)),
+            at,
+        )
+    )
+    topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:alerts"
+    for name in ("incidentId", "functionArn", "alertType"):
+        event = sns_event(alert, topic)
+        del event["Records"][0]["Sns"]["MessageAttributes"][name]
+        with pytest.raises(ValueError, match=rf"missing Sns\.MessageAttributes\.{name}$") as refused:
+            remediation.lambda_handler(event, FakeLambdaContext("remediation"))
+        assert alert.incident_id not in str(refused.value)  # the field is named, never a value
+    event = sns_event(alert, topic)
+    event["Records"][0]["Sns"]["MessageAttributes"]["functionArn"]["Value"] = "arn:aws:iam::1:role/x"
+    with pytest.raises(ValueError, match=r"invalid Sns\.MessageAttributes\.functionArn$"):
+        remediation.lambda_handler(event, FakeLambdaContext("remediation"))
 
 
 def test_the_remediation_handler_fails_a_failed_heal_so_it_is_retried_within_the_limit(
@@ -761,7 +786,7 @@ def test_a_function_the_tag_condition_denies_is_skipped_cleanly_and_nothing_alar
     assert cloud.received() == []
     assert stand_in.updates == []
 
-    monkeypatch.setattr(cli, "configured_healer", lambda *_: healer(cloud, table_settings, stand_in))
+    monkeypatch.setattr(wiring, "healer", lambda *_, **__: healer(cloud, table_settings, stand_in))
     refused = run_cli(table_settings, story.function)
     assert refused.exit_code == 6, refused.output
     assert json.loads(refused.stdout)["heal"]["reason"] == report["reason"]

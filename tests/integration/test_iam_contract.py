@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from grantwatch.adapters.functions import DynamoFunctionStore
-from grantwatch.pipeline import local_pipeline
 from grantwatch.settings import Settings
 from grantwatch.sources import read_events
+from grantwatch.wiring import local_pipeline
 from tests.conftest import EVENTS
 from tests.iam_contract import SESSION, Checker
 

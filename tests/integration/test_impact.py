@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from grantwatch.cli import EXIT_NOT_FOUND, EXIT_WOULD_BREAK, app
-from grantwatch.pipeline import local_pipeline
 from grantwatch.settings import Settings
+from grantwatch.wiring import local_pipeline
 from tests.conftest import load_event
 from tests.plans import (
     cfn_function_following_role,

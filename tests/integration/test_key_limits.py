@@ -19,10 +19,10 @@ from grantwatch.adapters.hazards import DynamoHazardStore
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.domain.facts import KEY_VALUE_LIMITS
 from grantwatch.domain.records import EvaluationRequest
-from grantwatch.pipeline import local_pipeline
 from grantwatch.recorder import Outcome, Recorder
 from grantwatch.settings import Settings
 from grantwatch.template import load_template, table_properties
+from grantwatch.wiring import local_pipeline
 from tests.conftest import TEMPLATE, load_event
 from tests.scenarios import ACCOUNT, REGION, create_role, delete_role, disable_key, replay
 

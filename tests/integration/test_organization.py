@@ -27,14 +27,14 @@ from grantwatch.adapters.accounts import (
     OrganizationAccounts,
     SqsReconciliationQueue,
 )
-from grantwatch.adapters.notifier import CollectingNotifier
 from grantwatch.cli import app
 from grantwatch.domain.coverage import Target
 from grantwatch.fanout import FanOut
 from grantwatch.handlers.organization import target_of
 from grantwatch.local import free_port
 from grantwatch.organization import OrganizationReconciler
-from grantwatch.pipeline import LocalPipeline, local_pipeline
+from grantwatch.pipeline import CollectingNotifier, LocalPipeline
+from grantwatch.wiring import local_pipeline
 from grantwatch.settings import Settings
 from tests.iam_contract import SESSION, Call
 

@@ -25,9 +25,10 @@ from grantwatch.cli import app
 from grantwatch.domain.facts import utc_iso
 from grantwatch.domain.lineage import GrantStatus
 from grantwatch.local import free_port
-from grantwatch.pipeline import LocalPipeline, local_pipeline
+from grantwatch.pipeline import LocalPipeline
 from grantwatch.reconciler import Reconciler
 from grantwatch.settings import Settings
+from grantwatch.wiring import local_pipeline
 from tests.scenarios import create_grant
 from tests.scenarios import grant_id as grant_id_of
 

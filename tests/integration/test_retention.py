@@ -20,9 +20,10 @@ from grantwatch.adapters.store import GRANT_SK, GrantItem, grant_pk
 from grantwatch.cli import app
 from grantwatch.domain.facts import utc_iso
 from grantwatch.domain.hazards import role_key
-from grantwatch.pipeline import LocalPipeline, local_pipeline
+from grantwatch.pipeline import LocalPipeline
 from grantwatch.settings import Settings
 from grantwatch.template import load_template
+from grantwatch.wiring import local_pipeline
 from tests.conftest import TEMPLATE
 from tests.scenarios import (
     ACCOUNT,

@@ -167,7 +167,13 @@ def requests(table_settings: Settings) -> Iterator[tuple[Recorder, Counter[str]]
     assert isinstance(hazards, DynamoHazardStore)
     clients = {
         id(m._get_connection().connection.client): m._get_connection().connection.client
-        for m in (hazards.keys, hazards.roles, hazards.facts, hazards.dependencies, hazards.functions)
+        for m in (
+            hazards.keys,
+            hazards.roles,
+            hazards.facts,
+            hazards.dependencies,
+            hazards.functions.functions,
+        )
     }
 
     def count(model: Any, **_: Any) -> None:

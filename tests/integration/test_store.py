@@ -9,10 +9,11 @@ from typing import Any
 import boto3
 import pytest
 
-from grantwatch.adapters.store import GRANT_SK, DynamoGrantStore, RecordResult, grant_pk
+from grantwatch.adapters.store import GRANT_SK, DynamoGrantStore, grant_pk
 from grantwatch.domain.facts import GrantFact
 from grantwatch.domain.lineage import GrantStatus
 from grantwatch.local import LocalDynamo, ensure_table
+from grantwatch.ports import RecordResult
 from grantwatch.settings import Settings
 from grantwatch.views import grant_json
 from tests.conftest import TEMPLATE, load_event

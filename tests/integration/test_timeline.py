@@ -10,8 +10,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from grantwatch.cli import app
-from grantwatch.pipeline import local_pipeline
 from grantwatch.settings import Settings
+from grantwatch.wiring import local_pipeline
 from tests.conftest import ROOT, load_event
 from tests.integration.test_store import SEED_GRANT
 

@@ -8,10 +8,11 @@ from collections import Counter
 from typing import Any
 
 from grantwatch import local as local_dynamo
-from grantwatch.domain.alerts import Notice, NoticeKind
-from grantwatch.pipeline import LocalPipeline, local_pipeline
+from grantwatch.domain.notices import Notice, NoticeKind
+from grantwatch.pipeline import LocalPipeline
 from grantwatch.recorder import Outcome
 from grantwatch.settings import Settings
+from grantwatch.wiring import local_pipeline
 from tests.conftest import TEMPLATE
 
 

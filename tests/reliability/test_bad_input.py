@@ -161,7 +161,7 @@ class InMemoryStores:
         self.applied: list[Any] = []
 
     def record(self, fact: Any) -> Any:
-        from grantwatch.adapters.store import RecordedGrant, RecordResult
+        from grantwatch.ports import RecordedGrant, RecordResult
 
         self.applied.append(fact)
         if hasattr(fact, "grant_id"):
@@ -177,7 +177,7 @@ class InMemoryStores:
         return True
 
     def record_failure(self, fact: Any) -> Any:
-        from grantwatch.adapters.functions import FailureRecorded
+        from grantwatch.ports import FailureRecorded
 
         self.applied.append(fact)
         return FailureRecorded(newest=True, attached=False)

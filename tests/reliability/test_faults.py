@@ -23,7 +23,8 @@ from grantwatch import local as local_dynamo
 from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.adapters.hazards import DynamoHazardStore
 from grantwatch.adapters.store import DynamoGrantStore
-from grantwatch.domain.alerts import Incident, Notice, NoticeKind
+from grantwatch.domain.alerts import Incident
+from grantwatch.domain.notices import Notice, NoticeKind
 from grantwatch.domain.records import EvaluationRequest
 from grantwatch.evaluator import Evaluator
 from grantwatch.handlers import recorder as handler

@@ -14,7 +14,7 @@ import pytest
 from moto.events.models import EventPattern
 
 from grantwatch.adapters.store import DynamoGrantStore
-from grantwatch.domain.alerts import NoticeKind
+from grantwatch.domain.notices import NoticeKind
 from grantwatch.settings import Settings
 from grantwatch.template import load_template
 from tests.conftest import ROOT, TEMPLATE, load_event, sample_event_files

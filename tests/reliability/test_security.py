@@ -24,8 +24,9 @@ from grantwatch.adapters.rejected import SqsRejectedEventSink
 from grantwatch.adapters.scheduler import SqsEvaluationScheduler
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.cli import app
-from grantwatch.domain.alerts import MAX_SUBJECT, Incident, alert_notice, resolved_notice
+from grantwatch.domain.alerts import Incident
 from grantwatch.domain.facts import Actor
+from grantwatch.domain.notices import MAX_SUBJECT, alert_notice, resolved_notice
 from grantwatch.domain.risk import Cause, Evidence
 from grantwatch.evaluator import Evaluator
 from grantwatch.handlers import evaluator as evaluator_handler

@@ -3,6 +3,7 @@ repository paths, and the files and headings their links point to."""
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 from collections.abc import Iterator
@@ -25,16 +26,16 @@ GENERATED = {".venv", ".tools", ".grantwatch", ".aws-sam", "build", "node_module
 AWS_NAMES = {
     "AccessDenied", "AccessDeniedException", "AfterContext", "AssumeRole", "AssumedRole", "BatchGetItem",
     "CancelKeyDeletion", "CausingEntity", "ChangeSource", "CloudTrail", "CreateFunction", "CreateGrant",
-    "CreateRole", "DelaySeconds", "DynamoDBLocal", "HomePageUrl", "ServerlessRepo", "SourceCodeUrl", "DeleteFunction", "DeleteRole", "DescribeKey", "DisableKey",
-    "DisabledException", "EnableKey", "ExecRole", "GetAtt", "GetFunctionConfiguration", "GetItem",
-    "GrantIsForAWSResource", "HealsFailed", "HealsSkipped", "InvalidStateException", "KmsKeyArn",
-    "LastUpdateStatus", "LeadingKeys", "ListFunctions", "ListGrants", "ListTags", "MaximumConcurrency",
-    "NotFoundException", "PassRole", "PassedToService", "PutEvents", "PutKeyPolicy", "ResourceAttribute",
-    "ResourceTag", "RetireGrant", "ReturnConsumedCapacity", "RevisionId", "RevokeGrant", "RoleName",
-    "ScheduleKeyDeletion", "SendMessage", "StringEqualsIgnoreCase", "TransactWriteItems",
-    "UpdateFunctionConfiguration", "UpdateItem", "ViaService",
-    "GetRole", "GetSecretValue", "ListAccounts", "ListKeys", "PrincipalArn", "PrincipalOrgID",
-    "SendMessageBatch",
+    "CreateRole", "DelaySeconds", "DeleteFunction", "DeleteRole", "DescribeKey", "DisableKey",
+    "DisabledException", "DynamoDBLocal", "EnableKey", "ExecRole", "GetAtt", "GetFunctionConfiguration",
+    "GetItem", "GetRole", "GetSecretValue", "GrantIsForAWSResource", "HealsFailed", "HealsSkipped",
+    "HomePageUrl", "InvalidStateException", "KmsKeyArn", "LastUpdateStatus", "LeadingKeys", "ListAccounts",
+    "ListFunctions", "ListGrants", "ListKeys", "ListTags", "MaximumConcurrency", "NotFoundException",
+    "PassRole", "PassedToService", "PrincipalArn", "PrincipalOrgID", "PutEvents", "PutKeyPolicy",
+    "ResourceAttribute", "ResourceTag", "RetireGrant", "ReturnConsumedCapacity", "RevisionId",
+    "RevokeGrant", "RoleName", "ScheduleKeyDeletion", "SendMessage", "SendMessageBatch", "ServerlessRepo",
+    "SourceCodeUrl", "StringEqualsIgnoreCase", "TransactWriteItems", "UpdateFunctionConfiguration",
+    "UpdateItem", "ViaService",
 }  # fmt: skip
 # Options of other tools (the AWS CLI) that the docs quote on their own.
 OTHER_TOOLS_OPTIONS = {"--config-env", "--include-property-values", "--kms-key-arn", "--role"}
@@ -47,7 +48,7 @@ INVOCATION = re.compile(r"(?:^|[\s($])grantwatch((?:\s+[a-z][a-z-]*)+)")
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*$", re.MULTILINE)
 FILE_NAME = re.compile(r"(?<![\w./-])((?:[\w.-]+/)*[\w-]+\.(?:py|yaml|yml|json|md|sh|toml|txt))(?![\w/])")
-DIRECTORY = re.compile(r"(?<![\w./:-])((?:[\w.-]+/)+)(?![\w.…<*-])")
+DIRECTORY = re.compile(r"(?<![\w./:<-])((?:[\w.-]+/)+)(?![\w.…<*-])")
 
 
 @dataclass(frozen=True)
@@ -215,14 +216,27 @@ def template_names(root: Path) -> tuple[set[str], set[str]]:
     return names, parameters
 
 
+def code_names(root: Path) -> set[str]:
+    """The classes the package defines: the docs may name them too."""
+    return {
+        node.name
+        for module in (root / "functions" / "grantwatch").rglob("*.py")
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ClassDef)
+    }
+
+
+CODE_NAMES = code_names(ROOT)
+
+
 def template_mistakes(doc: Doc, names: set[str], parameters: set[str]) -> list[str]:
     mistakes = []
     for span in doc.spans():
         for name in CAMEL_CASE.findall(span):
-            if name not in names and name not in AWS_NAMES:
+            if name not in names and name not in AWS_NAMES and name not in CODE_NAMES:
                 mistakes.append(
-                    f"{doc.name}: `{name}` is no parameter, output or resource of {', '.join(TEMPLATES)}"
-                    " (if it is AWS's, add it to AWS_NAMES)"
+                    f"{doc.name}: `{name}` is no parameter, output or resource of {', '.join(TEMPLATES)},"
+                    " nor a class of the package (if it is AWS's, add it to AWS_NAMES)"
                 )
     for quoted in doc.quoted():
         for name in PARAMETER_VALUE.findall(quoted):

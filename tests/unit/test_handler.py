@@ -11,10 +11,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from grantwatch.adapters.store import RecordedGrant, RecordResult
 from grantwatch.domain.facts import GrantFact
 from grantwatch.domain.records import EvaluationRequest
 from grantwatch.handlers import recorder as handler
+from grantwatch.ports import RecordedGrant, RecordResult
 from grantwatch.recorder import Recorder
 from grantwatch.settings import settings
 from tests.conftest import FakeLambdaContext, load_event

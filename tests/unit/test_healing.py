@@ -25,9 +25,9 @@ from grantwatch.domain.healing import (
     LiveKey,
     decide,
     expected_grantee,
-    heal_notice,
     new_grant,
 )
+from grantwatch.domain.notices import heal_notice
 from grantwatch.domain.reconcile import ListedGrant
 from grantwatch.domain.risk import Cause, Evidence
 from grantwatch.settings import Settings

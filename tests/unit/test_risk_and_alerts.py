@@ -8,20 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from grantwatch.domain.alerts import (
-    MAX_SUBJECT,
-    Incident,
-    alert_notice,
-    clean,
-    incident_from,
-    incident_from_record,
-    incident_record,
-    resolved_notice,
-)
+from grantwatch.adapters.functions import incident_from_map, incident_to_map
+from grantwatch.domain.alerts import Incident, incident_from
 from grantwatch.domain.facts import Actor, FactKind, GrantFact
 from grantwatch.domain.functions import FunctionState
 from grantwatch.domain.lineage import GrantState, fold
+from grantwatch.domain.notices import MAX_SUBJECT, alert_notice, resolved_notice
 from grantwatch.domain.risk import Cause, Evidence, Verdict, assess
+from grantwatch.domain.text import clean
 from tests.scenarios import KEY_ARN, create_grant, function_arn, retire_grant
 from tests.unit.test_normalise import fact_of
 
@@ -207,7 +201,7 @@ def test_every_alert_types_fix_as_data(cause: Cause, aws_managed: bool, temporar
         assert [s["action"] for s in fixes[0]["steps"]] == ["cancel-key-deletion", "enable-key"]
     if cause is Cause.ROLE_DELETED:
         assert fixes[0]["steps"][0]["action"] == "manual"  # re-create or choose the role first
-    assert incident_from_record(incident_record(incident)) == incident
+    assert incident_from_map(incident_to_map(incident)) == incident
 
 
 def test_no_fix_reapplies_the_key_the_function_already_has() -> None:

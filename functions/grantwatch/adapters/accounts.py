@@ -15,9 +15,11 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.models import Model
 
+from grantwatch.adapters.aws_errors import service_error
 from grantwatch.adapters.readers import RETRIES, KmsGrantReader, LambdaFunctionReader
 from grantwatch.domain.coverage import Coverage, Target
 from grantwatch.domain.facts import parse_utc_iso, utc_iso
@@ -189,15 +191,19 @@ class MemberRoles:
         return f"arn:{partition_of(region)}:iam::{account}:role/{self.role_name}"
 
     def readers(self, target: Target) -> tuple[KmsGrantReader, LambdaFunctionReader]:
-        """Assumes the role (a refusal raises ClientError, AccessDenied) and builds the two readers."""
+        """Assumes the role (ServiceError: refused, e.g. AccessDenied, or no answer) and builds the two
+        readers."""
         import boto3
 
-        credentials = self.client.assume_role(
-            RoleArn=self.role_arn(target.account, target.region),
-            RoleSessionName=SESSION_NAME,
-            ExternalId=self.external_id,
-            DurationSeconds=SESSION_SECONDS,
-        )["Credentials"]
+        try:
+            credentials = self.client.assume_role(
+                RoleArn=self.role_arn(target.account, target.region),
+                RoleSessionName=SESSION_NAME,
+                ExternalId=self.external_id,
+                DurationSeconds=SESSION_SECONDS,
+            )["Credentials"]
+        except (ClientError, BotoCoreError) as error:
+            raise service_error(error) from None
         session = boto3.session.Session(
             aws_access_key_id=credentials["AccessKeyId"],
             aws_secret_access_key=credentials["SecretAccessKey"],

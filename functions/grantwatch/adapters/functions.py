@@ -1,18 +1,20 @@
-"""Functions and their incidents, in the grant table.
+"""Functions and their incidents, in the grant table: the one owner of both kinds of item (their keys, their
+models, the incident's stored shape). Other adapters that must change one, such as the hazard store
+linking a function to its key and role, call this module's methods.
 
 Function item: pk ``FUNCTION#<functionArn>``, sk ``FUNCTION``: the latest configuration and the latest
 deletion seen (each kept only if newer than what is there, so arrival order does not matter), and the id
 of the open incident, if any. Incident item: same pk, sk ``INCIDENT#<incidentId>``. Opening and resolving
 an incident are transactions over both items, conditional on the function's open incident: two evaluators
-racing open or close it once.
+racing open or close it once. Self-healing's record (``heal*`` attributes) is written on the incident item
+by `DynamoHealRecords`, here too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from pynamodb.attributes import (
     BooleanAttribute,
@@ -28,17 +30,28 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from grantwatch.adapters.tables import bind, error_code
-from grantwatch.domain.alerts import Incident, incident_from_record, incident_record
-from grantwatch.domain.facts import parse_utc_iso, utc_iso
+from grantwatch.adapters.tables import (
+    bind,
+    cancelled_by_a_condition,
+    error_code,
+    newer_than_stored,
+    stamp_expiry,
+)
+from grantwatch.domain.alerts import Incident
+from grantwatch.domain.facts import Actor, parse_utc_iso, utc_iso
 from grantwatch.domain.functions import FunctionChange, FunctionFact, FunctionState
 from grantwatch.domain.hazards import DecryptFailure
+from grantwatch.domain.healing import HealOutcome, HealState, HealStatus
+from grantwatch.domain.risk import Cause, Evidence
+from grantwatch.ports import FailureRecorded, IncidentRecord
 from grantwatch.settings import Settings
 
 FUNCTION_SK = "FUNCTION"
 NOTICE_LEASE = timedelta(seconds=60)
 MAX_TRACKED_FAILURES = 100  # keeps an incident item far below DynamoDB's 400 KB however long it fails
-_CANCELLED = "TransactionCanceledException"
+# Longer than a heal attempt can take (the update, then the bounded wait for the grant): a process that died
+# holding the claim delays the next attempt by this much, and its attempt still counts.
+HEAL_LEASE = timedelta(minutes=5)
 
 
 def function_pk(function_arn: str) -> str:
@@ -113,84 +126,43 @@ class IncidentItem(Model):
     failureEventIds = UnicodeSetAttribute(null=True)
     firstFailureAt = UnicodeAttribute(null=True)
     firstFailureEventId = UnicodeAttribute(null=True)
-    healAttempts = NumberAttribute(null=True)  # written by self-healing (adapters/heal_records.py)
+    # self-healing's record (DynamoHealRecords), written by UpdateItem only
+    healAttempts = NumberAttribute(null=True)
     healStatus = UnicodeAttribute(null=True)
+    healClaimedUntil = UnicodeAttribute(null=True)
+    healStartedAt = UnicodeAttribute(null=True)
     healedAt = UnicodeAttribute(null=True)
+    healGrantId = UnicodeAttribute(null=True)
     healError = UnicodeAttribute(null=True)
+    healSkippedAt = UnicodeAttribute(null=True)
+    healSkippedReason = UnicodeAttribute(null=True)
+    healLeftOn = UnicodeAttribute(null=True)
     expiresAt = NumberAttribute(null=True)  # closed, with a retention period: when TTL may delete it
 
     by_entity = ByEntityIndex()
 
 
-class IncidentRecord:
-    """An incident as stored: the incident, and where its notices stand."""
-
-    def __init__(self, item: IncidentItem) -> None:
-        self.incident = incident_from_record(item.incident.as_dict())
-        self.status = item.status
-        self.notified_at = parse_utc_iso(item.notifiedAt) if item.notifiedAt else None
-        self.notified = item.notifiedAt is not None
-        self.resolved_at = parse_utc_iso(item.resolvedAt) if item.resolvedAt else None
-        self.resolved_reason = item.resolvedReason
-        self.resolved_grant_id = item.resolvedGrantId
-        self.resolved_notified = item.resolvedNotifiedAt is not None
-        self.superseded_by = item.supersededBy
-        self.failure_count = int(item.failureCount or 0)
-        self.first_failure_at = parse_utc_iso(item.firstFailureAt) if item.firstFailureAt else None
-        self.first_failure_event_id = item.firstFailureEventId
-        self.heal = {
+def _record_of(item: IncidentItem) -> IncidentRecord:
+    """An incident as stored: the incident, and where its notices (and its heal) stand."""
+    return IncidentRecord(
+        incident=incident_from_map(item.incident.as_dict()),
+        status=item.status,
+        notified_at=parse_utc_iso(item.notifiedAt) if item.notifiedAt else None,
+        resolved_at=parse_utc_iso(item.resolvedAt) if item.resolvedAt else None,
+        resolved_reason=item.resolvedReason,
+        resolved_grant_id=item.resolvedGrantId,
+        resolved_notified=item.resolvedNotifiedAt is not None,
+        superseded_by=item.supersededBy,
+        failure_count=int(item.failureCount or 0),
+        first_failure_at=parse_utc_iso(item.firstFailureAt) if item.firstFailureAt else None,
+        first_failure_event_id=item.firstFailureEventId,
+        heal={
             "attempts": int(item.healAttempts or 0),
             "status": item.healStatus,
             "healedAt": item.healedAt,
             "error": item.healError,
-        }
-
-    @property
-    def confirmed(self) -> bool:
-        return self.first_failure_at is not None
-
-    @property
-    def lead_time(self) -> timedelta | None:
-        """From the alert (or the detection, if none was sent) to the first failed Decrypt."""
-        if self.first_failure_at is None:
-            return None
-        return self.first_failure_at - (self.notified_at or self.incident.detected_at)
-
-
-@dataclass(frozen=True, slots=True)
-class FailureRecorded:
-    newest: bool  # the newest failure seen of the function (not a duplicate or an older one)
-    attached: bool  # recorded on the function's open incident
-
-
-class FunctionStore(Protocol):
-    def record(self, fact: FunctionFact) -> bool: ...
-
-    def get(self, function_arn: str) -> FunctionState | None: ...
-
-    def open_incident_id(self, function_arn: str) -> str | None: ...
-
-    def touch(self, function_arn: str) -> None: ...
-
-    def unsent_resolutions(self, function_arn: str) -> list[IncidentRecord]: ...
-
-    def incident(self, function_arn: str, incident_id: str) -> IncidentRecord | None: ...
-
-    def open(self, incident: Incident) -> bool: ...
-
-    def resolve(self, incident: Incident, at: datetime, reason: str, grant_id: str | None) -> bool: ...
-
-    def supersede(self, old: Incident, new: Incident) -> bool: ...
-
-    def record_failure(self, failure: DecryptFailure) -> FailureRecorded: ...
-
-    def attach_failure(self, failure: DecryptFailure, incident_id: str, *, newest: bool = True) -> None: ...
-
-    def claim_notice(self, incident: Incident, *, resolved: bool, now: datetime) -> bool: ...
-
-    def release_notice(self, incident: Incident, *, resolved: bool) -> None: ...
-
-    def mark_notified(self, incident: Incident, *, resolved: bool, at: datetime) -> None: ...
+        },
+    )
 
 
 class DynamoFunctionStore:
@@ -258,11 +230,11 @@ class DynamoFunctionStore:
 
     def all_incidents(self) -> Iterator[IncidentRecord]:
         for item in self.incidents.by_entity.query(INCIDENT_ENTITY):
-            yield IncidentRecord(item)
+            yield _record_of(item)
 
     def incidents_of(self, function_arn: str) -> list[IncidentRecord]:
         found = self.incidents.query(function_pk(function_arn), self.incidents.sk.startswith("INCIDENT#"))
-        return [IncidentRecord(item) for item in found]
+        return [_record_of(item) for item in found]
 
     def unsent_resolutions(self, function_arn: str) -> list[IncidentRecord]:
         """Resolved incidents that alerted but whose resolved notice a failed evaluation did not send."""
@@ -274,7 +246,7 @@ class DynamoFunctionStore:
             filter_condition=unsent,
             consistent_read=True,
         )
-        return [IncidentRecord(item) for item in found]
+        return [_record_of(item) for item in found]
 
     def incident(self, function_arn: str, incident_id: str) -> IncidentRecord | None:
         try:
@@ -283,7 +255,7 @@ class DynamoFunctionStore:
             )
         except self.incidents.DoesNotExist:
             return None
-        return IncidentRecord(item)
+        return _record_of(item)
 
     def open(self, incident: Incident) -> bool:
         """Open the incident unless the function has one open already (then False)."""
@@ -461,6 +433,45 @@ class DynamoFunctionStore:
         attribute = i.resolvedNotifiedAt if resolved else i.notifiedAt
         record.update(actions=[attribute.set(utc_iso(at))], condition=i.pk.exists())
 
+    def stamp_closed_incidents(self, *, dry_run: bool) -> int:
+        """Resolved and superseded incidents closed before the retention period was set, given their
+        expiresAt (for `grantwatch migrate`). How many."""
+        i = self.incidents
+        unstamped = (i.status != "open") & i.resolvedAt.exists() & i.expiresAt.does_not_exist()
+        stamped = 0
+        for item in i.by_entity.query(INCIDENT_ENTITY, filter_condition=unstamped):
+            expires = self.settings.expires_at(parse_utc_iso(item.resolvedAt or ""))
+            if expires is not None and stamp_expiry(item, i.expiresAt, expires, dry_run=dry_run):
+                stamped += 1
+        return stamped
+
+    def write_links(
+        self,
+        transaction: TransactWrite,
+        function_arn: str,
+        *,
+        key: str | None,
+        role: str | None,
+        was: tuple[str | None, str | None],
+    ) -> None:
+        """Within the caller's transaction: the key and role the function depends on (role as
+        `account/name`), on condition that they are still `was` (the dependency items the hazard store
+        writes in the same transaction then always match what the function item says)."""
+        f = self.functions
+        old_key, old_role = was
+        unchanged = (f.dependsOnKey == old_key if old_key else f.dependsOnKey.does_not_exist()) & (
+            f.dependsOnRole == old_role if old_role else f.dependsOnRole.does_not_exist()
+        )
+        transaction.update(
+            f(function_pk(function_arn), FUNCTION_SK),
+            actions=[
+                f.arn.set(f.arn | function_arn),
+                f.dependsOnKey.set(key) if key else f.dependsOnKey.remove(),
+                f.dependsOnRole.set(role) if role else f.dependsOnRole.remove(),
+            ],
+            condition=unchanged,
+        )
+
     def _transact(self, body: Any) -> bool:
         connection = self.functions._get_connection().connection
         try:
@@ -500,24 +511,142 @@ def _state_of(item: FunctionItem) -> FunctionState:
     )
 
 
-def cancelled_by_a_condition(error: TransactWriteError) -> bool:
-    """A transaction cancelled because a condition failed (not a conflict or throttling, which retry)."""
-    reasons = error.cancellation_reasons if error_code(error) == _CANCELLED else []
-    return any(reason is not None and reason.code == "ConditionalCheckFailed" for reason in reasons)
+class DynamoHealRecords:
+    """Self-healing's record on the incident item: only the heal attributes, by UpdateItem, so the
+    incident's own attributes stay as the evaluator wrote them. An attempt is claimed by one conditional
+    UpdateItem (the incident is open, not healed, under the attempt limit and not being healed by someone
+    else) which adds one to ``healAttempts``: however many deliveries of an alert, retries and CLI runs
+    race, an incident gets at most the limit's attempts, one at a time."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.items = bind(IncidentItem, settings)
+
+    def _item(self, function_arn: str, incident_id: str) -> IncidentItem:
+        return self.items(function_pk(function_arn), incident_sk(incident_id))
+
+    def state(self, function_arn: str, incident_id: str) -> HealState:
+        try:
+            item = self.items.get(
+                function_pk(function_arn),
+                incident_sk(incident_id),
+                consistent_read=True,
+            )
+        except self.items.DoesNotExist:
+            return HealState()
+        return HealState(
+            attempts=int(item.healAttempts or 0),
+            status=HealStatus(item.healStatus) if item.healStatus else None,
+            left_on=item.healLeftOn,
+        )
+
+    def claim(self, function_arn: str, incident_id: str, max_attempts: int, now: datetime) -> int | None:
+        """Take the next attempt: its number, or None if the incident is closed, healed, out of attempts
+        or being healed."""
+        i = self.items
+        item = self._item(function_arn, incident_id)
+        condition = (
+            (i.status == "open")
+            & (i.healAttempts.does_not_exist() | (i.healAttempts < max_attempts))
+            & (i.healStatus.does_not_exist() | (i.healStatus != HealStatus.HEALED.value))
+            & (i.healClaimedUntil.does_not_exist() | (i.healClaimedUntil < utc_iso(now)))
+        )
+        try:
+            item.update(
+                actions=[
+                    i.healAttempts.add(1),
+                    i.healStatus.set(HealStatus.IN_PROGRESS.value),
+                    i.healClaimedUntil.set(utc_iso(now + HEAL_LEASE)),
+                    i.healStartedAt.set(utc_iso(now)),
+                ],
+                condition=condition,
+            )
+        except UpdateError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return None
+            raise
+        return int(item.healAttempts or 0)
+
+    def finish(self, function_arn: str, incident_id: str, outcome: HealOutcome) -> None:
+        i = self.items
+        status = HealStatus.HEALED if outcome.healed else HealStatus.FAILED
+        actions: list[Action] = [
+            i.healStatus.set(status.value),
+            i.healClaimedUntil.remove(),
+            i.healedAt.set(utc_iso(outcome.at)) if outcome.healed else i.healedAt.remove(),
+            i.healGrantId.set(outcome.grant_id) if outcome.grant_id else i.healGrantId.remove(),
+            i.healError.set(outcome.error) if outcome.error else i.healError.remove(),
+            i.healLeftOn.set(outcome.left_on) if outcome.left_on else i.healLeftOn.remove(),
+        ]
+        self._item(function_arn, incident_id).update(actions=actions, condition=i.pk.exists())
+
+    def skipped(self, function_arn: str, incident_id: str, reason: str, now: datetime) -> None:
+        """Why the last request to heal did nothing, for whoever looks at the incident."""
+        i = self.items
+        self._item(function_arn, incident_id).update(
+            actions=[i.healSkippedAt.set(utc_iso(now)), i.healSkippedReason.set(reason[:512])],
+            condition=i.pk.exists(),
+        )
 
 
-def newer_than_stored(at_attribute: Any, id_attribute: Any, at: str, event_id: str) -> Condition:
-    """The stored change is missing, older, or as old with a smaller event id (a total order)."""
-    condition: Condition = (
-        at_attribute.does_not_exist()
-        | (at_attribute < at)
-        | ((at_attribute == at) & (id_attribute < event_id))
-    )
-    return condition
+# The incident's storage shape: the ``incident`` map of its item. Its layout is stored and must stay as it
+# is (notices have their own shape, in grantwatch.domain.notices, free to change).
 
 
 def incident_to_map(incident: Incident) -> dict[str, Any]:
-    return _without_nulls(incident_record(incident))
+    evidence = incident.evidence
+    actor = evidence.actor
+    stored = {
+        "incidentId": incident.incident_id,
+        "alertType": incident.alert_type,
+        "predicted": incident.predicted,
+        "functionArn": incident.function_arn,
+        "keyArn": incident.key_arn,
+        "executionRole": incident.role,
+        "grantId": incident.grant_id,
+        "evidence": {
+            "what": evidence.what,
+            "eventName": evidence.event_name,
+            "eventId": evidence.event_id,
+            "at": utc_iso(evidence.at),
+            "by": actor.principal,
+            "via": actor.via,
+            "from": actor.source_ip,
+            "identityType": actor.identity_type,
+        },
+        "detectedAt": utc_iso(incident.detected_at),
+        "deletionDate": utc_iso(incident.deletion_date) if incident.deletion_date else None,
+        "functionsOnKey": list(incident.functions_on_key),
+        "awsManagedKey": incident.aws_managed_key,
+    }
+    return _without_nulls(stored)
+
+
+def incident_from_map(stored: dict[str, Any]) -> Incident:
+    evidence: dict[str, Any] = stored["evidence"]
+    return Incident(
+        incident_id=stored["incidentId"],
+        function_arn=stored["functionArn"],
+        key_arn=stored["keyArn"],
+        role=stored.get("executionRole"),
+        cause=Cause(stored["alertType"]),
+        evidence=Evidence(
+            what=evidence["what"],
+            event_name=evidence["eventName"],
+            event_id=evidence["eventId"],
+            at=parse_utc_iso(evidence["at"]),
+            actor=Actor(
+                principal=evidence.get("by") or "unknown",
+                identity_type=evidence.get("identityType"),
+                via=evidence.get("via"),
+                source_ip=evidence.get("from"),
+            ),
+        ),
+        detected_at=parse_utc_iso(stored["detectedAt"]),
+        grant_id=stored.get("grantId"),
+        deletion_date=parse_utc_iso(stored["deletionDate"]) if stored.get("deletionDate") else None,
+        functions_on_key=tuple(stored.get("functionsOnKey") or ()),
+        aws_managed_key=bool(stored.get("awsManagedKey")),
+    )
 
 
 def _without_nulls(value: dict[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from pynamodb.attributes import (
     BooleanAttribute,
@@ -43,15 +43,15 @@ from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from grantwatch.adapters.functions import (
-    FUNCTION_SK,
-    ByEntityIndex,
-    FunctionItem,
+from grantwatch.adapters.functions import ByEntityIndex, DynamoFunctionStore
+from grantwatch.adapters.tables import (
+    bind,
     cancelled_by_a_condition,
-    function_pk,
+    error_code,
+    error_message,
     newer_than_stored,
+    stamp_expiry,
 )
-from grantwatch.adapters.tables import bind, error_code, error_message
 from grantwatch.domain.facts import Actor, parse_utc_iso, utc_iso
 from grantwatch.domain.hazards import (
     KeyChange,
@@ -179,34 +179,6 @@ class Migrated:
     claims: int  # notice claims moved to their fact items
 
 
-class HazardStore(Protocol):
-    def record_key(self, fact: KeyFact) -> bool: ...
-
-    def key(self, key_arn: str) -> KeyStatus | None: ...
-
-    def key_lineage(self, key_arn: str) -> list[KeyFact]: ...
-
-    def key_fact(self, key_arn: str, event_id: str, event_time: datetime) -> KeyFact | None: ...
-
-    def record_role(self, fact: RoleFact) -> bool: ...
-
-    def role(self, account: str, name: str) -> RoleStatus | None: ...
-
-    def dependents_of_key(self, key_arn: str) -> list[str]: ...
-
-    def dependents_of_role(self, account: str, name: str) -> list[str]: ...
-
-    def link(
-        self, function_arn: str, *, key: str | None, role: str | None, was: tuple[str | None, str | None]
-    ) -> bool: ...
-
-    def mark_verified(self, key_arn: str, at: datetime) -> None: ...
-
-    def claim_key_notice(self, fact: KeyFact) -> bool: ...
-
-    def release_key_notice(self, fact: KeyFact) -> None: ...
-
-
 class DynamoHazardStore:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -214,7 +186,7 @@ class DynamoHazardStore:
         self.roles = bind(RoleItem, settings)
         self.facts = bind(FactItem, settings)
         self.dependencies = bind(DependencyItem, settings)
-        self.functions = bind(FunctionItem, settings)
+        self.functions = DynamoFunctionStore(settings)  # owns the function items
 
     def record_key(self, fact: KeyFact) -> bool:
         """Add the fact to the key's lineage, and move its state if the fact is the newest. False: seen."""
@@ -343,17 +315,13 @@ class DynamoHazardStore:
         """Make the function a dependent of its key and role (role as `account/name`), and no longer of
         the ones it had: one transaction, conditional on the links being still `was`, so the function item
         always says which dependency items exist. False: they changed meanwhile; nothing was written."""
-        f = self.functions
-        old_key, old_role = was
-        if (key, role) == (old_key, old_role):
+        if (key, role) == was:
             return True
-        unchanged = (f.dependsOnKey == old_key if old_key else f.dependsOnKey.does_not_exist()) & (
-            f.dependsOnRole == old_role if old_role else f.dependsOnRole.does_not_exist()
-        )
-        connection = f._get_connection().connection
+        connection = self.dependencies._get_connection().connection
         try:
             with TransactWrite(connection=connection) as transaction:
-                self._relink(transaction, function_arn, key, role, old_key, old_role, unchanged)
+                self.functions.write_links(transaction, function_arn, key=key, role=role, was=was)
+                self._relink(transaction, function_arn, key, role, *was)
         except TransactWriteError as error:
             if cancelled_by_a_condition(error):
                 return False
@@ -368,18 +336,9 @@ class DynamoHazardStore:
         role: str | None,
         old_key: str | None,
         old_role: str | None,
-        unchanged: Any,
     ) -> None:
-        f, d = self.functions, self.dependencies
-        transaction.update(
-            f(function_pk(function_arn), FUNCTION_SK),
-            actions=[
-                f.arn.set(f.arn | function_arn),
-                f.dependsOnKey.set(key) if key else f.dependsOnKey.remove(),
-                f.dependsOnRole.set(role) if role else f.dependsOnRole.remove(),
-            ],
-            condition=unchanged,
-        )
+        """The dependency items: the function's old key and role no longer list it, the new ones do."""
+        d = self.dependencies
         for old, new, pk in ((old_key, key, key_pk), (old_role, role, role_pk)):
             if old == new:
                 continue
@@ -469,6 +428,18 @@ class DynamoHazardStore:
                 raise
             self.migrate_item(state.pk, state.sk)
             _update_if(state, actions, condition)
+
+    def stamp_events(self, *, dry_run: bool) -> int:
+        """Key and role event items recorded before the retention period was set, given their expiresAt
+        (a scan: a one-off, for `grantwatch migrate`; the lineage move stamps what it writes). How many."""
+        f = self.facts
+        unstamped = f.sk.startswith(FACT_PREFIX) & f.expiresAt.does_not_exist()
+        stamped = 0
+        for item in f.scan(filter_condition=unstamped):
+            expires = self.settings.expires_at(parse_utc_iso(item.eventTime))
+            if expires is not None and stamp_expiry(item, f.expiresAt, expires, dry_run=dry_run):
+                stamped += 1
+        return stamped
 
     def unmigrated(self) -> Iterator[tuple[str, str]]:
         """The key and role state items that still hold lineage in the old layout: a scan (a one-off)."""

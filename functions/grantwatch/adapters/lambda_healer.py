@@ -5,7 +5,9 @@ the update instead).
 
 The remediation role may read and update only functions tagged for self-healing (an aws:ResourceTag
 condition), so for any other function (untagged, tagged false, deleted, in another account) Lambda
-answers AccessDeniedException: that means "not opted in", not a failure. Clients use adaptive retries,
+answers AccessDeniedException: that means "not opted in", not a failure. Any other refusal, or no answer,
+is raised as the port's ServiceError (saying whether the call may have been applied). Clients use
+adaptive retries,
 and the endpoints follow the standard configuration (AWS_ENDPOINT_URL_LAMBDA, AWS_ENDPOINT_URL_KMS).
 """
 
@@ -14,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from grantwatch.adapters.aws_errors import code_of
+from grantwatch.adapters.aws_errors import code_of, service_error
 from grantwatch.adapters.readers import RETRIES, KmsGrantReader
 from grantwatch.domain.fixes import KMS_KEY_SETTING, ROLE_SETTING
 from grantwatch.domain.healing import FunctionDenied, LiveFunction, LiveKey
@@ -58,12 +60,18 @@ class AwsFunctionHealer:
                 return None
             if code_of(error) in _DENIED:
                 return FunctionDenied(operation)
-            raise
+            raise service_error(error) from None
+        except BotoCoreError as error:
+            raise service_error(error) from None
         return _live(function_arn, configuration, dict(tags))
 
     def configuration(self, function_arn: str) -> LiveFunction:
         """The configuration alone (no tags): what a wait for an update polls."""
-        return _live(function_arn, self.lambda_.get_function_configuration(FunctionName=function_arn), {})
+        try:
+            configuration = self.lambda_.get_function_configuration(FunctionName=function_arn)
+        except (ClientError, BotoCoreError) as error:
+            raise service_error(error) from None
+        return _live(function_arn, configuration, {})
 
     def key(self, key_arn: str) -> LiveKey | None:
         """DescribeKey's ARN, KeyState and KeyManager; None if the key is not found or not ours to
@@ -73,7 +81,9 @@ class AwsFunctionHealer:
         except ClientError as error:
             if code_of(error) in {"NotFoundException", *_DENIED}:
                 return None
-            raise
+            raise service_error(error) from None
+        except BotoCoreError as error:
+            raise service_error(error) from None
         return LiveKey(
             arn=metadata.get("Arn", key_arn),
             state=metadata.get("KeyState"),
@@ -91,7 +101,10 @@ class AwsFunctionHealer:
         request: dict[str, Any] = {"FunctionName": function_arn, setting: value}
         if revision_id:
             request["RevisionId"] = revision_id
-        self.lambda_.update_function_configuration(**request)
+        try:
+            self.lambda_.update_function_configuration(**request)
+        except (ClientError, BotoCoreError) as error:
+            raise service_error(error) from None
 
 
 def _live(function_arn: str, configuration: Any, tags: dict[str, str]) -> LiveFunction:

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from grantwatch.domain.alerts import Notice
+from grantwatch.domain.notices import Notice
 
 if TYPE_CHECKING:
     from mypy_boto3_sns.client import SNSClient
 
 
 def publish_request(topic_arn: str, notice: Notice) -> dict[str, Any]:
-    """The exact SNS Publish parameters for a notice."""
+    """The exact SNS Publish parameters for a notice. Its attributes carry what machines act on
+    (`alertType`, `incidentId`, `functionArn`: the remediation subscription filters and reads them); the
+    subject and message are for people."""
+    attributes = {"incidentId": notice.incident_id} | notice.attributes
     return {
         "TopicArn": topic_arn,
         "Subject": notice.subject,
         "Message": notice.message,
         "MessageAttributes": {
-            name: {"DataType": "String", "StringValue": value} for name, value in notice.attributes.items()
+            name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()
         },
     }
 
@@ -33,13 +36,3 @@ class SnsNotifier:
 
     def publish(self, notice: Notice) -> None:
         self.client.publish(**publish_request(self.topic_arn, notice))
-
-
-class CollectingNotifier:
-    """Keeps notices in order, for replay and tests."""
-
-    def __init__(self) -> None:
-        self.notices: list[Notice] = []
-
-    def publish(self, notice: Notice) -> None:
-        self.notices.append(notice)

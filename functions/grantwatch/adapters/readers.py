@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from grantwatch.adapters.aws_errors import code_of
+from grantwatch.adapters.aws_errors import code_of, service_error
 from grantwatch.domain.reconcile import ListedFunction, ListedGrant
+from grantwatch.ports import KeyNotFound
 
 if TYPE_CHECKING:
     from mypy_boto3_kms.client import KMSClient
@@ -34,13 +35,20 @@ class KmsGrantReader:
         self.client: KMSClient = client
 
     def list_grants(self, key_arn: str) -> Iterator[ListedGrant]:
-        """Every grant on the key, a page of up to 100 at a time (Marker / NextMarker)."""
+        """Every grant on the key, a page of up to 100 at a time (Marker / NextMarker). KeyNotFound: KMS
+        does not know the key; ServiceError: any other refusal, or no answer."""
         pages = self.client.get_paginator("list_grants").paginate(
             KeyId=key_arn, PaginationConfig={"PageSize": PAGE_SIZE}
         )
-        for page in pages:
-            for grant in page.get("Grants", []):
-                yield ListedGrant.from_api(key_arn, grant)
+        try:
+            for page in pages:
+                for grant in page.get("Grants", []):
+                    yield ListedGrant.from_api(key_arn, grant)
+        except (ClientError, BotoCoreError) as error:
+            found = service_error(error)
+            if isinstance(error, ClientError) and code_of(error) == "NotFoundException":
+                raise KeyNotFound(str(found)) from None
+            raise found from None
 
 
 class LambdaFunctionReader:
@@ -52,16 +60,22 @@ class LambdaFunctionReader:
         self.client: LambdaClient = client
 
     def list_functions(self) -> Iterator[ListedFunction]:
-        for page in self.client.get_paginator("list_functions").paginate():
-            for configuration in page.get("Functions", []):
-                yield ListedFunction.from_api(configuration)
+        """Every function of the account in the region. ServiceError: a refusal, or no answer."""
+        try:
+            for page in self.client.get_paginator("list_functions").paginate():
+                for configuration in page.get("Functions", []):
+                    yield ListedFunction.from_api(configuration)
+        except (ClientError, BotoCoreError) as error:
+            raise service_error(error) from None
 
     def get_function(self, function_arn: str) -> ListedFunction | None:
-        """The function's configuration, or None if it does not exist."""
+        """The function's configuration, or None if it does not exist. ServiceError: any other refusal."""
         try:
             configuration = self.client.get_function_configuration(FunctionName=function_arn)
         except ClientError as error:
             if code_of(error) == "ResourceNotFoundException":
                 return None
-            raise
+            raise service_error(error) from None
+        except BotoCoreError as error:
+            raise service_error(error) from None
         return ListedFunction.from_api(configuration)

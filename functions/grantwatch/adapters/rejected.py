@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
@@ -12,10 +12,6 @@ if TYPE_CHECKING:
 # characters are bytes.
 _MAX_EVENT_BYTES = 200_000
 REDACTED = "[redacted]"
-
-
-class RejectedEventSink(Protocol):
-    def send(self, event: object, *, event_id: str | None, error: str) -> None: ...
 
 
 # Keys whose values could be secrets: grant and session tokens, credentials, and a Lambda function's

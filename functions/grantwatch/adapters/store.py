@@ -10,9 +10,7 @@ values. What all facts share is stored once, on the item, to keep a grant within
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from pynamodb.attributes import (
     BooleanAttribute,
@@ -28,7 +26,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
-from grantwatch.adapters.tables import bind, error_code
+from grantwatch.adapters.tables import bind, error_code, stamp_expiry
 from grantwatch.domain.facts import (
     KEY_ARN_PATTERN as _KEY_ARN,
 )
@@ -42,6 +40,7 @@ from grantwatch.domain.facts import (
     utc_iso,
 )
 from grantwatch.domain.lineage import GrantState, GrantStatus, fold
+from grantwatch.ports import RecordedGrant, RecordResult
 from grantwatch.settings import Settings
 
 GRANT_SK = "GRANT"
@@ -136,34 +135,6 @@ class GrantItem(Model):
         return self.pk.removeprefix("GRANT#")
 
 
-class RecordResult(StrEnum):
-    RECORDED = "recorded"
-    DUPLICATE = "duplicate"
-
-
-@dataclass(frozen=True, slots=True)
-class RecordedGrant:
-    """What recording a fact did, and the Lambda function the grant is for, where known."""
-
-    result: RecordResult
-    function_arn: str | None
-
-
-class GrantStore(Protocol):
-    def record(self, fact: GrantFact) -> RecordedGrant: ...
-
-    def get(self, grant_id: str) -> GrantState | None: ...
-
-    def grants(
-        self,
-        *,
-        key: str | None = None,
-        function: str | None = None,
-        grantee: str | None = None,
-        status: GrantStatus | None = None,
-    ) -> Iterator[GrantState]: ...
-
-
 class DynamoGrantStore:
     """GrantStore on DynamoDB (or DynamoDB Local) through pynamodb."""
 
@@ -245,6 +216,19 @@ class DynamoGrantStore:
             if status and state.status is not status:
                 continue
             yield state
+
+    def stamp_ended(self, *, dry_run: bool) -> int:
+        """Ended grants recorded before the retention period was set, given their expiresAt (a scan: a
+        one-off, for `grantwatch migrate`). How many."""
+        m = self.model
+        unstamped = (m.sk == GRANT_SK) & (m.state == GrantStatus.ENDED.value) & m.expiresAt.does_not_exist()
+        stamped = 0
+        for item in m.scan(filter_condition=unstamped):
+            ended = state_of(item).ended
+            expires = self.settings.expires_at(ended.event_time) if ended else None
+            if expires is not None and stamp_expiry(item, m.expiresAt, expires, dry_run=dry_run):
+                stamped += 1
+        return stamped
 
     def key_arns(self) -> set[str]:
         """Every key with a recorded grant: a scan of the keys-only by-key index, whose items are small."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from botocore.exceptions import ClientError
-from pynamodb.exceptions import PynamoDBException
+from pynamodb.exceptions import PynamoDBException, TransactWriteError, UpdateError
+from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
 
 from grantwatch.adapters.aws_errors import code_of, message_of
@@ -39,3 +42,33 @@ def error_message(error: PynamoDBException) -> str | None:
     """The message DynamoDB answered with, or None when it did not answer."""
     cause = error.cause
     return message_of(cause) if isinstance(cause, ClientError) else None
+
+
+def cancelled_by_a_condition(error: TransactWriteError) -> bool:
+    """A transaction cancelled because a condition failed (not a conflict or throttling, which retry)."""
+    reasons = error.cancellation_reasons if error_code(error) == "TransactionCanceledException" else []
+    return any(reason is not None and reason.code == "ConditionalCheckFailed" for reason in reasons)
+
+
+def newer_than_stored(at_attribute: Any, id_attribute: Any, at: str, event_id: str) -> Condition:
+    """The stored change is missing, older, or as old with a smaller event id (a total order)."""
+    condition: Condition = (
+        at_attribute.does_not_exist()
+        | (at_attribute < at)
+        | ((at_attribute == at) & (id_attribute < event_id))
+    )
+    return condition
+
+
+def stamp_expiry(item: Model, attribute: Any, expires: int, *, dry_run: bool) -> bool:
+    """Give an item written before a retention period was set its ``expiresAt``, unless it has one (then
+    False: stamped meanwhile). With `dry_run`, nothing is written."""
+    if dry_run:
+        return True
+    try:
+        item.update(actions=[attribute.set(expires)], condition=attribute.does_not_exist())
+    except UpdateError as error:
+        if error_code(error) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True

@@ -9,7 +9,6 @@ refused the heal; 7 (heal) the heal was attempted and failed. grantwatch.cli.err
 
 from grantwatch.cli.app import app, main
 from grantwatch.cli.errors import ExitCode
-from grantwatch.healer import configured_healer  # what `heal` builds its healer with; tests replace it
 
 EXIT_REJECTED = ExitCode.REJECTED
 EXIT_UNAVAILABLE = ExitCode.UNAVAILABLE
@@ -27,6 +26,5 @@ __all__ = [
     "EXIT_WOULD_BREAK",
     "ExitCode",
     "app",
-    "configured_healer",
     "main",
 ]

@@ -10,6 +10,7 @@ from grantwatch.domain.impact import ImpactInputError
 from grantwatch.domain.plans import PlanError
 from grantwatch.impact import UnknownGrant
 from grantwatch.local import LocalDynamoError
+from grantwatch.ports import ServiceError
 
 
 class ExitCode(IntEnum):
@@ -50,6 +51,7 @@ EXIT_CODES: tuple[tuple[type[Exception], ExitCode], ...] = (
     (FileNotFoundError, ExitCode.NOT_FOUND),
     (BackfillError, ExitCode.UNAVAILABLE),
     (LocalDynamoError, ExitCode.UNAVAILABLE),
+    (ServiceError, ExitCode.UNAVAILABLE),  # an AWS service refused or did not answer
 )
 
 

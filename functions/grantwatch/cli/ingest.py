@@ -31,12 +31,12 @@ from grantwatch.backfill import (
 from grantwatch.cli.errors import ExitCode
 from grantwatch.cli.options import DEFAULT_SETTLE_SECONDS, JsonOption, SettleOption, table_options
 from grantwatch.cli.output import err, print_summary, report_event, report_notice, write_notices
-from grantwatch.domain.alerts import Notice, NoticeKind
 from grantwatch.domain.catalogue import GLOBAL_EVENTS_REGION
-from grantwatch.pipeline import local_pipeline
+from grantwatch.domain.notices import Notice, NoticeKind
 from grantwatch.recorder import EventOutcome, Outcome
 from grantwatch.settings import Settings
 from grantwatch.sources import read_events
+from grantwatch.wiring import local_pipeline
 
 
 @table_options()

@@ -9,29 +9,20 @@ import boto3
 import typer
 from pydantic import ValidationError
 
+from grantwatch import wiring
 from grantwatch.adapters.accounts import (
     DEFAULT_MEMBER_ROLE,
-    DynamoCoverageStore,
-    MemberRoles,
     OrganizationAccounts,
 )
-from grantwatch.adapters.functions import DynamoFunctionStore
-from grantwatch.adapters.hazards import DynamoHazardStore
-from grantwatch.adapters.readers import KmsGrantReader, LambdaFunctionReader
-from grantwatch.adapters.scheduler import SqsEvaluationScheduler
-from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.cli.errors import ExitCode, Unavailable, UsageError
 from grantwatch.cli.options import DEFAULT_SETTLE_SECONDS, JsonOption, SettleOption, table_options
 from grantwatch.cli.organization import report_organization
 from grantwatch.cli.output import err, out, print_json, print_summary, report_notice
-from grantwatch.domain.alerts import Notice
 from grantwatch.domain.coverage import targets as coverage_targets
 from grantwatch.domain.healing import DEFAULT_MAX_ATTEMPTS, DEFAULT_TAG, HealPolicy
-from grantwatch.healer import Healer
+from grantwatch.domain.notices import Notice
 from grantwatch.migration import migrate as run_migration
-from grantwatch.organization import OrganizationReconciler
 from grantwatch.pipeline import LocalPipeline
-from grantwatch.reconciler import Reconciler
 from grantwatch.settings import Settings
 
 
@@ -85,38 +76,25 @@ def reconcile(
     as sent: against a deployed table, pass its evaluation queue so that the alerts go to SNS. Exits 3 if
     the table cannot be used or a key could not be listed.
     """
-    grant_store, functions, hazards = (
-        DynamoGrantStore(settings),
-        DynamoFunctionStore(settings),
-        DynamoHazardStore(settings),
-    )
-    pipeline = LocalPipeline(grant_store, functions, hazards, timedelta(seconds=settle_seconds))
+    pipeline = wiring.local_pipeline(settings, timedelta(seconds=settle_seconds))
     now = datetime.now(UTC)
     if all_accounts:
         if not external_id:
             raise UsageError("--all-accounts needs --external-id or GRANTWATCH_MEMBER_EXTERNAL_ID")
-        worker = OrganizationReconciler(
-            grants=grant_store,
-            functions=functions,
-            hazards=hazards,
-            scheduler=SqsEvaluationScheduler(queue_url) if queue_url else pipeline.scheduler,
-            members=MemberRoles(member_role, external_id),
-            coverage=DynamoCoverageStore(settings),
+        worker = wiring.organization_reconciler(
+            settings,
+            member_role,
+            external_id,
+            queue_url=queue_url,
+            scheduler=None if queue_url else pipeline.scheduler,
         )
         accounts = [account] if account else OrganizationAccounts().active_accounts()
         covered = worker.run_all(coverage_targets(accounts, [settings.region]), now)
         report_organization(covered, _drain(pipeline, now, as_json), as_json)
         return
     caller = account or _caller_account(settings.region)
-    reconciler = Reconciler(
-        grants=grant_store,
-        functions=functions,
-        hazards=hazards,
-        kms=KmsGrantReader(region=settings.region),
-        lambda_=LambdaFunctionReader(region=settings.region),
-        scheduler=SqsEvaluationScheduler(queue_url) if queue_url else pipeline.scheduler,
-        account=caller,
-        region=settings.region,
+    reconciler = wiring.reconciler(
+        settings, caller, queue_url=queue_url, scheduler=None if queue_url else pipeline.scheduler
     )
     report = reconciler.run(now)
     notices = _drain(pipeline, now, as_json)
@@ -183,8 +161,11 @@ def heal(
     policy = HealPolicy(
         tag=tag, max_attempts=max_attempts, temporary_role=temporary_role or settings.heal_temporary_role_arn
     )
-    healer = _configured_healer(
-        settings, policy, timedelta(seconds=verify_seconds), topic_arn or settings.alert_topic_arn
+    healer = wiring.healer(
+        settings,
+        policy=policy,
+        verify_for=timedelta(seconds=verify_seconds),
+        topic_arn=topic_arn or settings.alert_topic_arn,
     )
     report = healer.heal(function_arn, dry_run=dry_run)
     if report.notice is not None:
@@ -208,16 +189,6 @@ def heal(
         raise typer.Exit(ExitCode.HEAL_REFUSED)
     if report.outcome is not None and not report.outcome.healed:
         raise typer.Exit(ExitCode.HEAL_FAILED)
-
-
-def _configured_healer(
-    settings: Settings, policy: HealPolicy, verify_for: timedelta, topic_arn: str | None
-) -> Healer:
-    """grantwatch.healer's configured_healer, looked up on the package `grantwatch.cli` when called: the
-    one place a test puts a healer on stand-ins instead."""
-    from grantwatch import cli
-
-    return cli.configured_healer(settings, policy, verify_for, topic_arn)
 
 
 @table_options()

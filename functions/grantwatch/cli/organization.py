@@ -11,8 +11,8 @@ from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.cli.errors import ExitCode
 from grantwatch.cli.options import AccountFilter, JsonOption, table_options
 from grantwatch.cli.output import err, out, print_json
-from grantwatch.domain.alerts import Notice
 from grantwatch.domain.coverage import Coverage
+from grantwatch.domain.notices import Notice
 from grantwatch.queries import coverage_rows
 from grantwatch.settings import Settings
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from grantwatch.domain.alerts import Notice
+from grantwatch.domain.notices import Notice
 from grantwatch.recorder import EventOutcome, Outcome
 
 # Markup off: grant ids, principals and errors come from events, and must print as they are.

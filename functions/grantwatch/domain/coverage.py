@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from grantwatch.domain.alerts import Notice, NoticeKind
 from grantwatch.domain.facts import utc_iso
 
 ACCOUNT_PATTERN = re.compile(r"^[0-9]{12}$")
@@ -160,25 +159,3 @@ def stale(
         if entry.last_reconciled_at is None or entry.last_reconciled_at < limit:
             found.append(target)
     return found
-
-
-def stale_notice(found: Sequence[Target], coverage: Iterable[Coverage], interval: timedelta) -> Notice:
-    known = {c.target: c for c in coverage}
-    lines = []
-    for target in found:
-        entry = known[target]
-        last = utc_iso(entry.last_reconciled_at) if entry.last_reconciled_at else "never"
-        error = f"; last error: {entry.errors[0]}" if entry.errors else ""
-        lines.append(f"{target.account} {target.region}: last reconciled {last}{error}")
-    hours = interval.total_seconds() / 3600
-    return Notice(
-        kind=NoticeKind.INFO,
-        incident_id="",
-        subject=f"grantwatch: {len(found)} account-region(s) not reconciled lately",
-        message=(
-            f"Reconciliation has not succeeded for more than {STALE_AFTER_INTERVALS} schedule intervals "
-            f"({STALE_AFTER_INTERVALS * hours:g} h) in:\n" + "\n".join(lines)
-        ),
-        attributes={"severity": "warning", "alertType": "reconciliation-stale"},
-        details={"targets": [t.as_json() for t in found]},
-    )

@@ -1,5 +1,5 @@
-"""Self-healing: whether grantwatch may reset a function's lost grant, how (the documented reset), and the
-notices that report how it went. Pure: no I/O.
+"""Self-healing: whether grantwatch may reset a function's lost grant, how (the documented reset), and which
+incident an alert names. Pure: no I/O.
 
 A heal performs the reset that the alert's fix names (domain/fixes.py): for a function on a customer
 managed key, the key switch (to the AWS managed key, then back to its own key); for a re-created role, or a
@@ -11,16 +11,14 @@ the reason it is skipped.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from grantwatch.domain.alerts import Incident, Notice, NoticeKind, clean, incident_record, json_block
-from grantwatch.domain.facts import utc_iso
+from grantwatch.domain.alerts import Incident
 from grantwatch.domain.fixes import (
     KMS_KEY_SETTING,
     ROLE_SETTING,
@@ -133,45 +131,67 @@ def opted_in(tags: Mapping[str, str], tag: str) -> bool:
 
 def decide(inputs: HealInputs, policy: HealPolicy) -> Decision:
     """HEAL only if every safety rule holds; otherwise SKIP with the first rule that does not."""
-    incident, function = inputs.incident, inputs.function
+    for rule in (_incident_rule, _function_rule, _key_and_role_rule):
+        reason = rule(inputs, policy)
+        if reason is not None:
+            return _skip(reason)
+    assert isinstance(inputs.function, LiveFunction)  # the function rule let only a live one through
+    return _reset(inputs.incident, inputs.function, policy)
+
+
+def _incident_rule(inputs: HealInputs, policy: HealPolicy) -> str | None:
+    """Why the incident itself rules a heal out: closed, not healable, healed, or out of attempts."""
+    incident = inputs.incident
     if not inputs.incident_open:
-        return _skip("the incident is no longer open")
+        return "the incident is no longer open"
     if incident.cause not in HEALABLE:
-        return _skip(f"{incident.alert_type} is not a kind self-healing repairs")
+        return f"{incident.alert_type} is not a kind self-healing repairs"
     if inputs.state.status is HealStatus.HEALED:
-        return _skip("already healed once for this incident")
+        return "already healed once for this incident"
     if inputs.state.attempts >= policy.max_attempts:
-        return _skip(f"{inputs.state.attempts} of {policy.max_attempts} attempts used")
+        return f"{inputs.state.attempts} of {policy.max_attempts} attempts used"
+    return None
+
+
+def _function_rule(inputs: HealInputs, policy: HealPolicy) -> str | None:
+    """Why the function rules a heal out: not shown, gone, not opted in, moved, or being updated."""
+    function = inputs.function
     if isinstance(function, FunctionDenied):
-        return _skip(
+        return (
             f"Lambda denied {function.operation}: the function is not tagged {policy.tag}={TAG_VALUE} "
             "(or it was deleted, or it is in another account)"
         )
     if function is None:
-        return _skip("the function no longer exists")
+        return "the function no longer exists"
     if not opted_in(function.tags, policy.tag):
-        return _skip(f"the function is not tagged {policy.tag}={TAG_VALUE}")
+        return f"the function is not tagged {policy.tag}={TAG_VALUE}"
     key = inputs.live_key
     on_aws_managed_key = is_aws_managed_key(function.kms_key_arn)
     if on_aws_managed_key and not (key is not None and key.aws_managed):
-        return _skip(_moved("the AWS managed key", inputs.state))
-    if not on_aws_managed_key and function.kms_key_arn != incident.key_arn:
-        return _skip(_moved("another key than the incident's", inputs.state))
+        return _moved("the AWS managed key", inputs.state)
+    if not on_aws_managed_key and function.kms_key_arn != inputs.incident.key_arn:
+        return _moved("another key than the incident's", inputs.state)
     if function.last_update_status == "InProgress":
-        return _skip("an update of the function is in progress")
+        return "an update of the function is in progress"
+    return None
+
+
+def _key_and_role_rule(inputs: HealInputs, policy: HealPolicy) -> str | None:
+    """Why the key or the role rules a heal out: not enabled, or the role unknown or deleted."""
     recorded = inputs.recorded_key
     if recorded is not None and recorded.state is not KeyState.ENABLED:
-        return _skip(f"the key is {recorded.state.value} (recorded)")
-    state = key.state if key is not None else None
+        return f"the key is {recorded.state.value} (recorded)"
+    state = inputs.live_key.state if inputs.live_key is not None else None
     if state != "Enabled":
-        return _skip(f"the key's state is {state or 'unknown'}, not Enabled")
-    ref = role_of(function.role)
+        return f"the key's state is {state or 'unknown'}, not Enabled"
+    function = inputs.function
+    ref = role_of(function.role) if isinstance(function, LiveFunction) else None
     if ref is None:
-        return _skip("the function's execution role is unknown")
+        return "the function's execution role is unknown"
     role = inputs.role
     if role is not None and role.role_name == ref[1] and not role.exists:
-        return _skip("the execution role was deleted")
-    return _reset(incident, function, policy)
+        return "the execution role was deleted"
+    return None
 
 
 def _reset(incident: Incident, function: LiveFunction, policy: HealPolicy) -> Decision:
@@ -261,100 +281,9 @@ def left_on_text(fix: Fix, away: str | None) -> str:
     return f"{'the role' if fix.setting == ROLE_SETTING else 'the key'} {away}"
 
 
-def heal_notice(incident: Incident, outcome: HealOutcome) -> Notice:
-    """ "healed" (info) or "heal failed" (critical: the function still cannot decrypt) for the incident."""
-    name = clean(function_name(incident.function_arn), 140)
-    alert_type = HEAL_SUCCEEDED if outcome.healed else HEAL_FAILED
-    severity = "info" if outcome.healed else "critical"
-    fix = outcome.fix
-    details = incident_record(incident) | {
-        "alertType": alert_type,
-        "healedAlertType": incident.alert_type,
-        "severity": severity,
-        "functionName": function_name(incident.function_arn),
-        "attempt": outcome.attempt,
-        "maxAttempts": outcome.max_attempts,
-        "at": utc_iso(outcome.at),
-        "newGrantId": outcome.grant_id,
-        "error": outcome.error,
-        "procedure": fix.procedure.value if fix else None,
-        "leftOn": outcome.left_on,
-        "fix": [fix.as_json()] if fix else [],
-    }
-    how = fix.summary if fix else "its configuration updated"
-    if outcome.healed:
-        lines = [
-            f"Healed: grantwatch reset the grant of Lambda function {name}: {how}.",
-            f"  Lambda created grant {clean(outcome.grant_id)} on key {clean(incident.key_arn)}.",
-            f"  Incident {clean(incident.incident_id)} ({incident.alert_type}) closes with a resolved notice",
-            "  once the grant's CloudTrail event is recorded.",
-        ]
-    else:
-        left = outcome.max_attempts - outcome.attempt
-        lines = [
-            f"Heal failed: grantwatch could not reset the grant of Lambda function {name}",
-            f"(attempt {outcome.attempt} of {outcome.max_attempts}): {clean(outcome.error)}.",
-            f"  Incident {clean(incident.incident_id)} ({incident.alert_type}) stays open: the function",
-            "  still cannot decrypt its environment. "
-            + ("Another attempt may follow." if left > 0 else "No further attempt will be made."),
-        ]
-        if outcome.left_on is not None and fix is not None:
-            restoring = next(step.order for step in fix.steps if step.restores)
-            restore = [step for step in fix.steps if step.order >= restoring]
-            lines += [
-                f"  THE FUNCTION IS LEFT ON {clean(outcome.left_on)}, NOT ITS OWN {fix.setting}",
-                f"  {clean(fix.original)}. Restore it now:",
-                *(f"    {step.command}" for step in restore),
-            ]
-        else:
-            lines.append("  Fix it by hand: the alert's Fix section has the commands.")
-    lines += ["", "Details (JSON)", json_block(details)]
-    suffix = " healed" if outcome.healed else ": heal failed"
-    subject = f"[grantwatch] {name}{suffix}"
-    if len(subject) > 99:
-        room = 99 - len("[grantwatch] ") - len(suffix) - 3
-        subject = f"[grantwatch] {name[:room]}...{suffix}"
-    return Notice(
-        kind=NoticeKind.INFO,
-        incident_id=incident.incident_id,
-        subject=subject,
-        message="\n".join(lines),
-        attributes={
-            "severity": severity,
-            "alertType": alert_type,
-            "functionArn": clean(incident.function_arn),
-            "keyArn": clean(incident.key_arn),
-            "account": incident.account,
-            "region": incident.region,
-        },
-        details=details,
-    )
-
-
-DETAILS_MARKER = "Details (JSON)\n"
-
-
-class _Attribute(BaseModel):
-    value: str = Field(alias="Value", max_length=2048)
-
-
-class _SnsMessage(BaseModel):
-    message: str = Field(alias="Message", max_length=262144)
-    attributes: dict[str, _Attribute] = Field(default_factory=dict, alias="MessageAttributes")
-
-
-class _SnsRecord(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    sns: _SnsMessage = Field(alias="Sns")
-
-
-class _AlertDetails(BaseModel):
-    incident_id: str = Field(alias="incidentId", min_length=1, max_length=256)
-    function_arn: str = Field(
-        alias="functionArn", pattern=r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[^:]+$"
-    )
-    alert_type: str = Field(alias="alertType", max_length=64)
+# What remediation reads of an SNS record: the message attributes the alert topic's notifier sets.
+_FUNCTION_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[^:]+$")
+_ATTRIBUTE_LIMITS = {"incidentId": 256, "functionArn": 2048, "alertType": 64}
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,22 +297,30 @@ class HealRequest:
 
 class BadDelivery(ValueError):
     """An SNS record that is not a grantwatch alert: the invocation fails, and the record goes to the
-    remediation dead-letter queue with this message."""
+    remediation dead-letter queue with this message (it names the field, never its value)."""
 
 
 def heal_request(record: Mapping[str, Any]) -> HealRequest:
-    """The incident an SNS-delivered alert names. Only ids are taken from it: the decision re-reads
-    the incident from the table and the function, key and role from AWS."""
-    try:
-        message = _SnsRecord.model_validate(record).sns
-        _, marker, tail = message.message.partition(DETAILS_MARKER)
-        if not marker:
-            raise BadDelivery("the message has no 'Details (JSON)' section")
-        details = _AlertDetails.model_validate_json(tail)
-    except ValidationError as error:
-        fields = ", ".join(".".join(str(p) for p in e["loc"]) or "record" for e in error.errors())
-        raise BadDelivery(f"not a grantwatch alert: invalid {fields}") from None
-    attributed = message.attributes.get("functionArn")
-    if attributed is not None and attributed.value != details.function_arn:
-        raise BadDelivery("the functionArn attribute and the details name different functions")
-    return HealRequest(details.function_arn, details.incident_id, details.alert_type)
+    """The incident an SNS-delivered alert names, from its message attributes (`incidentId`,
+    `functionArn`, `alertType`); the message text is for people and is not read. Only ids are taken: the
+    decision re-reads the incident from the table and the function, key and role from AWS."""
+    sns = record.get("Sns") if isinstance(record, Mapping) else None
+    if not isinstance(sns, Mapping):
+        raise BadDelivery("not a grantwatch alert: the record has no Sns object")
+    attributes = sns.get("MessageAttributes")
+    if not isinstance(attributes, Mapping):
+        raise BadDelivery("not a grantwatch alert: Sns.MessageAttributes is missing")
+    found = {name: _attribute(attributes, name, limit) for name, limit in _ATTRIBUTE_LIMITS.items()}
+    if not _FUNCTION_ARN.match(found["functionArn"]):
+        raise BadDelivery("not a grantwatch alert: invalid Sns.MessageAttributes.functionArn")
+    return HealRequest(found["functionArn"], found["incidentId"], found["alertType"])
+
+
+def _attribute(attributes: Mapping[str, Any], name: str, limit: int) -> str:
+    """One string message attribute, as SNS delivers it to Lambda ({"Type": ..., "Value": ...})."""
+    attribute = attributes.get(name)
+    value = attribute.get("Value") if isinstance(attribute, Mapping) else None
+    if not isinstance(value, str) or not 0 < len(value) <= limit:
+        state = "missing" if attribute is None else "invalid"
+        raise BadDelivery(f"not a grantwatch alert: {state} Sns.MessageAttributes.{name}")
+    return value

@@ -14,14 +14,10 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from grantwatch.adapters.functions import DynamoFunctionStore
-from grantwatch.adapters.hazards import DynamoHazardStore
-from grantwatch.adapters.notifier import SnsNotifier
-from grantwatch.adapters.scheduler import SqsEvaluationScheduler
-from grantwatch.adapters.store import DynamoGrantStore
+from grantwatch import wiring
 from grantwatch.domain.records import EvaluationRequest
 from grantwatch.evaluator import Evaluator
-from grantwatch.settings import required, settings
+from grantwatch.settings import settings
 
 logger = Logger()
 metrics = Metrics()
@@ -30,17 +26,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 @cache
 def evaluator() -> Evaluator:
-    config = settings()
-    topic = required(config.alert_topic_arn, "GRANTWATCH_ALERT_TOPIC_ARN")
-    queue_url = required(config.evaluation_queue_url, "GRANTWATCH_EVALUATION_QUEUE_URL")
-    return Evaluator(
-        DynamoGrantStore(config),
-        DynamoFunctionStore(config),
-        DynamoHazardStore(config),
-        SnsNotifier(topic),
-        SqsEvaluationScheduler(queue_url),
-        temporary_role=config.heal_temporary_role_arn,
-    )
+    return wiring.evaluator(settings())
 
 
 def evaluate_request(record: SQSRecord) -> None:

@@ -11,15 +11,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from grantwatch.adapters.accounts import (
-    DynamoCoverageStore,
-    ListedAccounts,
-    OrganizationAccounts,
-    SqsReconciliationQueue,
-)
-from grantwatch.adapters.notifier import SnsNotifier
-from grantwatch.domain.coverage import interval_of
-from grantwatch.fanout import AccountLister, FanOut
+from grantwatch import wiring
+from grantwatch.fanout import FanOut
 from grantwatch.settings import required, settings
 
 logger = Logger()
@@ -31,18 +24,14 @@ def listed(variable: str) -> list[str]:
 
 
 def fan_out() -> FanOut:
-    config = settings()
-    account_ids = listed("GRANTWATCH_ACCOUNT_IDS")
-    accounts: AccountLister = ListedAccounts(account_ids) if account_ids else OrganizationAccounts()
-    return FanOut(
-        accounts=accounts,
-        regions=listed("GRANTWATCH_REGIONS") or [config.region],
-        queue=SqsReconciliationQueue(
-            required(os.environ.get("GRANTWATCH_ORGANIZATION_QUEUE_URL"), "GRANTWATCH_ORGANIZATION_QUEUE_URL")
+    return wiring.fan_out(
+        settings(),
+        account_ids=listed("GRANTWATCH_ACCOUNT_IDS"),
+        regions=listed("GRANTWATCH_REGIONS"),
+        queue_url=required(
+            os.environ.get("GRANTWATCH_ORGANIZATION_QUEUE_URL"), "GRANTWATCH_ORGANIZATION_QUEUE_URL"
         ),
-        coverage=DynamoCoverageStore(config),
-        notifier=SnsNotifier(required(config.alert_topic_arn, "GRANTWATCH_ALERT_TOPIC_ARN")),
-        interval=interval_of(os.environ.get("GRANTWATCH_RECONCILE_SCHEDULE", "rate(1 hour)")),
+        schedule=os.environ.get("GRANTWATCH_RECONCILE_SCHEDULE", "rate(1 hour)"),
     )
 
 

@@ -18,11 +18,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from grantwatch.adapters.accounts import DynamoCoverageStore, MemberRoles
-from grantwatch.adapters.functions import DynamoFunctionStore
-from grantwatch.adapters.hazards import DynamoHazardStore
-from grantwatch.adapters.scheduler import SqsEvaluationScheduler
-from grantwatch.adapters.store import DynamoGrantStore
+from grantwatch import wiring
 from grantwatch.domain.coverage import Target, TargetError
 from grantwatch.organization import OrganizationReconciler
 from grantwatch.settings import required, settings
@@ -34,19 +30,10 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 @cache
 def organization_reconciler() -> OrganizationReconciler:
-    config = settings()
-    return OrganizationReconciler(
-        grants=DynamoGrantStore(config),
-        functions=DynamoFunctionStore(config),
-        hazards=DynamoHazardStore(config),
-        scheduler=SqsEvaluationScheduler(
-            required(config.evaluation_queue_url, "GRANTWATCH_EVALUATION_QUEUE_URL")
-        ),
-        members=MemberRoles(
-            required(os.environ.get("GRANTWATCH_MEMBER_ROLE_NAME"), "GRANTWATCH_MEMBER_ROLE_NAME"),
-            required(os.environ.get("GRANTWATCH_MEMBER_EXTERNAL_ID"), "GRANTWATCH_MEMBER_EXTERNAL_ID"),
-        ),
-        coverage=DynamoCoverageStore(config),
+    return wiring.organization_reconciler(
+        settings(),
+        required(os.environ.get("GRANTWATCH_MEMBER_ROLE_NAME"), "GRANTWATCH_MEMBER_ROLE_NAME"),
+        required(os.environ.get("GRANTWATCH_MEMBER_EXTERNAL_ID"), "GRANTWATCH_MEMBER_EXTERNAL_ID"),
     )
 
 

@@ -10,32 +10,16 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from grantwatch.adapters.functions import DynamoFunctionStore
-from grantwatch.adapters.hazards import DynamoHazardStore
-from grantwatch.adapters.readers import KmsGrantReader, LambdaFunctionReader
-from grantwatch.adapters.scheduler import SqsEvaluationScheduler
-from grantwatch.adapters.store import DynamoGrantStore
+from grantwatch import wiring
 from grantwatch.reconciler import Reconciler
-from grantwatch.settings import required, settings
+from grantwatch.settings import settings
 
 logger = Logger()
 metrics = Metrics()
 
 
 def reconciler(account: str) -> Reconciler:
-    config = settings()
-    return Reconciler(
-        grants=DynamoGrantStore(config),
-        functions=DynamoFunctionStore(config),
-        hazards=DynamoHazardStore(config),
-        kms=KmsGrantReader(region=config.region),
-        lambda_=LambdaFunctionReader(region=config.region),
-        scheduler=SqsEvaluationScheduler(
-            required(config.evaluation_queue_url, "GRANTWATCH_EVALUATION_QUEUE_URL")
-        ),
-        account=account,
-        region=config.region,
-    )
+    return wiring.reconciler(settings(), account)
 
 
 @logger.inject_lambda_context

@@ -11,13 +11,10 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from grantwatch.adapters.functions import DynamoFunctionStore
-from grantwatch.adapters.hazards import DynamoHazardStore
-from grantwatch.adapters.rejected import RejectedEventSink, SqsRejectedEventSink
-from grantwatch.adapters.scheduler import SqsEvaluationScheduler
-from grantwatch.adapters.store import DynamoGrantStore
+from grantwatch import wiring
+from grantwatch.ports import RejectedEventSink
 from grantwatch.recorder import Outcome, Recorder
-from grantwatch.settings import required, settings
+from grantwatch.settings import settings
 
 logger = Logger()
 metrics = Metrics()
@@ -25,19 +22,12 @@ metrics = Metrics()
 
 @cache
 def recorder() -> Recorder:
-    config = settings()
-    queue_url = required(config.evaluation_queue_url, "GRANTWATCH_EVALUATION_QUEUE_URL")
-    return Recorder(
-        DynamoGrantStore(config),
-        DynamoFunctionStore(config),
-        DynamoHazardStore(config),
-        SqsEvaluationScheduler(queue_url),
-    )
+    return wiring.recorder(settings())
 
 
 @cache
 def rejected_sink() -> RejectedEventSink:
-    return SqsRejectedEventSink(required(settings().rejected_queue_url, "GRANTWATCH_REJECTED_QUEUE_URL"))
+    return wiring.rejected_sink(settings())
 
 
 @logger.inject_lambda_context(correlation_id_path="detail.eventID")

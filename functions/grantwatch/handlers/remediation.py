@@ -1,6 +1,7 @@
 """Remediation (only when the stack's SelfHealing parameter is "true"): alerts of a healable kind in,
-from the alert topic through a filter policy on alertType; the function's grant reset the documented way
-if every safety rule allows it; "healed" or "heal failed" on the incident and to the topic.
+from the alert topic through a filter policy on alertType; the incident and the function taken from the
+message attributes (incidentId, functionArn), never from the text; the function's grant reset the
+documented way if every safety rule allows it; "healed" or "heal failed" on the incident and to the topic.
 
 A failed heal fails the invocation, so Lambda retries it once (the attempt limit on the incident still
 holds) and then sends the event to the remediation dead-letter queue. A skipped one (a function that is
@@ -9,7 +10,6 @@ not opted in, which Lambda answers with AccessDeniedException) is recorded and e
 
 from __future__ import annotations
 
-from datetime import timedelta
 from functools import cache
 from typing import Any
 
@@ -17,14 +17,10 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from grantwatch.adapters.functions import DynamoFunctionStore
-from grantwatch.adapters.hazards import DynamoHazardStore
-from grantwatch.adapters.heal_records import DynamoHealRecords
-from grantwatch.adapters.lambda_healer import AwsFunctionHealer
-from grantwatch.adapters.notifier import SnsNotifier
-from grantwatch.domain.healing import HealPolicy, heal_request
+from grantwatch import wiring
+from grantwatch.domain.healing import heal_request
 from grantwatch.healer import Healer
-from grantwatch.settings import required, settings
+from grantwatch.settings import settings
 
 logger = Logger()
 metrics = Metrics()
@@ -36,21 +32,7 @@ class HealFailed(RuntimeError):
 
 @cache
 def healer() -> Healer:
-    config = settings()
-    topic = required(config.alert_topic_arn, "GRANTWATCH_ALERT_TOPIC_ARN")
-    return Healer(
-        incidents=DynamoFunctionStore(config),
-        hazards=DynamoHazardStore(config),
-        records=DynamoHealRecords(config),
-        aws=AwsFunctionHealer(region=config.region),
-        notifier=SnsNotifier(topic),
-        policy=HealPolicy(
-            tag=config.heal_tag,
-            max_attempts=config.heal_max_attempts,
-            temporary_role=config.heal_temporary_role_arn,
-        ),
-        verify_for=timedelta(seconds=config.heal_verify_seconds),
-    )
+    return wiring.remediation_healer(settings())
 
 
 @logger.inject_lambda_context

@@ -1,0 +1,304 @@
+"""The ports: what the corridors (recorder, evaluator, reconciler, healer, impact, backfill, the local
+pipeline) ask of the world, as small protocols, with the values they exchange and the few errors an
+adapter may raise. Corridors import this module, never an adapter; adapters implement it, and turn their
+own service's errors (botocore's, pynamodb's) into the errors declared here. `grantwatch.wiring` joins the
+two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:  # annotations only: importing the ports costs a handler nothing at cold start
+    from grantwatch.domain.alerts import Incident
+    from grantwatch.domain.coverage import Coverage, Target
+    from grantwatch.domain.facts import GrantFact
+    from grantwatch.domain.functions import FunctionFact, FunctionState
+    from grantwatch.domain.hazards import DecryptFailure, KeyFact, KeyStatus, RoleFact, RoleStatus
+    from grantwatch.domain.healing import FunctionDenied, HealOutcome, HealState, LiveFunction, LiveKey
+    from grantwatch.domain.lineage import GrantState, GrantStatus
+    from grantwatch.domain.notices import Notice
+    from grantwatch.domain.reconcile import ListedFunction, ListedGrant
+    from grantwatch.domain.records import EvaluationRequest
+
+# --- errors an adapter raises instead of its service's own ---------------------------------------------
+
+
+class ServiceError(RuntimeError):
+    """A service refused a call or gave no answer. `str()` is one line (`Code: message`, or the error's
+    type), never a traceback; `uncertain` says whether the call may have been applied all the same (no
+    answer, a server error, or a refusal of a retry whose first attempt may have been applied)."""
+
+    def __init__(self, description: str, *, uncertain: bool = False) -> None:
+        super().__init__(description)
+        self.uncertain = uncertain
+
+
+class KeyNotFound(ServiceError):
+    """KMS does not know the key: it is gone, and every grant on it with it."""
+
+
+# --- values the ports exchange -------------------------------------------------------------------------
+
+
+class RecordResult(StrEnum):
+    RECORDED = "recorded"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedGrant:
+    """What recording a fact did, and the Lambda function the grant is for, where known."""
+
+    result: RecordResult
+    function_arn: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FailureRecorded:
+    newest: bool  # the newest failure seen of the function (not a duplicate or an older one)
+    attached: bool  # recorded on the function's open incident
+
+
+@dataclass(frozen=True)
+class IncidentRecord:
+    """An incident as stored: the incident, and where its notices stand."""
+
+    incident: Incident
+    status: str
+    notified_at: datetime | None = None
+    resolved_at: datetime | None = None
+    resolved_reason: str | None = None
+    resolved_grant_id: str | None = None
+    resolved_notified: bool = False
+    superseded_by: str | None = None
+    failure_count: int = 0
+    first_failure_at: datetime | None = None
+    first_failure_event_id: str | None = None
+    heal: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def notified(self) -> bool:
+        return self.notified_at is not None
+
+    @property
+    def confirmed(self) -> bool:
+        return self.first_failure_at is not None
+
+    @property
+    def lead_time(self) -> timedelta | None:
+        """From the alert (or the detection, if none was sent) to the first failed Decrypt."""
+        if self.first_failure_at is None:
+            return None
+        return self.first_failure_at - (self.notified_at or self.incident.detected_at)
+
+
+# --- the table: one port per kind of stored item ---------------------------------------------------------
+
+
+class GrantStore(Protocol):
+    def record(self, fact: GrantFact) -> RecordedGrant: ...
+
+    def get(self, grant_id: str) -> GrantState | None: ...
+
+    def grants(
+        self,
+        *,
+        key: str | None = None,
+        function: str | None = None,
+        grantee: str | None = None,
+        status: GrantStatus | None = None,
+    ) -> Iterator[GrantState]: ...
+
+
+class KnownGrants(GrantStore, Protocol):
+    """The grant store as reconciliation reads it: also every key with a tracked grant."""
+
+    def key_arns(self) -> set[str]: ...
+
+
+class FunctionReader(Protocol):
+    def get(self, function_arn: str) -> FunctionState | None: ...
+
+    def all_functions(self) -> Iterator[tuple[FunctionState, str | None]]: ...
+
+
+class FunctionStore(Protocol):
+    """Functions and their incidents (both in the function's partition, written by one adapter)."""
+
+    def record(self, fact: FunctionFact) -> bool: ...
+
+    def get(self, function_arn: str) -> FunctionState | None: ...
+
+    def open_incident_id(self, function_arn: str) -> str | None: ...
+
+    def touch(self, function_arn: str) -> None: ...
+
+    def unsent_resolutions(self, function_arn: str) -> list[IncidentRecord]: ...
+
+    def incident(self, function_arn: str, incident_id: str) -> IncidentRecord | None: ...
+
+    def open(self, incident: Incident) -> bool: ...
+
+    def resolve(self, incident: Incident, at: datetime, reason: str, grant_id: str | None) -> bool: ...
+
+    def supersede(self, old: Incident, new: Incident) -> bool: ...
+
+    def record_failure(self, failure: DecryptFailure) -> FailureRecorded: ...
+
+    def attach_failure(self, failure: DecryptFailure, incident_id: str, *, newest: bool = True) -> None: ...
+
+    def claim_notice(self, incident: Incident, *, resolved: bool, now: datetime) -> bool: ...
+
+    def release_notice(self, incident: Incident, *, resolved: bool) -> None: ...
+
+    def mark_notified(self, incident: Incident, *, resolved: bool, at: datetime) -> None: ...
+
+
+class KnownFunctions(FunctionStore, FunctionReader, Protocol):
+    """The function store as reconciliation reads it: also every known function."""
+
+
+class HazardReader(Protocol):
+    def key(self, key_arn: str) -> KeyStatus | None: ...
+
+    def role(self, account: str, name: str) -> RoleStatus | None: ...
+
+
+# The healer reads the recorded key and role like impact does.
+KeysAndRoles = HazardReader
+
+
+class HazardStore(HazardReader, Protocol):
+    def record_key(self, fact: KeyFact) -> bool: ...
+
+    def key_lineage(self, key_arn: str) -> list[KeyFact]: ...
+
+    def key_fact(self, key_arn: str, event_id: str, event_time: datetime) -> KeyFact | None: ...
+
+    def record_role(self, fact: RoleFact) -> bool: ...
+
+    def dependents_of_key(self, key_arn: str) -> list[str]: ...
+
+    def dependents_of_role(self, account: str, name: str) -> list[str]: ...
+
+    def link(
+        self, function_arn: str, *, key: str | None, role: str | None, was: tuple[str | None, str | None]
+    ) -> bool: ...
+
+    def mark_verified(self, key_arn: str, at: datetime) -> None: ...
+
+    def claim_key_notice(self, fact: KeyFact) -> bool: ...
+
+    def release_key_notice(self, fact: KeyFact) -> None: ...
+
+
+class KnownHazards(HazardStore, Protocol):
+    """The hazard store as reconciliation reads it: also every key the table knows."""
+
+    def all_keys(self) -> Iterator[str]: ...
+
+
+class Incidents(Protocol):
+    def open_incident_id(self, function_arn: str) -> str | None: ...
+
+    def incident(self, function_arn: str, incident_id: str) -> IncidentRecord | None: ...
+
+
+class HealRecords(Protocol):
+    """Self-healing's record on the incident: attempts claimed, outcomes, skips."""
+
+    def state(self, function_arn: str, incident_id: str) -> HealState: ...
+
+    def claim(self, function_arn: str, incident_id: str, max_attempts: int, now: datetime) -> int | None: ...
+
+    def finish(self, function_arn: str, incident_id: str, outcome: HealOutcome) -> None: ...
+
+    def skipped(self, function_arn: str, incident_id: str, reason: str, now: datetime) -> None: ...
+
+
+# --- messages out ----------------------------------------------------------------------------------------
+
+
+class Notifier(Protocol):
+    """Publishes a notice to people (the alert topic, or a list in a local run)."""
+
+    def publish(self, notice: Notice) -> None: ...
+
+
+class EvaluationScheduler(Protocol):
+    """Asks for a function to be evaluated once the settle window after an event has passed."""
+
+    def schedule(self, request: EvaluationRequest) -> None: ...
+
+
+class RejectedEventSink(Protocol):
+    def send(self, event: object, *, event_id: str | None, error: str) -> None: ...
+
+
+# --- what AWS says now -----------------------------------------------------------------------------------
+
+
+class GrantLister(Protocol):
+    def list_grants(self, key_arn: str) -> Iterator[ListedGrant]:
+        """Every grant on the key. KeyNotFound: the key is gone; ServiceError: KMS did not answer."""
+        ...
+
+
+class FunctionLister(Protocol):
+    def list_functions(self) -> Iterator[ListedFunction]: ...
+
+    def get_function(self, function_arn: str) -> ListedFunction | None: ...
+
+
+class HealTarget(Protocol):
+    """Lambda and KMS as self-healing uses them; every call raises ServiceError, not the SDK's errors."""
+
+    def function(self, function_arn: str) -> LiveFunction | FunctionDenied | None: ...
+
+    def configuration(self, function_arn: str) -> LiveFunction: ...
+
+    def key(self, key_arn: str) -> LiveKey | None: ...
+
+    def grants(self, key_arn: str) -> Iterator[ListedGrant]: ...
+
+    def update(self, function_arn: str, setting: str, value: str, revision_id: str | None) -> None: ...
+
+
+class Archive(Protocol):
+    """CloudTrail's log files, wherever they are kept (a folder, a bucket)."""
+
+    description: str
+
+    def file_keys(self) -> Iterator[str]: ...
+
+    def read(self, key: str) -> bytes: ...
+
+
+# --- the organization: member accounts reached through their read-only role ------------------------------
+
+
+class MemberAccess(Protocol):
+    def readers(self, target: Target) -> tuple[GrantLister, FunctionLister]: ...
+
+
+class CoverageReader(Protocol):
+    def all(self, account: str | None = None) -> list[Coverage]: ...
+
+
+class CoverageStore(CoverageReader, Protocol):
+    def get(self, target: Target) -> Coverage | None: ...
+
+    def put(self, coverage: Coverage) -> None: ...
+
+
+class AccountLister(Protocol):
+    def active_accounts(self) -> list[str]: ...
+
+
+class ReconciliationQueue(Protocol):
+    def send(self, queued: Sequence[Target]) -> list[Target]: ...

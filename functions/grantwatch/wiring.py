@@ -1,0 +1,211 @@
+"""Wiring: each corridor built once, from Settings, on the adapters that run it in AWS (or against DynamoDB
+Local). The Lambda handlers and the CLI both call these functions, so a corridor is put together in one
+place; tests build the same corridors on in-memory fakes of the ports instead.
+
+Each function imports only the adapters its corridor needs, when it is called: a handler pays at cold
+start for its own corridor and nothing else.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from grantwatch.settings import Settings, required
+
+if TYPE_CHECKING:
+    from grantwatch.domain.healing import HealPolicy
+    from grantwatch.evaluator import Evaluator
+    from grantwatch.fanout import FanOut
+    from grantwatch.healer import Healer
+    from grantwatch.organization import OrganizationReconciler
+    from grantwatch.pipeline import LocalPipeline
+    from grantwatch.ports import EvaluationScheduler, RejectedEventSink
+    from grantwatch.reconciler import Reconciler
+    from grantwatch.recorder import Recorder
+
+EVALUATION_QUEUE = "GRANTWATCH_EVALUATION_QUEUE_URL"
+ALERT_TOPIC = "GRANTWATCH_ALERT_TOPIC_ARN"
+REJECTED_QUEUE = "GRANTWATCH_REJECTED_QUEUE_URL"
+
+
+def evaluation_scheduler(settings: Settings, queue_url: str | None = None) -> EvaluationScheduler:
+    """The delay queue: `queue_url`, else the configured one."""
+    from grantwatch.adapters.scheduler import SqsEvaluationScheduler
+
+    return SqsEvaluationScheduler(queue_url or required(settings.evaluation_queue_url, EVALUATION_QUEUE))
+
+
+def recorder(settings: Settings) -> Recorder:
+    """The recorder Lambda function's corridor: events in, facts stored, evaluations queued."""
+    from grantwatch.adapters.functions import DynamoFunctionStore
+    from grantwatch.adapters.hazards import DynamoHazardStore
+    from grantwatch.adapters.store import DynamoGrantStore
+    from grantwatch.recorder import Recorder
+
+    return Recorder(
+        DynamoGrantStore(settings),
+        DynamoFunctionStore(settings),
+        DynamoHazardStore(settings),
+        evaluation_scheduler(settings),
+    )
+
+
+def rejected_sink(settings: Settings) -> RejectedEventSink:
+    """Where the recorder sends the events it rejects: its dead-letter queue."""
+    from grantwatch.adapters.rejected import SqsRejectedEventSink
+
+    return SqsRejectedEventSink(required(settings.rejected_queue_url, REJECTED_QUEUE))
+
+
+def evaluator(settings: Settings) -> Evaluator:
+    """The evaluator Lambda function's corridor: evaluations in, incidents and notices out to SNS."""
+    from grantwatch.adapters.functions import DynamoFunctionStore
+    from grantwatch.adapters.hazards import DynamoHazardStore
+    from grantwatch.adapters.notifier import SnsNotifier
+    from grantwatch.adapters.store import DynamoGrantStore
+    from grantwatch.evaluator import Evaluator
+
+    return Evaluator(
+        DynamoGrantStore(settings),
+        DynamoFunctionStore(settings),
+        DynamoHazardStore(settings),
+        SnsNotifier(required(settings.alert_topic_arn, ALERT_TOPIC)),
+        evaluation_scheduler(settings),
+        temporary_role=settings.heal_temporary_role_arn,
+    )
+
+
+def reconciler(
+    settings: Settings,
+    account: str,
+    *,
+    queue_url: str | None = None,
+    scheduler: EvaluationScheduler | None = None,
+) -> Reconciler:
+    """Reconciliation against KMS and Lambda in the configured region, for `account`. Its evaluations go
+    to `scheduler` if given (`grantwatch reconcile` runs them in-process), else to the delay queue."""
+    from grantwatch.adapters.functions import DynamoFunctionStore
+    from grantwatch.adapters.hazards import DynamoHazardStore
+    from grantwatch.adapters.readers import KmsGrantReader, LambdaFunctionReader
+    from grantwatch.adapters.store import DynamoGrantStore
+    from grantwatch.reconciler import Reconciler
+
+    return Reconciler(
+        grants=DynamoGrantStore(settings),
+        functions=DynamoFunctionStore(settings),
+        hazards=DynamoHazardStore(settings),
+        kms=KmsGrantReader(region=settings.region),
+        lambda_=LambdaFunctionReader(region=settings.region),
+        scheduler=scheduler or evaluation_scheduler(settings, queue_url),
+        account=account,
+        region=settings.region,
+    )
+
+
+def healer(
+    settings: Settings,
+    *,
+    policy: HealPolicy | None = None,
+    verify_for: timedelta | None = None,
+    topic_arn: str | None = None,
+) -> Healer:
+    """Self-healing on the configured table and AWS account. Without `policy` and `verify_for`, the
+    configured ones; its notices go to `topic_arn`, or nowhere without one (`grantwatch heal` may run
+    without a topic)."""
+    from grantwatch.adapters.functions import DynamoFunctionStore, DynamoHealRecords
+    from grantwatch.adapters.hazards import DynamoHazardStore
+    from grantwatch.adapters.lambda_healer import AwsFunctionHealer
+    from grantwatch.adapters.notifier import SnsNotifier
+    from grantwatch.domain.healing import HealPolicy
+    from grantwatch.healer import Healer
+
+    return Healer(
+        incidents=DynamoFunctionStore(settings),
+        hazards=DynamoHazardStore(settings),
+        records=DynamoHealRecords(settings),
+        aws=AwsFunctionHealer(region=settings.region),
+        notifier=SnsNotifier(topic_arn) if topic_arn else None,
+        policy=policy
+        or HealPolicy(
+            tag=settings.heal_tag,
+            max_attempts=settings.heal_max_attempts,
+            temporary_role=settings.heal_temporary_role_arn,
+        ),
+        verify_for=verify_for or timedelta(seconds=settings.heal_verify_seconds),
+    )
+
+
+def remediation_healer(settings: Settings) -> Healer:
+    """The remediation Lambda function's healer: the configured policy, notices to the alert topic."""
+    return healer(settings, topic_arn=required(settings.alert_topic_arn, ALERT_TOPIC))
+
+
+def local_pipeline(settings: Settings, settle: timedelta | None = None) -> LocalPipeline:
+    """The whole service in one process on the configured table (DynamoDB Local, or a deployed table):
+    what `grantwatch replay`, `backfill` and `reconcile` run evaluations with."""
+    from grantwatch.adapters.functions import DynamoFunctionStore
+    from grantwatch.adapters.hazards import DynamoHazardStore
+    from grantwatch.adapters.store import DynamoGrantStore
+    from grantwatch.pipeline import DEFAULT_SETTLE, LocalPipeline
+
+    return LocalPipeline(
+        DynamoGrantStore(settings),
+        DynamoFunctionStore(settings),
+        DynamoHazardStore(settings),
+        DEFAULT_SETTLE if settle is None else settle,
+        temporary_role=settings.heal_temporary_role_arn,
+    )
+
+
+def organization_reconciler(
+    settings: Settings,
+    member_role: str,
+    external_id: str,
+    *,
+    queue_url: str | None = None,
+    scheduler: EvaluationScheduler | None = None,
+) -> OrganizationReconciler:
+    """Reconciliation of member account-regions as their read-only role, `member_role` with
+    `external_id`; evaluations to `scheduler` if given, else to the delay queue."""
+    from grantwatch.adapters.accounts import DynamoCoverageStore, MemberRoles
+    from grantwatch.adapters.functions import DynamoFunctionStore
+    from grantwatch.adapters.hazards import DynamoHazardStore
+    from grantwatch.adapters.store import DynamoGrantStore
+    from grantwatch.organization import OrganizationReconciler
+
+    return OrganizationReconciler(
+        grants=DynamoGrantStore(settings),
+        functions=DynamoFunctionStore(settings),
+        hazards=DynamoHazardStore(settings),
+        scheduler=scheduler or evaluation_scheduler(settings, queue_url),
+        members=MemberRoles(member_role, external_id),
+        coverage=DynamoCoverageStore(settings),
+    )
+
+
+def fan_out(
+    settings: Settings, account_ids: list[str], regions: list[str], queue_url: str, schedule: str
+) -> FanOut:
+    """The organization's scheduled fan-out: `account_ids`, else the organization's active accounts, times
+    `regions` (else the configured region), queued to `queue_url`; stale coverage to the alert topic."""
+    from grantwatch.adapters.accounts import (
+        DynamoCoverageStore,
+        ListedAccounts,
+        OrganizationAccounts,
+        SqsReconciliationQueue,
+    )
+    from grantwatch.adapters.notifier import SnsNotifier
+    from grantwatch.domain.coverage import interval_of
+    from grantwatch.fanout import FanOut
+    from grantwatch.ports import AccountLister
+
+    accounts: AccountLister = ListedAccounts(account_ids) if account_ids else OrganizationAccounts()
+    return FanOut(
+        accounts=accounts,
+        regions=regions or [settings.region],
+        queue=SqsReconciliationQueue(queue_url),
+        coverage=DynamoCoverageStore(settings),
+        notifier=SnsNotifier(required(settings.alert_topic_arn, ALERT_TOPIC)),
+        interval=interval_of(schedule),
+    )
