@@ -44,7 +44,7 @@ def evaluator() -> Evaluator:
 
 
 def evaluate_request(record: SQSRecord) -> None:
-    request = EvaluationRequest.model_validate_json(record.body)
+    request = EvaluationRequest.from_body(record.body)
     named = {"functionArn": request.function_arn, "keyArn": request.key_arn, "role": request.role}
     subject: dict[str, object] = {k: v for k, v in named.items() if v is not None}
     for notice in evaluator().run(request, datetime.now(UTC)):
