@@ -9,6 +9,7 @@ refused the heal; 7 (heal) the heal was attempted and failed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -24,7 +25,6 @@ from typing import Annotated, Any
 import boto3
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import ValidationError
 from pynamodb.exceptions import PynamoDBException
 from rich.console import Console
 from rich.progress import Progress as RichProgress
@@ -62,7 +62,7 @@ from grantwatch.pipeline import DEFAULT_SETTLE, LocalPipeline, local_pipeline
 from grantwatch.queries import function_rows, incident_rows, lineage_rows
 from grantwatch.reconciler import Reconciler
 from grantwatch.recorder import EventOutcome, Outcome
-from grantwatch.settings import Settings
+from grantwatch.settings import Settings, SettingsError
 from grantwatch.sources import read_events
 from grantwatch.template import find_template
 from grantwatch.timeline import render_timeline
@@ -114,7 +114,7 @@ def _settings(table: str | None, endpoint_url: str | None, region: str | None) -
     if region or _region_in_environment():
         return settings
     configured = boto3.session.Session().region_name
-    return settings.model_copy(update={"region": configured}) if configured else settings
+    return dataclasses.replace(settings, region=configured) if configured else settings
 
 
 def _region_in_environment() -> bool:
@@ -830,9 +830,9 @@ def migrate(
     settings = _settings(table, endpoint_url, region)
     if retention_days is not None:
         try:
-            settings = Settings.model_validate(settings.model_dump() | {"retention_days": retention_days})
-        except ValidationError as error:
-            err.print(f"error: --retention-days: {error.errors()[0]['msg']}")
+            settings = dataclasses.replace(settings, retention_days=retention_days)
+        except SettingsError as error:
+            err.print(f"error: --retention-days: {error.problem}")
             raise typer.Exit(2) from None
     with _table_errors(settings):
         try:
