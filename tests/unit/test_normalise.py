@@ -18,7 +18,7 @@ from grantwatch.domain.facts import (
     dependent_resource,
     normalise,
 )
-from grantwatch.domain.records import CloudTrailRecord
+from grantwatch.domain.records import CloudTrailRecord, EvaluationRequest, FieldError
 from grantwatch.recorder import EventOutcome, Outcome, Recorder, parse_event
 from tests.conftest import load_event
 
@@ -449,3 +449,34 @@ def test_a_value_at_its_limit_is_accepted(path: tuple[str | int, ...], value: st
 
 def test_every_limit_leaves_room_for_the_longest_key_prefix_in_a_sort_key() -> None:
     assert all(limit + MAX_KEY_PREFIX_BYTES <= MAX_SORT_KEY_BYTES for limit in KEY_VALUE_LIMITS.values())
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        EvaluationRequest.about(FUNCTION_ARN, "e1", datetime(2026, 11, 3, 10, 0, tzinfo=UTC), immediate=True),
+        EvaluationRequest.about_key(KEY_ARN, "e2", "DisableKey", datetime(2026, 11, 3, 10, 0, 0, 5, UTC)),
+        EvaluationRequest.about_role(f"{ACCOUNT}/billing-role", "e3", datetime(2026, 11, 3, tzinfo=UTC)),
+    ],
+)
+def test_an_evaluation_request_reads_back_from_its_message_body(request_: EvaluationRequest) -> None:
+    assert EvaluationRequest.from_body(request_.body()) == request_
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ('{"functionArn": "f", "eventID": 5, "eventTime": "2026-11-03T10:00:00Z"}', "eventID"),
+        ('{"functionArn": "f", "eventID": "e", "eventTime": "secret-when"}', "eventTime"),
+        (
+            '{"functionArn": "f", "keyArn": "k", "eventID": "e", "eventTime": "2026-11-03T10:00:00Z"}',
+            "one of",
+        ),
+        ('{"role": "', "not JSON"),
+        ('["secret-list"]', "JSON object"),
+    ],
+)
+def test_a_bad_evaluation_request_names_the_field_not_the_value(body: str, named: str) -> None:
+    with pytest.raises(FieldError, match=named) as raised:
+        EvaluationRequest.from_body(body)
+    assert "secret" not in str(raised.value)

@@ -1,0 +1,30 @@
+"""What each Lambda handler module imports: Lambda bills the INIT phase, so a handler imports no library
+and no domain module that its path never calls. Checked in a fresh interpreter, as Lambda starts one."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+# Handler module -> modules it must not import (pydantic: the edge is parsed by grantwatch.domain.records).
+NEVER_IMPORTED = {
+    "grantwatch.handlers.recorder": ("pydantic",),
+    "grantwatch.handlers.evaluator": ("pydantic",),
+    "grantwatch.handlers.reconciler": ("pydantic",),
+}
+
+
+def imported_by(module: str) -> set[str]:
+    code = f"import json, sys; import {module}; print(json.dumps(sorted(sys.modules)))"
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(json.loads(completed.stdout))
+
+
+@pytest.mark.parametrize(("handler", "never"), NEVER_IMPORTED.items())
+def test_a_handler_imports_only_what_its_path_calls(handler: str, never: tuple[str, ...]) -> None:
+    modules = imported_by(handler)
+    assert handler in modules
+    assert not modules & set(never)
