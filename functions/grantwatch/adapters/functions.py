@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pynamodb.attributes import (
     BooleanAttribute,
@@ -29,11 +29,13 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from grantwatch.adapters.tables import bind, error_code
-from grantwatch.domain.alerts import Incident, incident_from_record, incident_record
 from grantwatch.domain.facts import parse_utc_iso, utc_iso
 from grantwatch.domain.functions import FunctionChange, FunctionFact, FunctionState
 from grantwatch.domain.hazards import DecryptFailure
 from grantwatch.settings import Settings
+
+if TYPE_CHECKING:  # incidents are read and written by the evaluator and healer only; imported where used
+    from grantwatch.domain.alerts import Incident
 
 FUNCTION_SK = "FUNCTION"
 NOTICE_LEASE = timedelta(seconds=60)
@@ -126,6 +128,8 @@ class IncidentRecord:
     """An incident as stored: the incident, and where its notices stand."""
 
     def __init__(self, item: IncidentItem) -> None:
+        from grantwatch.domain.alerts import incident_from_record
+
         self.incident = incident_from_record(item.incident.as_dict())
         self.status = item.status
         self.notified_at = parse_utc_iso(item.notifiedAt) if item.notifiedAt else None
@@ -517,6 +521,8 @@ def newer_than_stored(at_attribute: Any, id_attribute: Any, at: str, event_id: s
 
 
 def incident_to_map(incident: Incident) -> dict[str, Any]:
+    from grantwatch.domain.alerts import incident_record
+
     return _without_nulls(incident_record(incident))
 
 
