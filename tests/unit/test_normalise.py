@@ -480,3 +480,11 @@ def test_a_bad_evaluation_request_names_the_field_not_the_value(body: str, named
     with pytest.raises(FieldError, match=named) as raised:
         EvaluationRequest.from_body(body)
     assert "secret" not in str(raised.value)
+
+
+def test_a_wrong_encryption_context_value_is_named_by_a_bounded_key_not_by_its_value() -> None:
+    event = load_event("kms-create-grant-lambda.json")
+    event["detail"]["requestParameters"]["constraints"] = {"encryptionContextSubset": {"k" * 5000: 7}}
+    error = _rejection(event)
+    assert "requestParameters.constraints.encryptionContextSubset." in error
+    assert len(error) < 400 and "7" not in error.split(":")[-1]

@@ -83,7 +83,8 @@ class Fields:
             return None
         for key, value in found.items():
             if not isinstance(value, str):
-                raise FieldError(f"{self.where(name)}.{key}", "must be text")
+                # the key names the field; bounded, as an error must stay short whatever arrived
+                raise FieldError(f"{self.where(name)}.{str(key)[:128]}", "must be text")
         return found
 
     def text_list(self, name: str) -> list[str]:
