@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pydantic import ValidationError
-
 from grantwatch.domain.catalogue import CLOUDTRAIL_DETAIL_TYPE, EventKind, screened, selection_of
 from grantwatch.domain.facts import Ignored, RejectedRecord, normalise
 from grantwatch.domain.functions import FunctionFact, normalise_function_event
@@ -25,7 +23,12 @@ from grantwatch.domain.hazards import (
     attribute_failure,
     normalise_hazard,
 )
-from grantwatch.domain.records import CloudTrailEventBridgeEvent, CloudTrailRecord, EvaluationRequest
+from grantwatch.domain.records import (
+    CloudTrailEventBridgeEvent,
+    CloudTrailRecord,
+    EvaluationRequest,
+    FieldError,
+)
 from grantwatch.ports import EvaluationScheduler, FunctionStore, GrantStore, HazardStore, RecordResult
 
 
@@ -75,13 +78,13 @@ def parse_event(raw: object) -> CloudTrailRecord | Ignored:
             if (ignored := screen(raw.get("detail"))) is not None:
                 return ignored
             _require_unicode(raw)
-            return CloudTrailEventBridgeEvent.model_validate(raw).detail
+            return CloudTrailEventBridgeEvent.parse(raw).detail
         if (ignored := screen(raw)) is not None:
             return ignored
         _require_unicode(raw)
-        return CloudTrailRecord.model_validate(raw)
-    except ValidationError as error:
-        raise RejectedRecord(describe_validation_error(error), event_id_of(raw)) from None
+        return CloudTrailRecord.parse(raw)
+    except FieldError as error:
+        raise RejectedRecord(str(error), event_id_of(raw)) from None
 
 
 def screen(detail: object) -> Ignored | None:
@@ -223,13 +226,6 @@ class Recorder:
             fact.event_name,
             function_arn=fact.function_arn,
         )
-
-
-def describe_validation_error(error: ValidationError) -> str:
-    """Where and what, never the offending value: it may be huge, or something that must not be logged."""
-    problems = [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in error.errors()[:5]]
-    more = error.error_count() - len(problems)
-    return "; ".join(problems) + (f"; and {more} more" if more > 0 else "")
 
 
 def _field_of(raw: object, name: str) -> str | None:

@@ -3,74 +3,96 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
+from typing import Any
 from urllib.parse import urlparse
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_TABLE = "grantwatch"
 DEFAULT_REGION = "us-east-1"
 MIN_RETENTION_DAYS = 30
 _DAY_SECONDS = 86400
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
+
+# Each setting read from the environment, and the variable it is read from.
+_VARIABLES = (
+    ("table_name", "GRANTWATCH_TABLE"),
+    ("endpoint_url", "AWS_ENDPOINT_URL_DYNAMODB"),
+    ("rejected_queue_url", "GRANTWATCH_REJECTED_QUEUE_URL"),
+    ("evaluation_queue_url", "GRANTWATCH_EVALUATION_QUEUE_URL"),
+    ("alert_topic_arn", "GRANTWATCH_ALERT_TOPIC_ARN"),
+    ("heal_tag", "GRANTWATCH_HEAL_TAG"),
+    ("heal_max_attempts", "GRANTWATCH_HEAL_MAX_ATTEMPTS"),
+    ("heal_verify_seconds", "GRANTWATCH_HEAL_VERIFY_SECONDS"),
+    ("dynamodb_read_timeout_seconds", "GRANTWATCH_DYNAMODB_READ_TIMEOUT_SECONDS"),
+    ("dynamodb_retries", "GRANTWATCH_DYNAMODB_RETRIES"),
+    ("heal_temporary_role_arn", "GRANTWATCH_HEAL_TEMPORARY_ROLE_ARN"),
+    ("retention_days", "GRANTWATCH_RETENTION_DAYS"),
+)
+_WHOLE_NUMBERS = frozenset({"heal_max_attempts", "heal_verify_seconds", "dynamodb_retries", "retention_days"})
+_NUMBERS = frozenset({"dynamodb_read_timeout_seconds"})
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class SettingsError(ValueError):
+    """A setting out of its range, named (never its value: an environment variable may hold a secret)."""
 
-    table_name: str = Field(default=DEFAULT_TABLE, min_length=3, max_length=255)
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name}: {problem}")
+        self.name = name
+        self.problem = problem
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Checked when made, so `dataclasses.replace` checks a changed copy too."""
+
+    table_name: str = DEFAULT_TABLE
     endpoint_url: str | None = None
     region: str = DEFAULT_REGION
     rejected_queue_url: str | None = None
     evaluation_queue_url: str | None = None
     alert_topic_arn: str | None = None
-    heal_tag: str = Field(default="grantwatch:self-heal", min_length=1, max_length=128)
-    heal_max_attempts: int = Field(default=2, ge=1, le=5)
-    heal_verify_seconds: int = Field(default=60, ge=0, le=600)
+    heal_tag: str = "grantwatch:self-heal"
+    heal_max_attempts: int = 2
+    heal_verify_seconds: int = 60
     # How long one DynamoDB call may wait for an answer, and how many times it is retried (with backoff)
     # before the caller gets the error: together how long a stalled table is ridden out.
-    dynamodb_read_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
-    dynamodb_retries: int = Field(default=5, ge=0, le=20)
+    dynamodb_read_timeout_seconds: float = 10.0
+    dynamodb_retries: int = 5
     # SelfHealingTemporaryRoleArn: the role the role switch moves a function to and back from
-    heal_temporary_role_arn: str | None = Field(
-        default=None, max_length=2048, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$"
-    )
-    retention_days: int = Field(default=0, ge=0, le=9999)
+    heal_temporary_role_arn: str | None = None
+    retention_days: int = 0
+
+    def __post_init__(self) -> None:
+        _length("table_name", self.table_name, 3, 255)
+        _length("heal_tag", self.heal_tag, 1, 128)
+        _within("heal_max_attempts", self.heal_max_attempts, 1, 5)
+        _within("heal_verify_seconds", self.heal_verify_seconds, 0, 600)
+        _within("dynamodb_retries", self.dynamodb_retries, 0, 20)
+        _within("retention_days", self.retention_days, 0, 9999)
+        if 0 < self.retention_days < MIN_RETENTION_DAYS:
+            raise SettingsError(
+                "retention_days", f"0 (keep everything) or at least {MIN_RETENTION_DAYS} days"
+            )
+        if not 0 < self.dynamodb_read_timeout_seconds <= 300:
+            raise SettingsError("dynamodb_read_timeout_seconds", "must be more than 0 and at most 300")
+        role = self.heal_temporary_role_arn
+        if role is not None and (len(role) > 2048 or not _ROLE_ARN.fullmatch(role)):
+            raise SettingsError("heal_temporary_role_arn", "must be the ARN of an IAM role")
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: str | None) -> Settings:
         """Explicit overrides first (CLI flags), then the environment, then the defaults."""
         env = os.environ if environ is None else environ
-        values: dict[str, str] = {}
-        for field, variable in (
-            ("table_name", "GRANTWATCH_TABLE"),
-            ("endpoint_url", "AWS_ENDPOINT_URL_DYNAMODB"),
-            ("rejected_queue_url", "GRANTWATCH_REJECTED_QUEUE_URL"),
-            ("evaluation_queue_url", "GRANTWATCH_EVALUATION_QUEUE_URL"),
-            ("alert_topic_arn", "GRANTWATCH_ALERT_TOPIC_ARN"),
-            ("heal_tag", "GRANTWATCH_HEAL_TAG"),
-            ("heal_max_attempts", "GRANTWATCH_HEAL_MAX_ATTEMPTS"),
-            ("heal_verify_seconds", "GRANTWATCH_HEAL_VERIFY_SECONDS"),
-            ("dynamodb_read_timeout_seconds", "GRANTWATCH_DYNAMODB_READ_TIMEOUT_SECONDS"),
-            ("dynamodb_retries", "GRANTWATCH_DYNAMODB_RETRIES"),
-            ("heal_temporary_role_arn", "GRANTWATCH_HEAL_TEMPORARY_ROLE_ARN"),
-            ("retention_days", "GRANTWATCH_RETENTION_DAYS"),
-        ):
-            if env.get(variable):
-                values[field] = env[variable]
+        values: dict[str, str] = {name: env[variable] for name, variable in _VARIABLES if env.get(variable)}
         region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
         if region:
             values["region"] = region
         values.update({k: v for k, v in overrides.items() if v})
-        return cls.model_validate(values)
-
-    @field_validator("retention_days")
-    @classmethod
-    def _keep_or_a_month(cls, days: int) -> int:
-        if 0 < days < MIN_RETENTION_DAYS:
-            raise ValueError(f"0 (keep everything) or at least {MIN_RETENTION_DAYS} days")
-        return days
+        return cls(**{name: _typed(name, value) for name, value in values.items()})
 
     def expires_at(self, ended_at: datetime, now: datetime | None = None) -> int | None:
         """When DynamoDB's TTL may delete what ended at `ended_at` (epoch seconds), counted from then or
@@ -102,3 +124,25 @@ def required(value: str | None, variable: str) -> str:
     if not value:
         raise RuntimeError(f"{variable} is not set")
     return value
+
+
+def _typed(name: str, value: str) -> Any:
+    """A setting read as text (a variable or a flag) as the type it has."""
+    try:
+        if name in _WHOLE_NUMBERS:
+            return int(value)
+        if name in _NUMBERS:
+            return float(value)
+    except ValueError:
+        raise SettingsError(name, "must be a number") from None
+    return value
+
+
+def _length(name: str, value: str, least: int, most: int) -> None:
+    if not least <= len(value) <= most:
+        raise SettingsError(name, f"must have {least} to {most} characters")
+
+
+def _within(name: str, value: int, least: int, most: int) -> None:
+    if not least <= value <= most:
+        raise SettingsError(name, f"must be from {least} to {most}")

@@ -3,6 +3,7 @@ for benign churn, one resolved notice when a usable grant is back."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from datetime import UTC, datetime, timedelta
 
@@ -446,7 +447,7 @@ def test_a_function_on_the_aws_managed_key_is_told_the_role_switch_with_the_stac
     """Its configuration names no KMSKeyArn (Lambda's key aws/lambda): only the role switch resets its grant,
     and the alert names the temporary role the stack was given."""
     temporary = "arn:aws:iam::210987654321:role/grantwatch-heal-temporary"
-    pipeline = local_pipeline(table_settings.model_copy(update={"heal_temporary_role_arn": temporary}))
+    pipeline = local_pipeline(dataclasses.replace(table_settings, heal_temporary_role_arn=temporary))
     events = [
         update_function("billing", "2026-11-02T09:00:00Z", key=None),
         create_grant("billing", "b1", "2026-11-02T09:00:01Z"),

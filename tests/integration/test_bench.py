@@ -27,7 +27,9 @@ def test_a_small_benchmark_run_reports_every_figure(tmp_path: Path) -> None:
     assert (
         figures["recorder"]["events_per_second"] > 0 and figures["recorder"]["floor_put_item_per_second"] > 0
     )
-    assert set(figures["import_ratio"]) == {"grantwatch.handlers.recorder", "grantwatch.handlers.evaluator"}
+    assert set(figures["import_ratio"]) == {
+        f"grantwatch.handlers.{name}" for name in ("recorder", "evaluator", "reconciler", "remediation")
+    }
     assert figures["peak_rss_mb"] > 0
     assert figures["cost_per_million_grant_events_usd"]["total"] > 0
     for event_type, measured in figures["capacity_per_event_type"].items():

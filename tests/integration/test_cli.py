@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -84,7 +85,7 @@ def test_replaying_twice_in_reverse_order_gives_the_same_grants(
     assert run(table_settings, "replay", *files).exit_code == 0
     once = grants_json(table_settings)
 
-    twice = table_settings.model_copy(update={"table_name": table_settings.table_name + "-twice"})
+    twice = dataclasses.replace(table_settings, table_name=table_settings.table_name + "-twice")
     from grantwatch.local import ensure_table
 
     ensure_table(dynamodb_local.endpoint_url, twice.table_name, TEMPLATE)
@@ -180,7 +181,7 @@ def test_history_lists_the_lineage_in_order(table_settings: Settings) -> None:
 
 
 def test_a_missing_table_is_a_clear_error(table_settings: Settings) -> None:
-    settings = table_settings.model_copy(update={"table_name": "no-such-table"})
+    settings = dataclasses.replace(table_settings, table_name="no-such-table")
     result = run(settings, "grants")
     assert result.exit_code == EXIT_UNAVAILABLE
     assert "no-such-table" in result.stderr and "grantwatch local start" in result.stderr

@@ -71,3 +71,9 @@ def test_an_evaluation_publishes_the_alert_once_and_reports_bad_messages(
         )
         stub.assert_no_pending_responses()
     assert response == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+
+
+def test_a_batch_where_every_request_fails_fails_the_invocation() -> None:
+    bad = json.dumps({"functionArn": "f", "eventID": "e", "eventTime": "secret-when"})
+    with pytest.raises(handler.EveryRequestFailed, match="2 evaluation requests"):
+        handler.lambda_handler(sqs_event(bad, "{not json"), FakeLambdaContext("grantwatch-evaluator"))

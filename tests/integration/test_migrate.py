@@ -5,6 +5,7 @@ interruption, finishes the job and changes nothing more."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from dataclasses import replace
@@ -153,7 +154,7 @@ def outputs(settings: Settings) -> dict[str, Any]:
 
 
 def another_table(settings: Settings) -> Settings:
-    other = settings.model_copy(update={"table_name": f"grantwatch-test-{uuid.uuid4().hex[:12]}"})
+    other = dataclasses.replace(settings, table_name=f"grantwatch-test-{uuid.uuid4().hex[:12]}")
     ensure_table(other.endpoint_url or "", other.table_name, TEMPLATE)
     return other
 
@@ -319,7 +320,7 @@ def test_a_key_unmigrated_keeps_the_fact_that_moved_its_state(old_table: Setting
 
 
 def test_migrate_exits_3_when_the_table_cannot_be_used(table_settings: Settings) -> None:
-    missing = table_settings.model_copy(update={"table_name": "grantwatch-no-such-table"})
+    missing = dataclasses.replace(table_settings, table_name="grantwatch-no-such-table")
     result = run(missing, "migrate")
     assert result.exit_code == EXIT_UNAVAILABLE
     assert "does not exist" in result.output and "Traceback" not in result.output

@@ -34,8 +34,8 @@ from grantwatch.handlers.organization import target_of
 from grantwatch.local import free_port
 from grantwatch.organization import OrganizationReconciler
 from grantwatch.pipeline import CollectingNotifier, LocalPipeline
-from grantwatch.wiring import local_pipeline
 from grantwatch.settings import Settings
+from grantwatch.wiring import local_pipeline
 from tests.iam_contract import SESSION, Call
 
 CENTRAL = "123456789012"  # moto's own account: the management account

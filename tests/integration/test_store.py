@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -86,8 +87,8 @@ def test_a_retire_before_its_create_ends_as_the_same_grant(
     assert early is not None and early.status is GrantStatus.ENDED and early.created is None
     store.record(created)
 
-    in_order_settings = table_settings.model_copy(
-        update={"table_name": table_settings.table_name + "-in-order"}
+    in_order_settings = dataclasses.replace(
+        table_settings, table_name=table_settings.table_name + "-in-order"
     )
     ensure_table(dynamodb_local.endpoint_url, in_order_settings.table_name, TEMPLATE)
     in_order = DynamoGrantStore(in_order_settings)

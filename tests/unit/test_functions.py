@@ -105,7 +105,7 @@ def test_other_lambda_calls_are_not_function_changes(event_name: str) -> None:
     event["detail"]["eventName"] = event_name
     expected = f"not an event grantwatch acts on: lambda.amazonaws.com {event_name}"
     assert parse_event(event) == Ignored(expected)
-    assert not is_lambda_function_event(CloudTrailRecord.model_validate(event["detail"]))
+    assert not is_lambda_function_event(CloudTrailRecord.parse(event["detail"]))
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from pydantic import ValidationError
 
 from grantwatch.domain.alerts import Incident
 from grantwatch.domain.facts import Actor
@@ -30,7 +29,7 @@ from grantwatch.domain.healing import (
 from grantwatch.domain.notices import heal_notice
 from grantwatch.domain.reconcile import ListedGrant
 from grantwatch.domain.risk import Cause, Evidence
-from grantwatch.settings import Settings
+from grantwatch.settings import Settings, SettingsError
 
 ACCOUNT = "210987654321"
 FUNCTION = f"arn:aws:lambda:eu-central-1:{ACCOUNT}:function:billing"
@@ -298,5 +297,5 @@ def test_the_temporary_role_is_a_setting_read_from_the_environment_and_checked()
     assert Settings.from_environ({"GRANTWATCH_HEAL_TEMPORARY_ROLE_ARN": ""}).heal_temporary_role_arn is None
     given = Settings.from_environ({"GRANTWATCH_HEAL_TEMPORARY_ROLE_ARN": TEMPORARY})
     assert given.heal_temporary_role_arn == TEMPORARY
-    with pytest.raises(ValidationError, match="heal_temporary_role_arn"):
+    with pytest.raises(SettingsError, match="heal_temporary_role_arn"):
         Settings.from_environ({"GRANTWATCH_HEAL_TEMPORARY_ROLE_ARN": "arn:aws:iam::210987654321:user/dana"})

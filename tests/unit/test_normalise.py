@@ -18,7 +18,7 @@ from grantwatch.domain.facts import (
     dependent_resource,
     normalise,
 )
-from grantwatch.domain.records import CloudTrailRecord
+from grantwatch.domain.records import CloudTrailRecord, EvaluationRequest, FieldError
 from grantwatch.recorder import EventOutcome, Outcome, Recorder, parse_event
 from tests.conftest import load_event
 
@@ -147,14 +147,14 @@ def test_dependent_resource(
 )
 def test_dry_runs_and_failed_calls_are_ignored(name: str, reason: str) -> None:
     event = load_event(name)
-    assert normalise(CloudTrailRecord.model_validate(event["detail"])) == Ignored(reason)
+    assert normalise(CloudTrailRecord.parse(event["detail"])) == Ignored(reason)
     assert parse_event(event) == Ignored(reason)  # told before the record is read strictly
 
 
 def test_a_dry_run_without_an_error_code_is_still_ignored() -> None:
     event = load_event("kms-create-grant-dry-run.json")
     del event["detail"]["errorCode"]
-    assert normalise(CloudTrailRecord.model_validate(event["detail"])) == Ignored("dry run")
+    assert normalise(CloudTrailRecord.parse(event["detail"])) == Ignored("dry run")
     assert parse_event(event) == Ignored("dry run")
 
 
@@ -181,7 +181,7 @@ def test_newer_constraint_kinds_are_kept_and_grantee_service_principal_accepted(
 def test_not_a_grant_event_is_ignored() -> None:
     event = load_event("kms-create-grant-lambda.json")
     event["detail"]["eventName"] = "ListGrants"
-    record = CloudTrailRecord.model_validate(event["detail"])
+    record = CloudTrailRecord.parse(event["detail"])
     assert normalise(record) == Ignored("not a grant event: kms.amazonaws.com ListGrants")
     assert parse_event(event) == Ignored("not an event grantwatch acts on: kms.amazonaws.com ListGrants")
 
@@ -449,3 +449,42 @@ def test_a_value_at_its_limit_is_accepted(path: tuple[str | int, ...], value: st
 
 def test_every_limit_leaves_room_for_the_longest_key_prefix_in_a_sort_key() -> None:
     assert all(limit + MAX_KEY_PREFIX_BYTES <= MAX_SORT_KEY_BYTES for limit in KEY_VALUE_LIMITS.values())
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        EvaluationRequest.about(FUNCTION_ARN, "e1", datetime(2026, 11, 3, 10, 0, tzinfo=UTC), immediate=True),
+        EvaluationRequest.about_key(KEY_ARN, "e2", "DisableKey", datetime(2026, 11, 3, 10, 0, 0, 5, UTC)),
+        EvaluationRequest.about_role(f"{ACCOUNT}/billing-role", "e3", datetime(2026, 11, 3, tzinfo=UTC)),
+    ],
+)
+def test_an_evaluation_request_reads_back_from_its_message_body(request_: EvaluationRequest) -> None:
+    assert EvaluationRequest.from_body(request_.body()) == request_
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ('{"functionArn": "f", "eventID": 5, "eventTime": "2026-11-03T10:00:00Z"}', "eventID"),
+        ('{"functionArn": "f", "eventID": "e", "eventTime": "secret-when"}', "eventTime"),
+        (
+            '{"functionArn": "f", "keyArn": "k", "eventID": "e", "eventTime": "2026-11-03T10:00:00Z"}',
+            "one of",
+        ),
+        ('{"role": "', "not JSON"),
+        ('["secret-list"]', "JSON object"),
+    ],
+)
+def test_a_bad_evaluation_request_names_the_field_not_the_value(body: str, named: str) -> None:
+    with pytest.raises(FieldError, match=named) as raised:
+        EvaluationRequest.from_body(body)
+    assert "secret" not in str(raised.value)
+
+
+def test_a_wrong_encryption_context_value_is_named_by_a_bounded_key_not_by_its_value() -> None:
+    event = load_event("kms-create-grant-lambda.json")
+    event["detail"]["requestParameters"]["constraints"] = {"encryptionContextSubset": {"k" * 5000: 7}}
+    error = _rejection(event)
+    assert "requestParameters.constraints.encryptionContextSubset." in error
+    assert len(error) < 400 and "7" not in error.split(":")[-1]

@@ -3,9 +3,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pydantic import ValidationError
 
-from grantwatch.settings import Settings
+from grantwatch.settings import Settings, SettingsError
 
 
 def test_flags_win_over_environment_which_wins_over_defaults() -> None:
@@ -39,7 +38,7 @@ def test_only_loopback_endpoints_count_as_local(url: str | None, local: bool) ->
 
 
 def test_a_table_name_dynamodb_would_refuse_is_an_error() -> None:
-    with pytest.raises(ValidationError, match="table_name"):
+    with pytest.raises(SettingsError, match="table_name"):
         Settings.from_environ({"GRANTWATCH_TABLE": "x"})
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import boto3
 import typer
-from pydantic import ValidationError
 
 from grantwatch import wiring
 from grantwatch.adapters.accounts import (
@@ -23,7 +23,7 @@ from grantwatch.domain.healing import DEFAULT_MAX_ATTEMPTS, DEFAULT_TAG, HealPol
 from grantwatch.domain.notices import Notice
 from grantwatch.migration import migrate as run_migration
 from grantwatch.pipeline import LocalPipeline
-from grantwatch.settings import Settings
+from grantwatch.settings import Settings, SettingsError
 
 
 @table_options()
@@ -214,9 +214,9 @@ def migrate(
     Safe to run again, and to interrupt: a second run finishes what the first left."""
     if retention_days is not None:
         try:
-            settings = Settings.model_validate(settings.model_dump() | {"retention_days": retention_days})
-        except ValidationError as error:
-            raise UsageError(f"--retention-days: {error.errors()[0]['msg']}") from None
+            settings = dataclasses.replace(settings, retention_days=retention_days)
+        except SettingsError as error:
+            raise UsageError(f"--retention-days: {error.problem}") from None
     try:
         summary = run_migration(settings, dry_run=dry_run)
     except RuntimeError as error:  # an item that kept changing while it was moved: run it again

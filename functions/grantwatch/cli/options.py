@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import os
@@ -50,7 +51,7 @@ def resolve_settings(table: str | None, endpoint_url: str | None, region: str | 
     if region or _region_in_environment():
         return settings
     configured = boto3.session.Session().region_name
-    return settings.model_copy(update={"region": configured}) if configured else settings
+    return dataclasses.replace(settings, region=configured) if configured else settings
 
 
 def _region_in_environment() -> bool:

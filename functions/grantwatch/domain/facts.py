@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-
-from pydantic import BaseModel, ValidationError
 
 from grantwatch.domain.catalogue import GRANT_CALLS, KMS_EVENT_SOURCE
 from grantwatch.domain.records import (
     CloudTrailRecord,
     CreateGrantParameters,
+    FieldError,
     GrantConstraints,
     RetireGrantParameters,
     RevokeGrantParameters,
@@ -159,7 +159,7 @@ def normalise(record: CloudTrailRecord) -> GrantFact | Ignored:
 
 
 def _created(record: CloudTrailRecord) -> GrantFact:
-    params = _parameters(record, CreateGrantParameters)
+    params = _parameters(record, CreateGrantParameters.parse)
     response = record.response_elements or {}
     grant_id = response.get("grantId")
     if not isinstance(grant_id, str) or not grant_id:
@@ -192,10 +192,10 @@ def _ended(record: CloudTrailRecord, kind: FactKind) -> GrantFact:
     grant_id: str | None
     typed_key: str | None
     if kind is FactKind.REVOKED:
-        revoke = _parameters(record, RevokeGrantParameters)
+        revoke = _parameters(record, RevokeGrantParameters.parse)
         grant_id, typed_key = revoke.grant_id, revoke.key_id
     else:
-        retire = _parameters(record, RetireGrantParameters)
+        retire = _parameters(record, RetireGrantParameters.parse)
         extra_id = (record.additional_event_data or {}).get("grantId")
         grant_id = extra_id if isinstance(extra_id, str) and extra_id else retire.grant_id
         typed_key = retire.key_id
@@ -261,14 +261,11 @@ def _unknown_account(record: CloudTrailRecord) -> str:
     return record.user_identity.account_id or "unknown"
 
 
-def _parameters[P: BaseModel](record: CloudTrailRecord, model: type[P]) -> P:
+def _parameters[P](record: CloudTrailRecord, parse: Callable[[object, str], P]) -> P:
     try:
-        return model.model_validate(record.request_parameters or {})
-    except ValidationError as error:
-        problems = "; ".join(
-            f"requestParameters.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
-        )
-        raise RejectedRecord(f"{record.event_name}: {problems}", record.event_id) from None
+        return parse(record.request_parameters or {}, "requestParameters")
+    except FieldError as error:
+        raise RejectedRecord(f"{record.event_name}: {error}", record.event_id) from None
 
 
 def _constraints(constraints: GrantConstraints | None) -> dict[str, dict[str, str] | str]:
@@ -279,7 +276,7 @@ def _constraints(constraints: GrantConstraints | None) -> dict[str, dict[str, st
         kept["encryptionContextEquals"] = dict(constraints.encryption_context_equals)
     if constraints.encryption_context_subset:
         kept["encryptionContextSubset"] = dict(constraints.encryption_context_subset)
-    for name, value in (constraints.model_extra or {}).items():
+    for name, value in constraints.extra.items():
         if isinstance(value, str):
             kept[name] = value
         elif isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
