@@ -17,9 +17,8 @@ from grantwatch.domain.alerts import Notice, NoticeKind
 from grantwatch.evaluator import Evaluator, Notifier
 from grantwatch.pipeline import DEFAULT_SETTLE, LocalPipeline, VirtualClockScheduler, local_pipeline
 from grantwatch.settings import Settings
-from tests.conftest import load_event
-from tests.scenarios import (
-    KEY_ARN,
+from tests.support.samples import KEY_ARN, load_event
+from tests.support.scenarios import (
     create_grant,
     delete_function,
     function_arn,

@@ -23,10 +23,8 @@ from grantwatch.domain.hazards import role_key
 from grantwatch.pipeline import LocalPipeline, local_pipeline
 from grantwatch.settings import Settings
 from grantwatch.template import load_template
-from tests.conftest import TEMPLATE
-from tests.scenarios import (
-    ACCOUNT,
-    KEY_ARN,
+from tests.support.samples import ACCOUNT, KEY_ARN, TEMPLATE
+from tests.support.scenarios import (
     create_grant,
     create_role,
     delete_role,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from tests.conftest import load_event
+from tests.support.samples import load_event
 
 GRANT_SAMPLES = (
     "kms-create-grant-lambda.json",

@@ -12,7 +12,7 @@ from grantwatch.domain.alerts import Notice, NoticeKind
 from grantwatch.pipeline import LocalPipeline, local_pipeline
 from grantwatch.recorder import Outcome
 from grantwatch.settings import Settings
-from tests.conftest import TEMPLATE
+from tests.support.samples import TEMPLATE
 
 
 def new_table(endpoint_url: str, prefix: str = "grantwatch-rel") -> Settings:

@@ -26,13 +26,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from tests.cloudformation import Stack
-
-TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
+from tests.support.cloudformation import Stack
+from tests.support.samples import TEMPLATE
 
 # Every optional part of the stack deployed, so that every function and statement exists.
 # The temporary role is the one the self-healing tests configure (checked in tests/unit/test_iam_contract.py).
