@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -59,37 +58,5 @@ def store(table_settings: Settings) -> DynamoGrantStore:
 
 # IAM as a tested contract (tests/support/iam_contract.py): every AWS call a Lambda function's code makes
 # during the run is checked against that function's policy in template.yaml; a call the policy does not
-# allow fails the run, with the list of such calls.
-def pytest_configure(config: pytest.Config) -> None:
-    from tests.support.iam_contract import RECORDING
-
-    RECORDING.install()
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    from tests.support.iam_contract import RECORDING
-
-    RECORDING.uninstall()
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    from tests.support.iam_contract import SESSION
-
-    if SESSION.report() and exitstatus == pytest.ExitCode.OK:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    from tests.support.iam_contract import SESSION
-
-    violations = SESSION.report()
-    checked = sum(SESSION.checker.calls.values())
-    if violations:
-        terminalreporter.section("IAM contract: calls template.yaml does not allow", red=True)
-        for line in violations:
-            terminalreporter.write_line(line)
-    elif checked:
-        functions = sorted({function for function, _ in SESSION.checker.calls})
-        terminalreporter.write_line(
-            f"IAM contract: {checked} AWS calls by {', '.join(functions)} allowed by template.yaml"
-        )
+# allow fails the run, with the list of such calls, also when pytest-xdist's workers made it.
+pytest_plugins = ["tests.support.iam_contract_plugin"]

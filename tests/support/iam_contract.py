@@ -502,10 +502,11 @@ class Recording:
 
 @dataclass
 class Session:
-    """What the whole test run recorded (tests/conftest.py installs it for the session)."""
+    """What the whole test run recorded (tests/support/iam_contract_plugin.py installs it for the session)."""
 
     checker: Checker = field(default_factory=Checker)
     scopes: list[Checker] = field(default_factory=list)
+    elsewhere: set[str] = field(default_factory=set)  # violations other processes of the run recorded
 
     def sink(self, call: Call) -> None:
         self.checker.check(call)
@@ -522,7 +523,18 @@ class Session:
             self.scopes.remove(checker)
 
     def report(self) -> list[str]:
-        return sorted(self.checker.violations)
+        return sorted(set(self.checker.violations) | self.elsewhere)
+
+    def export(self) -> dict[str, Any]:
+        """What this process recorded, as plain data (what pytest-xdist carries from a worker)."""
+        calls = [[function, call, count] for (function, call), count in self.checker.calls.items()]
+        return {"violations": self.report(), "calls": calls}
+
+    def absorb(self, exported: dict[str, Any]) -> None:
+        """Count what another process recorded (a pytest-xdist worker's export) as this run's."""
+        self.elsewhere.update(exported["violations"])
+        for function, call, count in exported["calls"]:
+            self.checker.calls[(function, call)] += count
 
 
 SESSION = Session()
