@@ -1,10 +1,9 @@
-"""Shared fixtures. DynamoDB Local is started once per test session, in memory, and stopped at the end;
-each test gets a fresh table created from template.yaml."""
+"""Shared fixtures. DynamoDB Local is started once per test process (each pytest-xdist worker has its own),
+in memory, and stopped at the end; each test gets a fresh table created from template.yaml."""
 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -12,7 +11,8 @@ import pytest
 from grantwatch import local as local_dynamo
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.settings import Settings
-from tests.support.samples import ROOT, TEMPLATE
+from tests.support.samples import ROOT
+from tests.support.tables import new_table
 
 # No test may reach AWS: fake credentials and a fixed region, set before any client exists.
 for name, value in {
@@ -40,15 +40,21 @@ def dynamodb_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_d
         local_dynamo.stop(state_dir)
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The run's own process stops every DynamoDB Local started under the run's temporary folder that still
+    runs: one a pytest-xdist worker left when it crashed or was killed before its teardown."""
+    if hasattr(session.config, "workerinput"):
+        return
+    factory: pytest.TempPathFactory | None = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    for state_file in factory.getbasetemp().glob("**/state.json"):
+        local_dynamo.stop(state_file.parent)
+
+
 @pytest.fixture
 def table_settings(dynamodb_local: local_dynamo.LocalDynamo) -> Settings:
-    settings = Settings(
-        table_name=f"grantwatch-test-{uuid.uuid4().hex[:12]}",
-        endpoint_url=dynamodb_local.endpoint_url,
-        region="us-east-1",
-    )
-    local_dynamo.ensure_table(settings.endpoint_url or "", settings.table_name, TEMPLATE)
-    return settings
+    return new_table(dynamodb_local.endpoint_url, "grantwatch-test")
 
 
 @pytest.fixture
