@@ -38,12 +38,12 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     violations = SESSION.report()
     checked = sum(SESSION.checker.calls.values())
+    if checked:
+        functions = sorted({function for function, _ in SESSION.checker.calls})
+        terminalreporter.write_line(f"IAM contract: {checked} AWS calls by {', '.join(functions)} checked")
     if violations:
         terminalreporter.section("IAM contract: calls template.yaml does not allow", red=True)
         for line in violations:
             terminalreporter.write_line(line)
     elif checked:
-        functions = sorted({function for function, _ in SESSION.checker.calls})
-        terminalreporter.write_line(
-            f"IAM contract: {checked} AWS calls by {', '.join(functions)} allowed by template.yaml"
-        )
+        terminalreporter.write_line("IAM contract: every call allowed by template.yaml")
