@@ -15,15 +15,16 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 TEMPLATES := template.yaml member/forwarder.yaml forwarders/iam-role-events.yaml
 SAM_ENV := PATH="$(dir $(PYTHON)):$$PATH" SAM_CLI_TELEMETRY=0 AWS_REGION=$${AWS_REGION:-us-east-1}
 
-.PHONY: help setup chromium demo test reliability bench lint validate security build ci clean
+.PHONY: help setup chromium demo test unit integration reliability bench lint pre-commit validate security build ci clean
 
 help:
 	@echo "make setup     create .venv (Python 3.13) with grantwatch and its tools; install DynamoDB Local"
 	@echo "make demo      replay the seed story against DynamoDB Local and show the grant's lineage"
-	@echo "make test      run every test (unit, DynamoDB Local integration, the reliability suite at CI size)"
+	@echo "make test      run every test (unit, DynamoDB Local integration, the reliability suite at CI size), on every core"
+	@echo "make unit      the unit tests only (seconds);  make integration: the DynamoDB Local integration tests"
 	@echo "make reliability  the reliability suite at full size (about 40 minutes); figures in build/reliability/"
 	@echo "make bench     benchmarks against their floors (about 3 minutes); figures in bench/results/latest.json"
-	@echo "make lint      ruff and mypy"
+	@echo "make lint      ruff and mypy;  make pre-commit: install the git hook that runs them before each commit"
 	@echo "make validate  sam validate --lint and cfn-lint of both templates;  make build: sam build (no container)"
 	@echo "make security  checkov on both templates (skips only with a written reason in the template)"
 
@@ -50,8 +51,17 @@ chromium:
 		echo "installing Debian's chromium for the timeline test"; \
 		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
+# pytest-xdist: one worker per core (TEST_WORKERS=0: one process), each with its own DynamoDB Local.
+TEST_WORKERS ?= auto
+
 test: setup chromium
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
+
+unit: setup
+	$(BIN)/pytest tests/unit
+
+integration: setup chromium
+	$(BIN)/pytest -n $(TEST_WORKERS) tests/integration
 
 # Faults, bad input, load, ordering, security and multi-account at full size; `make test` runs the same
 # tests at the CI size.
@@ -65,6 +75,9 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+pre-commit: setup
+	$(BIN)/pre-commit install
 
 $(SAM_VENV)/.installed:
 	@test -n "$(PYTHON)" || { echo "Python 3.13 not found: install it (pyenv install 3.13) or run make PYTHON=/path/to/python3.13"; exit 1; }

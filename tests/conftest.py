@@ -1,26 +1,19 @@
-"""Shared fixtures. DynamoDB Local is started once per test session, in memory, and stopped at the end;
-each test gets a fresh table created from template.yaml."""
+"""Shared fixtures. DynamoDB Local is started once per test process (each pytest-xdist worker has its own),
+in memory, and stopped at the end; each test gets a fresh table created from template.yaml."""
 
 from __future__ import annotations
 
-import copy
-import json
 import os
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from grantwatch import local as local_dynamo
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.settings import Settings
-
-ROOT = Path(__file__).resolve().parents[1]
-EVENTS = ROOT / "events"
-TEMPLATE = ROOT / "template.yaml"
+from tests.support.botocore_models import share_one_loader
+from tests.support.samples import ROOT
+from tests.support.tables import new_table
 
 # No test may reach AWS: fake credentials and a fixed region, set before any client exists.
 for name, value in {
@@ -36,29 +29,7 @@ for name, value in {
     os.environ[name] = value
 for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "GRANTWATCH_TABLE"):
     os.environ.pop(name, None)
-
-
-@dataclass
-class FakeLambdaContext:
-    """What Powertools reads of a Lambda context."""
-
-    function_name: str
-    memory_limit_in_mb: int = 256
-    aws_request_id: str = "7d0a3c1e-6f1d-4bb5-9c59-3c2b9f7e0a11"
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:eu-central-1:210987654321:function:{self.function_name}"
-
-
-def load_event(name: str) -> dict[str, Any]:
-    """A sample EventBridge event from events/, as a fresh copy the test may change."""
-    event: dict[str, Any] = json.loads((EVENTS / name).read_text(encoding="utf-8"))
-    return copy.deepcopy(event)
-
-
-def sample_event_files() -> list[Path]:
-    return sorted(EVENTS.glob("*.json"))
+share_one_loader()
 
 
 @pytest.fixture(scope="session")
@@ -71,15 +42,21 @@ def dynamodb_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_d
         local_dynamo.stop(state_dir)
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The run's own process stops every DynamoDB Local started under the run's temporary folder that still
+    runs: one a pytest-xdist worker left when it crashed or was killed before its teardown."""
+    if hasattr(session.config, "workerinput"):
+        return
+    factory: pytest.TempPathFactory | None = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    for state_file in factory.getbasetemp().glob("**/state.json"):
+        local_dynamo.stop(state_file.parent)
+
+
 @pytest.fixture
 def table_settings(dynamodb_local: local_dynamo.LocalDynamo) -> Settings:
-    settings = Settings(
-        table_name=f"grantwatch-test-{uuid.uuid4().hex[:12]}",
-        endpoint_url=dynamodb_local.endpoint_url,
-        region="us-east-1",
-    )
-    local_dynamo.ensure_table(settings.endpoint_url or "", settings.table_name, TEMPLATE)
-    return settings
+    return new_table(dynamodb_local.endpoint_url, "grantwatch-test")
 
 
 @pytest.fixture
@@ -87,39 +64,7 @@ def store(table_settings: Settings) -> DynamoGrantStore:
     return DynamoGrantStore(table_settings)
 
 
-# IAM as a tested contract (tests/iam_contract.py): every AWS call a Lambda function's code makes during the
-# run is checked against that function's policy in template.yaml; a call the policy does not allow fails
-# the run, with the list of such calls.
-def pytest_configure(config: pytest.Config) -> None:
-    from tests.iam_contract import RECORDING
-
-    RECORDING.install()
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    from tests.iam_contract import RECORDING
-
-    RECORDING.uninstall()
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    from tests.iam_contract import SESSION
-
-    if SESSION.report() and exitstatus == pytest.ExitCode.OK:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    from tests.iam_contract import SESSION
-
-    violations = SESSION.report()
-    checked = sum(SESSION.checker.calls.values())
-    if violations:
-        terminalreporter.section("IAM contract: calls template.yaml does not allow", red=True)
-        for line in violations:
-            terminalreporter.write_line(line)
-    elif checked:
-        functions = sorted({function for function, _ in SESSION.checker.calls})
-        terminalreporter.write_line(
-            f"IAM contract: {checked} AWS calls by {', '.join(functions)} allowed by template.yaml"
-        )
+# IAM as a tested contract (tests/support/iam_contract.py): every AWS call a Lambda function's code makes
+# during the run is checked against that function's policy in template.yaml; a call the policy does not
+# allow fails the run, with the list of such calls, also when pytest-xdist's workers made it.
+pytest_plugins = ["tests.support.iam_contract_plugin"]

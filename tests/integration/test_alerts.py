@@ -20,9 +20,8 @@ from grantwatch.pipeline import DEFAULT_SETTLE, LocalPipeline, VirtualClockSched
 from grantwatch.ports import GrantStore, HazardStore, Notifier
 from grantwatch.settings import Settings
 from grantwatch.wiring import local_pipeline
-from tests.conftest import load_event
-from tests.scenarios import (
-    KEY_ARN,
+from tests.support.samples import KEY_ARN, load_event
+from tests.support.scenarios import (
     create_grant,
     delete_function,
     function_arn,

@@ -24,8 +24,8 @@ from grantwatch.cli import app
 from grantwatch.local import free_port
 from grantwatch.settings import Settings
 from grantwatch.wiring import local_pipeline
-from tests.scenarios import (
-    ACCOUNT,
+from tests.support.samples import ACCOUNT
+from tests.support.scenarios import (
     AWS_LAMBDA_KEY_ARN,
     create_grant,
     create_role,

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.support.samples import ROOT
 
 
 def test_a_small_benchmark_run_reports_every_figure(tmp_path: Path) -> None:

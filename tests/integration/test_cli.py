@@ -19,8 +19,7 @@ from grantwatch.cli import EXIT_NOT_FOUND, EXIT_REJECTED, EXIT_UNAVAILABLE, app
 from grantwatch.local import LocalDynamoError, find_jar, free_port
 from grantwatch.local import start as start_local
 from grantwatch.settings import Settings
-from tests.conftest import EVENTS, ROOT, TEMPLATE, load_event, sample_event_files
-from tests.integration.test_store import SEED_GRANT
+from tests.support.samples import EVENTS, ROOT, SEED_GRANT, TEMPLATE, load_event, sample_event_files
 
 runner = CliRunner()
 

@@ -17,8 +17,8 @@ from grantwatch.evaluator import Evaluator
 from grantwatch.handlers import evaluator as handler
 from grantwatch.pipeline import LocalPipeline
 from grantwatch.settings import Settings
-from tests.conftest import FakeLambdaContext
-from tests.scenarios import create_grant, function_arn, retire_grant
+from tests.support.lambda_context import FakeLambdaContext
+from tests.support.scenarios import create_grant, function_arn, retire_grant
 
 TOPIC = "arn:aws:sns:eu-central-1:210987654321:grantwatch-alerts"
 

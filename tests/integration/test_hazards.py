@@ -18,10 +18,9 @@ from grantwatch.pipeline import LocalPipeline
 from grantwatch.queries import incident_rows
 from grantwatch.settings import Settings
 from grantwatch.wiring import local_pipeline
-from tests.scenarios import (
-    ACCOUNT,
+from tests.support.samples import ACCOUNT, KEY_ARN
+from tests.support.scenarios import (
     AWS_LAMBDA_KEY_ARN,
-    KEY_ARN,
     cancel_key_deletion,
     create_grant,
     create_role,
@@ -116,7 +115,7 @@ def test_a_disabled_key_alerts_every_function_on_it_and_enabling_it_resolves(pip
 
 
 def test_a_key_disabled_with_no_functions_on_it_raises_nothing(pipeline: LocalPipeline) -> None:
-    from tests.conftest import load_event
+    from tests.support.samples import load_event
 
     ebs_only = load_event("kms-create-grant-ebs-volume.json")
     assert replay(pipeline, [ebs_only, disable_key("2026-11-10T09:00:00Z")]) == []

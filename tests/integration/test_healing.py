@@ -41,9 +41,9 @@ from grantwatch.pipeline import LocalPipeline
 from grantwatch.queries import incident_rows
 from grantwatch.settings import Settings
 from grantwatch.wiring import local_pipeline
-from tests.conftest import FakeLambdaContext
-from tests.integration.test_reconcile import ACCOUNT, REGION, Aws, delivered_create, session
-from tests.scenarios import retire_grant
+from tests.support.aws import ACCOUNT, REGION, TEMPORARY_ROLE, Aws, delivered_create, session
+from tests.support.lambda_context import FakeLambdaContext
+from tests.support.scenarios import retire_grant
 
 TAG = "grantwatch:self-heal"
 
@@ -587,9 +587,6 @@ def test_the_cli_decides_with_dry_run_and_reports_each_outcome_by_exit_code(
 
     unknown = run_cli(table_settings, story.function.replace("billing", "nobody"))
     assert unknown.exit_code == 4, unknown.output
-
-
-TEMPORARY_ROLE = f"arn:aws:iam::{ACCOUNT}:role/grantwatch-heal-temporary"
 
 
 def test_a_failure_of_the_restoring_update_is_retried_with_the_revision_just_read(

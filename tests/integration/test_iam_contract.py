@@ -10,8 +10,8 @@ from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.settings import Settings
 from grantwatch.sources import read_events
 from grantwatch.wiring import local_pipeline
-from tests.conftest import EVENTS
-from tests.iam_contract import SESSION, Checker
+from tests.support.iam_contract import SESSION, Checker
+from tests.support.samples import EVENTS
 
 
 @contextmanager

@@ -14,8 +14,7 @@ from typer.testing import CliRunner
 from grantwatch.cli import EXIT_NOT_FOUND, EXIT_WOULD_BREAK, app
 from grantwatch.settings import Settings
 from grantwatch.wiring import local_pipeline
-from tests.conftest import load_event
-from tests.plans import (
+from tests.support.plans import (
     cfn_function_following_role,
     cfn_role_replaced,
     change_set,
@@ -26,7 +25,8 @@ from tests.plans import (
     tf_noop_bucket,
     tf_role,
 )
-from tests.scenarios import KEY_ARN, create_grant, disable_key, function_arn, grant_id, update_function
+from tests.support.samples import KEY_ARN, load_event
+from tests.support.scenarios import create_grant, disable_key, function_arn, grant_id, update_function
 
 runner = CliRunner()
 OTHER_KEY = KEY_ARN.replace("5f1e2d3c", "0a0b0c0d")

@@ -23,8 +23,8 @@ from grantwatch.recorder import Outcome, Recorder
 from grantwatch.settings import Settings
 from grantwatch.template import load_template, table_properties
 from grantwatch.wiring import local_pipeline
-from tests.conftest import TEMPLATE, load_event
-from tests.scenarios import ACCOUNT, REGION, create_role, delete_role, disable_key, replay
+from tests.support.samples import ACCOUNT, REGION, TEMPLATE, load_event
+from tests.support.scenarios import create_role, delete_role, disable_key, replay
 
 TABLE = table_properties(load_template(TEMPLATE))
 PARTITION_KEY_BYTES, SORT_KEY_BYTES = 2048, 1024

@@ -36,11 +36,9 @@ from grantwatch.domain.records import EvaluationRequest
 from grantwatch.local import ensure_table
 from grantwatch.recorder import EventOutcome, Outcome, Recorder
 from grantwatch.settings import Settings
-from tests.conftest import TEMPLATE
-from tests.integration.test_storage_growth import item_size
-from tests.scenarios import (
-    ACCOUNT,
-    KEY_ARN,
+from tests.support.dynamodb_size import item_size
+from tests.support.samples import ACCOUNT, KEY_ARN, TEMPLATE
+from tests.support.scenarios import (
     cancel_key_deletion,
     create_grant,
     create_role,

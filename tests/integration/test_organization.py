@@ -36,7 +36,7 @@ from grantwatch.organization import OrganizationReconciler
 from grantwatch.pipeline import CollectingNotifier, LocalPipeline
 from grantwatch.settings import Settings
 from grantwatch.wiring import local_pipeline
-from tests.iam_contract import SESSION, Call
+from tests.support.iam_contract import SESSION, Call
 
 CENTRAL = "123456789012"  # moto's own account: the management account
 REGIONS = ("us-east-1", "eu-west-1")

@@ -17,14 +17,8 @@ from grantwatch.cli import app
 from grantwatch.pipeline import LocalPipeline
 from grantwatch.queries import function_rows, incident_rows, lineage_rows
 from grantwatch.settings import Settings
-from tests.scenarios import (
-    KEY_ARN,
-    create_grant,
-    delete_function,
-    function_arn,
-    retire_grant,
-    update_function,
-)
+from tests.support.samples import KEY_ARN
+from tests.support.scenarios import create_grant, delete_function, function_arn, retire_grant, update_function
 
 runner = CliRunner()
 Stores = tuple[DynamoGrantStore, DynamoFunctionStore, DynamoHazardStore]

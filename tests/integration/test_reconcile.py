@@ -4,12 +4,10 @@ role, a function with a customer managed key and no grant, and paging through Li
 
 from __future__ import annotations
 
-import io
 import json
 import urllib.request
-import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,63 +27,10 @@ from grantwatch.pipeline import LocalPipeline
 from grantwatch.reconciler import Reconciler
 from grantwatch.settings import Settings
 from grantwatch.wiring import local_pipeline
-from tests.scenarios import create_grant
-from tests.scenarios import grant_id as grant_id_of
+from tests.support.aws import ACCOUNT, REGION, Aws, delivered_create, session
+from tests.support.scenarios import grant_id as grant_id_of
 
-ACCOUNT = "123456789012"  # moto's
-REGION = "us-east-1"
 runner = CliRunner()
-
-
-@dataclass
-class Aws:
-    endpoint: str
-    kms: Any
-    lambda_: Any
-    iam: Any
-
-    def role(self, name: str) -> str:
-        policy = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "lambda.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-        arn: str = self.iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(policy))["Role"][
-            "Arn"
-        ]
-        return arn
-
-    def function(self, name: str, role_arn: str, key_arn: str | None) -> str:
-        code = io.BytesIO()
-        with zipfile.ZipFile(code, "w") as archive:
-            archive.writestr("app.py", "def handler(event, context):\n    return None\n")
-        extra: dict[str, Any] = {"KMSKeyArn": key_arn} if key_arn else {}
-        created = self.lambda_.create_function(
-            FunctionName=name,
-            Role=role_arn,
-            Runtime="python3.13",
-            Handler="app.handler",
-            Code={"ZipFile": code.getvalue()},
-            Environment={"Variables": {"GREETING": "not-a-secret-but-never-read"}},
-            **extra,
-        )
-        arn: str = created["FunctionArn"]
-        return arn
-
-    def lambda_grant(self, key_arn: str, function_arn: str, grantee: str) -> str:
-        grant: str = self.kms.create_grant(
-            KeyId=key_arn,
-            GranteePrincipal=grantee,
-            RetiringPrincipal=grantee,
-            Operations=["Decrypt", "RetireGrant"],
-            Constraints={"EncryptionContextEquals": {"aws:lambda:FunctionArn": function_arn}},
-        )["GrantId"]
-        return grant
 
 
 @pytest.fixture
@@ -106,26 +51,6 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         )
     finally:
         server.stop()
-
-
-def session(role: str, function: str) -> str:
-    return f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{function}"
-
-
-def delivered_create(grant: str, key_arn: str, function_arn: str, grantee: str, at: str) -> dict[str, Any]:
-    """The CreateGrant event CloudTrail would have delivered for a grant made through the KMS API."""
-    event = create_grant("any", grant, at)
-    detail = event["detail"]
-    detail |= {"awsRegion": REGION, "recipientAccountId": ACCOUNT}
-    detail["requestParameters"] |= {
-        "keyId": key_arn,
-        "granteePrincipal": grantee,
-        "retiringPrincipal": grantee,
-        "constraints": {"encryptionContextEquals": {"aws:lambda:FunctionArn": function_arn}},
-    }
-    detail["responseElements"] = {"grantId": grant, "keyId": key_arn}
-    detail["resources"] = [{"accountId": ACCOUNT, "type": "AWS::KMS::Key", "ARN": key_arn}]
-    return event
 
 
 def reconciler(pipeline: LocalPipeline) -> Reconciler:

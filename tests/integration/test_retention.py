@@ -24,10 +24,8 @@ from grantwatch.pipeline import LocalPipeline
 from grantwatch.settings import Settings, SettingsError
 from grantwatch.template import load_template
 from grantwatch.wiring import local_pipeline
-from tests.conftest import TEMPLATE
-from tests.scenarios import (
-    ACCOUNT,
-    KEY_ARN,
+from tests.support.samples import ACCOUNT, KEY_ARN, TEMPLATE
+from tests.support.scenarios import (
     create_grant,
     create_role,
     delete_role,

@@ -10,7 +10,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import boto3
@@ -23,15 +22,9 @@ from grantwatch.domain.hazards import RoleFact, normalise_hazard, role_key
 from grantwatch.domain.records import EvaluationRequest
 from grantwatch.recorder import EventOutcome, Outcome, Recorder
 from grantwatch.settings import Settings
-from tests.scenarios import (
-    ACCOUNT,
-    KEY_ARN,
-    create_role,
-    delete_role,
-    disable_key,
-    enable_key,
-    put_key_policy,
-)
+from tests.support.dynamodb_size import item_size
+from tests.support.samples import ACCOUNT, KEY_ARN
+from tests.support.scenarios import create_role, delete_role, disable_key, enable_key, put_key_policy
 
 RE_CREATIONS = 5_000
 ROLE = "ci-deployed-role"
@@ -51,30 +44,6 @@ def recorder_of(settings: Settings) -> Recorder:
     return Recorder(
         DynamoGrantStore(settings), DynamoFunctionStore(settings), DynamoHazardStore(settings), Scheduled()
     )
-
-
-def attribute_size(value: Any) -> int:
-    """An attribute value's size as DynamoDB counts it toward the 400 KB item limit (deserialized form)."""
-    if isinstance(value, str):
-        return len(value.encode())
-    if isinstance(value, bool) or value is None:
-        return 1
-    if isinstance(value, Decimal | int):
-        return len(str(abs(value)).replace(".", "").lstrip("0")) // 2 + 1
-    if isinstance(value, bytes):
-        return len(value)
-    if isinstance(value, set):
-        return sum(attribute_size(v) for v in value)
-    if isinstance(value, list):
-        return 3 + sum(1 + attribute_size(v) for v in value)
-    if isinstance(value, dict):
-        return 3 + sum(1 + len(k.encode()) + attribute_size(v) for k, v in value.items())
-    raise TypeError(type(value))
-
-
-def item_size(item: dict[str, Any]) -> int:
-    """Attribute names plus values, as DynamoDB counts an item's size."""
-    return sum(len(name.encode()) + attribute_size(value) for name, value in item.items())
 
 
 def partition(settings: Settings, pk: str) -> list[dict[str, Any]]:

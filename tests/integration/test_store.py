@@ -17,10 +17,8 @@ from grantwatch.local import LocalDynamo, ensure_table
 from grantwatch.ports import RecordResult
 from grantwatch.settings import Settings
 from grantwatch.views import grant_json
-from tests.conftest import TEMPLATE, load_event
-from tests.unit.test_normalise import FUNCTION_ARN, KEY_ARN, fact_of
-
-SEED_GRANT = "abfc6dbbc686122cb75763f3007e5aa9c67f9d9caafa2dd4320bbf61b393fd9a"
+from tests.support.facts import fact_of
+from tests.support.samples import FUNCTION_ARN, KEY_ARN, SEED_GRANT, TEMPLATE, load_event
 
 
 def seed() -> tuple[GrantFact, GrantFact]:

@@ -12,8 +12,7 @@ from typer.testing import CliRunner
 from grantwatch.cli import app
 from grantwatch.settings import Settings
 from grantwatch.wiring import local_pipeline
-from tests.conftest import ROOT, load_event
-from tests.integration.test_store import SEED_GRANT
+from tests.support.samples import ROOT, SEED_GRANT, load_event
 
 ARTIFACTS = ROOT / "build" / "artifacts"
 SEED_FUNCTION = "arn:aws:lambda:eu-central-1:210987654321:function:invoice-renderer"

@@ -15,7 +15,7 @@ import pytest
 
 from grantwatch import __version__
 from grantwatch.local import JAR_VARIABLE, find_jar, free_port
-from tests.conftest import ROOT
+from tests.support.samples import ROOT
 
 # What a build reads; the rest of the checkout (environments, tests, node_modules) stays out of the copy.
 BUILD_IGNORES = shutil.ignore_patterns(

@@ -1,62 +1,15 @@
-"""The reliability suite: its size, its hypothesis profile, and the figures it reports.
-
-GRANTWATCH_RELIABILITY_SCALE=ci (the default, what `make test` and CI run) or full (`make reliability`).
-Every generated case comes from a fixed seed or a derandomized hypothesis run, so a run repeats exactly.
-"""
+"""The reliability suite: its hypothesis profile and the figures it reports (tests/support/reliability/
+scale.py holds its size). Every generated case comes from a fixed seed or a derandomized hypothesis run, so
+a run repeats exactly, on one process or spread over pytest-xdist's workers."""
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
-from tests.conftest import ROOT
-
-SCALE_VARIABLE = "GRANTWATCH_RELIABILITY_SCALE"
-
-
-@dataclass(frozen=True, slots=True)
-class Scale:
-    name: str
-    property_examples: int  # hypothesis examples per ordering property
-    fault_events: int  # events replayed across a DynamoDB Local kill and restart
-    fuzz_events: int  # malformed events through the parser and the recorder's handler
-    load_events: int  # events recorded at concurrency 8
-    alert_incidents: int  # incidents alerted through a failing SNS
-
-
-SCALES = {
-    "ci": Scale(
-        "ci",
-        property_examples=6,
-        fault_events=600,
-        fuzz_events=3_000,
-        load_events=1_500,
-        alert_incidents=30,
-    ),
-    "full": Scale(
-        "full",
-        property_examples=300,
-        fault_events=10_000,
-        fuzz_events=50_000,
-        load_events=50_000,
-        alert_incidents=300,
-    ),
-}
-
-
-def current_scale() -> Scale:
-    name = os.environ.get(SCALE_VARIABLE, "ci")
-    if name not in SCALES:
-        raise pytest.UsageError(f"{SCALE_VARIABLE} must be one of {', '.join(SCALES)}, not {name!r}")
-    return SCALES[name]
-
-
-SCALE = current_scale()
+from tests.support.reliability.scale import FIGURES, SCALE, Scale
 
 settings.register_profile(
     "reliability",
@@ -75,18 +28,6 @@ settings.register_profile(
 )
 settings.load_profile("reliability")
 
-FIGURES: dict[str, dict[str, Any]] = {}
-
-
-def report(name: str, **figures: Any) -> None:
-    """Keep a test's figures for the summary at the end of the run, and in build/reliability/ at once (a
-    run cut short keeps what it measured)."""
-    FIGURES[name] = figures
-    out = ROOT / "build" / "reliability"
-    out.mkdir(parents=True, exist_ok=True)
-    body = {"scale": asdict(SCALE), "figures": FIGURES}
-    (out / f"figures-{SCALE.name}.json").write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
-
 
 @pytest.fixture(scope="session")
 def scale() -> Scale:
@@ -99,10 +40,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.reliability)
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A pytest-xdist worker hands its figures to the controller, which shows them all."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["reliability_figures"] = FIGURES
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    FIGURES.update(getattr(node, "workeroutput", {}).get("reliability_figures", {}))
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not FIGURES:
         return
     terminalreporter.section(f"reliability figures (scale {SCALE.name})")
-    for name, figures in FIGURES.items():
+    for name, figures in sorted(FIGURES.items()):
         shown = ", ".join(f"{k}={v}" for k, v in figures.items())
         terminalreporter.write_line(f"{name}: {shown}")

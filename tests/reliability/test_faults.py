@@ -1,5 +1,6 @@
 """Faults: DynamoDB Local killed in the middle of a replay, invocations refused, SNS failing. Retries as
-template.yaml configures them (tests/reliability/delivery.py); in the end nothing lost, nothing twice."""
+template.yaml configures them (tests/support/reliability/delivery.py); in the end nothing lost, nothing
+twice."""
 
 from __future__ import annotations
 
@@ -30,11 +31,12 @@ from grantwatch.evaluator import Evaluator
 from grantwatch.handlers import recorder as handler
 from grantwatch.recorder import Outcome, Recorder
 from grantwatch.settings import Settings
-from tests.conftest import ROOT, FakeLambdaContext
-from tests.reliability.conftest import Scale, report
-from tests.reliability.delivery import AsyncDelivery, RetryPolicy
-from tests.reliability.harness import assert_one_notice_of_each_kind_per_incident, new_table, scan_all
-from tests.scenarios import create_grant, function_arn, retire_grant
+from tests.support.lambda_context import FakeLambdaContext
+from tests.support.reliability.delivery import AsyncDelivery, RetryPolicy
+from tests.support.reliability.harness import assert_one_notice_of_each_kind_per_incident, new_table, scan_all
+from tests.support.reliability.scale import Scale, report
+from tests.support.samples import ROOT
+from tests.support.scenarios import create_grant, function_arn, retire_grant
 
 POLICY = RetryPolicy.from_template()
 

@@ -17,9 +17,9 @@ from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.domain.records import EvaluationRequest
 from grantwatch.recorder import Outcome, Recorder
 from grantwatch.settings import Settings
-from tests.reliability.conftest import Scale, report
-from tests.reliability.harness import scan_all
-from tests.scenarios import create_grant, function_arn, grant_id, revoke_grant, update_function
+from tests.support.reliability.harness import scan_all
+from tests.support.reliability.scale import Scale, report
+from tests.support.scenarios import create_grant, function_arn, grant_id, revoke_grant, update_function
 
 CONCURRENCY = 8
 HOT_GRANTS = 40

@@ -17,10 +17,10 @@ from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.domain.notices import NoticeKind
 from grantwatch.settings import Settings
 from grantwatch.template import load_template
-from tests.conftest import ROOT, TEMPLATE, load_event, sample_event_files
-from tests.reliability.conftest import report
-from tests.reliability.harness import pipeline_for, replay
-from tests.scenarios import ACCOUNT, REGION, create_grant, grant_id, retire_grant
+from tests.support.reliability.harness import pipeline_for, replay
+from tests.support.reliability.scale import report
+from tests.support.samples import ACCOUNT, REGION, ROOT, TEMPLATE, load_event, sample_event_files
+from tests.support.scenarios import create_grant, grant_id, retire_grant
 
 CENTRAL = "111111111111"
 MEMBERS = ("222222222222", "333333333333")

@@ -16,8 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from grantwatch import local as local_dynamo
-from tests.reliability.conftest import report
-from tests.reliability.harness import (
+from tests.support.reliability.harness import (
     assert_one_notice_of_each_kind_per_incident,
     canonical_table,
     drop_table,
@@ -26,8 +25,9 @@ from tests.reliability.harness import (
     pipeline_for,
     replay,
 )
-from tests.reliability.stories import stories
-from tests.scenarios import create_grant, retire_grant, update_function
+from tests.support.reliability.scale import report
+from tests.support.reliability.stories import stories
+from tests.support.scenarios import create_grant, retire_grant, update_function
 
 _COUNTS: dict[str, dict[str, int]] = {}
 

@@ -34,9 +34,10 @@ from grantwatch.handlers import recorder as recorder_handler
 from grantwatch.recorder import Outcome
 from grantwatch.settings import Settings
 from grantwatch.template import load_template
-from tests.conftest import ROOT, TEMPLATE, FakeLambdaContext, load_event
-from tests.reliability.harness import new_table, scan_all
-from tests.reliability.test_bad_input import SqsRules
+from tests.support.lambda_context import FakeLambdaContext
+from tests.support.reliability.harness import new_table, scan_all
+from tests.support.samples import ROOT, TEMPLATE, load_event
+from tests.support.sqs import SqsRules
 
 TEMPLATES = {
     path.name: load_template(path)

@@ -21,8 +21,8 @@ from bench.workload import mixed_events
 from grantwatch import local as local_dynamo
 from grantwatch.cli import EXIT_UNAVAILABLE
 from grantwatch.settings import Settings
-from tests.conftest import ROOT
-from tests.reliability.harness import canonical_table, new_table
+from tests.support.reliability.harness import canonical_table, new_table
+from tests.support.samples import ROOT
 
 EVENTS = 160
 STALL_SECONDS = 6.0

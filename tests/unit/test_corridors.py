@@ -29,7 +29,8 @@ from grantwatch.ports import (
 )
 from grantwatch.reconciler import Reconciler
 from grantwatch.recorder import Outcome, Recorder
-from tests.scenarios import ACCOUNT, KEY_ARN, REGION, create_grant, function_arn, retire_grant
+from tests.support.samples import ACCOUNT, KEY_ARN, REGION
+from tests.support.scenarios import create_grant, function_arn, retire_grant
 
 BILLING = function_arn("billing")
 

@@ -9,8 +9,8 @@ from typing import Any
 import botocore.session
 import pytest
 
-from tests.cloudformation import Stack
-from tests.conftest import ROOT, TEMPLATE
+from tests.support.cloudformation import Stack
+from tests.support.samples import ROOT, TEMPLATE
 
 ACCOUNT = "210987654321"
 FORWARDER = ROOT / "forwarders" / "iam-role-events.yaml"

@@ -14,8 +14,8 @@ from grantwatch.domain.functions import (
 )
 from grantwatch.domain.records import CloudTrailRecord
 from grantwatch.recorder import parse_event
-from tests.conftest import load_event
-from tests.scenarios import KEY_ARN, function_arn
+from tests.support.samples import KEY_ARN, load_event
+from tests.support.scenarios import function_arn
 
 
 def change_of(event: dict[str, object]) -> FunctionFact | Ignored:

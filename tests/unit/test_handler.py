@@ -17,7 +17,8 @@ from grantwatch.handlers import recorder as handler
 from grantwatch.ports import RecordedGrant, RecordResult
 from grantwatch.recorder import Recorder
 from grantwatch.settings import settings
-from tests.conftest import FakeLambdaContext, load_event
+from tests.support.lambda_context import FakeLambdaContext
+from tests.support.samples import load_event
 
 
 class FakeStore:

@@ -1,5 +1,5 @@
-"""The IAM contract's checker (tests/iam_contract.py) catches what template.yaml does not allow, and reads
-the policies as AWS does: wildcards, conditions, an index's own ARN, a transaction's items."""
+"""The IAM contract's checker (tests/support/iam_contract.py) catches what template.yaml does not allow, and
+reads the policies as AWS does: wildcards, conditions, an index's own ARN, a transaction's items."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.iam_contract import (
+from tests.support.iam_contract import (
     CORRIDORS,
     RUNS_AS,
     UNEVALUATED_CONDITIONS,
@@ -200,7 +200,7 @@ def test_the_innermost_corridor_wins_and_a_tests_own_call_is_no_functions() -> N
 def test_the_contract_deploys_the_temporary_role_the_self_healing_tests_configure() -> None:
     """Else the role switch's iam:PassRole statements would not exist in the stack the calls are checked
     against, or would name another role than the one the tests pass."""
-    from tests.iam_contract import PARAMETERS
-    from tests.integration.test_healing import TEMPORARY_ROLE
+    from tests.support.aws import TEMPORARY_ROLE
+    from tests.support.iam_contract import PARAMETERS
 
     assert PARAMETERS["SelfHealingTemporaryRoleArn"] == TEMPORARY_ROLE

@@ -23,10 +23,10 @@ from grantwatch.domain.impact import (
     parse_role,
 )
 from grantwatch.domain.lineage import GrantState, fold
-from tests.conftest import load_event
-from tests.plans import role_arn
-from tests.scenarios import ACCOUNT, KEY_ARN, create_grant, function_arn, retire_grant
-from tests.unit.test_normalise import fact_of
+from tests.support.facts import fact_of
+from tests.support.plans import role_arn
+from tests.support.samples import ACCOUNT, KEY_ARN, load_event
+from tests.support.scenarios import create_grant, function_arn, retire_grant
 
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 OTHER_KEY = KEY_ARN.replace("5f1e2d3c", "0a0b0c0d")

@@ -10,8 +10,8 @@ import pytest
 
 from grantwatch.domain.facts import FactKind, GrantFact, KeyRefStrength
 from grantwatch.domain.lineage import GrantStatus, fold
-from tests.conftest import load_event
-from tests.unit.test_normalise import KEY_ARN, fact_of
+from tests.support.facts import fact_of
+from tests.support.samples import KEY_ARN, load_event
 
 
 def seed_facts() -> tuple[GrantFact, GrantFact]:

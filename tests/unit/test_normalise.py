@@ -20,20 +20,8 @@ from grantwatch.domain.facts import (
 )
 from grantwatch.domain.records import CloudTrailRecord, EvaluationRequest, FieldError
 from grantwatch.recorder import EventOutcome, Outcome, Recorder, parse_event
-from tests.conftest import load_event
-
-ACCOUNT = "210987654321"
-KEY_ID = "5f1e2d3c-4b5a-4968-8776-a1b2c3d4e5f6"
-KEY_ARN = f"arn:aws:kms:eu-central-1:{ACCOUNT}:key/{KEY_ID}"
-FUNCTION_ARN = f"arn:aws:lambda:eu-central-1:{ACCOUNT}:function:invoice-renderer"
-
-
-def fact_of(event: dict[str, Any]) -> GrantFact:
-    record = parse_event(event)
-    assert isinstance(record, CloudTrailRecord)
-    fact = normalise(record)
-    assert isinstance(fact, GrantFact), fact
-    return fact
+from tests.support.facts import fact_of
+from tests.support.samples import ACCOUNT, FUNCTION_ARN, KEY_ARN, KEY_ID, load_event
 
 
 def test_lambda_create_grant_names_the_function_and_its_terms() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from grantwatch.domain.coverage import Coverage, Target
 from grantwatch.handlers import organization as handler
-from tests.conftest import FakeLambdaContext
+from tests.support.lambda_context import FakeLambdaContext
 
 
 class Worker:

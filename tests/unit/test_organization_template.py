@@ -12,9 +12,8 @@ import pytest
 from grantwatch.adapters.accounts import ListedAccounts, OrganizationAccounts
 from grantwatch.handlers import fanout, organization
 from grantwatch.settings import settings
-from tests.cloudformation import Stack
-from tests.conftest import ROOT, TEMPLATE
-from tests.iam_contract import (
+from tests.support.cloudformation import Stack
+from tests.support.iam_contract import (
     MEMBER_PARAMETERS,
     PARAMETERS,
     Call,
@@ -25,6 +24,7 @@ from tests.iam_contract import (
     role_statements,
     statements,
 )
+from tests.support.samples import ROOT, TEMPLATE
 
 MEMBER = ROOT / "member" / "forwarder.yaml"
 CENTRAL, MEMBER_ACCOUNT, ORGANIZATION = "210987654321", "111122223333", "o-a1b2c3d4e5"

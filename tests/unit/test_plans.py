@@ -9,7 +9,7 @@ import pytest
 
 from grantwatch.domain.impact import ChangeKind, Hypothesis, PlannedFunction, Scenario
 from grantwatch.domain.plans import PlanError, read_plan
-from tests.plans import (
+from tests.support.plans import (
     ENVIRONMENT_AFTER,
     ENVIRONMENT_BEFORE,
     cfn_change,
@@ -25,7 +25,8 @@ from tests.plans import (
     tf_noop_bucket,
     tf_role,
 )
-from tests.scenarios import KEY_ARN, function_arn
+from tests.support.samples import KEY_ARN
+from tests.support.scenarios import function_arn
 
 KEY_ID = KEY_ARN.rsplit("/", 1)[1]
 

@@ -16,8 +16,9 @@ from grantwatch.domain.lineage import GrantState, fold
 from grantwatch.domain.notices import MAX_SUBJECT, alert_notice, resolved_notice
 from grantwatch.domain.risk import Cause, Evidence, Verdict, assess
 from grantwatch.domain.text import clean
-from tests.scenarios import KEY_ARN, create_grant, function_arn, retire_grant
-from tests.unit.test_normalise import fact_of
+from tests.support.facts import fact_of
+from tests.support.samples import KEY_ARN
+from tests.support.scenarios import create_grant, function_arn, retire_grant
 
 BILLING = function_arn("billing")
 T0 = datetime(2026, 11, 1, 10, tzinfo=UTC)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from grantwatch.sources import read_events
-from tests.conftest import load_event
+from tests.support.samples import load_event
 
 
 def test_an_eventbridge_event_file_a_bare_record_and_a_list(tmp_path: Path) -> None:

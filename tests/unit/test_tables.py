@@ -8,7 +8,7 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 from pynamodb.exceptions import UpdateError
 
 from grantwatch.adapters.tables import error_code
-from tests.conftest import ROOT
+from tests.support.samples import ROOT
 
 
 def test_a_timed_out_call_has_no_error_code() -> None:

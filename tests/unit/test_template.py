@@ -23,7 +23,7 @@ from grantwatch.domain.catalogue import (
 )
 from grantwatch.domain.healing import HEALABLE
 from grantwatch.template import load_template, table_properties
-from tests.conftest import ROOT, TEMPLATE, load_event, sample_event_files
+from tests.support.samples import ROOT, TEMPLATE, load_event, sample_event_files
 
 TEMPLATE_DOC = load_template(TEMPLATE)
 RESOURCES: dict[str, Any] = TEMPLATE_DOC["Resources"]

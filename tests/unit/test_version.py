@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from grantwatch import __version__
 from grantwatch.cli import app
 from grantwatch.template import load_template
-from tests.conftest import ROOT, TEMPLATE
+from tests.support.samples import ROOT, TEMPLATE
 
 SEMVER = re.compile(r"\d+\.\d+\.\d+")
 

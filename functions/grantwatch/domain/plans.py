@@ -185,47 +185,57 @@ def terraform_scenario(plan: TerraformPlan) -> Scenario:
 
 
 def _terraform_resource(change: TerraformResourceChange, notes: list[str]) -> Hypothesis | None:
-    actions = set(change.change.actions)
-    before, after = change.change.before or {}, change.change.after or {}
-    unknown = _unknown(change.change)
-    deleting, creating = "delete" in actions, "create" in actions
+    deleting = "delete" in change.change.actions
     match change.type:
         case "aws_iam_role" if deleting:
-            name = _text(before.get("name")) or role_name(_text(before.get("arn")))
-            if name is None:
-                notes.append(f"{change.address}: the role is deleted, but the plan does not name it")
-                return None
-            target = _text(before.get("arn")) or name
-            if creating and _text(after.get("name")) == name:
-                return Hypothesis(ChangeKind.ROLE_REPLACED, target, change.address)
-            if creating and unknown.get("name") is True:
-                return Hypothesis(
-                    ChangeKind.ROLE_REPLACED,
-                    target,
-                    change.address,
-                    "the new role's name is known only later",
-                )
-            return Hypothesis(ChangeKind.ROLE_DELETED, target, change.address)
+            return _terraform_role_deletion(change, notes)
         case "aws_kms_key":
-            key = _text(before.get("arn")) or _text(before.get("key_id"))
-            if key is None:
-                return None
-            if deleting:
-                return Hypothesis(ChangeKind.KEY_PENDING_DELETION, key, change.address)
-            if "update" in actions and before.get("is_enabled") is not False:
-                if after.get("is_enabled") is False:
-                    return Hypothesis(ChangeKind.KEY_DISABLED, key, change.address)
-                if unknown.get("is_enabled") is True:
-                    return Hypothesis(
-                        ChangeKind.KEY_DISABLED, key, change.address, "is_enabled is known only after apply"
-                    )
-            return None
+            return _terraform_key_change(change)
         case "aws_kms_grant" if deleting:
+            before = change.change.before or {}
             grant = _text(before.get("grant_id"))
             if grant is None:
                 return None
             kind = ChangeKind.GRANT_RETIRED if before.get("retire_on_delete") else ChangeKind.GRANT_REVOKED
             return Hypothesis(kind, grant, change.address)
+    return None
+
+
+def _terraform_role_deletion(change: TerraformResourceChange, notes: list[str]) -> Hypothesis | None:
+    before, after = change.change.before or {}, change.change.after or {}
+    name = _text(before.get("name")) or role_name(_text(before.get("arn")))
+    if name is None:
+        notes.append(f"{change.address}: the role is deleted, but the plan does not name it")
+        return None
+    target = _text(before.get("arn")) or name
+    creating = "create" in change.change.actions
+    if creating and _text(after.get("name")) == name:
+        return Hypothesis(ChangeKind.ROLE_REPLACED, target, change.address)
+    if creating and _unknown(change.change).get("name") is True:
+        return Hypothesis(
+            ChangeKind.ROLE_REPLACED,
+            target,
+            change.address,
+            "the new role's name is known only later",
+        )
+    return Hypothesis(ChangeKind.ROLE_DELETED, target, change.address)
+
+
+def _terraform_key_change(change: TerraformResourceChange) -> Hypothesis | None:
+    actions = set(change.change.actions)
+    before, after = change.change.before or {}, change.change.after or {}
+    key = _text(before.get("arn")) or _text(before.get("key_id"))
+    if key is None:
+        return None
+    if "delete" in actions:
+        return Hypothesis(ChangeKind.KEY_PENDING_DELETION, key, change.address)
+    if "update" in actions and before.get("is_enabled") is not False:
+        if after.get("is_enabled") is False:
+            return Hypothesis(ChangeKind.KEY_DISABLED, key, change.address)
+        if _unknown(change.change).get("is_enabled") is True:
+            return Hypothesis(
+                ChangeKind.KEY_DISABLED, key, change.address, "is_enabled is known only after apply"
+            )
     return None
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from tests.conftest import load_event
+from tests.support.samples import load_event
 
 GRANT_SAMPLES = (
     "kms-create-grant-lambda.json",
@@ -88,38 +88,9 @@ def bad_grant_fields(rng: random.Random) -> Malformed:
     event, detail, event_id = _sample(rng, GRANT_SAMPLES)
     name = detail["eventName"]
     if name == "CreateGrant":
-        choice = rng.randrange(9)
-        params, response = detail["requestParameters"], detail["responseElements"]
-        if choice == 0:
-            detail["responseElements"] = rng.choice((None, {}, [], "grant"))
-        elif choice == 1:
-            response["grantId"] = rng.choice(("", None, 7, ["g"], {"id": None}))
-        elif choice == 2:
-            detail["requestParameters"] = rng.choice((None, [], "keyId", {"keyId": None}))
-        elif choice == 3:
-            params.pop("granteePrincipal", None)
-            params.pop("granteeServicePrincipal", None)
-        elif choice == 4:
-            params["constraints"] = rng.choice(
-                ({"encryptionContextEquals": "x"}, {"encryptionContextSubset": {"k": None}}, [], "c")
-            )
-        elif choice == 5:
-            params["operations"] = rng.choice(("Decrypt", [None], [["Decrypt"]], {"Decrypt": 1}))
-        elif choice == 6:
-            response["grantId"] = _huge(rng)
-        elif choice == 7:
-            params["granteePrincipal"] = "arn:aws:iam::210987654321:role/" + _huge(rng)
-        else:
-            response.pop("keyId", None)
-            params["keyId"] = _huge(rng)
+        _break_create_grant(rng, detail)
     elif name == "RetireGrant":
-        choice = rng.randrange(3)
-        if choice == 0:
-            detail["additionalEventData"] = rng.choice((None, {}, {"grantId": None}, {"grantId": ""}))
-        elif choice == 1:
-            detail["resources"] = rng.choice(([None], "key", [{"ARN": 5}], [[]]))
-        else:
-            detail["resources"] = []
+        _break_retire_grant(rng, detail)
     else:
         detail["requestParameters"] = rng.choice(
             (
@@ -131,6 +102,43 @@ def bad_grant_fields(rng: random.Random) -> Malformed:
             )
         )
     return Malformed(f"bad {name} fields", event, event_id)
+
+
+def _break_create_grant(rng: random.Random, detail: dict[str, Any]) -> None:
+    choice = rng.randrange(9)
+    params, response = detail["requestParameters"], detail["responseElements"]
+    if choice == 0:
+        detail["responseElements"] = rng.choice((None, {}, [], "grant"))
+    elif choice == 1:
+        response["grantId"] = rng.choice(("", None, 7, ["g"], {"id": None}))
+    elif choice == 2:
+        detail["requestParameters"] = rng.choice((None, [], "keyId", {"keyId": None}))
+    elif choice == 3:
+        params.pop("granteePrincipal", None)
+        params.pop("granteeServicePrincipal", None)
+    elif choice == 4:
+        params["constraints"] = rng.choice(
+            ({"encryptionContextEquals": "x"}, {"encryptionContextSubset": {"k": None}}, [], "c")
+        )
+    elif choice == 5:
+        params["operations"] = rng.choice(("Decrypt", [None], [["Decrypt"]], {"Decrypt": 1}))
+    elif choice == 6:
+        response["grantId"] = _huge(rng)
+    elif choice == 7:
+        params["granteePrincipal"] = "arn:aws:iam::210987654321:role/" + _huge(rng)
+    else:
+        response.pop("keyId", None)
+        params["keyId"] = _huge(rng)
+
+
+def _break_retire_grant(rng: random.Random, detail: dict[str, Any]) -> None:
+    choice = rng.randrange(3)
+    if choice == 0:
+        detail["additionalEventData"] = rng.choice((None, {}, {"grantId": None}, {"grantId": ""}))
+    elif choice == 1:
+        detail["resources"] = rng.choice(([None], "key", [{"ARN": 5}], [[]]))
+    else:
+        detail["resources"] = []
 
 
 def bad_function_fields(rng: random.Random) -> Malformed:

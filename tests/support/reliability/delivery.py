@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grantwatch.template import load_template
-from tests.conftest import TEMPLATE
+from tests.support.samples import TEMPLATE
 
 LAMBDA_RETRY_DELAYS = (60, 120)  # Lambda's documented waits before the second and the third attempt
 

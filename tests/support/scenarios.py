@@ -8,11 +8,7 @@ from typing import Any
 
 from grantwatch.domain.notices import Notice
 from grantwatch.pipeline import LocalPipeline
-from tests.conftest import load_event
-
-ACCOUNT = "210987654321"
-REGION = "eu-central-1"
-KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/5f1e2d3c-4b5a-4968-8776-a1b2c3d4e5f6"
+from tests.support.samples import ACCOUNT, KEY_ARN, REGION, load_event
 
 
 def function_arn(name: str) -> str:

@@ -26,13 +26,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from tests.cloudformation import Stack
-
-TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
+from tests.support.cloudformation import Stack
+from tests.support.samples import TEMPLATE
 
 # Every optional part of the stack deployed, so that every function and statement exists.
 # The temporary role is the one the self-healing tests configure (checked in tests/unit/test_iam_contract.py).
@@ -590,10 +588,11 @@ class Recording:
 
 @dataclass
 class Session:
-    """What the whole test run recorded (tests/conftest.py installs it for the session)."""
+    """What the whole test run recorded (tests/support/iam_contract_plugin.py installs it for the session)."""
 
     checker: Checker = field(default_factory=Checker)
     scopes: list[Checker] = field(default_factory=list)
+    elsewhere: set[str] = field(default_factory=set)  # violations other processes of the run recorded
 
     def sink(self, call: Call) -> None:
         self.checker.check(call)
@@ -610,7 +609,18 @@ class Session:
             self.scopes.remove(checker)
 
     def report(self) -> list[str]:
-        return sorted(self.checker.violations)
+        return sorted(set(self.checker.violations) | self.elsewhere)
+
+    def export(self) -> dict[str, Any]:
+        """What this process recorded, as plain data (what pytest-xdist carries from a worker)."""
+        calls = [[function, call, count] for (function, call), count in self.checker.calls.items()]
+        return {"violations": self.report(), "calls": calls}
+
+    def absorb(self, exported: dict[str, Any]) -> None:
+        """Count what another process recorded (a pytest-xdist worker's export) as this run's."""
+        self.elsewhere.update(exported["violations"])
+        for function, call, count in exported["calls"]:
+            self.checker.calls[(function, call)] += count
 
 
 SESSION = Session()

@@ -3,7 +3,6 @@ collect every notice."""
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from typing import Any
 
@@ -13,15 +12,11 @@ from grantwatch.pipeline import LocalPipeline
 from grantwatch.recorder import Outcome
 from grantwatch.settings import Settings
 from grantwatch.wiring import local_pipeline
-from tests.conftest import TEMPLATE
+from tests.support import tables
 
 
 def new_table(endpoint_url: str, prefix: str = "grantwatch-rel") -> Settings:
-    settings = Settings(
-        table_name=f"{prefix}-{uuid.uuid4().hex[:12]}", endpoint_url=endpoint_url, region="us-east-1"
-    )
-    local_dynamo.ensure_table(endpoint_url, settings.table_name, TEMPLATE)
-    return settings
+    return tables.new_table(endpoint_url, prefix)
 
 
 def drop_table(settings: Settings) -> None:

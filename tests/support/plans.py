@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.scenarios import ACCOUNT, KEY_ARN, REGION, function_arn
+from tests.support.samples import ACCOUNT, KEY_ARN, REGION
+from tests.support.scenarios import function_arn
 
 _ASSUME_LAMBDA = json.dumps(
     {

@@ -10,7 +10,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from tests.scenarios import create_grant, delete_function, retire_grant, revoke_grant, update_function
+from tests.support.scenarios import create_grant, delete_function, retire_grant, revoke_grant, update_function
 
 FUNCTIONS = ("alpha", "beta", "gamma")
 ACTIONS = (

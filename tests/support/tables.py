@@ -1,0 +1,34 @@
+"""Fresh tables on DynamoDB Local, each as template.yaml defines the table. The template is read once per
+process, not once per table: reading it cost more than creating the table."""
+
+from __future__ import annotations
+
+import uuid
+from functools import cache
+from typing import Any
+
+from grantwatch import local as local_dynamo
+from grantwatch.settings import Settings
+from grantwatch.template import create_table_request, load_template, table_properties
+from tests.support.samples import TEMPLATE
+
+
+@cache
+def _request() -> dict[str, Any]:
+    return create_table_request(table_properties(load_template(TEMPLATE)), "")
+
+
+@cache
+def _client(endpoint_url: str) -> Any:
+    return local_dynamo.dynamodb_client(endpoint_url)
+
+
+def new_table(endpoint_url: str, prefix: str) -> Settings:
+    settings = Settings(
+        table_name=f"{prefix}-{uuid.uuid4().hex[:12]}", endpoint_url=endpoint_url, region="us-east-1"
+    )
+    client = _client(endpoint_url)
+    created = client.create_table(**(_request() | {"TableName": settings.table_name}))
+    if created["TableDescription"]["TableStatus"] != "ACTIVE":
+        client.get_waiter("table_exists").wait(TableName=settings.table_name, WaiterConfig={"Delay": 0.2})
+    return settings
