@@ -25,6 +25,12 @@ class Settings(BaseModel):
     rejected_queue_url: str | None = None
     evaluation_queue_url: str | None = None
     alert_topic_arn: str | None = None
+    # The optional alert channels (docs/alerts-channels.md): each is on when set.
+    alert_chat_topic_arn: str | None = None
+    alert_event_bus_name: str | None = Field(default=None, max_length=1600)
+    security_hub_product_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws[a-z-]*:securityhub:[a-z0-9-]+:\d{12}:product/\d{12}/default$"
+    )
     heal_tag: str = Field(default="grantwatch:self-heal", min_length=1, max_length=128)
     heal_max_attempts: int = Field(default=2, ge=1, le=5)
     heal_verify_seconds: int = Field(default=60, ge=0, le=600)
@@ -49,6 +55,9 @@ class Settings(BaseModel):
             ("rejected_queue_url", "GRANTWATCH_REJECTED_QUEUE_URL"),
             ("evaluation_queue_url", "GRANTWATCH_EVALUATION_QUEUE_URL"),
             ("alert_topic_arn", "GRANTWATCH_ALERT_TOPIC_ARN"),
+            ("alert_chat_topic_arn", "GRANTWATCH_ALERT_CHAT_TOPIC_ARN"),
+            ("alert_event_bus_name", "GRANTWATCH_ALERT_EVENT_BUS"),
+            ("security_hub_product_arn", "GRANTWATCH_SECURITY_HUB_PRODUCT_ARN"),
             ("heal_tag", "GRANTWATCH_HEAL_TAG"),
             ("heal_max_attempts", "GRANTWATCH_HEAL_MAX_ATTEMPTS"),
             ("heal_verify_seconds", "GRANTWATCH_HEAL_VERIFY_SECONDS"),

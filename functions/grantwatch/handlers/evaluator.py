@@ -14,9 +14,9 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from grantwatch.adapters.channels import alert_notifier
 from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.adapters.hazards import DynamoHazardStore
-from grantwatch.adapters.notifier import SnsNotifier
 from grantwatch.adapters.scheduler import SqsEvaluationScheduler
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.domain.records import EvaluationRequest
@@ -37,7 +37,7 @@ def evaluator() -> Evaluator:
         DynamoGrantStore(config),
         DynamoFunctionStore(config),
         DynamoHazardStore(config),
-        SnsNotifier(topic),
+        alert_notifier(config, topic),
         SqsEvaluationScheduler(queue_url),
         temporary_role=config.heal_temporary_role_arn,
     )

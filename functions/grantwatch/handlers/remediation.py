@@ -17,11 +17,11 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from grantwatch.adapters.channels import alert_notifier
 from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.adapters.hazards import DynamoHazardStore
 from grantwatch.adapters.heal_records import DynamoHealRecords
 from grantwatch.adapters.lambda_healer import AwsFunctionHealer
-from grantwatch.adapters.notifier import SnsNotifier
 from grantwatch.domain.healing import HealPolicy, heal_request
 from grantwatch.healer import Healer
 from grantwatch.settings import required, settings
@@ -43,7 +43,7 @@ def healer() -> Healer:
         hazards=DynamoHazardStore(config),
         records=DynamoHealRecords(config),
         aws=AwsFunctionHealer(region=config.region),
-        notifier=SnsNotifier(topic),
+        notifier=alert_notifier(config, topic),
         policy=HealPolicy(
             tag=config.heal_tag,
             max_attempts=config.heal_max_attempts,
