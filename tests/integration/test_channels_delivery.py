@@ -16,9 +16,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
+from typer.testing import CliRunner
 
 from grantwatch.adapters.channels import ChannelError, ChatTopic, EventBus, FanOut, SecurityHub, trial_notice
 from grantwatch.adapters.notifier import SnsNotifier
+from grantwatch.cli import app
 from grantwatch.domain.alerts import Notice
 from grantwatch.domain.channels import (
     DETAIL_TYPES,
@@ -248,3 +250,63 @@ def test_the_test_notice_reaches_every_channel_marked_as_a_test(stand: Stand) ->
     (found,) = stand.findings()
     assert "TEST" in card["content"]["title"] and event["detail-type"] == "GrantWatch Test Notice"
     assert (found["RecordState"], found["Severity"]["Label"]) == ("ARCHIVED", "INFORMATIONAL")
+
+
+@pytest.fixture
+def configured(stand: Stand, monkeypatch: pytest.MonkeyPatch) -> Stand:
+    """The environment a deployed function (or an operator's shell) has: every channel on."""
+    for service in ("SNS", "EVENTBRIDGE", "SECURITYHUB", "STS"):
+        monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", stand.endpoint)
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": REGION,
+        "GRANTWATCH_ALERT_TOPIC_ARN": stand.text_topic,
+        "GRANTWATCH_ALERT_CHAT_TOPIC_ARN": stand.chat_topic,
+        "GRANTWATCH_ALERT_EVENT_BUS": BUS,
+        "GRANTWATCH_SECURITY_HUB_PRODUCT_ARN": product_arn(REGION, ACCOUNT),
+    }.items():
+        monkeypatch.setenv(name, value)
+    return stand
+
+
+def test_notify_test_sends_a_marked_notice_through_every_configured_channel(configured: Stand) -> None:
+    result = CliRunner().invoke(app, ["notify-test"])
+    assert result.exit_code == 0, result.output
+    assert "sent to sns, chat, events, securityhub" in result.output
+    (card,) = configured.drained(configured.chat_queue)
+    (event,) = configured.drained(configured.events_queue)
+    (found,) = configured.findings()
+    assert card["content"]["title"] == "[grantwatch] TEST notice: the alert channels work"
+    assert event["detail"]["details"]["test"] is True and found["RecordState"] == "ARCHIVED"
+
+
+def test_notify_test_sends_only_to_the_channels_asked_for(configured: Stand) -> None:
+    result = CliRunner().invoke(app, ["notify-test", "--channel", "events"])
+    assert result.exit_code == 0, result.output
+    assert len(configured.drained(configured.events_queue)) == 1
+    assert configured.drained(configured.chat_queue) == [] and configured.findings() == []
+
+
+def test_notify_test_names_a_missing_or_failing_channel_and_tries_the_others(
+    configured: Stand, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GRANTWATCH_SECURITY_HUB_PRODUCT_ARN")
+    missing = CliRunner().invoke(app, ["notify-test", "--channel", "securityhub"])
+    assert missing.exit_code == 2 and "not configured: securityhub" in missing.output
+    monkeypatch.setenv("GRANTWATCH_ALERT_CHAT_TOPIC_ARN", f"arn:aws:sns:{REGION}:{ACCOUNT}:gone")
+    failed = CliRunner().invoke(app, ["notify-test", "--account", ACCOUNT])
+    assert failed.exit_code == 3, failed.output
+    assert "not delivered to chat: NotFound" in failed.output and "Traceback" not in failed.output
+    assert len(configured.drained(configured.events_queue)) == 1  # the others were tried
+
+
+def test_notify_test_dry_run_prints_every_channels_payload_and_sends_nothing(configured: Stand) -> None:
+    result = CliRunner().invoke(app, ["notify-test", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    printed = {line["channel"]: line["payload"] for line in map(json.loads, result.output.splitlines())}
+    assert set(printed) == {"sns", "chat", "events", "securityhub"}
+    assert not list(schema("chat-notification").iter_errors(printed["chat"]))
+    assert not list(schema("asff-finding").iter_errors(printed["securityhub"]))
+    assert printed["securityhub"]["AwsAccountId"] == ACCOUNT  # Security Hub's account, from its setting
+    assert configured.drained(configured.events_queue) == [] and configured.findings() == []
