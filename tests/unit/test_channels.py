@@ -168,6 +168,7 @@ def test_one_finding_per_incident_archived_when_resolved_and_never_setting_workf
     )
     assert [r["Id"] for r in alert["Resources"]] == [FUNCTION, KEY]
     assert "aws lambda update-function-configuration" in alert["Remediation"]["Recommendation"]["Text"]
+    assert "`" not in alert["Description"] and "billing" in alert["Description"]  # plain text
     # the same notice sent twice is the same finding: a re-import updates, it never adds one
     assert finding(NOTICES["alert grant-retired"], region=HUB_REGION, account=HUB_ACCOUNT) == alert
 

@@ -150,6 +150,11 @@ def _description(notice: NoticeFields) -> str:
     return text if len(text) <= MAX_DESCRIPTION else text[: MAX_DESCRIPTION - 1] + "…"
 
 
+def _plain(markdown: str) -> str:
+    """The description for a console that shows text as it is (Security Hub): no markdown marks."""
+    return markdown.replace("`", "").replace("*", "")
+
+
 def _account(details: Mapping[str, Any]) -> str:
     arn = str(details.get("functionArn") or details.get("keyArn") or "")
     parts = arn.split(":")
@@ -230,7 +235,7 @@ def finding(notice: NoticeFields, *, region: str, account: str) -> dict[str, Any
         "Severity": {"Label": label},
         "FindingProviderFields": {"Severity": {"Label": label}, "Types": types},
         "Title": clean(notice.subject, 256),
-        "Description": _description(notice)[:1024],
+        "Description": _plain(_description(notice))[:1024],
         "Resources": resources,
         "RecordState": "ARCHIVED" if closed else "ACTIVE",
         "ProductFields": {"grantwatch/incidentId": notice.incident_id, "grantwatch/noticeType": kind},
