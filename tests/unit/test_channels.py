@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from grantwatch.adapters.channels import trial_notice
+from grantwatch.adapters.channels import FanOut, alert_notifier, trial_notice
+from grantwatch.adapters.notifier import SnsNotifier
 from grantwatch.domain.alerts import Notice, alert_notice, policy_notice, resolved_notice
 from grantwatch.domain.channels import (
     chat_notification,
@@ -19,12 +20,14 @@ from grantwatch.domain.channels import (
     event_entry,
     finding,
     pagerduty_event,
+    product_arn,
 )
 from grantwatch.domain.facts import Actor
 from grantwatch.domain.fixes import FixTarget, key_switch
 from grantwatch.domain.hazards import KeyChange, KeyFact
 from grantwatch.domain.healing import HealOutcome, heal_notice
 from grantwatch.domain.risk import Cause
+from grantwatch.settings import Settings
 from tests.unit.test_healing import FUNCTION, KEY, T0, incident
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
@@ -196,3 +199,20 @@ def test_a_test_notice_is_marked_as_one_in_every_channel() -> None:
     assert errors(schema("chat-notification"), chat_notification(notice)) == []
     assert errors(schema("event-detail"), event_detail(notice)) == []
     assert errors(schema("asff-finding"), found) == []
+
+
+def test_the_channels_are_those_the_environment_turns_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_REGION", HUB_REGION)
+    topic = f"arn:aws:sns:{HUB_REGION}:{HUB_ACCOUNT}:grantwatch-alerts"
+    alone = alert_notifier(Settings.from_environ({}), topic)
+    assert isinstance(alone, SnsNotifier)  # no channel on: the SNS topic as before
+    env = {
+        "GRANTWATCH_ALERT_CHAT_TOPIC_ARN": f"arn:aws:sns:{HUB_REGION}:{HUB_ACCOUNT}:chat",
+        "GRANTWATCH_ALERT_EVENT_BUS": "ops",
+        "GRANTWATCH_SECURITY_HUB_PRODUCT_ARN": product_arn(HUB_REGION, HUB_ACCOUNT),
+    }
+    every = alert_notifier(Settings.from_environ(env), topic)
+    assert isinstance(every, FanOut)
+    assert [name for name, _ in every.channels] == ["sns", "chat", "events", "securityhub"]
+    with pytest.raises(ValueError, match="security_hub_product_arn"):
+        Settings.from_environ({"GRANTWATCH_SECURITY_HUB_PRODUCT_ARN": "arn:aws:securityhub:::hub/default"})
