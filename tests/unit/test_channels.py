@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from grantwatch.adapters.channels import FanOut, alert_notifier, trial_notice
+from grantwatch.adapters.channels import ChannelError, FanOut, alert_notifier, trial_notice
 from grantwatch.adapters.notifier import SnsNotifier
 from grantwatch.domain.alerts import Notice, alert_notice, policy_notice, resolved_notice
 from grantwatch.domain.channels import (
@@ -216,3 +216,51 @@ def test_the_channels_are_those_the_environment_turns_on(monkeypatch: pytest.Mon
     assert [name for name, _ in every.channels] == ["sns", "chat", "events", "securityhub"]
     with pytest.raises(ValueError, match="security_hub_product_arn"):
         Settings.from_environ({"GRANTWATCH_SECURITY_HUB_PRODUCT_ARN": "arn:aws:securityhub:::hub/default"})
+
+
+class Recording:
+    def __init__(self, fails: bool = False) -> None:
+        self.fails, self.sent = fails, 0
+
+    def publish(self, notice: Notice) -> None:
+        self.sent += 1
+        if self.fails:
+            raise ConnectionError("unreachable")
+
+
+def test_a_failing_channel_is_raised_after_the_others_unless_only_some_are_required(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    notice = NOTICES["heal failed"]
+    sns, chat, events = Recording(), Recording(fails=True), Recording()
+    with pytest.raises(ChannelError, match=r"not delivered to chat: ConnectionError"):
+        FanOut([("sns", sns), ("chat", chat), ("events", events)]).publish(notice)
+    assert (sns.sent, chat.sent, events.sent) == (1, 1, 1)
+    FanOut([("sns", sns), ("chat", chat), ("events", events)], required=("sns",)).publish(notice)
+    assert (sns.sent, chat.sent, events.sent) == (2, 2, 2)
+    assert [r.channel for r in caplog.records] == ["chat"]  # type: ignore[attr-defined]
+    with pytest.raises(ChannelError, match=r"not delivered to sns"):
+        FanOut([("sns", Recording(fails=True)), ("chat", chat)], required=("sns",)).publish(notice)
+
+
+def test_the_remediation_function_fails_only_when_the_sns_topic_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its invocation's retry would heal again: a chat, event or finding lost is logged instead."""
+    from grantwatch import settings as settings_module
+    from grantwatch.handlers import remediation
+
+    for name, value in {
+        "AWS_REGION": HUB_REGION,
+        "GRANTWATCH_ALERT_TOPIC_ARN": f"arn:aws:sns:{HUB_REGION}:{HUB_ACCOUNT}:alerts",
+        "GRANTWATCH_ALERT_EVENT_BUS": "ops",
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings_module.settings.cache_clear()
+    remediation.healer.cache_clear()
+    try:
+        notifier = remediation.healer().notifier
+        assert isinstance(notifier, FanOut) and notifier.required == frozenset({"sns"})
+    finally:
+        settings_module.settings.cache_clear()
+        remediation.healer.cache_clear()

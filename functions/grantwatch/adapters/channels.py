@@ -10,6 +10,7 @@ on, and PagerDuty deduplicates a trigger by its dedup_key (the incident id)."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -101,10 +102,15 @@ class SecurityHub:
 
 class FanOut:
     """Sends each notice to every channel; one failing does not stop the others. The failures are raised
-    together after all were tried, so the caller's retry sends the notice again."""
+    together after all were tried, so the caller's retry sends the notice again. With `required`, only
+    those channels' failures are raised; the others' are logged (a caller whose retry would repeat more
+    than the notice: the remediation function would heal again)."""
 
-    def __init__(self, channels: Sequence[tuple[str, Channel]]) -> None:
+    def __init__(
+        self, channels: Sequence[tuple[str, Channel]], required: Sequence[str] | None = None
+    ) -> None:
         self.channels = tuple(channels)
+        self.required = None if required is None else frozenset(required)
 
     def publish(self, notice: Notice) -> None:
         failed: list[str] = []
@@ -112,7 +118,14 @@ class FanOut:
             try:
                 channel.publish(notice)
             except Exception as error:  # reported below, after the other channels
-                failed.append(f"{name}: {_reason(error)}")
+                if self.required is None or name in self.required:
+                    failed.append(f"{name}: {_reason(error)}")
+                else:
+                    logging.getLogger(__name__).warning(
+                        "notice not delivered",
+                        extra={"incidentId": notice.incident_id, "channel": name}
+                        | {"reason": _reason(error)},
+                    )
         if failed:
             raise ChannelError(f"notice {notice.incident_id} not delivered to {'; '.join(failed)}")
 
@@ -142,10 +155,10 @@ def configured_channels(settings: Settings, topic_arn: str | None) -> list[tuple
     return channels
 
 
-def alert_notifier(settings: Settings, topic_arn: str) -> Channel:
-    """The SNS topic alone, or every configured channel behind one publish."""
+def alert_notifier(settings: Settings, topic_arn: str, *, required: Sequence[str] | None = None) -> Channel:
+    """The SNS topic alone, or every configured channel behind one publish (see FanOut for `required`)."""
     channels = configured_channels(settings, topic_arn)
-    return channels[0][1] if len(channels) == 1 else FanOut(channels)
+    return channels[0][1] if len(channels) == 1 else FanOut(channels, required)
 
 
 def trial_notice(at: datetime, *, account: str, region: str) -> Notice:

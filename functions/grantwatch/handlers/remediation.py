@@ -43,7 +43,8 @@ def healer() -> Healer:
         hazards=DynamoHazardStore(config),
         records=DynamoHealRecords(config),
         aws=AwsFunctionHealer(region=config.region),
-        notifier=alert_notifier(config, topic),
+        # a failed chat, event or finding must not fail the invocation: its retry would heal again
+        notifier=alert_notifier(config, topic, required=("sns",)),
         policy=HealPolicy(
             tag=config.heal_tag,
             max_attempts=config.heal_max_attempts,
