@@ -57,3 +57,17 @@ for line in open(sys.argv[1], encoding="utf-8"):
     print()
     print(notice["message"])
 PY
+
+step "6. The same alert as the other channels receive it: the Slack/Teams card, the EventBridge event, the Security Hub finding"
+"${PYTHON:-python3}" - "$alerts" <<'PY'
+import json, sys
+from types import SimpleNamespace
+from grantwatch.domain.channels import chat_notification, event_entry, finding
+for line in open(sys.argv[1], encoding="utf-8"):
+    n = json.loads(line)
+    notice = SimpleNamespace(kind=n["kind"], incident_id=n["incidentId"], subject=n["subject"], details=n["details"])
+    entry = event_entry(notice, "default")
+    print("Amazon Q Developer (Slack/Teams) card:", json.dumps(chat_notification(notice), indent=2))
+    print("EventBridge event:", json.dumps(entry | {"Detail": json.loads(entry["Detail"])}, indent=2))
+    print("Security Hub finding:", json.dumps(finding(notice, region=n["details"]["region"], account=n["details"]["account"]), indent=2))
+PY

@@ -16,6 +16,7 @@ DEFAULT_REGION = "us-east-1"
 MIN_RETENTION_DAYS = 30
 _DAY_SECONDS = 86400
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
+_FINDINGS_PRODUCT_ARN = re.compile(r"arn:aws[a-z-]*:securityhub:[a-z0-9-]+:\d{12}:product/\d{12}/default")
 
 # Each setting read from the environment, and the variable it is read from.
 _VARIABLES = (
@@ -24,6 +25,9 @@ _VARIABLES = (
     ("rejected_queue_url", "GRANTWATCH_REJECTED_QUEUE_URL"),
     ("evaluation_queue_url", "GRANTWATCH_EVALUATION_QUEUE_URL"),
     ("alert_topic_arn", "GRANTWATCH_ALERT_TOPIC_ARN"),
+    ("alert_chat_topic_arn", "GRANTWATCH_ALERT_CHAT_TOPIC_ARN"),
+    ("alert_event_bus_name", "GRANTWATCH_ALERT_EVENT_BUS"),
+    ("security_hub_product_arn", "GRANTWATCH_SECURITY_HUB_PRODUCT_ARN"),
     ("heal_tag", "GRANTWATCH_HEAL_TAG"),
     ("heal_max_attempts", "GRANTWATCH_HEAL_MAX_ATTEMPTS"),
     ("heal_verify_seconds", "GRANTWATCH_HEAL_VERIFY_SECONDS"),
@@ -55,6 +59,10 @@ class Settings:
     rejected_queue_url: str | None = None
     evaluation_queue_url: str | None = None
     alert_topic_arn: str | None = None
+    # The optional alert channels (docs/alerts-channels.md): each is on when set.
+    alert_chat_topic_arn: str | None = None
+    alert_event_bus_name: str | None = None
+    security_hub_product_arn: str | None = None
     heal_tag: str = "grantwatch:self-heal"
     heal_max_attempts: int = 2
     heal_verify_seconds: int = 60
@@ -79,6 +87,13 @@ class Settings:
             )
         if not 0 < self.dynamodb_read_timeout_seconds <= 300:
             raise SettingsError("dynamodb_read_timeout_seconds", "must be more than 0 and at most 300")
+        if self.alert_event_bus_name is not None:
+            _length("alert_event_bus_name", self.alert_event_bus_name, 1, 1600)
+        product = self.security_hub_product_arn
+        if product is not None and not _FINDINGS_PRODUCT_ARN.fullmatch(product):
+            raise SettingsError(
+                "security_hub_product_arn", "must be the ARN of the account's default product"
+            )
         role = self.heal_temporary_role_arn
         if role is not None and (len(role) > 2048 or not _ROLE_ARN.fullmatch(role)):
             raise SettingsError("heal_temporary_role_arn", "must be the ARN of an IAM role")

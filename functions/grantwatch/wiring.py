@@ -60,9 +60,9 @@ def rejected_sink(settings: Settings) -> RejectedEventSink:
 
 def evaluator(settings: Settings) -> Evaluator:
     """The evaluator Lambda function's corridor: evaluations in, incidents and notices out to SNS."""
+    from grantwatch.adapters.channels import alert_notifier
     from grantwatch.adapters.functions import DynamoFunctionStore
     from grantwatch.adapters.hazards import DynamoHazardStore
-    from grantwatch.adapters.notifier import SnsNotifier
     from grantwatch.adapters.store import DynamoGrantStore
     from grantwatch.evaluator import Evaluator
 
@@ -70,7 +70,7 @@ def evaluator(settings: Settings) -> Evaluator:
         DynamoGrantStore(settings),
         DynamoFunctionStore(settings),
         DynamoHazardStore(settings),
-        SnsNotifier(required(settings.alert_topic_arn, ALERT_TOPIC)),
+        alert_notifier(settings, required(settings.alert_topic_arn, ALERT_TOPIC)),
         evaluation_scheduler(settings),
         temporary_role=settings.heal_temporary_role_arn,
     )
@@ -113,10 +113,10 @@ def healer(
     """Self-healing on the configured table and AWS account. Without `policy` and `verify_for`, the
     configured ones; its notices go to `topic_arn`, or nowhere without one (`grantwatch heal` may run
     without a topic)."""
+    from grantwatch.adapters.channels import alert_notifier
     from grantwatch.adapters.functions import DynamoFunctionStore, DynamoHealRecords
     from grantwatch.adapters.hazards import DynamoHazardStore
     from grantwatch.adapters.lambda_healer import AwsFunctionHealer
-    from grantwatch.adapters.notifier import SnsNotifier
     from grantwatch.domain.healing import HealPolicy
     from grantwatch.healer import Healer
 
@@ -125,7 +125,8 @@ def healer(
         hazards=DynamoHazardStore(settings),
         records=DynamoHealRecords(settings),
         aws=AwsFunctionHealer(region=settings.region),
-        notifier=SnsNotifier(topic_arn) if topic_arn else None,
+        # only the topic's failure fails a heal: a retry after a lost chat card or finding would heal again
+        notifier=alert_notifier(settings, topic_arn, required=("sns",)) if topic_arn else None,
         policy=policy
         or HealPolicy(
             tag=settings.heal_tag,

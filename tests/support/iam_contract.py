@@ -42,6 +42,9 @@ PARAMETERS = {
     "RetentionDays": "30",
     "OrganizationReconciliation": "true",
     "ExternalId": "grantwatch-test-external-id",
+    "ChatTopicArn": "create",
+    "AlertEventBusName": "grantwatch-alerts",
+    "SecurityHubFindings": "true",
 }
 MEMBER_TEMPLATE = TEMPLATE.parent / "member" / "forwarder.yaml"
 # The member account's stack as the organization deploys it (the read-only role created).
@@ -74,6 +77,7 @@ RUNS_AS = {"grantwatch.organization": "OrganizationWorkerFunction"}
 DESTINATIONS: dict[tuple[str, str | None], str] = {
     ("dynamodb", None): "GRANTWATCH_TABLE",
     ("sns", None): "GRANTWATCH_ALERT_TOPIC_ARN",
+    ("sns", "grantwatch.adapters.channels"): "GRANTWATCH_ALERT_CHAT_TOPIC_ARN",
     ("sqs", "grantwatch.adapters.scheduler"): "GRANTWATCH_EVALUATION_QUEUE_URL",
     ("sqs", "grantwatch.adapters.rejected"): "GRANTWATCH_REJECTED_QUEUE_URL",
     ("sqs", "grantwatch.adapters.accounts"): "GRANTWATCH_ORGANIZATION_QUEUE_URL",
@@ -423,6 +427,14 @@ def requests_of(call: Call) -> list[Request]:
     if call.service in {"sqs", "sns"}:
         action = {"SendMessageBatch": "SendMessage"}.get(call.operation, call.operation)
         return [Request(f"{call.service}:{action}", _destination(stack, call))]
+    if (call.service, call.operation) == ("events", "PutEvents"):
+        buses = {str(entry.get("EventBusName") or "default") for entry in call.params["Entries"]}
+        return [
+            Request("events:PutEvents", _named_arn(bus, "event-bus", call, stack)) for bus in sorted(buses)
+        ]
+    if (call.service, call.operation) == ("securityhub", "BatchImportFindings"):
+        products = {str(finding["ProductArn"]) for finding in call.params["Findings"]}
+        return [Request("securityhub:BatchImportFindings", product) for product in sorted(products)]
     found = [Request(f"{call.service}:{call.operation}", _resource_arn(call, stack))]
     if call.service == "lambda" and call.params.get("Role"):
         passed_to = (("iam:PassedToService", ("lambda.amazonaws.com",)),)
@@ -433,7 +445,7 @@ def requests_of(call: Call) -> list[Request]:
 def _stack_of(call: Call) -> Stack:
     named = next(
         (str(call.params[k]) for k in ("KeyId", "FunctionName", "Resource", "TopicArn") if k in call.params),
-        "",
+        str(call.params.get("Findings", [{}])[0].get("ProductArn", "")),
     )
     account, region = _arn_parts(named) or (DEFAULT_ACCOUNT, call.region)
     return stack_for(account, region)

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import UTC, datetime
 
 import pytest
 
-from grantwatch.domain.alerts import Incident
-from grantwatch.domain.facts import Actor
 from grantwatch.domain.fixes import AWS_MANAGED_KEY, FixTarget, Procedure, key_switch
 from grantwatch.domain.hazards import KeyState, KeyStatus, RoleChange, RoleFact, RoleStatus
 from grantwatch.domain.healing import (
@@ -28,30 +25,19 @@ from grantwatch.domain.healing import (
 )
 from grantwatch.domain.notices import heal_notice
 from grantwatch.domain.reconcile import ListedGrant
-from grantwatch.domain.risk import Cause, Evidence
+from grantwatch.domain.risk import Cause
 from grantwatch.settings import Settings, SettingsError
-
-ACCOUNT = "210987654321"
-FUNCTION = f"arn:aws:lambda:eu-central-1:{ACCOUNT}:function:billing"
-KEY = f"arn:aws:kms:eu-central-1:{ACCOUNT}:key/5f1e2d3c-4b5a-4968-8776-a1b2c3d4e5f6"
-ROLE = f"arn:aws:iam::{ACCOUNT}:role/service/billing-role"
-TEMPORARY = f"arn:aws:iam::{ACCOUNT}:role/grantwatch-heal-temporary"
-AWS_LAMBDA_KEY = f"arn:aws:kms:eu-central-1:{ACCOUNT}:key/0a1b2c3d-aaaa-4bbb-8ccc-000000000001"
-T0 = datetime(2026, 11, 1, 10, tzinfo=UTC)
-ADMIN = Actor(principal="arn:aws:sts::210987654321:assumed-role/admin/dana", identity_type=None, via=None)
-
-
-def incident(cause: Cause = Cause.GRANT_RETIRED) -> Incident:
-    return Incident(
-        incident_id="20261101T100000Z-g1",
-        function_arn=FUNCTION,
-        key_arn=KEY,
-        role=ROLE,
-        cause=cause,
-        evidence=Evidence("retired", "RetireGrant", "e1", T0, ADMIN),
-        detected_at=T0,
-        grant_id="g1",
-    )
+from tests.support.incidents import (
+    ACCOUNT,
+    ADMIN,
+    AWS_LAMBDA_KEY,
+    FUNCTION,
+    KEY,
+    ROLE,
+    T0,
+    TEMPORARY,
+    incident,
+)
 
 
 def live(**changes: object) -> LiveFunction:

@@ -8,7 +8,7 @@ import typer
 from typer.core import TyperGroup
 
 from grantwatch import __version__
-from grantwatch.cli import impact, ingest, listing, local, operations, organization
+from grantwatch.cli import alerts, impact, ingest, listing, local, operations, organization
 from grantwatch.cli.errors import exit_code_of
 from grantwatch.cli.output import err
 
@@ -70,6 +70,7 @@ for command in (
     operations.migrate,
 ):
     app.command()(command)
+app.command("notify-test")(alerts.notify_test)
 app.add_typer(local.local_app, name="local")
 
 

@@ -92,7 +92,7 @@ def reconcile(
         covered = worker.run_all(coverage_targets(accounts, [settings.region]), now)
         report_organization(covered, _drain(pipeline, now, as_json), as_json)
         return
-    caller = account or _caller_account(settings.region)
+    caller = account or caller_account(settings.region)
     reconciler = wiring.reconciler(
         settings, caller, queue_url=queue_url, scheduler=None if queue_url else pipeline.scheduler
     )
@@ -122,7 +122,7 @@ def _drain(pipeline: LocalPipeline, now: datetime, as_json: bool) -> list[Notice
     return notices
 
 
-def _caller_account(region: str) -> str:
+def caller_account(region: str) -> str:
     account: str = boto3.client("sts", region_name=region).get_caller_identity()["Account"]
     return account
 

@@ -39,6 +39,9 @@ def evaluate_request(body: str) -> None:
     subject: dict[str, object] = {k: v for k, v in named.items() if v is not None}
     for notice in evaluator().run(request, datetime.now(UTC)):
         metrics.add_metric(name=f"Notices{notice.kind.title()}", unit=MetricUnit.Count, value=1)
+        if notice.kind == "alert":  # the dashboard's alerts by type
+            alert_type = notice.attributes["alertType"]
+            metrics.add_metric(name=f"Alerts-{alert_type}", unit=MetricUnit.Count, value=1)
         logger.info(
             "notice published", extra={"incidentId": notice.incident_id, "kind": notice.kind} | subject
         )

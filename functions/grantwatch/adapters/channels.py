@@ -1,0 +1,196 @@
+"""The alert channels besides the SNS text topic: the Amazon Q Developer chat topic, an EventBridge bus (which
+also feeds PagerDuty through the template's API destination) and Security Hub; and the notifier that sends
+every notice to each configured channel.
+
+A notice is sent at least once: when a channel fails, the evaluator releases its claim and the retry sends
+the notice to every channel again. Each re-send is harmless: the chat card lands in the incident's thread,
+the finding is re-imported under the same Id (an update), the event carries the incident id to deduplicate
+on, and PagerDuty deduplicates a trigger by its dedup_key (the incident id)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from grantwatch.domain.channels import TRIAL, chat_notification, detail_type, event_entry, finding
+from grantwatch.domain.facts import utc_iso
+from grantwatch.domain.notices import Notice, NoticeKind
+
+if TYPE_CHECKING:
+    from mypy_boto3_events.client import EventBridgeClient
+    from mypy_boto3_securityhub.client import SecurityHubClient
+    from mypy_boto3_sns.client import SNSClient
+
+    from grantwatch.settings import Settings
+
+CHANNELS = ("sns", "chat", "events", "securityhub")
+
+
+class ChannelError(RuntimeError):
+    """A channel refused or failed a notice. The message names the channel and the AWS error code, never
+    the notice's content."""
+
+
+class Channel(Protocol):
+    def publish(self, notice: Notice) -> None: ...
+
+
+class ChatTopic:
+    """An SNS topic that Amazon Q Developer in chat applications reads: its custom-notification JSON."""
+
+    def __init__(self, topic_arn: str, client: SNSClient | None = None) -> None:
+        if client is None:
+            import boto3
+
+            client = boto3.client("sns")
+        self.client: SNSClient = client
+        self.topic_arn = topic_arn
+
+    def publish(self, notice: Notice) -> None:
+        self.client.publish(
+            TopicArn=self.topic_arn,
+            Message=json.dumps(chat_notification(notice)),
+            MessageAttributes={"incidentId": {"DataType": "String", "StringValue": notice.incident_id}},
+        )
+
+
+class EventBus:
+    """One event per notice on the bus (PutEvents answers 200 with the entries it refused counted)."""
+
+    def __init__(self, bus_name: str, client: EventBridgeClient | None = None) -> None:
+        if client is None:
+            import boto3
+
+            client = boto3.client("events")
+        self.client: EventBridgeClient = client
+        self.bus_name = bus_name
+
+    def publish(self, notice: Notice) -> None:
+        answer = self.client.put_events(Entries=[event_entry(notice, self.bus_name)])  # type: ignore[list-item]
+        if answer.get("FailedEntryCount"):
+            code = next((e.get("ErrorCode") for e in answer.get("Entries", []) if e.get("ErrorCode")), None)
+            raise ChannelError(f"EventBridge refused the '{detail_type(notice)}' event: {code or 'unknown'}")
+
+
+class SecurityHub:
+    """The incident's finding, imported with the account's default product (the account and region of
+    `product_arn`). A notice about no incident has no finding."""
+
+    def __init__(self, product_arn: str, client: SecurityHubClient | None = None) -> None:
+        parts = product_arn.split(":")
+        if len(parts) < 6 or parts[2] != "securityhub" or not parts[4].isdigit():
+            raise ValueError("GRANTWATCH_SECURITY_HUB_PRODUCT_ARN is not a Security Hub product ARN")
+        self.region, self.account = parts[3], parts[4]
+        if client is None:
+            import boto3
+
+            client = boto3.client("securityhub", region_name=self.region)
+        self.client: SecurityHubClient = client
+
+    def publish(self, notice: Notice) -> None:
+        found = finding(notice, region=self.region, account=self.account)
+        if found is None:
+            return
+        answer = self.client.batch_import_findings(Findings=[found])  # type: ignore[list-item]
+        if answer.get("FailedCount"):
+            code = next((f.get("ErrorCode") for f in answer.get("FailedFindings", [])), None)
+            raise ChannelError(f"Security Hub refused the finding: {code or 'unknown'}")
+
+
+class FanOut:
+    """Sends each notice to every channel; one failing does not stop the others. The failures are raised
+    together after all were tried, so the caller's retry sends the notice again. With `required`, only
+    those channels' failures are raised; the others' are logged (a caller whose retry would repeat more
+    than the notice: the remediation function would heal again)."""
+
+    def __init__(
+        self, channels: Sequence[tuple[str, Channel]], required: Sequence[str] | None = None
+    ) -> None:
+        self.channels = tuple(channels)
+        self.required = None if required is None else frozenset(required)
+
+    def publish(self, notice: Notice) -> None:
+        failed: list[str] = []
+        for name, channel in self.channels:
+            try:
+                channel.publish(notice)
+            except Exception as error:  # reported below, after the other channels
+                if self.required is None or name in self.required:
+                    failed.append(f"{name}: {_reason(error)}")
+                else:
+                    logging.getLogger(__name__).warning(
+                        "notice not delivered",
+                        extra={"incidentId": notice.incident_id, "channel": name}
+                        | {"reason": _reason(error)},
+                    )
+        if failed:
+            raise ChannelError(f"notice {notice.incident_id} not delivered to {'; '.join(failed)}")
+
+
+def _reason(error: Exception) -> str:
+    response: Any = getattr(error, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        if code:
+            return str(code)
+    return str(error) if isinstance(error, ChannelError) else type(error).__name__
+
+
+def configured_channels(settings: Settings, topic_arn: str | None) -> list[tuple[str, Channel]]:
+    """The channels the stack turned on, the SNS text topic first."""
+    from grantwatch.adapters.notifier import SnsNotifier
+
+    channels: list[tuple[str, Channel]] = []
+    if topic_arn:
+        channels.append(("sns", SnsNotifier(topic_arn)))
+    if settings.alert_chat_topic_arn:
+        channels.append(("chat", ChatTopic(settings.alert_chat_topic_arn)))
+    if settings.alert_event_bus_name:
+        channels.append(("events", EventBus(settings.alert_event_bus_name)))
+    if settings.security_hub_product_arn:
+        channels.append(("securityhub", SecurityHub(settings.security_hub_product_arn)))
+    return channels
+
+
+def alert_notifier(settings: Settings, topic_arn: str, *, required: Sequence[str] | None = None) -> Channel:
+    """The SNS topic alone, or every configured channel behind one publish (see FanOut for `required`)."""
+    channels = configured_channels(settings, topic_arn)
+    return channels[0][1] if len(channels) == 1 else FanOut(channels, required)
+
+
+def trial_notice(at: datetime, *, account: str, region: str) -> Notice:
+    """A notice marked as a test in every channel, about a function that does not exist: `notify-test`."""
+    function_arn = f"arn:aws:lambda:{region}:{account}:function:grantwatch-notify-test"
+    key_arn = f"arn:aws:kms:{region}:{account}:key/00000000-0000-4000-8000-000000000000"
+    incident_id = f"test-{at.strftime('%Y%m%dT%H%M%SZ')}"
+    when = utc_iso(at)
+    details: dict[str, Any] = {
+        "incidentId": incident_id,
+        "alertType": TRIAL,
+        "severity": "info",
+        "test": True,
+        "functionArn": function_arn,
+        "functionName": "grantwatch-notify-test",
+        "keyArn": key_arn,
+        "account": account,
+        "region": region,
+        "detectedAt": when,
+        "at": when,
+        "evidence": {
+            "what": "sent by grantwatch notify-test",
+            "eventName": "NotifyTest",
+            "eventId": incident_id,
+        },
+    }
+    return Notice(
+        kind=NoticeKind.INFO,
+        incident_id=incident_id,
+        subject="[grantwatch] TEST notice: the alert channels work",
+        message="TEST: this notice was sent by `grantwatch notify-test` to check the alert channels.\n"
+        "No function is affected; there is nothing to do.",
+        attributes={"severity": "info", "alertType": TRIAL, "account": account, "region": region},
+        details=details,
+    )

@@ -1,0 +1,51 @@
+"""Every kind of notice people receive, and the JSON Schemas their channel payloads are checked against."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+from jsonschema import Draft202012Validator
+
+from grantwatch.domain.facts import Actor
+from grantwatch.domain.fixes import FixTarget, key_switch
+from grantwatch.domain.hazards import KeyChange, KeyFact
+from grantwatch.domain.healing import HealOutcome
+from grantwatch.domain.notices import Notice, alert_notice, heal_notice, policy_notice, resolved_notice
+from grantwatch.domain.risk import Cause
+from tests.support.incidents import FUNCTION, KEY, T0, incident
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+HUB_ACCOUNT = "210987654321"
+HUB_REGION = "eu-central-1"
+
+
+def schema(name: str) -> Draft202012Validator:
+    document = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+    Draft202012Validator.check_schema(document)
+    return Draft202012Validator(document)
+
+
+def every_notice() -> dict[str, Notice]:
+    """An alert of every alert type, its resolved notice, heal succeeded and failed, a key policy change."""
+    notices: dict[str, Notice] = {}
+    for cause in Cause:
+        notices[f"alert {cause.value}"] = alert_notice(incident(cause))
+    opened = incident(Cause.GRANT_RETIRED)
+    notices["resolved"] = resolved_notice(opened, "can decrypt again", T0 + timedelta(hours=1), "g2")
+    fix = key_switch(FixTarget(FUNCTION, KEY, None))
+    notices["heal succeeded"] = heal_notice(
+        opened, HealOutcome(True, T0 + timedelta(minutes=5), 1, 2, grant_id="g2", fix=fix)
+    )
+    notices["heal failed"] = heal_notice(
+        opened,
+        HealOutcome(False, T0 + timedelta(minutes=5), 2, 2, error="AccessDenied", fix=fix, left_on="x"),
+    )
+    admin = Actor(principal="arn:aws:sts::210987654321:assumed-role/admin/dana", identity_type=None, via=None)
+    fact = KeyFact(KeyChange.POLICY_CHANGED, KEY, "e9", T0, "PutKeyPolicy", admin)
+    notices["key policy changed"] = policy_notice(fact, [FUNCTION])
+    return notices
+
+
+NOTICES = every_notice()
