@@ -1,0 +1,382 @@
+"""`grantwatch replay` and `grantwatch backfill` on several workers, on the virtual clock of
+`grantwatch.pipeline`, with the same notices and the same table as the serial pipeline.
+
+Recording is order-independent (the lineage fold, the conditional writes, the incident transactions), so
+the events between two moments at which an evaluation falls due are recorded together, in worker threads
+(each with its own DynamoDB connection). A batch ends where the clock could reach an evaluation: at the
+earliest pending due time, a settle window after the batch's first event, and right after an event that
+asks for an evaluation at once (a failed Decrypt). Then the evaluations due before the next event run,
+those of different functions together; key and role requests, which fan out to the functions on them, run
+alone, in order. An evaluation therefore sees every event up to its due time, and none after it.
+
+Coalescing: an evaluation reads the function's state, so once a function has been evaluated, another
+request for it is skipped while nothing it reads has been recorded since (no event naming the function,
+no key or role change). A function touched by many events in one settle window is evaluated once.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PynamoDBException
+
+from grantwatch.adapters.functions import DynamoFunctionStore, FunctionStore
+from grantwatch.adapters.hazards import DynamoHazardStore, HazardStore
+from grantwatch.adapters.notifier import CollectingNotifier
+from grantwatch.adapters.store import DynamoGrantStore, GrantStore
+from grantwatch.domain.alerts import Notice
+from grantwatch.domain.catalogue import EventKind, selection_of
+from grantwatch.domain.facts import GrantFact, RejectedRecord, normalise
+from grantwatch.domain.records import CloudTrailRecord, EvaluationRequest
+from grantwatch.evaluator import Evaluator
+from grantwatch.pipeline import DEFAULT_SETTLE
+from grantwatch.recorder import EventOutcome, Outcome, Recorder
+from grantwatch.settings import Settings
+
+T = TypeVar("T")
+
+# A store that cannot be reached stops the run (a clear error and exit code, as in the serial pipeline);
+# anything else going wrong with one event is that event's outcome, and the others are still recorded.
+STORE_FAILURES = (PynamoDBException, BotoCoreError, ClientError)
+MAX_BATCH = 2_000  # events held back at most while a batch grows: bounds memory, not correctness
+
+
+def default_workers() -> int:
+    """Twice the CPUs, at most 8: a worker spends most of its time waiting on DynamoDB."""
+    return min(8, 2 * (os.cpu_count() or 1))
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    grants: GrantStore
+    functions: FunctionStore
+    hazards: HazardStore
+
+
+def dynamo_stores(settings: Settings) -> Callable[[], Stores]:
+    """A factory of stores on the configured table: one set, with its own connection, per worker."""
+    return lambda: Stores(
+        DynamoGrantStore(settings), DynamoFunctionStore(settings), DynamoHazardStore(settings)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded[T]:
+    """What recording one event did; `tag` is what the caller fed with it (where it came from)."""
+
+    tag: T
+    outcome: EventOutcome
+
+
+type Step[U] = Notice | Recorded[U]
+
+Order = tuple[int, ...]  # serial order of a request: (phase, position in the phase, request of that event)
+
+
+class _Due:
+    """The pending evaluations, ordered by due time and then by when they were asked for."""
+
+    def __init__(self, settle: timedelta) -> None:
+        self.settle = settle
+        self._heap: list[tuple[datetime, Order, EvaluationRequest]] = []
+        self._lock = threading.Lock()
+
+    def push(self, request: EvaluationRequest, arrived: datetime, order: Order) -> None:
+        due = max(request.event_time, arrived) + (timedelta(0) if request.immediate else self.settle)
+        with self._lock:
+            heapq.heappush(self._heap, (due, order, request))
+
+    def earliest(self) -> datetime | None:
+        return self._heap[0][0] if self._heap else None
+
+    def pop_before(self, before: datetime | None) -> list[tuple[datetime, EvaluationRequest]]:
+        popped = []
+        while self._heap and (before is None or self._heap[0][0] < before):
+            due, _, request = heapq.heappop(self._heap)
+            popped.append((due, request))
+        return popped
+
+
+class _Arrivals:
+    """The scheduler one recording (or one fan-out) sees: its requests arrive at its own clock."""
+
+    def __init__(self, due: _Due) -> None:
+        self.due = due
+        self.arrived: datetime | None = None
+        self.order: Order = ()
+        self._count = 0
+
+    def at(self, arrived: datetime, order: Order) -> None:
+        self.arrived, self.order, self._count = arrived, order, 0
+
+    def schedule(self, request: EvaluationRequest) -> None:
+        self._count += 1
+        self.due.push(request, self.arrived or request.event_time, (*self.order, self._count))
+
+
+class _Worker:
+    """One worker thread's recorder and evaluator, on its own stores."""
+
+    def __init__(self, stores: Stores, due: _Due, temporary_role: str | None) -> None:
+        self.arrivals = _Arrivals(due)
+        self.recorder = Recorder(stores.grants, stores.functions, stores.hazards, self.arrivals)
+        self.evaluator = Evaluator(
+            stores.grants,
+            stores.functions,
+            stores.hazards,
+            CollectingNotifier(),
+            self.arrivals,
+            temporary_role=temporary_role,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Event[T]:
+    tag: T
+    record: CloudTrailRecord | None  # None: already decided (ignored or rejected) when parsed
+    outcome: EventOutcome | None = None
+
+
+class ParallelPipeline[T]:
+    """Feed events in order with `feed`; call `drain` at the end. Both return what happened since, in
+    order: each event's `Recorded`, and the notices of the evaluations that fell due."""
+
+    def __init__(
+        self,
+        stores: Callable[[], Stores],
+        settle: timedelta = DEFAULT_SETTLE,
+        workers: int | None = None,
+        temporary_role: str | None = None,
+        *,
+        coalesce: bool = True,
+    ) -> None:
+        self.workers = max(1, workers or default_workers())
+        self.coalesce = coalesce
+        self.clock: datetime | None = None
+        self.evaluations = 0  # run, after coalescing
+        self.coalesced = 0  # skipped: nothing the function's evaluation reads had changed
+        self._due = _Due(settle)
+        self._make: Callable[[], _Worker] = lambda: _Worker(stores(), self._due, temporary_role)
+        self._main = self._make()  # parses, and runs key and role requests (their fan-out is ordered)
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="grantwatch-worker")
+        self._buffer: list[_Event[T]] = []
+        self._open: tuple[datetime | None, datetime | None] | None = None  # the batch's bound and clock
+        self._phase = 0
+        self._touched: dict[str, int] = {}  # function ARN -> phase of the last event naming it
+        self._hazard_phase = -1  # phase of the last key or role event
+        self._evaluated: dict[str, int] = {}  # function ARN -> phase of its last evaluation
+
+    def __enter__(self) -> ParallelPipeline[T]:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def feed(self, raw: object, tag: T) -> list[Step[T]]:
+        parsed = self._main.recorder.parse(raw)
+        if isinstance(parsed, EventOutcome):
+            self._buffer.append(_Event(tag, None, parsed))
+            return self.flush() if len(self._buffer) >= MAX_BATCH else []
+        steps: list[Step[T]] = []
+        if self._open is None:  # the batch's first event: what fell due before it runs first
+            steps += self.flush()
+            steps += self._sweep(before=parsed.event_time)
+            self._open = (self._due.earliest(), self.clock)
+            self._fits(parsed)
+        elif not self._fits(parsed):
+            steps += self.flush()
+            return steps + self.feed(raw, tag)
+        self._buffer.append(_Event(tag, parsed))
+        return steps + (self.flush() if len(self._buffer) >= MAX_BATCH else [])
+
+    def flush(self) -> list[Step[T]]:
+        """Record every event fed so far; evaluations due after them wait."""
+        batch, self._buffer, self._open = self._buffer, [], None
+        return self._record(batch) if batch else []
+
+    def drain(self) -> list[Step[T]]:
+        """Let the clock run out: every event is recorded and every pending evaluation runs."""
+        steps = self.flush()
+        return steps + self._sweep(before=None)
+
+    def _fits(self, record: CloudTrailRecord) -> bool:
+        """Whether the event can join the batch: it may not reach an evaluation due before it, including
+        those the batch's own events ask for (a settle window after they arrive, or at once)."""
+        assert self._open is not None
+        bound, clock = self._open
+        if bound is not None and record.event_time > bound:
+            return False
+        clock = max(clock or record.event_time, record.event_time)
+        settled = clock + self._due.settle
+        bound = settled if bound is None else min(bound, settled)
+        self._open = (min(bound, clock) if _asks_at_once(record) else bound, clock)
+        return True
+
+    def _record(self, batch: list[_Event[T]]) -> list[Step[T]]:
+        """Events about one grant (or any function, key or role) in their order, one worker each; the
+        others side by side. Each then reports what the serial pipeline would have."""
+        self._phase += 1
+        phase, clock = self._phase, self.clock
+        shards: dict[str, list[tuple[int, CloudTrailRecord, datetime]]] = {}
+        for position, event in enumerate(batch):
+            if event.record is not None:
+                clock = max(clock or event.record.event_time, event.record.event_time)
+                shards.setdefault(_shard(event.record), []).append((position, event.record, clock))
+        self.clock = clock
+        results: dict[int, EventOutcome | BaseException] = {}
+        for done in self._pool.map(lambda shard: self._apply_all(phase, shard), shards.values()):
+            results |= done
+        steps: list[Step[T]] = []
+        failure: BaseException | None = None
+        for position, event in enumerate(batch):
+            result = event.outcome or results[position]
+            if isinstance(result, BaseException):
+                failure = failure or result
+                continue
+            steps.append(Recorded(event.tag, result))
+            self._note(event.record, result, phase)
+        if failure is not None:
+            raise failure
+        return steps
+
+    def _apply_all(
+        self, phase: int, shard: list[tuple[int, CloudTrailRecord, datetime]]
+    ) -> dict[int, EventOutcome | BaseException]:
+        return {position: self._apply(phase, position, record, at) for position, record, at in shard}
+
+    def _apply(
+        self, phase: int, position: int, record: CloudTrailRecord, arrived: datetime
+    ) -> EventOutcome | BaseException:
+        worker = self._worker()
+        worker.arrivals.at(arrived, (phase, position))
+        try:
+            return worker.recorder.apply(record)
+        except STORE_FAILURES as error:
+            return error
+        except Exception as error:  # one event's failure is its own outcome, never the batch's
+            return EventOutcome(
+                Outcome.REJECTED,
+                record.event_id,
+                record.event_name,
+                error=f"could not be recorded: {type(error).__name__}",
+            )
+
+    def _worker(self) -> _Worker:
+        worker: _Worker | None = getattr(self._local, "worker", None)
+        if worker is None:
+            worker = self._local.worker = self._make()
+        return worker
+
+    def _note(self, record: CloudTrailRecord | None, outcome: EventOutcome, phase: int) -> None:
+        """What the event may have changed, for coalescing."""
+        if record is None or outcome.outcome not in (Outcome.RECORDED, Outcome.DUPLICATE):
+            return
+        if outcome.function_arn:
+            self._touched[outcome.function_arn] = phase
+        selection = selection_of(record.event_source, record.event_name)
+        if selection is not None and selection.kind in (EventKind.KEY_STATE, EventKind.ROLE):
+            self._hazard_phase = phase
+
+    def _sweep(self, before: datetime | None) -> list[Step[T]]:
+        """Run the evaluations due before `before`, in rounds until none is left (a key or role request
+        asks for more, due at once)."""
+        steps: list[Step[T]] = []
+        fanned = 0
+        while due := self._due.pop_before(before):
+            self._phase += 1
+            functions: list[tuple[datetime, EvaluationRequest]] = []
+            for at, request in due:
+                if request.function_arn is None:  # a key or role: after the evaluations due before it
+                    steps += self._evaluate(functions)
+                    functions = []
+                    # its fan-out arrives at the clock, as the serial scheduler has it
+                    fanned += 1
+                    self._main.arrivals.at(self.clock or at, (self._phase, fanned))
+                    steps += self._main.evaluator.run(request, self._now(at))
+                elif self._wanted(request.function_arn):
+                    functions.append((at, request))
+                else:
+                    self.coalesced += 1
+            steps += self._evaluate(functions)
+        return steps
+
+    def _wanted(self, function_arn: str) -> bool:
+        if not self.coalesce:
+            return True
+        evaluated = self._evaluated.get(function_arn)
+        changed = max(self._touched.get(function_arn, -1), self._hazard_phase)
+        if evaluated is not None and evaluated > changed:
+            return False
+        self._evaluated[function_arn] = self._phase
+        return True
+
+    def _evaluate(self, requests: list[tuple[datetime, EvaluationRequest]]) -> list[Step[T]]:
+        """Evaluations of different functions at once; a function's own requests one after another."""
+        steps: list[Step[T]] = []
+        while requests:
+            seen: set[str | None] = set()
+            now_: list[tuple[datetime, EvaluationRequest]] = []
+            later: list[tuple[datetime, EvaluationRequest]] = []
+            for at, request in requests:
+                (later if request.function_arn in seen else now_).append((at, request))
+                seen.add(request.function_arn)
+            self.evaluations += len(now_)
+            for notices in self._pool.map(self._run_one, now_):
+                steps += notices
+            requests = later
+        return steps
+
+    def _run_one(self, job: tuple[datetime, EvaluationRequest]) -> list[Notice]:
+        at, request = job
+        return self._worker().evaluator.run(request, self._now(at))
+
+    def _now(self, at: datetime) -> datetime:
+        return max(at, self.clock or at)  # events fed out of time order: it is later than they say
+
+
+def _shard(record: CloudTrailRecord) -> str:
+    """Events that must keep their order: those about one grant; all function, key and role events (a
+    newer configuration wins, a key's state follows its calls)."""
+    selection = selection_of(record.event_source, record.event_name)
+    if selection is not None and selection.kind is not EventKind.GRANT:
+        return "hazards"
+    try:
+        fact = normalise(record)
+    except RejectedRecord:
+        return f"event {record.event_id}"
+    return f"grant {fact.grant_id}" if isinstance(fact, GrantFact) else f"event {record.event_id}"
+
+
+def _asks_at_once(record: CloudTrailRecord) -> bool:
+    """A failed Decrypt asks for its function's evaluation at once: nothing may be recorded after it first."""
+    selection = selection_of(record.event_source, record.event_name)
+    return selection is not None and selection.kind is EventKind.DECRYPT_FAILURE
+
+
+def parallel_pipeline(
+    settings: Settings, settle: timedelta = DEFAULT_SETTLE, workers: int | None = None
+) -> ParallelPipeline[object]:
+    """The parallel pipeline on the configured table (DynamoDB Local, or a deployed table)."""
+    return ParallelPipeline(
+        dynamo_stores(settings), settle, workers, temporary_role=settings.heal_temporary_role_arn
+    )
+
+
+def record_all[T](pipeline: ParallelPipeline[T], events: Iterable[tuple[object, T]]) -> list[Step[T]]:
+    """Feed every event and drain: everything that happened, in order."""
+    steps: list[Step[T]] = []
+    for raw, tag in events:
+        steps += pipeline.feed(raw, tag)
+    return steps + pipeline.drain()
