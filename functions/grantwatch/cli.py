@@ -35,7 +35,7 @@ from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.adapters.hazards import DynamoHazardStore
 from grantwatch.adapters.readers import KmsGrantReader, LambdaFunctionReader
 from grantwatch.adapters.scheduler import SqsEvaluationScheduler
-from grantwatch.adapters.store import DynamoGrantStore
+from grantwatch.adapters.store import DynamoGrantStore, UnindexedGrantee
 from grantwatch.backfill import (
     Archive,
     BackfillError,
@@ -736,9 +736,12 @@ def grants(
     settings = _settings(table, endpoint_url, region)
     status = None if state is StateFilter.ALL else GrantStatus(state.value)
     with _table_errors(settings):
-        found = list(
-            DynamoGrantStore(settings).grants(key=key, function=function, grantee=grantee, status=status)
-        )
+        try:
+            found = list(
+                DynamoGrantStore(settings).grants(key=key, function=function, grantee=grantee, status=status)
+            )
+        except UnindexedGrantee as unindexed:
+            raise typer.BadParameter(str(unindexed), param_hint="'--grantee'") from None
     rows = sorted(
         (grant_json(s) for s in found), key=lambda g: (g["createdAt"] or "", g["grantId"]), reverse=True
     )
