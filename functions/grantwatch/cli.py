@@ -58,7 +58,8 @@ from grantwatch.domain.plans import PlanError
 from grantwatch.healer import configured_healer
 from grantwatch.impact import UnknownGrant, assess_impact, impact_json, impact_lines, scenario_of
 from grantwatch.migration import migrate as run_migration
-from grantwatch.pipeline import DEFAULT_SETTLE, LocalPipeline, local_pipeline
+from grantwatch.parallel import Recorded, Step, parallel_pipeline
+from grantwatch.pipeline import DEFAULT_SETTLE, LocalPipeline
 from grantwatch.queries import function_rows, incident_rows, lineage_rows
 from grantwatch.reconciler import Reconciler
 from grantwatch.recorder import EventOutcome, Outcome
@@ -99,6 +100,15 @@ EndpointOption = Annotated[
 ]
 RegionOption = Annotated[str | None, typer.Option("--region", help="AWS region.", show_default=False)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        help="Events recorded and functions evaluated side by side (default: twice the CPUs, at most 8).",
+        show_default=False,
+    ),
+]
 
 
 class StateFilter(StrEnum):
@@ -159,6 +169,7 @@ def replay(
     table: TableOption = None,
     endpoint_url: EndpointOption = None,
     region: RegionOption = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Feed events through the whole service, as in AWS, on a virtual clock driven by eventTime.
 
@@ -170,26 +181,30 @@ def replay(
     Exits 1 if anything was rejected, after processing everything else.
     """
     settings = _settings(table, endpoint_url, region)
-    pipeline = local_pipeline(settings, timedelta(seconds=settle_seconds))
     counts: Counter[str] = Counter()
     notices: list[Notice] = []
 
-    def report_notices(fired: list[Notice]) -> None:
-        notices.extend(fired)
-        for notice in fired:
-            _report_notice(notice, as_json)
+    def show(steps: list[Step[str]]) -> None:
+        for step in steps:
+            if isinstance(step, Recorded):
+                counts[step.outcome.outcome] += 1
+                _report(step.outcome, step.tag, as_json)
+            else:
+                notices.append(step)
+                _report_notice(step, as_json)
 
-    with _table_errors(settings):
+    with (
+        _table_errors(settings),
+        parallel_pipeline(settings, timedelta(seconds=settle_seconds), workers) as pipeline,
+    ):
         try:
             for item in read_events(paths):
                 if item.error is not None:
-                    result = EventOutcome(Outcome.REJECTED, None, None, error=item.error)
+                    rejected = EventOutcome(Outcome.REJECTED, None, None, error=item.error)
+                    show(pipeline.decided(rejected, item.origin))
                 else:
-                    fired, result = pipeline.feed(item.event)
-                    report_notices(fired)
-                counts[result.outcome] += 1
-                _report(result, item.origin, as_json)
-            report_notices(pipeline.drain())
+                    show(pipeline.feed(item.event, item.origin))
+            show(pipeline.drain())
         except FileNotFoundError as missing:
             err.print(f"error: {missing}")
             raise typer.Exit(EXIT_NOT_FOUND) from None
@@ -449,6 +464,7 @@ def backfill(
     as_json: JsonOption = False,
     table: TableOption = None,
     endpoint_url: EndpointOption = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Record history from CloudTrail's archives, through the same pipeline as the Lambda functions.
 
@@ -459,20 +475,25 @@ def backfill(
     Exits 1 if any event was rejected, 3 if the source cannot be read, 4 if it does not exist.
     """
     settings = _settings(table, endpoint_url, None)
-    pipeline = local_pipeline(settings, timedelta(seconds=settle_seconds))
+    pipeline = parallel_pipeline(settings, timedelta(seconds=settle_seconds), workers)
     counts: Counter[str] = Counter()
     notices: list[Notice] = []
 
+    def done(steps: list[Step[str]]) -> None:
+        for step in steps:
+            if not isinstance(step, Recorded):
+                notices.append(step)
+                continue
+            counts[step.outcome.outcome] += 1
+            if step.outcome.outcome is Outcome.REJECTED:
+                _report(step.outcome, step.tag, as_json)
+
     def feed(record: object) -> None:
-        fired, result = pipeline.feed(record)
-        counts[result.outcome] += 1
-        notices.extend(fired)
-        if result.outcome is Outcome.REJECTED:
-            _report(result, "backfill", as_json)
+        done(pipeline.feed(record, "backfill"))
 
     try:
         low, high = parse_moment(since), parse_moment(until, end_of_day=True)
-        with _table_errors(settings), _progress(not as_json) as show:
+        with _table_errors(settings), pipeline, _progress(not as_json) as show:
             if use_lookup_events:
                 import boto3
 
@@ -508,8 +529,9 @@ def backfill(
                     region=region,
                     decrypt_failures=decrypt_failures,
                     on_file=show,
+                    before_checkpoint=lambda: done(pipeline.flush()),
                 )
-            notices.extend(pipeline.drain())
+            done(pipeline.drain())
     except BackfillError as error:
         err.print(f"error: {error}")
         raise typer.Exit(EXIT_NOT_FOUND if "no such folder" in str(error) else EXIT_UNAVAILABLE) from None

@@ -3,11 +3,12 @@
 
 Recording is order-independent (the lineage fold, the conditional writes, the incident transactions), so
 the events between two moments at which an evaluation falls due are recorded together, in worker threads
-(each with its own DynamoDB connection). A batch ends where the clock could reach an evaluation: at the
-earliest pending due time, a settle window after the batch's first event, and right after an event that
-asks for an evaluation at once (a failed Decrypt). Then the evaluations due before the next event run,
-those of different functions together; key and role requests, which fan out to the functions on them, run
-alone, in order. An evaluation therefore sees every event up to its due time, and none after it.
+that share the stores (botocore clients are thread-safe; one set of clients keeps memory flat). A batch
+ends where the clock could reach an evaluation: at the earliest pending due time, a settle window after
+the batch's first event, and right after an event that asks for an evaluation at once (a failed Decrypt).
+Then the evaluations due before the next event run, those of different functions together; key and role
+requests, which fan out to the functions on them, run alone, in order. An evaluation therefore sees every
+event up to its due time, and none after it.
 
 Coalescing: an evaluation reads the function's state, so once a function has been evaluated, another
 request for it is skipped while nothing it reads has been recorded since (no event naming the function,
@@ -61,11 +62,9 @@ class Stores:
     hazards: HazardStore
 
 
-def dynamo_stores(settings: Settings) -> Callable[[], Stores]:
-    """A factory of stores on the configured table: one set, with its own connection, per worker."""
-    return lambda: Stores(
-        DynamoGrantStore(settings), DynamoFunctionStore(settings), DynamoHazardStore(settings)
-    )
+def dynamo_stores(settings: Settings) -> Stores:
+    """The stores on the configured table, shared by the workers."""
+    return Stores(DynamoGrantStore(settings), DynamoFunctionStore(settings), DynamoHazardStore(settings))
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +122,7 @@ class _Arrivals:
 
 
 class _Worker:
-    """One worker thread's recorder and evaluator, on its own stores."""
+    """One worker thread's recorder and evaluator (each with the scheduler of the work in hand)."""
 
     def __init__(self, stores: Stores, due: _Due, temporary_role: str | None) -> None:
         self.arrivals = _Arrivals(due)
@@ -151,7 +150,7 @@ class ParallelPipeline[T]:
 
     def __init__(
         self,
-        stores: Callable[[], Stores],
+        stores: Stores,
         settle: timedelta = DEFAULT_SETTLE,
         workers: int | None = None,
         temporary_role: str | None = None,
@@ -164,7 +163,7 @@ class ParallelPipeline[T]:
         self.evaluations = 0  # run, after coalescing
         self.coalesced = 0  # skipped: nothing the function's evaluation reads had changed
         self._due = _Due(settle)
-        self._make: Callable[[], _Worker] = lambda: _Worker(stores(), self._due, temporary_role)
+        self._make: Callable[[], _Worker] = lambda: _Worker(stores, self._due, temporary_role)
         self._main = self._make()  # parses, and runs key and role requests (their fan-out is ordered)
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="grantwatch-worker")
@@ -187,8 +186,7 @@ class ParallelPipeline[T]:
     def feed(self, raw: object, tag: T) -> list[Step[T]]:
         parsed = self._main.recorder.parse(raw)
         if isinstance(parsed, EventOutcome):
-            self._buffer.append(_Event(tag, None, parsed))
-            return self.flush() if len(self._buffer) >= MAX_BATCH else []
+            return self.decided(parsed, tag)
         steps: list[Step[T]] = []
         if self._open is None:  # the batch's first event: what fell due before it runs first
             steps += self.flush()
@@ -200,6 +198,11 @@ class ParallelPipeline[T]:
             return steps + self.feed(raw, tag)
         self._buffer.append(_Event(tag, parsed))
         return steps + (self.flush() if len(self._buffer) >= MAX_BATCH else [])
+
+    def decided(self, outcome: EventOutcome, tag: T) -> list[Step[T]]:
+        """An event already decided elsewhere (unreadable input): reported in its place in the order."""
+        self._buffer.append(_Event(tag, None, outcome))
+        return self.flush() if len(self._buffer) >= MAX_BATCH else []
 
     def flush(self) -> list[Step[T]]:
         """Record every event fed so far; evaluations due after them wait."""
@@ -367,8 +370,9 @@ def _asks_at_once(record: CloudTrailRecord) -> bool:
 
 def parallel_pipeline(
     settings: Settings, settle: timedelta = DEFAULT_SETTLE, workers: int | None = None
-) -> ParallelPipeline[object]:
-    """The parallel pipeline on the configured table (DynamoDB Local, or a deployed table)."""
+) -> ParallelPipeline[str]:
+    """The parallel pipeline on the configured table (DynamoDB Local, or a deployed table); each event
+    tagged with where it came from."""
     return ParallelPipeline(
         dynamo_stores(settings), settle, workers, temporary_role=settings.heal_temporary_role_arn
     )

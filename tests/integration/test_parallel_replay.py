@@ -200,11 +200,8 @@ def test_a_bad_event_in_a_worker_is_reported_and_loses_no_other(
     dynamodb_local: local_dynamo.LocalDynamo,
 ) -> None:
     settings = _settings(dynamodb_local.endpoint_url)
-    base = dynamo_stores(settings)
-
-    def stores() -> Stores:
-        made = base()
-        return Stores(_FailingFor(made.grants, grant_id("broken")), made.functions, made.hazards)
+    made = dynamo_stores(settings)
+    stores = Stores(_FailingFor(made.grants, grant_id("broken")), made.functions, made.hazards)
 
     malformed = create_grant("orders", "bad", _at(1, 10, 2))
     del malformed["detail"]["eventTime"]
