@@ -4,11 +4,13 @@
 Recording is order-independent (the lineage fold, the conditional writes, the incident transactions), so
 the events between two moments at which an evaluation falls due are recorded together, in worker threads
 that share the stores (botocore clients are thread-safe; one set of clients keeps memory flat). A batch
-ends where the clock could reach an evaluation: at the earliest pending due time, a settle window after
-the batch's first event, and right after an event that asks for an evaluation at once (a failed Decrypt).
-Then the evaluations due before the next event run, those of different functions together; key and role
-requests, which fan out to the functions on them, run alone, in order. An evaluation therefore sees every
-event up to its due time, and none after it.
+ends at the first event that could change what an evaluation due before it reads: an event about a
+function with an evaluation due (pending, or asked for by the batch's own events) before it; a key, role
+or failed-Decrypt event, or the end of a grant not seen created, past any due time. An event about no
+function (an EBS volume's grant) never ends one. Then the evaluations due before the next event run, those
+of different functions together, each at the clock it would have run at serially; key and role requests,
+which fan out to the functions on them, run alone, in order. An evaluation therefore sees every event up
+to its due time that can change it, and none after it.
 
 Coalescing: an evaluation reads the function's state, so once a function has been evaluated, another
 request for it is skipped while nothing it reads has been recorded since (no event naming the function,
@@ -17,6 +19,7 @@ no key or role change). A function touched by many events in one settle window i
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import os
 import threading
@@ -36,6 +39,7 @@ from grantwatch.adapters.store import DynamoGrantStore, GrantStore
 from grantwatch.domain.alerts import Notice
 from grantwatch.domain.catalogue import EventKind, selection_of
 from grantwatch.domain.facts import GrantFact, RejectedRecord, normalise
+from grantwatch.domain.functions import FunctionFact, normalise_function_event
 from grantwatch.domain.records import CloudTrailRecord, EvaluationRequest
 from grantwatch.evaluator import Evaluator
 from grantwatch.pipeline import DEFAULT_SETTLE
@@ -48,6 +52,7 @@ T = TypeVar("T")
 # anything else going wrong with one event is that event's outcome, and the others are still recorded.
 STORE_FAILURES = (PynamoDBException, BotoCoreError, ClientError)
 MAX_BATCH = 2_000  # events held back at most while a batch grows: bounds memory, not correctness
+MAX_KNOWN_GRANTS = 200_000  # grants whose function is remembered: bounds memory, not correctness
 
 
 def default_workers() -> int:
@@ -96,6 +101,9 @@ class _Due:
     def earliest(self) -> datetime | None:
         return self._heap[0][0] if self._heap else None
 
+    def pending(self) -> list[tuple[datetime, EvaluationRequest]]:
+        return [(due, request) for due, _, request in self._heap]
+
     def pop_before(self, before: datetime | None) -> list[tuple[datetime, EvaluationRequest]]:
         popped = []
         while self._heap and (before is None or self._heap[0][0] < before):
@@ -142,6 +150,61 @@ class _Event[T]:
     tag: T
     record: CloudTrailRecord | None  # None: already decided (ignored or rejected) when parsed
     outcome: EventOutcome | None = None
+    shard: str = ""
+
+
+class _Anyone:
+    """An event whose effect on evaluations is not known in advance (a key, role or failed Decrypt, or
+    the end of a grant not seen created): it may change what any function's evaluation reads."""
+
+
+ANYONE = _Anyone()
+Reach = str | None | _Anyone  # the one function an event can change the evaluation of; None: none
+
+
+class _Batch:
+    """The events gathered for recording together, and what bounds them: an event may not reach an
+    evaluation due before it. Evaluations of one function are only reached by events about it, so an
+    event about no function (an EBS volume's grant) or about a function with nothing due before it may
+    join the batch past other functions' due times."""
+
+    def __init__(self, due: _Due, clock: datetime | None) -> None:
+        self.settle = due.settle
+        self.clock = clock
+        self.by_function: dict[str, datetime] = {}
+        self.shared: datetime | None = None  # key and role requests, and requests of unknown reach
+        self.earliest: datetime | None = None
+        for at, request in due.pending():
+            if request.function_arn is None:
+                self.shared = _min(self.shared, at)
+            else:
+                self.by_function[request.function_arn] = _min(self.by_function.get(request.function_arn), at)
+            self.earliest = _min(self.earliest, at)
+
+    def admit(self, record: CloudTrailRecord, reach: Reach) -> bool:
+        at = record.event_time
+        if _after(at, self.shared) or (isinstance(reach, _Anyone) and _after(at, self.earliest)):
+            return False
+        if isinstance(reach, str) and _after(at, self.by_function.get(reach)):
+            return False
+        self.clock = max(self.clock or at, at)
+        if reach is None:
+            return True
+        due = self.clock if _asks_at_once(record) else self.clock + self.settle
+        if isinstance(reach, str):
+            self.by_function[reach] = _min(self.by_function.get(reach), due)
+        else:
+            self.shared = _min(self.shared, due)
+        self.earliest = _min(self.earliest, due)
+        return True
+
+
+def _min(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None else min(a, b)
+
+
+def _after(at: datetime, bound: datetime | None) -> bool:
+    return bound is not None and at > bound
 
 
 class ParallelPipeline[T]:
@@ -162,13 +225,16 @@ class ParallelPipeline[T]:
         self.clock: datetime | None = None
         self.evaluations = 0  # run, after coalescing
         self.coalesced = 0  # skipped: nothing the function's evaluation reads had changed
+        self.batches = 0  # recorded side by side
         self._due = _Due(settle)
         self._make: Callable[[], _Worker] = lambda: _Worker(stores, self._due, temporary_role)
         self._main = self._make()  # parses, and runs key and role requests (their fan-out is ordered)
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="grantwatch-worker")
         self._buffer: list[_Event[T]] = []
-        self._open: tuple[datetime | None, datetime | None] | None = None  # the batch's bound and clock
+        self._open: _Batch | None = None
+        self._clocks: list[tuple[datetime, datetime]] = []  # (eventTime, clock) after each recorded event
+        self._grant_functions: dict[str, str | None] = {}  # grant id -> its function, from its creation
         self._phase = 0
         self._touched: dict[str, int] = {}  # function ARN -> phase of the last event naming it
         self._hazard_phase = -1  # phase of the last key or role event
@@ -188,15 +254,16 @@ class ParallelPipeline[T]:
         if isinstance(parsed, EventOutcome):
             return self.decided(parsed, tag)
         steps: list[Step[T]] = []
+        shard, reach = self._reach(parsed)
         if self._open is None:  # the batch's first event: what fell due before it runs first
             steps += self.flush()
             steps += self._sweep(before=parsed.event_time)
-            self._open = (self._due.earliest(), self.clock)
-            self._fits(parsed)
-        elif not self._fits(parsed):
+            self._open = _Batch(self._due, self.clock)
+            self._open.admit(parsed, reach)
+        elif not self._open.admit(parsed, reach):
             steps += self.flush()
             return steps + self.feed(raw, tag)
-        self._buffer.append(_Event(tag, parsed))
+        self._buffer.append(_Event(tag, parsed, shard=shard))
         return steps + (self.flush() if len(self._buffer) >= MAX_BATCH else [])
 
     def decided(self, outcome: EventOutcome, tag: T) -> list[Step[T]]:
@@ -214,29 +281,39 @@ class ParallelPipeline[T]:
         steps = self.flush()
         return steps + self._sweep(before=None)
 
-    def _fits(self, record: CloudTrailRecord) -> bool:
-        """Whether the event can join the batch: it may not reach an evaluation due before it, including
-        those the batch's own events ask for (a settle window after they arrive, or at once)."""
-        assert self._open is not None
-        bound, clock = self._open
-        if bound is not None and record.event_time > bound:
-            return False
-        clock = max(clock or record.event_time, record.event_time)
-        settled = clock + self._due.settle
-        bound = settled if bound is None else min(bound, settled)
-        self._open = (min(bound, clock) if _asks_at_once(record) else bound, clock)
-        return True
+    def _reach(self, record: CloudTrailRecord) -> tuple[str, Reach]:
+        """The event's shard (events of one shard keep their order) and which evaluation it can change."""
+        selection = selection_of(record.event_source, record.event_name)
+        if selection is not None and selection.kind is EventKind.FUNCTION:
+            change = normalise_function_event(record)
+            return "hazards", change.function_arn if isinstance(change, FunctionFact) else None
+        if selection is not None and selection.kind is not EventKind.GRANT:
+            return "hazards", ANYONE
+        try:
+            fact = normalise(record)
+        except RejectedRecord:
+            return f"event {record.event_id}", None
+        if not isinstance(fact, GrantFact):
+            return f"event {record.event_id}", None
+        if fact.terms is not None:
+            if len(self._grant_functions) >= MAX_KNOWN_GRANTS:
+                self._grant_functions.clear()  # forgetting only makes later batches smaller
+            self._grant_functions[fact.grant_id] = fact.terms.function_arn
+            return f"grant {fact.grant_id}", fact.terms.function_arn
+        return f"grant {fact.grant_id}", self._grant_functions.get(fact.grant_id, ANYONE)
 
     def _record(self, batch: list[_Event[T]]) -> list[Step[T]]:
         """Events about one grant (or any function, key or role) in their order, one worker each; the
         others side by side. Each then reports what the serial pipeline would have."""
         self._phase += 1
+        self.batches += 1
         phase, clock = self._phase, self.clock
         shards: dict[str, list[tuple[int, CloudTrailRecord, datetime]]] = {}
         for position, event in enumerate(batch):
             if event.record is not None:
                 clock = max(clock or event.record.event_time, event.record.event_time)
-                shards.setdefault(_shard(event.record), []).append((position, event.record, clock))
+                shards.setdefault(event.shard, []).append((position, event.record, clock))
+                self._clocks.append((event.record.event_time, clock))
         self.clock = clock
         results: dict[int, EventOutcome | BaseException] = {}
         for done in self._pool.map(lambda shard: self._apply_all(phase, shard), shards.values()):
@@ -306,13 +383,14 @@ class ParallelPipeline[T]:
                     functions = []
                     # its fan-out arrives at the clock, as the serial scheduler has it
                     fanned += 1
-                    self._main.arrivals.at(self.clock or at, (self._phase, fanned))
+                    self._main.arrivals.at(self._clock_at(at) or at, (self._phase, fanned))
                     steps += self._main.evaluator.run(request, self._now(at))
                 elif self._wanted(request.function_arn):
                     functions.append((at, request))
                 else:
                     self.coalesced += 1
             steps += self._evaluate(functions)
+        self._forget_clocks()
         return steps
 
     def _wanted(self, function_arn: str) -> bool:
@@ -345,21 +423,24 @@ class ParallelPipeline[T]:
         at, request = job
         return self._worker().evaluator.run(request, self._now(at))
 
+    def _clock_at(self, at: datetime) -> datetime | None:
+        """The clock when an evaluation due at `at` runs serially: just before the first event after it
+        (events of other functions past it may have been recorded already)."""
+        index = bisect.bisect_right(self._clocks, at, key=lambda entry: entry[1])
+        if index == len(self._clocks):
+            return self.clock
+        return self._clocks[index - 1][1] if index else None
+
     def _now(self, at: datetime) -> datetime:
-        return max(at, self.clock or at)  # events fed out of time order: it is later than they say
+        return max(at, self._clock_at(at) or at)  # events fed out of time order: it is later than they say
 
-
-def _shard(record: CloudTrailRecord) -> str:
-    """Events that must keep their order: those about one grant; all function, key and role events (a
-    newer configuration wins, a key's state follows its calls)."""
-    selection = selection_of(record.event_source, record.event_name)
-    if selection is not None and selection.kind is not EventKind.GRANT:
-        return "hazards"
-    try:
-        fact = normalise(record)
-    except RejectedRecord:
-        return f"event {record.event_id}"
-    return f"grant {fact.grant_id}" if isinstance(fact, GrantFact) else f"event {record.event_id}"
+    def _forget_clocks(self) -> None:
+        """Keep the clocks an evaluation still pending can ask for."""
+        earliest = self._due.earliest()
+        keep = len(self._clocks) - 1
+        if earliest is not None:
+            keep = bisect.bisect_right(self._clocks, earliest, key=lambda entry: entry[1]) - 1
+        del self._clocks[: max(0, keep)]
 
 
 def _asks_at_once(record: CloudTrailRecord) -> bool:

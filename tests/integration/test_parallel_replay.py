@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bench.workload import mixed_events
+from bench.workload import create, end, mixed_events
 from grantwatch import local as local_dynamo
 from grantwatch.adapters.store import DynamoGrantStore, GrantStore, RecordedGrant
 from grantwatch.domain.alerts import Notice
@@ -179,6 +179,19 @@ def test_an_event_recorded_since_a_functions_evaluation_is_not_coalesced_away(
     [alert] = notices
     assert alert.as_json()["incidentId"].startswith("20261101T090300Z")
     assert (run.evaluations, run.coalesced) == (2, 1)
+
+
+def test_grants_of_no_function_are_recorded_past_a_functions_due_time(
+    dynamodb_local: local_dynamo.LocalDynamo,
+) -> None:
+    """EBS volumes' grants change no evaluation, so they join one batch across the evaluation of a Lambda
+    function due in their midst; the retire of the function's grant, past its due time, starts the next."""
+    volumes = [create(f"volume-{n}", 10 * n + 5, lambda_grant=False) for n in range(40)]
+    events = [create("function", 0, lambda_grant=True), *volumes, end("function", 500, revoke=False)]
+    notices, _, run = _parallel(_settings(dynamodb_local.endpoint_url), events, coalesce=True)
+    serial_notices, _ = _serial(_settings(dynamodb_local.endpoint_url), events)
+    assert _as_json(notices) == _as_json(serial_notices) and len(notices) == 1
+    assert run.batches == 2
 
 
 class _FailingFor:
