@@ -746,7 +746,10 @@ def _caller_account(region: str) -> str:
 def grants(
     key: Annotated[str | None, typer.Option("--key", help="Key ARN (or the alias as recorded).")] = None,
     function: Annotated[str | None, typer.Option("--function", help="Lambda function ARN.")] = None,
-    grantee: Annotated[str | None, typer.Option("--grantee", help="Grantee principal, as recorded.")] = None,
+    grantee: Annotated[
+        str | None,
+        typer.Option("--grantee", help="Grantee: an IAM role or user ARN, or a service principal."),
+    ] = None,
     state: Annotated[StateFilter, typer.Option("--state", help="Which grants.")] = StateFilter.ALL,
     as_json: JsonOption = False,
     table: TableOption = None,
