@@ -15,7 +15,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 TEMPLATES := template.yaml member/forwarder.yaml forwarders/iam-role-events.yaml
 SAM_ENV := PATH="$(dir $(PYTHON)):$$PATH" SAM_CLI_TELEMETRY=0 AWS_REGION=$${AWS_REGION:-us-east-1}
 
-.PHONY: help setup chromium demo test unit integration reliability bench lint pre-commit validate security build ci clean
+.PHONY: help setup chromium demo test unit integration reliability bench bench-memory lint pre-commit validate security build ci clean
 
 help:
 	@echo "make setup     create .venv (Python 3.13) with grantwatch and its tools; install DynamoDB Local"
@@ -24,6 +24,7 @@ help:
 	@echo "make unit      the unit tests only (seconds);  make integration: the DynamoDB Local integration tests"
 	@echo "make reliability  the reliability suite at full size (about 40 minutes); figures in build/reliability/"
 	@echo "make bench     benchmarks against their floors (about 3 minutes); figures in bench/results/latest.json"
+	@echo "make bench-memory  backfill peak memory at 10k, 100k and 1M events; figures in bench/results/memory.json"
 	@echo "make lint      ruff and mypy;  make pre-commit: install the git hook that runs them before each commit"
 	@echo "make validate  sam validate --lint and cfn-lint of both templates;  make build: sam build (no container)"
 	@echo "make security  checkov on both templates (skips only with a written reason in the template)"
@@ -70,6 +71,10 @@ reliability: setup
 
 bench: setup
 	$(BIN)/python bench/run.py
+
+# Peak memory of a backfill of 10,000, 100,000 and 1,000,000 archived events (about 10 minutes).
+bench-memory: setup
+	$(BIN)/python bench/run.py --memory-only --backfill-sizes 10000,100000,1000000
 
 lint: setup
 	$(BIN)/ruff check .

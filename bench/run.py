@@ -1,6 +1,7 @@
 """grantwatch benchmarks: every figure side by side with its floor, measured in the same run.
 
-    python bench/run.py [--events 10000] [--out bench/results/latest.json]
+    python bench/run.py [--events 10000] [--workers N] [--out bench/results/latest.json]
+    python bench/run.py --memory-only --backfill-sizes 10000,100000,1000000   (make bench-memory)
 
 Starts its own DynamoDB Local (in memory), prints a table, writes the figures as JSON. Nothing here asserts
 a time: the figures are ratios to floors measured on the same machine in the same run, so they hold on a
@@ -22,6 +23,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,9 +39,10 @@ from grantwatch.adapters.store import DynamoGrantStore  # noqa: E402
 from grantwatch.backfill import LocalArchive, backfill_archive  # noqa: E402
 from grantwatch.domain.records import EvaluationRequest  # noqa: E402
 from grantwatch.evaluator import Evaluator  # noqa: E402
+from grantwatch.parallel import ParallelPipeline, default_workers, record_all  # noqa: E402
 from grantwatch.recorder import Recorder  # noqa: E402
 from grantwatch.settings import Settings  # noqa: E402
-from grantwatch.wiring import local_pipeline  # noqa: E402
+from grantwatch.wiring import dynamo_stores, local_pipeline  # noqa: E402
 
 # On-demand and request prices, us-east-1, as published by AWS (Lambda arm64 per GB-second and per request;
 # DynamoDB per write and read request unit; SQS standard per request; SNS per publish).
@@ -52,7 +55,15 @@ PRICES = {
     "sns_publish": 0.50 / 1e6,
 }
 LAMBDA_MEMORY_MB = 256
-BUDGETS = {"recorder_ratio": 0.7, "import_ratio": 1.25, "peak_rss_mb": 100.0, "cost_per_million": 1.50}
+DEFAULT_OUT = ROOT / "bench" / "results" / "latest.json"
+BUDGETS = {
+    "replay_ratio": 0.7,
+    "recorder_ratio": 0.7,
+    "backfill_scan_ratio": 0.5,
+    "import_ratio": 1.25,
+    "peak_rss_mb": 100.0,
+    "cost_per_million": 1.50,
+}
 
 
 class Collecting:
@@ -118,6 +129,57 @@ def put_floor(endpoint: str, table: str, count: int) -> float:
     return count / timed(run)
 
 
+def parallel_put_floor(endpoint: str, table: str, count: int, writers: int) -> float:
+    """The same conditional PutItem from `writers` threads, each with its own boto3 client."""
+    clients = [local.dynamodb_client(endpoint) for _ in range(writers)]
+
+    def write(writer: int) -> None:
+        for index in range(writer, count, writers):
+            clients[writer].put_item(
+                TableName=table,
+                Item={"pk": {"S": f"PARALLEL-FLOOR#{writers}#{index}"}, "sk": {"S": "FLOOR"}},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+
+    with ThreadPoolExecutor(writers) as pool:
+        return count / timed(lambda: list(pool.map(write, range(writers))))
+
+
+def replay_throughput(endpoint: str, events: list[dict[str, Any]], workers: int) -> dict[str, Any]:
+    """The whole pipeline (recorder, settle window, evaluator) as `grantwatch replay` runs it: serially,
+    and on `workers` threads with coalesced evaluations; each against its floor, measured just before."""
+    floor_table = new_table(endpoint, f"bench-replay-floor-{workers}").table_name
+    serial_floor = put_floor(endpoint, floor_table, len(events))
+    serial = local_pipeline(new_table(endpoint, "bench-replay-serial"))
+
+    def run_serial() -> None:
+        for event in events:
+            serial.feed(event)
+        serial.drain()
+
+    serial_rate = len(events) / timed(run_serial)
+    parallel_floor = parallel_put_floor(endpoint, floor_table, len(events), workers)
+    with ParallelPipeline[int](
+        dynamo_stores(new_table(endpoint, "bench-replay-parallel")), workers=workers
+    ) as pipeline:
+        parallel_rate = len(events) / timed(
+            lambda: record_all(pipeline, [(event, n) for n, event in enumerate(events)])
+        )
+    return {
+        "events": len(events),
+        "workers": workers,
+        "serial_events_per_second": serial_rate,
+        "serial_floor_put_item_per_second": serial_floor,
+        "serial_ratio": serial_rate / serial_floor,
+        "parallel_events_per_second": parallel_rate,
+        "parallel_floor_put_item_per_second": parallel_floor,
+        "parallel_ratio": parallel_rate / parallel_floor,
+        "evaluations": pipeline.evaluations,
+        "evaluations_coalesced": pipeline.coalesced,
+        "budget": f">= {BUDGETS['replay_ratio']}",
+    }
+
+
 def recorder_throughput(endpoint: str, events: list[dict[str, Any]], round_: int) -> tuple[float, float]:
     settings = new_table(endpoint, f"bench-recorder-{round_}")
     recorder = Recorder(
@@ -175,7 +237,7 @@ def capacity_per_event_type(endpoint: str) -> dict[str, dict[str, Any]]:
     return figures
 
 
-def backfill_throughput(endpoint: str, events: int) -> dict[str, Any]:
+def backfill_throughput(endpoint: str, events: int, workers: int) -> dict[str, Any]:
     """Backfill over a generated archive (0.5 % grant events) against decompressing the same files."""
     root = Path(tempfile.mkdtemp(prefix="grantwatch-archive-"))
     archive = write_archive(root, events=events, relevant_share=0.005)
@@ -183,8 +245,16 @@ def backfill_throughput(endpoint: str, events: int) -> dict[str, Any]:
     matched: list[object] = []
     scan = timed(lambda: backfill_archive(LocalArchive(root), matched.append))
     settings = new_table(endpoint, "bench-backfill")
-    pipeline = local_pipeline(settings)
-    full = timed(lambda: backfill_archive(LocalArchive(root), pipeline.feed))
+    with ParallelPipeline[None](dynamo_stores(settings), workers=workers) as pipeline:
+
+        def feed(record: object) -> None:
+            pipeline.feed(record, None)
+
+        def run() -> None:
+            backfill_archive(LocalArchive(root), feed, before_checkpoint=pipeline.flush)
+            pipeline.drain()
+
+        full = timed(run)
     return {
         "archive_events": events,
         "files": len(archive.files),
@@ -194,6 +264,7 @@ def backfill_throughput(endpoint: str, events: int) -> dict[str, Any]:
         "end_to_end_events_per_second": events / full,
         "scan_ratio": floor / scan,
         "end_to_end_ratio": floor / full,
+        "workers": workers,
     }
 
 
@@ -225,6 +296,45 @@ def import_figures(runs: int = 9) -> tuple[dict[str, float], dict[str, float]]:
         seconds[module] = statistics.median(handler for _, handler in pairs)
         ratios[module] = statistics.median(handler / floor for floor, handler in pairs)
     return {FLOOR: statistics.median(floors)} | seconds, ratios
+
+
+def backfill_peak_rss_mb(endpoint: str, sizes: list[int], workers: int) -> dict[str, float]:
+    """VmHWM of a fresh process that backfills an archive of each size (0.5 % grant events) through the
+    parallel pipeline into DynamoDB Local. Each archive is generated first, in a temporary folder (by this
+    process: its memory is not the backfill's), read file by file, and deleted."""
+    peaks: dict[str, float] = {}
+    for size in sizes:
+        with tempfile.TemporaryDirectory(prefix="grantwatch-memory-") as root:
+            write_archive(Path(root), events=size, relevant_share=0.005)
+            completed = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child-backfill-rss",
+                    root,
+                    "--endpoint",
+                    endpoint,
+                    "--workers",
+                    str(workers),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+        peaks[str(size)] = float(completed.stdout.strip().splitlines()[-1])
+    return peaks
+
+
+def child_backfill_rss(root: str, endpoint: str, workers: int) -> None:
+    settings = new_table(endpoint, f"bench-memory-{Path(root).name}")
+    with ParallelPipeline[None](dynamo_stores(settings), workers=workers) as pipeline:
+        backfill_archive(
+            LocalArchive(Path(root)),
+            lambda record: pipeline.feed(record, None),
+            before_checkpoint=pipeline.flush,
+        )
+        pipeline.drain()
+    print(peak_rss_of_this_process_mb())
 
 
 def peak_rss_mb(endpoint: str, count: int) -> float:
@@ -298,18 +408,32 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, default=10_000)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--workers", type=int, default=default_workers(), help="for replay and backfill")
+    parser.add_argument(
+        "--backfill-sizes",
+        help="archive sizes (events) whose backfill peak memory is measured (default: --events and ten "
+        "times as many); make bench-memory measures 10,000, 100,000 and 1,000,000",
+    )
+    parser.add_argument("--memory-only", action="store_true", help="only the backfill peak memory")
     parser.add_argument("--child-rss", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child-backfill-rss", help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_rss:
         child_rss(args.child_rss, args.endpoint)
         return 0
+    if args.child_backfill_rss:
+        child_backfill_rss(args.child_backfill_rss, args.endpoint, args.workers)
+        return 0
+    sizes = [int(size) for size in (args.backfill_sizes or f"{args.events},{args.events * 10}").split(",")]
 
     state = Path(tempfile.mkdtemp(prefix="grantwatch-bench-"))
     dynamo = local.start(ROOT, state, port=local.free_port(), in_memory=True)
     try:
         endpoint = dynamo.endpoint_url
+        if args.memory_only:
+            return write_memory_figures(backfill_peak_rss_mb(endpoint, sizes, args.workers), args)
         events = list(mixed_events(args.events, seed=1))
         mix = Counter(kind for kind, _ in mixed_events(args.events, seed=1, with_kind=True))
         floor_table = new_table(endpoint, "bench-floor").table_name
@@ -319,7 +443,9 @@ def main() -> int:
         capacity = capacity_per_event_type(endpoint)
         imports, import_ratios = import_figures()
         rss = peak_rss_mb(endpoint, args.events)
-        backfill = backfill_throughput(endpoint, args.events * 10)
+        backfill = backfill_throughput(endpoint, args.events * 10, args.workers)
+        replay = replay_throughput(endpoint, events[: args.events // 2], args.workers)
+        backfill_memory = backfill_peak_rss_mb(endpoint, sizes, args.workers)
     finally:
         local.stop(state)
 
@@ -333,6 +459,7 @@ def main() -> int:
         },
         "events": args.events,
         "mix": dict(mix),
+        "replay": replay,
         "recorder": {
             "events_per_second": recorder_rate,
             "floor_put_item_per_second": floor_rate,
@@ -344,6 +471,7 @@ def main() -> int:
         "import_ratio": import_ratios,
         "peak_rss_mb": rss,
         "backfill": backfill,
+        "backfill_peak_rss_mb": backfill_memory,
         "cost_per_million_grant_events_usd": costs,
         "prices_usd": PRICES,
         "lambda_memory_mb": LAMBDA_MEMORY_MB,
@@ -356,16 +484,55 @@ def main() -> int:
     return 0
 
 
+def write_memory_figures(peaks: dict[str, float], args: argparse.Namespace) -> int:
+    out = args.out if args.out != DEFAULT_OUT else ROOT / "bench" / "results" / "memory.json"
+    figures = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "workers": args.workers,
+        "backfill_peak_rss_mb": peaks,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    print_memory(peaks)
+    print(f"\nfigures written to {out}")
+    return 0
+
+
+def print_memory(peaks: dict[str, float]) -> None:
+    print("backfill peak memory (VmHWM of the backfilling process; archives of 0.5 % grant events):")
+    for size, peak in peaks.items():
+        print(f"  {int(size):>9,} archived events  {peak:6.1f} MB")
+
+
 def print_table(r: dict[str, Any]) -> None:
     def row(figure: str, value: str, floor: str, ratio: str, budget: str) -> None:
         print(f"{figure:<44} {value:>14} {floor:>16} {ratio:>8}  {budget}")
 
-    rec = r["recorder"]
+    rec, rep = r["recorder"], r["replay"]
     print(
         f"grantwatch benchmarks: {r['events']} events, {r['machine']['cpus']} CPUs, "
         f"Python {r['machine']['python']}"
     )
     row("figure", "value", "floor", "ratio", "budget")
+    row(
+        f"replay events/s, {rep['events']} events, serial",
+        f"{rep['serial_events_per_second']:.0f}",
+        f"{rep['serial_floor_put_item_per_second']:.0f} put/s",
+        f"{rep['serial_ratio']:.2f}",
+        ">= 0.70",
+    )
+    row(
+        f"replay events/s, {rep['workers']} workers",
+        f"{rep['parallel_events_per_second']:.0f}",
+        f"{rep['parallel_floor_put_item_per_second']:.0f} put/s",
+        f"{rep['parallel_ratio']:.2f}",
+        ">= 0.70",
+    )
+    print(
+        f"  ({rep['evaluations']} evaluations run, {rep['evaluations_coalesced']} coalesced; "
+        f"floors: one boto3 writer, and {rep['workers']} writer threads)"
+    )
     row(
         "recorder events/s (DynamoDB Local)",
         f"{rec['events_per_second']:.0f}",
@@ -408,9 +575,11 @@ def print_table(r: dict[str, Any]) -> None:
         f"{b['decompress_events_per_second']:,.0f} events/s: ratio {b['scan_ratio']:.2f} (budget >= 0.5)"
     )
     print(
-        f"  end to end, recording into DynamoDB Local: {b['end_to_end_events_per_second']:,.0f} events/s, "
-        f"ratio {b['end_to_end_ratio']:.2f}"
+        f"  end to end, recording into DynamoDB Local on {b['workers']} workers: "
+        f"{b['end_to_end_events_per_second']:,.0f} events/s, ratio {b['end_to_end_ratio']:.2f}"
     )
+    print()
+    print_memory(r["backfill_peak_rss_mb"])
 
 
 if __name__ == "__main__":

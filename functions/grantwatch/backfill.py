@@ -330,8 +330,10 @@ def backfill_archive(
     region: str | None = None,
     decrypt_failures: bool = False,
     on_file: Callable[[Progress], None] = lambda _: None,
+    before_checkpoint: Callable[[], object] = lambda: None,
 ) -> Progress:
-    """Feed the relevant records of every file in the window, checkpointing after each file."""
+    """Feed the relevant records of every file in the window, checkpointing after each file (once
+    `before_checkpoint` has returned: a pipeline that holds events back records them there)."""
     progress = Progress()
     for key in archive.file_keys():
         scope = in_window(key, since.date() if since else None, until.date() if until else None, region)
@@ -356,6 +358,7 @@ def backfill_archive(
         progress.files += 1
         progress.events_read += events
         progress.events_matched += len(records)
+        before_checkpoint()
         if checkpoint is not None:
             checkpoint.advance(key)
         on_file(progress)

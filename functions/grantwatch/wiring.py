@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from grantwatch.fanout import FanOut
     from grantwatch.healer import Healer
     from grantwatch.organization import OrganizationReconciler
+    from grantwatch.parallel import ParallelPipeline, Stores
     from grantwatch.pipeline import LocalPipeline
     from grantwatch.ports import EvaluationScheduler, RejectedEventSink
     from grantwatch.reconciler import Reconciler
@@ -209,4 +210,39 @@ def fan_out(
         coverage=DynamoCoverageStore(settings),
         notifier=SnsNotifier(required(settings.alert_topic_arn, ALERT_TOPIC)),
         interval=interval_of(schedule),
+    )
+
+
+def dynamo_stores(settings: Settings) -> Stores:
+    """The stores on the configured table, shared by the parallel pipeline's workers, and the errors that
+    mean the table cannot be used."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    from pynamodb.exceptions import PynamoDBException
+
+    from grantwatch.adapters.functions import DynamoFunctionStore
+    from grantwatch.adapters.hazards import DynamoHazardStore
+    from grantwatch.adapters.store import DynamoGrantStore
+    from grantwatch.parallel import Stores
+
+    return Stores(
+        DynamoGrantStore(settings),
+        DynamoFunctionStore(settings),
+        DynamoHazardStore(settings),
+        failures=(PynamoDBException, BotoCoreError, ClientError),
+    )
+
+
+def parallel_pipeline(
+    settings: Settings, settle: timedelta | None = None, workers: int | None = None
+) -> ParallelPipeline[str]:
+    """The whole service in one process with `workers` side by side, on the configured table: what
+    `grantwatch replay` and `backfill` run; each event tagged with where it came from."""
+    from grantwatch.parallel import ParallelPipeline
+    from grantwatch.pipeline import DEFAULT_SETTLE
+
+    return ParallelPipeline(
+        dynamo_stores(settings),
+        DEFAULT_SETTLE if settle is None else settle,
+        workers,
+        temporary_role=settings.heal_temporary_role_arn,
     )

@@ -39,3 +39,11 @@ def test_a_small_benchmark_run_reports_every_figure(tmp_path: Path) -> None:
     backfill = figures["backfill"]
     assert (backfill["archive_events"], backfill["grant_events"]) == (2_000, 10)
     assert backfill["scan_ratio"] > 0 and backfill["end_to_end_ratio"] > 0
+    replay = figures["replay"]
+    assert replay["events"] == 100 and replay["workers"] >= 1
+    for kind in ("serial", "parallel"):
+        assert replay[f"{kind}_events_per_second"] > 0 and replay[f"{kind}_floor_put_item_per_second"] > 0
+    assert replay["evaluations"] > 0 and replay["evaluations"] + replay["evaluations_coalesced"] >= 25
+    assert set(figures["backfill_peak_rss_mb"]) == {"200", "2000"}
+    assert all(peak > 0 for peak in figures["backfill_peak_rss_mb"].values())
+    assert "replay events/s" in run.stdout and "backfill peak memory" in run.stdout

@@ -13,7 +13,18 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "functions" / "grantwatch"
 SDKS = ("boto3", "botocore", "pynamodb", "aws_lambda_powertools", "mypy_boto3")
-CORRIDORS = ("recorder", "evaluator", "reconciler", "healer", "impact", "backfill", "pipeline")
+CORRIDORS = (
+    "recorder",
+    "evaluator",
+    "reconciler",
+    "healer",
+    "impact",
+    "backfill",
+    "pipeline",
+    "parallel",
+    "organization",
+    "fanout",
+)
 # The outer layer: what builds corridors on adapters, and the CLI's own helpers (its queries, the one-off
 # migration, DynamoDB Local).
 OUTER = ("wiring", "handlers", "cli", "local", "queries", "migration", "__main__")

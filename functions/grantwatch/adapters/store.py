@@ -9,6 +9,7 @@ values. What all facts share is stored once, on the item, to keep a grant within
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -80,6 +81,7 @@ class GrantTermsAttribute(MapAttribute[str, Any]):
     name = UnicodeAttribute(null=True)
     service = UnicodeAttribute(null=True)
     resource = UnicodeAttribute(null=True)  # when it is not the function
+    grantee = UnicodeAttribute(null=True)  # a grantee the by-grantee index does not hold (see below)
 
 
 class ByKeyIndex(GlobalSecondaryIndex["GrantItem"]):
@@ -98,6 +100,24 @@ class ByFunctionIndex(GlobalSecondaryIndex["GrantItem"]):
 
     functionArn = UnicodeAttribute(hash_key=True)
     pk = UnicodeAttribute(range_key=True)
+
+
+# by-grantee is sparse: it holds the grantees people look up, IAM roles and users (by ARN) and AWS service
+# principals. An EC2 instance principal (ACCOUNT:aws:ec2-infrastructure:i-…, one per encrypted EBS attach)
+# or a role session (assumed-role/ROLE/SESSION: a Lambda function's grants, found with by-function) is kept
+# in the grant's terms instead, so that its creation writes one index fewer.
+_INDEXED_GRANTEE = re.compile(
+    r"^arn:aws[a-z-]*:iam::\d{12}:(?:role|user)/\S+$|^[a-z0-9][a-z0-9.-]*\.amazonaws\.com(?:\.cn)?$"
+)
+
+
+def indexed_grantee(principal: str) -> bool:
+    """Whether grants to this principal are found through the by-grantee index."""
+    return _INDEXED_GRANTEE.match(principal) is not None
+
+
+class UnindexedGrantee(ValueError):
+    """A grantee the by-grantee index does not hold: such grants are found by function or by key."""
 
 
 class ByGranteeIndex(GlobalSecondaryIndex["GrantItem"]):
@@ -200,8 +220,13 @@ class DynamoGrantStore:
                 hits = model.by_function.query(function)
             elif key:
                 hits = model.by_key.query(key)
-            else:
+            elif grantee and indexed_grantee(grantee):
                 hits = model.by_grantee.query(grantee)
+            else:
+                raise UnindexedGrantee(
+                    "grants are looked up by grantee for IAM role and user ARNs and AWS service principals; "
+                    "find a Lambda function's grants by its function, an EBS volume's by its key"
+                )
             items = model.batch_get([(hit.pk, hit.sk) for hit in hits])
         else:
             only_grants = model.sk == GRANT_SK  # the table also holds functions, keys, roles, incidents
@@ -250,10 +275,9 @@ class DynamoGrantStore:
         else:
             actions.append(m.state.set(m.state | GrantStatus.ACTIVE.value))
             if fact.terms is not None:
-                actions += [
-                    m.granteePrincipal.set(fact.terms.grantee_principal),
-                    m.terms.set(terms_to_map(fact.terms)),
-                ]
+                actions.append(m.terms.set(terms_to_map(fact.terms)))
+                if indexed_grantee(fact.terms.grantee_principal):
+                    actions.append(m.granteePrincipal.set(fact.terms.grantee_principal))
                 if fact.terms.function_arn:
                     actions.append(m.functionArn.set(fact.terms.function_arn))
         return actions
@@ -304,6 +328,7 @@ def fact_to_map(fact: GrantFact) -> dict[str, Any]:
 def terms_to_map(terms: GrantTerms) -> dict[str, Any]:
     same = terms.retiring_principal == terms.grantee_principal
     stored: dict[str, Any] = {
+        "grantee": None if indexed_grantee(terms.grantee_principal) else terms.grantee_principal,
         "operations": list(terms.operations),
         "retiringPrincipal": None if same else terms.retiring_principal,
         "retiringIsGrantee": True if same else None,
@@ -316,14 +341,15 @@ def terms_to_map(terms: GrantTerms) -> dict[str, Any]:
 
 
 def terms_from_item(item: GrantItem) -> GrantTerms | None:
-    if item.terms is None or item.granteePrincipal is None:
+    if item.terms is None:
         return None
     stored: dict[str, Any] = item.terms.as_dict()
+    grantee = item.granteePrincipal or stored.get("grantee")  # items written before: in the index
+    if grantee is None:
+        return None
     return GrantTerms(
-        grantee_principal=item.granteePrincipal,
-        retiring_principal=item.granteePrincipal
-        if stored.get("retiringIsGrantee")
-        else stored.get("retiringPrincipal"),
+        grantee_principal=grantee,
+        retiring_principal=grantee if stored.get("retiringIsGrantee") else stored.get("retiringPrincipal"),
         operations=tuple(stored.get("operations") or ()),
         constraints=stored.get("constraints") or {},
         name=stored.get("name"),

@@ -33,10 +33,21 @@ from grantwatch.cli.options import DEFAULT_SETTLE_SECONDS, JsonOption, SettleOpt
 from grantwatch.cli.output import err, print_summary, report_event, report_notice, write_notices
 from grantwatch.domain.catalogue import GLOBAL_EVENTS_REGION
 from grantwatch.domain.notices import Notice, NoticeKind
+from grantwatch.parallel import Recorded, Step
 from grantwatch.recorder import EventOutcome, Outcome
 from grantwatch.settings import Settings
 from grantwatch.sources import read_events
-from grantwatch.wiring import local_pipeline
+from grantwatch.wiring import parallel_pipeline
+
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        help="Events recorded and functions evaluated side by side (default: twice the CPUs, at most 8).",
+        show_default=False,
+    ),
+]
 
 
 @table_options()
@@ -50,6 +61,7 @@ def replay(
         Path | None,
         typer.Option("--alerts-out", help="Also write alerts and resolved notices here (JSON Lines)."),
     ] = None,
+    workers: WorkersOption = None,
     *,
     settings: Settings,
 ) -> None:
@@ -62,24 +74,26 @@ def replay(
     alerts and resolved notices print as a subscriber receives them ({"alert": ...} lines with --json).
     Exits 1 if anything was rejected, after processing everything else.
     """
-    pipeline = local_pipeline(settings, timedelta(seconds=settle_seconds))
     counts: Counter[str] = Counter()
     notices: list[Notice] = []
 
-    def report_notices(fired: list[Notice]) -> None:
-        notices.extend(fired)
-        for notice in fired:
-            report_notice(notice, as_json)
+    def show(steps: list[Step[str]]) -> None:
+        for step in steps:
+            if isinstance(step, Recorded):
+                counts[step.outcome.outcome] += 1
+                report_event(step.outcome, step.tag, as_json)
+            else:
+                notices.append(step)
+                report_notice(step, as_json)
 
-    for item in read_events(paths):
-        if item.error is not None:
-            result = EventOutcome(Outcome.REJECTED, None, None, error=item.error)
-        else:
-            fired, result = pipeline.feed(item.event)
-            report_notices(fired)
-        counts[result.outcome] += 1
-        report_event(result, item.origin, as_json)
-    report_notices(pipeline.drain())
+    with parallel_pipeline(settings, timedelta(seconds=settle_seconds), workers) as pipeline:
+        for item in read_events(paths):
+            if item.error is not None:
+                rejected = EventOutcome(Outcome.REJECTED, None, None, error=item.error)
+                show(pipeline.decided(rejected, item.origin))
+            else:
+                show(pipeline.feed(item.event, item.origin))
+        show(pipeline.drain())
     if alerts_out is not None:
         write_notices(alerts_out, notices)
     summary = {"events": sum(counts.values())} | {o.value: counts[o] for o in Outcome}
@@ -130,6 +144,7 @@ def backfill(
         Path | None, typer.Option("--alerts-out", help="Write notices here (JSON Lines).")
     ] = None,
     as_json: JsonOption = False,
+    workers: WorkersOption = None,
     *,
     settings: Settings,
 ) -> None:
@@ -141,19 +156,24 @@ def backfill(
     A checkpoint after each file lets an interrupted backfill resume without reading finished files again.
     Exits 1 if any event was rejected, 3 if the source cannot be read, 4 if it does not exist.
     """
-    pipeline = local_pipeline(settings, timedelta(seconds=settle_seconds))
+    pipeline = parallel_pipeline(settings, timedelta(seconds=settle_seconds), workers)
     counts: Counter[str] = Counter()
     notices: list[Notice] = []
 
+    def done(steps: list[Step[str]]) -> None:
+        for step in steps:
+            if not isinstance(step, Recorded):
+                notices.append(step)
+                continue
+            counts[step.outcome.outcome] += 1
+            if step.outcome.outcome is Outcome.REJECTED:
+                report_event(step.outcome, step.tag, as_json)
+
     def feed(record: object) -> None:
-        fired, result = pipeline.feed(record)
-        counts[result.outcome] += 1
-        notices.extend(fired)
-        if result.outcome is Outcome.REJECTED:
-            report_event(result, "backfill", as_json)
+        done(pipeline.feed(record, "backfill"))
 
     low, high = parse_moment(since), parse_moment(until, end_of_day=True)
-    with _progress(not as_json) as show:
+    with pipeline, _progress(not as_json) as show:
         if use_lookup_events:
             source_name, progress = _from_lookup_events(feed, show, region, low, high, decrypt_failures)
         else:
@@ -172,8 +192,9 @@ def backfill(
                 region=region,
                 decrypt_failures=decrypt_failures,
                 on_file=show,
+                before_checkpoint=lambda: done(pipeline.flush()),
             )
-        notices.extend(pipeline.drain())
+        done(pipeline.drain())
     for notice in notices:
         report_notice(notice, as_json)
     if alerts_out is not None:

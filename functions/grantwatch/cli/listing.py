@@ -12,7 +12,7 @@ import typer
 
 from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.adapters.hazards import DynamoHazardStore
-from grantwatch.adapters.store import DynamoGrantStore
+from grantwatch.adapters.store import DynamoGrantStore, UnindexedGrantee
 from grantwatch.backfill import BackfillError, parse_moment
 from grantwatch.cli.errors import ExitCode, UsageError
 from grantwatch.cli.options import AccountFilter, InRegionFilter, JsonOption, table_options
@@ -165,7 +165,10 @@ def lineage(
 def grants(
     key: Annotated[str | None, typer.Option("--key", help="Key ARN (or the alias as recorded).")] = None,
     function: Annotated[str | None, typer.Option("--function", help="Lambda function ARN.")] = None,
-    grantee: Annotated[str | None, typer.Option("--grantee", help="Grantee principal, as recorded.")] = None,
+    grantee: Annotated[
+        str | None,
+        typer.Option("--grantee", help="Grantee: an IAM role or user ARN, or a service principal."),
+    ] = None,
     state: Annotated[StateFilter, typer.Option("--state", help="Which grants.")] = StateFilter.ALL,
     as_json: JsonOption = False,
     account: AccountFilter = None,
@@ -177,15 +180,18 @@ def grants(
     query; with --account or --in-region, from the keys-only by-key index (a key ARN carries its account
     and region); with none of them the whole table is scanned."""
     status = None if state is StateFilter.ALL else GrantStatus(state.value)
-    rows = grant_rows(
-        DynamoGrantStore(settings),
-        key=key,
-        function=function,
-        grantee=grantee,
-        status=status,
-        account=account,
-        in_region=in_region,
-    )
+    try:
+        rows = grant_rows(
+            DynamoGrantStore(settings),
+            key=key,
+            function=function,
+            grantee=grantee,
+            status=status,
+            account=account,
+            in_region=in_region,
+        )
+    except UnindexedGrantee as unindexed:
+        raise typer.BadParameter(str(unindexed), param_hint="'--grantee'") from None
     if as_json:
         print_json(rows)
         return
