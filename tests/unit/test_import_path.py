@@ -32,3 +32,49 @@ def test_a_handler_imports_only_what_its_path_calls(handler: str, never: tuple[s
     modules = imported_by(handler)
     assert handler in modules
     assert not modules & set(never)
+
+
+# Every corridor a Lambda function builds, as its handler builds it (grantwatch.wiring), with the settings
+# the template gives it. pydantic is the CLI's (Terraform plans and change sets): the layer does not ship it.
+_BUILD_EVERY_CORRIDOR = """
+import json, sys
+from grantwatch import wiring
+from grantwatch.settings import Settings
+settings = Settings(
+    evaluation_queue_url="https://sqs.eu-central-1.amazonaws.com/210987654321/evaluations",
+    rejected_queue_url="https://sqs.eu-central-1.amazonaws.com/210987654321/rejected",
+    alert_topic_arn="arn:aws:sns:eu-central-1:210987654321:alerts",
+    alert_chat_topic_arn="arn:aws:sns:eu-central-1:210987654321:chat",
+    alert_event_bus_name="alerts",
+    security_hub_product_arn="arn:aws:securityhub:eu-central-1:210987654321:product/210987654321/default",
+    region="eu-central-1",
+)
+wiring.recorder(settings)
+wiring.rejected_sink(settings)
+wiring.evaluator(settings)
+wiring.reconciler(settings, "210987654321")
+wiring.remediation_healer(settings)
+wiring.organization_reconciler(settings, "grantwatch-member-reader", "external-id")
+wiring.fan_out(settings, [], [], "https://sqs.eu-central-1.amazonaws.com/210987654321/org", "rate(1 hour)")
+import grantwatch.handlers.recorder, grantwatch.handlers.evaluator, grantwatch.handlers.reconciler
+import grantwatch.handlers.remediation, grantwatch.handlers.fanout, grantwatch.handlers.organization
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_no_corridor_a_lambda_function_builds_imports_what_the_layer_does_not_ship() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-c", _BUILD_EVERY_CORRIDOR],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "eu-central-1",
+            "AWS_DEFAULT_REGION": "eu-central-1",  # both, as Lambda sets them
+        },
+    )
+    modules = set(json.loads(completed.stdout))
+    assert "grantwatch.adapters.channels" in modules  # every corridor was built
+    assert not {name for name in modules if name.split(".")[0] in {"pydantic", "typer", "rich", "yaml"}}
