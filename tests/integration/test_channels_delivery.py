@@ -18,7 +18,7 @@ from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
-from grantwatch.adapters.channels import ChannelError, ChatTopic, EventBus, FanOut, SecurityHub, trial_notice
+from grantwatch.adapters.channels import ChannelError, ChatTopic, EventBus, FanOut, SecurityHub
 from grantwatch.adapters.notifier import SnsNotifier
 from grantwatch.cli import app
 from grantwatch.domain.channels import (
@@ -28,7 +28,7 @@ from grantwatch.domain.channels import (
     pagerduty_event,
     product_arn,
 )
-from grantwatch.domain.notices import Notice
+from grantwatch.domain.notices import Notice, trial_notice
 from grantwatch.local import free_port
 from grantwatch.pipeline import LocalPipeline
 from grantwatch.settings import Settings

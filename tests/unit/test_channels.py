@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from grantwatch.adapters.channels import ChannelError, FanOut, alert_notifier, trial_notice
+from grantwatch.adapters.channels import ChannelError, FanOut, alert_notifier
 from grantwatch.adapters.notifier import SnsNotifier
 from grantwatch.domain.channels import (
     chat_notification,
@@ -20,7 +20,7 @@ from grantwatch.domain.channels import (
     pagerduty_event,
     product_arn,
 )
-from grantwatch.domain.notices import Notice
+from grantwatch.domain.notices import Notice, trial_notice
 from grantwatch.settings import Settings
 from tests.support.channels import HUB_ACCOUNT, HUB_REGION, NOTICES, schema
 from tests.support.incidents import FUNCTION, KEY

@@ -12,12 +12,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from grantwatch.domain.channels import TRIAL, chat_notification, detail_type, event_entry, finding
-from grantwatch.domain.facts import utc_iso
-from grantwatch.domain.notices import Notice, NoticeKind
+from grantwatch.domain.channels import chat_notification, detail_type, event_entry, finding
+from grantwatch.domain.notices import Notice
 
 if TYPE_CHECKING:
     from mypy_boto3_events.client import EventBridgeClient
@@ -159,38 +157,3 @@ def alert_notifier(settings: Settings, topic_arn: str, *, required: Sequence[str
     """The SNS topic alone, or every configured channel behind one publish (see FanOut for `required`)."""
     channels = configured_channels(settings, topic_arn)
     return channels[0][1] if len(channels) == 1 else FanOut(channels, required)
-
-
-def trial_notice(at: datetime, *, account: str, region: str) -> Notice:
-    """A notice marked as a test in every channel, about a function that does not exist: `notify-test`."""
-    function_arn = f"arn:aws:lambda:{region}:{account}:function:grantwatch-notify-test"
-    key_arn = f"arn:aws:kms:{region}:{account}:key/00000000-0000-4000-8000-000000000000"
-    incident_id = f"test-{at.strftime('%Y%m%dT%H%M%SZ')}"
-    when = utc_iso(at)
-    details: dict[str, Any] = {
-        "incidentId": incident_id,
-        "alertType": TRIAL,
-        "severity": "info",
-        "test": True,
-        "functionArn": function_arn,
-        "functionName": "grantwatch-notify-test",
-        "keyArn": key_arn,
-        "account": account,
-        "region": region,
-        "detectedAt": when,
-        "at": when,
-        "evidence": {
-            "what": "sent by grantwatch notify-test",
-            "eventName": "NotifyTest",
-            "eventId": incident_id,
-        },
-    }
-    return Notice(
-        kind=NoticeKind.INFO,
-        incident_id=incident_id,
-        subject="[grantwatch] TEST notice: the alert channels work",
-        message="TEST: this notice was sent by `grantwatch notify-test` to check the alert channels.\n"
-        "No function is affected; there is nothing to do.",
-        attributes={"severity": "info", "alertType": TRIAL, "account": account, "region": region},
-        details=details,
-    )

@@ -48,9 +48,10 @@ def notify_test(
     Its finding is archived at once; PagerDuty is not paged. With --dry-run, prints each channel's payload
     as JSON lines. Exits 2 if a channel asked for is not configured, 3 if a channel failed (all are tried).
     """
-    from grantwatch.adapters.channels import ChannelError, FanOut, configured_channels, trial_notice
+    from grantwatch.adapters.channels import ChannelError, FanOut, configured_channels
     from grantwatch.adapters.notifier import publish_request
     from grantwatch.domain.channels import chat_notification, event_entry, finding
+    from grantwatch.domain.notices import trial_notice
 
     settings = resolve_settings(None, None, region)
     topic = topic_arn or settings.alert_topic_arn

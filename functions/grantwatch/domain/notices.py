@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from grantwatch.domain.alerts import ARN_PARTS, Incident, incident_fixes
+from grantwatch.domain.channels import TRIAL
 from grantwatch.domain.coverage import STALE_AFTER_INTERVALS, Coverage, Target
 from grantwatch.domain.facts import Actor, utc_iso
 from grantwatch.domain.fixes import fix_lines, fixes_json
@@ -424,4 +425,39 @@ def stale_notice(found: Sequence[Target], coverage: Iterable[Coverage], interval
         ),
         attributes={"severity": "warning", "alertType": "reconciliation-stale"},
         details={"targets": [t.as_json() for t in found]},
+    )
+
+
+def trial_notice(at: datetime, *, account: str, region: str) -> Notice:
+    """A notice marked as a test in every channel, about a function that does not exist: `notify-test`."""
+    function_arn = f"arn:aws:lambda:{region}:{account}:function:grantwatch-notify-test"
+    key_arn = f"arn:aws:kms:{region}:{account}:key/00000000-0000-4000-8000-000000000000"
+    incident_id = f"test-{at.strftime('%Y%m%dT%H%M%SZ')}"
+    when = utc_iso(at)
+    details: dict[str, Any] = {
+        "incidentId": incident_id,
+        "alertType": TRIAL,
+        "severity": "info",
+        "test": True,
+        "functionArn": function_arn,
+        "functionName": "grantwatch-notify-test",
+        "keyArn": key_arn,
+        "account": account,
+        "region": region,
+        "detectedAt": when,
+        "at": when,
+        "evidence": {
+            "what": "sent by grantwatch notify-test",
+            "eventName": "NotifyTest",
+            "eventId": incident_id,
+        },
+    }
+    return Notice(
+        kind=NoticeKind.INFO,
+        incident_id=incident_id,
+        subject="[grantwatch] TEST notice: the alert channels work",
+        message="TEST: this notice was sent by `grantwatch notify-test` to check the alert channels.\n"
+        "No function is affected; there is nothing to do.",
+        attributes={"severity": "info", "alertType": TRIAL, "account": account, "region": region},
+        details=details,
     )
