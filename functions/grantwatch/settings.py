@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -35,6 +35,12 @@ _VARIABLES = (
     ("dynamodb_retries", "GRANTWATCH_DYNAMODB_RETRIES"),
     ("heal_temporary_role_arn", "GRANTWATCH_HEAL_TEMPORARY_ROLE_ARN"),
     ("retention_days", "GRANTWATCH_RETENTION_DAYS"),
+    ("organization_queue_url", "GRANTWATCH_ORGANIZATION_QUEUE_URL"),
+    ("account_ids", "GRANTWATCH_ACCOUNT_IDS"),
+    ("regions", "GRANTWATCH_REGIONS"),
+    ("reconcile_schedule", "GRANTWATCH_RECONCILE_SCHEDULE"),
+    ("member_role_name", "GRANTWATCH_MEMBER_ROLE_NAME"),
+    ("member_external_id", "GRANTWATCH_MEMBER_EXTERNAL_ID"),
 )
 _WHOLE_NUMBERS = frozenset({"heal_max_attempts", "heal_verify_seconds", "dynamodb_retries", "retention_days"})
 _NUMBERS = frozenset({"dynamodb_read_timeout_seconds"})
@@ -73,6 +79,15 @@ class Settings:
     # SelfHealingTemporaryRoleArn: the role the role switch moves a function to and back from
     heal_temporary_role_arn: str | None = None
     retention_days: int = 0
+    # Organization reconciliation (docs/organizations.md): the queue of account-regions, the accounts and
+    # regions to cover (comma-separated; none: the organization's active accounts, the stack's region),
+    # the schedule, and the member role with its external id (kept out of the repr, as out of logs).
+    organization_queue_url: str | None = None
+    account_ids: str = ""
+    regions: str = ""
+    reconcile_schedule: str = "rate(1 hour)"
+    member_role_name: str | None = None
+    member_external_id: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         _length("table_name", self.table_name, 3, 255)
@@ -108,6 +123,14 @@ class Settings:
             values["region"] = region
         values.update({k: v for k, v in overrides.items() if v})
         return cls(**{name: _typed(name, value) for name, value in values.items()})
+
+    @property
+    def account_id_list(self) -> list[str]:
+        return _listed(self.account_ids)
+
+    @property
+    def region_list(self) -> list[str]:
+        return _listed(self.regions)
 
     def expires_at(self, ended_at: datetime, now: datetime | None = None) -> int | None:
         """When DynamoDB's TTL may delete what ended at `ended_at` (epoch seconds), counted from then or
@@ -161,3 +184,7 @@ def _length(name: str, value: str, least: int, most: int) -> None:
 def _within(name: str, value: int, least: int, most: int) -> None:
     if not least <= value <= most:
         raise SettingsError(name, f"must be from {least} to {most}")
+
+
+def _listed(values: str) -> list[str]:
+    return [value.strip() for value in values.split(",") if value.strip()]

@@ -186,11 +186,10 @@ def organization_reconciler(
     )
 
 
-def fan_out(
-    settings: Settings, account_ids: list[str], regions: list[str], queue_url: str, schedule: str
-) -> FanOut:
-    """The organization's scheduled fan-out: `account_ids`, else the organization's active accounts, times
-    `regions` (else the configured region), queued to `queue_url`; stale coverage to the alert topic."""
+def fan_out(settings: Settings) -> FanOut:
+    """The organization's scheduled fan-out: the configured accounts, else the organization's active
+    accounts, times the configured regions (else the stack's), queued to the organization queue; stale
+    coverage to the alert topic."""
     from grantwatch.adapters.accounts import (
         DynamoCoverageStore,
         ListedAccounts,
@@ -202,14 +201,17 @@ def fan_out(
     from grantwatch.fanout import FanOut
     from grantwatch.ports import AccountLister
 
-    accounts: AccountLister = ListedAccounts(account_ids) if account_ids else OrganizationAccounts()
+    listed = settings.account_id_list
+    accounts: AccountLister = ListedAccounts(listed) if listed else OrganizationAccounts()
     return FanOut(
         accounts=accounts,
-        regions=regions or [settings.region],
-        queue=SqsReconciliationQueue(queue_url),
+        regions=settings.region_list or [settings.region],
+        queue=SqsReconciliationQueue(
+            required(settings.organization_queue_url, "GRANTWATCH_ORGANIZATION_QUEUE_URL")
+        ),
         coverage=DynamoCoverageStore(settings),
         notifier=SnsNotifier(required(settings.alert_topic_arn, ALERT_TOPIC)),
-        interval=interval_of(schedule),
+        interval=interval_of(settings.reconcile_schedule),
     )
 
 

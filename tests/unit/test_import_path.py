@@ -37,7 +37,7 @@ def test_a_handler_imports_only_what_its_path_calls(handler: str, never: tuple[s
 # Every corridor a Lambda function builds, as its handler builds it (grantwatch.wiring), with the settings
 # the template gives it. pydantic is the CLI's (Terraform plans and change sets): the layer does not ship it.
 _BUILD_EVERY_CORRIDOR = """
-import json, sys
+import dataclasses, json, sys
 from grantwatch import wiring
 from grantwatch.settings import Settings
 settings = Settings(
@@ -55,7 +55,9 @@ wiring.evaluator(settings)
 wiring.reconciler(settings, "210987654321")
 wiring.remediation_healer(settings)
 wiring.organization_reconciler(settings, "grantwatch-member-reader", "external-id")
-wiring.fan_out(settings, [], [], "https://sqs.eu-central-1.amazonaws.com/210987654321/org", "rate(1 hour)")
+wiring.fan_out(
+    dataclasses.replace(settings, organization_queue_url="https://sqs.eu-central-1.amazonaws.com/210987654321/o")
+)
 import grantwatch.handlers.recorder, grantwatch.handlers.evaluator, grantwatch.handlers.reconciler
 import grantwatch.handlers.remediation, grantwatch.handlers.fanout, grantwatch.handlers.organization
 print(json.dumps(sorted(sys.modules)))

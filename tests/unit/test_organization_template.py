@@ -193,6 +193,7 @@ def test_the_handlers_build_from_the_environment_the_template_gives_them(
             "arn:aws:iam::111122223333:role/grantwatch-member-reader"
         )
         monkeypatch.setenv("GRANTWATCH_ACCOUNT_IDS", "")
+        settings.cache_clear()  # the environment is read once per cold start
         assert isinstance(fanout.fan_out().accounts, OrganizationAccounts)
     finally:
         settings.cache_clear()

@@ -3,7 +3,6 @@ organization queue, and a notice for the account-regions not reconciled for two 
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,26 +12,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from grantwatch import wiring
 from grantwatch.fanout import FanOut
-from grantwatch.settings import required, settings
+from grantwatch.settings import settings
 
 logger = Logger()
 metrics = Metrics()
 
 
-def listed(variable: str) -> list[str]:
-    return [v.strip() for v in os.environ.get(variable, "").split(",") if v.strip()]
-
-
 def fan_out() -> FanOut:
-    return wiring.fan_out(
-        settings(),
-        account_ids=listed("GRANTWATCH_ACCOUNT_IDS"),
-        regions=listed("GRANTWATCH_REGIONS"),
-        queue_url=required(
-            os.environ.get("GRANTWATCH_ORGANIZATION_QUEUE_URL"), "GRANTWATCH_ORGANIZATION_QUEUE_URL"
-        ),
-        schedule=os.environ.get("GRANTWATCH_RECONCILE_SCHEDULE", "rate(1 hour)"),
-    )
+    return wiring.fan_out(settings())
 
 
 @logger.inject_lambda_context

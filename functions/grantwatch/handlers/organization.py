@@ -6,7 +6,6 @@ dead-lettered. A message that names no valid account or region is logged with th
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -30,10 +29,11 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 @cache
 def organization_reconciler() -> OrganizationReconciler:
+    config = settings()
     return wiring.organization_reconciler(
-        settings(),
-        required(os.environ.get("GRANTWATCH_MEMBER_ROLE_NAME"), "GRANTWATCH_MEMBER_ROLE_NAME"),
-        required(os.environ.get("GRANTWATCH_MEMBER_EXTERNAL_ID"), "GRANTWATCH_MEMBER_EXTERNAL_ID"),
+        config,
+        required(config.member_role_name, "GRANTWATCH_MEMBER_ROLE_NAME"),
+        required(config.member_external_id, "GRANTWATCH_MEMBER_EXTERNAL_ID"),
     )
 
 
