@@ -77,6 +77,13 @@ def test_the_longest_accepted_values_are_stored_and_found_through_every_index(
     function = _longest("function ARN", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:")
     grantee = _longest("grantee principal", f"arn:aws:sts::{ACCOUNT}:assumed-role/long-role/")
     grant = "f" * KEY_VALUE_LIMITS["grant id"]
+    # by-grantee holds role and user ARNs (not a function's role session): the longest one, on a second grant
+    role_grantee = _longest("grantee principal", f"arn:aws:iam::{ACCOUNT}:role/")
+    to_role = load_event("kms-create-grant-lambda.json")
+    to_role["detail"]["eventID"] = "e" * 36
+    to_role["detail"]["responseElements"] |= {"grantId": "e" * KEY_VALUE_LIMITS["grant id"], "keyId": key}
+    to_role["detail"]["requestParameters"] |= {"keyId": key, "granteePrincipal": role_grantee}
+    to_role["detail"]["requestParameters"].pop("constraints", None)
     event = load_event("kms-create-grant-lambda.json")
     detail = event["detail"]
     detail["responseElements"] |= {"grantId": grant, "keyId": key}
@@ -94,6 +101,7 @@ def test_the_longest_accepted_values_are_stored_and_found_through_every_index(
         pipeline,
         [
             event,
+            to_role,
             retire,
             disabled,
             delete_role(role, "2026-11-23T10:00:00Z"),
@@ -103,9 +111,9 @@ def test_the_longest_accepted_values_are_stored_and_found_through_every_index(
     assert [n.attributes["alertType"] for n in notices] == ["grant-retired", "key-disabled"]  # incidents
 
     grants = DynamoGrantStore(table_settings)
-    assert [g.grant_id for g in grants.grants(key=key)] == [grant]
+    assert sorted(g.grant_id for g in grants.grants(key=key)) == sorted([grant, "e" * len(grant)])
     assert [g.grant_id for g in grants.grants(function=function)] == [grant]
-    assert [g.grant_id for g in grants.grants(grantee=grantee)] == [grant]
+    assert [g.grant_id for g in grants.grants(grantee=role_grantee)] == ["e" * len(grant)]
     functions = DynamoFunctionStore(table_settings)
     assert [state.function_arn for state, _ in functions.all_functions()] == [function]
     assert {r.incident.function_arn for r in functions.all_incidents()} == {function}

@@ -158,8 +158,12 @@ def test_the_central_bus_admits_the_organization_only_and_its_rules_listen_on_it
     assert statement["Action"] == "events:PutEvents"
     assert statement["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": {"Ref": "OrganizationId"}}}
     for name, resource in resources.items():
-        if resource["Type"] == "AWS::Events::Rule":
-            assert resource["Properties"]["EventBusName"] == {"Ref": "EventBusName"}, name
+        if resource["Type"] != "AWS::Events::Rule":
+            continue
+        sources = resource["Properties"].get("EventPattern", {}).get("source", [])
+        # CloudTrail's events on the watched bus; grantwatch's own notices (PagerDuty) on the alert bus
+        expected = "AlertEventBusName" if sources == ["grantwatch"] else "EventBusName"
+        assert resource["Properties"]["EventBusName"] == {"Ref": expected}, name
     role = FORWARDER["Resources"]["ForwardingRole"]["Properties"]
     [statement] = role["Policies"][0]["PolicyDocument"]["Statement"]
     assert (statement["Action"], statement["Resource"]) == ("events:PutEvents", {"Ref": "CentralEventBusArn"})
