@@ -15,7 +15,7 @@ from grantwatch.ports import AccountLister, CoverageReader, Notifier, Reconcilia
 
 
 @dataclass
-class FanOut:
+class OrganizationFanOut:
     accounts: AccountLister
     regions: Sequence[str]
     queue: ReconciliationQueue

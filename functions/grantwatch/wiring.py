@@ -16,7 +16,7 @@ from grantwatch.settings import Settings, required
 if TYPE_CHECKING:
     from grantwatch.domain.healing import HealPolicy
     from grantwatch.evaluator import Evaluator
-    from grantwatch.fanout import FanOut
+    from grantwatch.fanout import OrganizationFanOut
     from grantwatch.healer import Healer
     from grantwatch.organization import OrganizationReconciler
     from grantwatch.parallel import ParallelPipeline, Stores
@@ -186,7 +186,7 @@ def organization_reconciler(
     )
 
 
-def fan_out(settings: Settings) -> FanOut:
+def fan_out(settings: Settings) -> OrganizationFanOut:
     """The organization's scheduled fan-out: the configured accounts, else the organization's active
     accounts, times the configured regions (else the stack's), queued to the organization queue; stale
     coverage to the alert topic."""
@@ -198,12 +198,12 @@ def fan_out(settings: Settings) -> FanOut:
     )
     from grantwatch.adapters.notifier import SnsNotifier
     from grantwatch.domain.coverage import interval_of
-    from grantwatch.fanout import FanOut
+    from grantwatch.fanout import OrganizationFanOut
     from grantwatch.ports import AccountLister
 
     listed = settings.account_id_list
     accounts: AccountLister = ListedAccounts(listed) if listed else OrganizationAccounts()
-    return FanOut(
+    return OrganizationFanOut(
         accounts=accounts,
         regions=settings.region_list or [settings.region],
         queue=SqsReconciliationQueue(

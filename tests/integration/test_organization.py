@@ -29,7 +29,7 @@ from grantwatch.adapters.accounts import (
 )
 from grantwatch.cli import app
 from grantwatch.domain.coverage import Target
-from grantwatch.fanout import FanOut
+from grantwatch.fanout import OrganizationFanOut
 from grantwatch.handlers.organization import target_of
 from grantwatch.local import free_port
 from grantwatch.organization import OrganizationReconciler
@@ -180,8 +180,10 @@ def _worker(pipeline: LocalPipeline, settings: Settings, members: MemberRoles) -
     )
 
 
-def _fan_out(organization: Organization, settings: Settings, notifier: CollectingNotifier) -> FanOut:
-    return FanOut(
+def _fan_out(
+    organization: Organization, settings: Settings, notifier: CollectingNotifier
+) -> OrganizationFanOut:
+    return OrganizationFanOut(
         accounts=OrganizationAccounts(boto3.client("organizations", region_name="us-east-1")),
         regions=REGIONS,
         queue=SqsReconciliationQueue(organization.queue_url, boto3.client("sqs", region_name="us-east-1")),

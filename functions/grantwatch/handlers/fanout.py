@@ -11,14 +11,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from grantwatch import wiring
-from grantwatch.fanout import FanOut
+from grantwatch.fanout import OrganizationFanOut
 from grantwatch.settings import settings
 
 logger = Logger()
 metrics = Metrics()
 
 
-def fan_out() -> FanOut:
+def fan_out() -> OrganizationFanOut:
     return wiring.fan_out(settings())
 
 
