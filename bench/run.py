@@ -284,6 +284,50 @@ def import_seconds(module: str) -> float:
     return float(completed.stdout)
 
 
+# A cold start does more than import: the first invocation builds the corridor (its adapters are imported
+# lazily, by grantwatch.wiring) and the floor creates its one client. Measured as far as the first call to
+# AWS, which neither makes.
+CORRIDORS = {
+    "grantwatch.handlers.recorder": "handler.recorder()",
+    "grantwatch.handlers.evaluator": "handler.evaluator()",
+    "grantwatch.handlers.reconciler": "handler.reconciler('123456789012')",
+    "grantwatch.handlers.remediation": "handler.healer()",
+    "floor_handler": "handler.boto3.client('sqs')",
+}
+COLD_START_ENVIRONMENT = {
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "GRANTWATCH_EVALUATION_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/evaluations",
+    "GRANTWATCH_ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alerts",
+}
+
+
+def cold_start_seconds(module: str) -> float:
+    """Time to import a handler module and build what its first invocation needs, in a fresh interpreter."""
+    code = (
+        f"import time; t = time.perf_counter(); import {module} as handler; {CORRIDORS[module]}; "
+        "print(time.perf_counter() - t)"
+    )
+    env = {**os.environ, **COLD_START_ENVIRONMENT, "PYTHONPATH": str(ROOT / "bench")}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    return float(completed.stdout)
+
+
+def cold_start_ratios(runs: int = 5) -> dict[str, float]:
+    """Each handler's import and corridor against the floor's import and client, in interleaved pairs."""
+    return {
+        module: statistics.median(
+            cold_start_seconds(module) / cold_start_seconds("floor_handler") for _ in range(runs)
+        )
+        for module in HANDLERS
+    }
+
+
 def import_figures(runs: int = 9) -> tuple[dict[str, float], dict[str, float]]:
     """Each handler against the floor in interleaved pairs, so that a busy machine slows both alike: the
     median times, and for each handler the median of its pairs' ratios."""
@@ -442,6 +486,7 @@ def main() -> int:
         recorder_rate, per_event = recorder_throughput(endpoint, events, 1)
         capacity = capacity_per_event_type(endpoint)
         imports, import_ratios = import_figures()
+        cold_starts = cold_start_ratios()
         rss = peak_rss_mb(endpoint, args.events)
         backfill = backfill_throughput(endpoint, args.events * 10, args.workers)
         replay = replay_throughput(endpoint, events[: args.events // 2], args.workers)
@@ -469,6 +514,7 @@ def main() -> int:
         "capacity_per_event_type": capacity,
         "import_seconds": imports,
         "import_ratio": import_ratios,
+        "cold_start_ratio": cold_starts,
         "peak_rss_mb": rss,
         "backfill": backfill,
         "backfill_peak_rss_mb": backfill_memory,
@@ -548,6 +594,14 @@ def print_table(r: dict[str, Any]) -> None:
             f"{floor * 1000:.0f} ms",
             f"{ratio:.2f}",
             "<= 1.25",
+        )
+    for module, ratio in r["cold_start_ratio"].items():
+        row(
+            f"cold start {module.rsplit('.', 1)[1]}: import and corridor",
+            "-",
+            "import, client",
+            f"{ratio:.2f}",
+            "-",
         )
     row(f"peak RSS, {r['events']} events", f"{r['peak_rss_mb']:.0f} MB", "-", "-", "<= 100 MB")
     costs = r["cost_per_million_grant_events_usd"]

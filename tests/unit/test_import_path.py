@@ -80,3 +80,32 @@ def test_no_corridor_a_lambda_function_builds_imports_what_the_layer_does_not_sh
     modules = set(json.loads(completed.stdout))
     assert "grantwatch.adapters.channels" in modules  # every corridor was built
     assert not {name for name in modules if name.split(".")[0] in {"pydantic", "typer", "rich", "yaml"}}
+
+
+@pytest.mark.parametrize(
+    ("handler", "build"),
+    [
+        ("grantwatch.handlers.recorder", "handler.recorder()"),
+        ("grantwatch.handlers.reconciler", "handler.reconciler('210987654321')"),
+    ],
+)
+def test_the_corridors_that_never_open_an_incident_do_not_import_one_when_built(
+    handler: str, build: str
+) -> None:
+    code = f"import json, sys; import {handler} as handler; {build}; print(json.dumps(sorted(sys.modules)))"
+    completed = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "eu-central-1",
+            "AWS_DEFAULT_REGION": "eu-central-1",
+            "GRANTWATCH_EVALUATION_QUEUE_URL": "https://sqs.eu-central-1.amazonaws.com/210987654321/e",
+        },
+    )
+    modules = set(json.loads(completed.stdout))
+    assert "grantwatch.adapters.functions" in modules
+    assert not modules & set(_INCIDENTS)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynamodb.attributes import (
     BooleanAttribute,
@@ -37,14 +37,17 @@ from grantwatch.adapters.tables import (
     newer_than_stored,
     stamp_expiry,
 )
-from grantwatch.domain.alerts import Incident
 from grantwatch.domain.facts import Actor, parse_utc_iso, utc_iso
 from grantwatch.domain.functions import FunctionChange, FunctionFact, FunctionState
 from grantwatch.domain.hazards import DecryptFailure
-from grantwatch.domain.healing import HealOutcome, HealState, HealStatus
-from grantwatch.domain.risk import Cause, Evidence
 from grantwatch.ports import FailureRecorded, IncidentRecord
 from grantwatch.settings import Settings
+
+# Incidents and heals are the evaluator's and the healer's: the recorder, which writes function items from
+# this module too, does not import them (a cold start pays for every module it imports).
+if TYPE_CHECKING:
+    from grantwatch.domain.alerts import Incident
+    from grantwatch.domain.healing import HealOutcome, HealState
 
 FUNCTION_SK = "FUNCTION"
 NOTICE_LEASE = timedelta(seconds=60)
@@ -525,6 +528,8 @@ class DynamoHealRecords:
         return self.items(function_pk(function_arn), incident_sk(incident_id))
 
     def state(self, function_arn: str, incident_id: str) -> HealState:
+        from grantwatch.domain.healing import HealState, HealStatus
+
         try:
             item = self.items.get(
                 function_pk(function_arn),
@@ -540,6 +545,8 @@ class DynamoHealRecords:
         )
 
     def claim(self, function_arn: str, incident_id: str, max_attempts: int, now: datetime) -> int | None:
+        from grantwatch.domain.healing import HealStatus
+
         """Take the next attempt: its number, or None if the incident is closed, healed, out of attempts
         or being healed."""
         i = self.items
@@ -567,6 +574,8 @@ class DynamoHealRecords:
         return int(item.healAttempts or 0)
 
     def finish(self, function_arn: str, incident_id: str, outcome: HealOutcome) -> None:
+        from grantwatch.domain.healing import HealStatus
+
         i = self.items
         status = HealStatus.HEALED if outcome.healed else HealStatus.FAILED
         actions: list[Action] = [
@@ -622,6 +631,9 @@ def incident_to_map(incident: Incident) -> dict[str, Any]:
 
 
 def incident_from_map(stored: dict[str, Any]) -> Incident:
+    from grantwatch.domain.alerts import Incident
+    from grantwatch.domain.risk import Cause, Evidence
+
     evidence: dict[str, Any] = stored["evidence"]
     return Incident(
         incident_id=stored["incidentId"],
