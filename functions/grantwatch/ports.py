@@ -160,7 +160,10 @@ class FunctionStore(Protocol):
 
 
 class KnownFunctions(FunctionStore, FunctionReader, Protocol):
-    """The function store as reconciliation reads it: also every known function."""
+    """The function store as reconciliation reads it: also the functions known in one account and region
+    (one range of one index partition, however many accounts the table holds)."""
+
+    def functions_in(self, account: str, region: str) -> Iterator[FunctionState]: ...
 
 
 class HazardReader(Protocol):
@@ -198,9 +201,10 @@ class HazardStore(HazardReader, Protocol):
 
 
 class KnownHazards(HazardStore, Protocol):
-    """The hazard store as reconciliation reads it: also every key the table knows."""
+    """The hazard store as reconciliation reads it: also the keys the table knows in one account and region
+    (one range of one index partition, however many accounts the table holds)."""
 
-    def all_keys(self) -> Iterator[str]: ...
+    def keys_in(self, account: str, region: str) -> Iterator[str]: ...
 
 
 class Incidents(Protocol):

@@ -92,7 +92,7 @@ class Reconciler:
     ) -> set[str]:
         recorded: dict[str, FunctionState] = {
             state.function_arn: state
-            for state, _ in self.functions.all_functions()
+            for state in self.functions.functions_in(self.account, self.region)
             if in_scope(state.function_arn, self.account, self.region)
         }
         listed_arns = {f.function_arn for f in listed}
@@ -107,7 +107,7 @@ class Reconciler:
 
     def _keys(self, listed: list[ListedFunction]) -> set[str]:
         """Keys in this region with tracked grants, keys the table knows, and keys functions are on."""
-        keys = set(self.grants.key_arns()) | set(self.hazards.all_keys())
+        keys = set(self.grants.key_arns()) | set(self.hazards.keys_in(self.account, self.region))
         keys |= {f.kms_key_arn for f in listed if f.kms_key_arn}
         return {
             k

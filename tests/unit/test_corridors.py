@@ -12,7 +12,7 @@ import pytest
 
 from grantwatch.domain.alerts import Incident
 from grantwatch.domain.facts import GrantFact
-from grantwatch.domain.functions import FunctionChange, FunctionFact, FunctionState
+from grantwatch.domain.functions import FunctionChange, FunctionFact, FunctionState, function_arn_prefix
 from grantwatch.domain.hazards import DecryptFailure, KeyFact, KeyStatus, RoleFact, RoleStatus
 from grantwatch.domain.lineage import GrantState, GrantStatus, fold
 from grantwatch.domain.notices import Notice, NoticeKind
@@ -95,6 +95,10 @@ class MemoryFunctions:
     def all_functions(self) -> Iterator[tuple[FunctionState, str | None]]:
         for arn, state in self.states.items():
             yield state, self.open_ids.get(arn)
+
+    def functions_in(self, account: str, region: str) -> Iterator[FunctionState]:
+        prefix = function_arn_prefix(account, region)
+        return (state for arn, state in self.states.items() if arn.startswith(prefix))
 
     def open_incident_id(self, function_arn: str) -> str | None:
         return self.open_ids.get(function_arn)
@@ -207,7 +211,7 @@ class MemoryHazards:
     def release_key_notice(self, fact: KeyFact) -> None:
         pass
 
-    def all_keys(self) -> Iterator[str]:
+    def keys_in(self, account: str, region: str) -> Iterator[str]:
         return iter(())
 
 

@@ -38,7 +38,7 @@ from grantwatch.adapters.tables import (
     stamp_expiry,
 )
 from grantwatch.domain.facts import Actor, parse_utc_iso, utc_iso
-from grantwatch.domain.functions import FunctionChange, FunctionFact, FunctionState
+from grantwatch.domain.functions import FunctionChange, FunctionFact, FunctionState, function_arn_prefix
 from grantwatch.domain.hazards import DecryptFailure
 from grantwatch.ports import FailureRecorded, IncidentRecord
 from grantwatch.settings import Settings
@@ -230,6 +230,12 @@ class DynamoFunctionStore:
         """Every known function, with its open incident's id: one index query, paged."""
         for item in self.functions.by_entity.query(FUNCTION_ENTITY):
             yield _state_of(item), item.openIncidentId
+
+    def functions_in(self, account: str, region: str) -> Iterator[FunctionState]:
+        """The known functions of one account and region: the range of by-entity their ARNs share."""
+        prefix = function_pk(function_arn_prefix(account, region))
+        for item in self.functions.by_entity.query(FUNCTION_ENTITY, FunctionItem.pk.startswith(prefix)):
+            yield _state_of(item)
 
     def all_incidents(self) -> Iterator[IncidentRecord]:
         for item in self.incidents.by_entity.query(INCIDENT_ENTITY):

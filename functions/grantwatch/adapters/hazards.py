@@ -52,7 +52,7 @@ from grantwatch.adapters.tables import (
     newer_than_stored,
     stamp_expiry,
 )
-from grantwatch.domain.facts import Actor, parse_utc_iso, utc_iso
+from grantwatch.domain.facts import Actor, key_arn_prefix, parse_utc_iso, utc_iso
 from grantwatch.domain.hazards import (
     KeyChange,
     KeyFact,
@@ -243,8 +243,12 @@ class DynamoHazardStore:
             return key_fact_from_map(legacy[0], key_arn) if legacy else None
         return key_fact_from_map(item.stored(), key_arn)
 
-    def all_keys(self) -> Iterator[str]:
-        for item in self.keys.by_entity.query(KEY_ENTITY, attributes_to_get=["arn"]):
+    def keys_in(self, account: str, region: str) -> Iterator[str]:
+        """The keys the table knows in one account and region: the range of by-entity their ARNs share."""
+        prefix = key_pk(key_arn_prefix(account, region))
+        for item in self.keys.by_entity.query(
+            KEY_ENTITY, KeyItem.pk.startswith(prefix), attributes_to_get=["arn"]
+        ):
             yield item.arn
 
     def record_role(self, fact: RoleFact) -> bool:

@@ -297,6 +297,11 @@ def resolve_key_ref(ref: str, record: CloudTrailRecord) -> tuple[str, KeyRefStre
     return ref, KeyRefStrength.AS_SEEN
 
 
+def key_arn_prefix(account: str, region: str) -> str:
+    """What every key ARN of an account and region starts with."""
+    return f"arn:{partition_of(region)}:kms:{region}:{account}:key/"
+
+
 def partition_of(region: str) -> str:
     if region.startswith("cn-"):
         return "aws-cn"

@@ -153,6 +153,11 @@ def is_function_arn(value: str) -> bool:
     return match is not None and match.end() == len(value)
 
 
+def function_arn_prefix(account: str, region: str) -> str:
+    """What every function ARN of an account and region starts with."""
+    return f"arn:{partition_of(region)}:lambda:{region}:{account}:function:"
+
+
 def function_place(function_arn: str) -> tuple[str, str] | None:
     """(account, region) of a function ARN."""
     match = _FUNCTION_ARN.match(function_arn)
