@@ -34,6 +34,14 @@ def test_a_handler_imports_only_what_its_path_calls(handler: str, never: tuple[s
     assert not modules & set(never)
 
 
+# What Lambda gives every function: credentials and the region, under both names.
+LAMBDA_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_REGION": "eu-central-1",
+    "AWS_DEFAULT_REGION": "eu-central-1",
+}
+
 # Every corridor a Lambda function builds, as its handler builds it (grantwatch.wiring), with the settings
 # the template gives it. pydantic is the CLI's (Terraform plans and change sets): the layer does not ship it.
 _BUILD_EVERY_CORRIDOR = """
@@ -70,12 +78,7 @@ def test_no_corridor_a_lambda_function_builds_imports_what_the_layer_does_not_sh
         capture_output=True,
         text=True,
         check=True,
-        env={
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": "eu-central-1",
-            "AWS_DEFAULT_REGION": "eu-central-1",  # both, as Lambda sets them
-        },
+        env=LAMBDA_ENVIRONMENT,
     )
     modules = set(json.loads(completed.stdout))
     assert "grantwatch.adapters.channels" in modules  # every corridor was built
@@ -98,13 +101,8 @@ def test_the_corridors_that_never_open_an_incident_do_not_import_one_when_built(
         capture_output=True,
         text=True,
         check=True,
-        env={
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": "eu-central-1",
-            "AWS_DEFAULT_REGION": "eu-central-1",
-            "GRANTWATCH_EVALUATION_QUEUE_URL": "https://sqs.eu-central-1.amazonaws.com/210987654321/e",
-        },
+        env=LAMBDA_ENVIRONMENT
+        | {"GRANTWATCH_EVALUATION_QUEUE_URL": "https://sqs.eu-central-1.amazonaws.com/210987654321/e"},
     )
     modules = set(json.loads(completed.stdout))
     assert "grantwatch.adapters.functions" in modules

@@ -14,13 +14,13 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from grantwatch.adapters.notifier import SnsNotifier
 from grantwatch.domain.channels import chat_notification, detail_type, event_entry, finding
 from grantwatch.domain.notices import Notice
 
 if TYPE_CHECKING:
     from mypy_boto3_events.client import EventBridgeClient
     from mypy_boto3_securityhub.client import SecurityHubClient
-    from mypy_boto3_sns.client import SNSClient
 
     from grantwatch.settings import Settings
 
@@ -36,16 +36,8 @@ class Channel(Protocol):
     def publish(self, notice: Notice) -> None: ...
 
 
-class ChatTopic:
+class ChatTopic(SnsNotifier):
     """An SNS topic that Amazon Q Developer in chat applications reads: its custom-notification JSON."""
-
-    def __init__(self, topic_arn: str, client: SNSClient | None = None) -> None:
-        if client is None:
-            import boto3
-
-            client = boto3.client("sns")
-        self.client: SNSClient = client
-        self.topic_arn = topic_arn
 
     def publish(self, notice: Notice) -> None:
         self.client.publish(
@@ -139,8 +131,6 @@ def _reason(error: Exception) -> str:
 
 def configured_channels(settings: Settings, topic_arn: str | None) -> list[tuple[str, Channel]]:
     """The channels the stack turned on, the SNS text topic first."""
-    from grantwatch.adapters.notifier import SnsNotifier
-
     channels: list[tuple[str, Channel]] = []
     if topic_arn:
         channels.append(("sns", SnsNotifier(topic_arn)))
