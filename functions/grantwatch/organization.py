@@ -60,4 +60,5 @@ class OrganizationReconciler:
             scheduler=self.scheduler,
             account=target.account,
             region=target.region,
+            keys_from_kms=True,  # the table holds every account's grants: never scan it per account
         )

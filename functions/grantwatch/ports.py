@@ -252,6 +252,10 @@ class GrantLister(Protocol):
         """Every grant on the key. KeyNotFound: the key is gone; ServiceError: KMS did not answer."""
         ...
 
+    def list_keys(self) -> Iterator[str]:
+        """Every key of the account in the region, by ARN. ServiceError: KMS refused or did not answer."""
+        ...
+
 
 class FunctionLister(Protocol):
     def list_functions(self) -> Iterator[ListedFunction]: ...

@@ -67,6 +67,10 @@ class Reconciler:
     scheduler: EvaluationScheduler
     account: str
     region: str
+    # Where the keys with grants come from: the table's by-key index (its whole extent, which is this
+    # account's when the table is), or, for one member account-region of an organization's table, KMS's own
+    # list of the account's keys (docs/organizations.md).
+    keys_from_kms: bool = False
 
     def run(self, now: datetime) -> ReconcileReport:
         report = ReconcileReport()
@@ -107,7 +111,8 @@ class Reconciler:
 
     def _keys(self, listed: list[ListedFunction]) -> set[str]:
         """Keys in this region with tracked grants, keys the table knows, and keys functions are on."""
-        keys = set(self.grants.key_arns()) | set(self.hazards.keys_in(self.account, self.region))
+        with_grants = self.kms.list_keys() if self.keys_from_kms else self.grants.key_arns()
+        keys = set(with_grants) | set(self.hazards.keys_in(self.account, self.region))
         keys |= {f.kms_key_arn for f in listed if f.kms_key_arn}
         return {
             k

@@ -230,8 +230,12 @@ class Outbox:
 
 
 class Corridors:
-    def __init__(self) -> None:
-        self.grants, self.functions, self.hazards = MemoryGrants(), MemoryFunctions(), MemoryHazards()
+    def __init__(self, grants: MemoryGrants | None = None) -> None:
+        self.grants, self.functions, self.hazards = (
+            grants or MemoryGrants(),
+            MemoryFunctions(),
+            MemoryHazards(),
+        )
         self.outbox = Outbox()
         self.recorder = Recorder(self.grants, self.functions, self.hazards, self.outbox)
         self.evaluator = Evaluator(self.grants, self.functions, self.hazards, self.outbox, self.outbox)
@@ -300,6 +304,9 @@ class Kms:
     def __init__(self, grants: dict[str, list[ListedGrant] | ServiceError]) -> None:
         self.answers = grants
 
+    def list_keys(self) -> Iterator[str]:
+        return iter(self.answers)
+
     def list_grants(self, key_arn: str) -> Iterator[ListedGrant]:
         answer = self.answers.get(key_arn, [])
         if isinstance(answer, ServiceError):
@@ -361,3 +368,20 @@ def test_the_reconciler_takes_a_key_kms_does_not_know_as_gone_and_reports_one_it
     assert "grant-vanished" not in report.repairs
     [state] = other.grants.grants(function=BILLING)
     assert state.status is not GrantStatus.ENDED  # nothing is concluded from a key that was not listed
+
+
+class TableNotScanned(MemoryGrants):
+    def key_arns(self) -> set[str]:
+        raise AssertionError("a member account-region's reconciliation scanned the whole table's keys")
+
+
+def test_one_member_account_region_takes_its_keys_from_kms_never_from_a_scan_of_the_table() -> None:
+    corridors = Corridors(grants=TableNotScanned())
+    corridors.recorder.record(create_grant("ebs-volume", "g1", at(0)))  # a key no function is on
+    corridors.outbox.scheduled.clear()
+    member = dataclasses.replace(reconciler(corridors, Kms({KEY_ARN: []})), keys_from_kms=True)
+
+    report = member.run(T0 + timedelta(hours=1))
+
+    assert report.errors == [] and report.keys == 1
+    assert report.repairs.get("grant-vanished") == 1  # found on a key only KMS's list named

@@ -50,6 +50,14 @@ class KmsGrantReader:
                 raise KeyNotFound(str(found)) from None
             raise found from None
 
+    def list_keys(self) -> Iterator[str]:
+        try:
+            for page in self.client.get_paginator("list_keys").paginate():
+                for key in page.get("Keys", []):
+                    yield key["KeyArn"]
+        except (ClientError, BotoCoreError) as error:
+            raise service_error(error) from None
+
 
 class LambdaFunctionReader:
     def __init__(self, client: LambdaClient | None = None, region: str | None = None) -> None:
