@@ -14,16 +14,15 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from bench.workload import write_archive
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.backfill import Checkpoint, LocalArchive, backfill_archive, lookup_events, relevant_records
 from grantwatch.cli import app
-from grantwatch.local import free_port
 from grantwatch.settings import Settings
 from grantwatch.wiring import local_pipeline
+from tests.support.moto_server import moto_server
 from tests.support.samples import ACCOUNT
 from tests.support.scenarios import (
     AWS_LAMBDA_KEY_ARN,
@@ -168,15 +167,8 @@ def test_a_folder_that_does_not_exist_and_a_checkpoint_of_another_source(tmp_pat
 
 @pytest.fixture
 def s3_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
-    try:
+    with moto_server(monkeypatch, "S3") as endpoint:
         yield endpoint
-    finally:
-        server.stop()
 
 
 def test_backfill_from_s3(table_settings: Settings, tmp_path: Path, s3_server: str) -> None:

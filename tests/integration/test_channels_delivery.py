@@ -5,7 +5,6 @@ evaluator makes is checked against its policy in template.yaml (tests/iam_contra
 from __future__ import annotations
 
 import json
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,7 +14,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from grantwatch.adapters.channels import ChannelError, ChatTopic, EventBus, FanOut, SecurityHub
@@ -29,12 +27,12 @@ from grantwatch.domain.channels import (
     product_arn,
 )
 from grantwatch.domain.notices import Notice, trial_notice
-from grantwatch.local import free_port
 from grantwatch.pipeline import LocalPipeline
 from grantwatch.settings import Settings
 from grantwatch.wiring import local_pipeline
 from tests.support.channels import NOTICES, schema
 from tests.support.iam_contract import SESSION
+from tests.support.moto_server import moto_server
 from tests.support.scenarios import create_grant, function_arn, replay, retire_grant, update_function
 
 ACCOUNT, REGION = "123456789012", "us-east-1"  # moto's account
@@ -92,12 +90,7 @@ def _queue(sqs: Any, name: str) -> tuple[str, str]:
 
 @pytest.fixture
 def stand() -> Iterator[Stand]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))  # noqa: S310
-    try:
+    with moto_server() as endpoint:
         sqs, events, sns, securityhub = (
             _client(endpoint, s) for s in ("sqs", "events", "sns", "securityhub")
         )
@@ -114,8 +107,6 @@ def stand() -> Iterator[Stand]:
         )
         text_topic = sns.create_topic(Name="grantwatch-alerts")["TopicArn"]
         yield Stand(endpoint, sqs, events, securityhub, sns, events_queue, chat_queue, chat_topic, text_topic)
-    finally:
-        server.stop()
 
 
 def test_every_notice_arrives_on_the_bus_in_the_documented_shape(stand: Stand) -> None:

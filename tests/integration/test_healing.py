@@ -9,7 +9,6 @@ way the healer verifies through moto's ListGrants, and the hook counts every Upd
 from __future__ import annotations
 
 import json
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +20,6 @@ import boto3
 import pytest
 from botocore.exceptions import ReadTimeoutError
 from botocore.stub import Stubber
-from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from grantwatch import wiring
@@ -36,13 +34,13 @@ from grantwatch.domain.notices import Notice, alert_notice
 from grantwatch.domain.risk import Evidence
 from grantwatch.handlers import remediation
 from grantwatch.healer import Healer
-from grantwatch.local import free_port
 from grantwatch.pipeline import LocalPipeline
 from grantwatch.queries import incident_rows
 from grantwatch.settings import Settings
 from grantwatch.wiring import local_pipeline
 from tests.support.aws import ACCOUNT, REGION, TEMPORARY_ROLE, Aws, delivered_create, session
 from tests.support.lambda_context import FakeLambdaContext
+from tests.support.moto_server import moto_server
 from tests.support.scenarios import retire_grant
 
 TAG = "grantwatch:self-heal"
@@ -63,14 +61,7 @@ class Cloud(Aws):
 
 @pytest.fixture
 def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))  # noqa: S310
-    for service in ("KMS", "LAMBDA", "IAM", "STS", "SNS", "SQS"):
-        monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", endpoint)
-    try:
+    with moto_server(monkeypatch, "KMS", "LAMBDA", "IAM", "STS", "SNS", "SQS") as endpoint:
         sns, sqs = boto3.client("sns", region_name=REGION), boto3.client("sqs", region_name=REGION)
         topic = sns.create_topic(Name="grantwatch-alerts")["TopicArn"]
         queue = sqs.create_queue(QueueName="subscriber")["QueueUrl"]
@@ -88,8 +79,6 @@ def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
             topic=topic,
             queue=queue,
         )
-    finally:
-        server.stop()
 
 
 def aws_error(code: str, message: str, status: int) -> tuple[Any, dict[str, Any]]:

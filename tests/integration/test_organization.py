@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import urllib.request
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,7 +17,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
-from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from grantwatch.adapters.accounts import (
@@ -31,12 +29,12 @@ from grantwatch.cli import app
 from grantwatch.domain.coverage import Target
 from grantwatch.fanout import OrganizationFanOut
 from grantwatch.handlers.organization import target_of
-from grantwatch.local import free_port
 from grantwatch.organization import OrganizationReconciler
 from grantwatch.pipeline import CollectingNotifier, LocalPipeline
 from grantwatch.settings import Settings
 from grantwatch.wiring import local_pipeline
 from tests.support.iam_contract import SESSION, Call
+from tests.support.moto_server import moto_server
 
 CENTRAL = "123456789012"  # moto's own account: the management account
 REGIONS = ("us-east-1", "eu-west-1")
@@ -142,17 +140,10 @@ def _member(endpoint: str, account: str) -> Member:
 
 @pytest.fixture
 def organization(monkeypatch: pytest.MonkeyPatch) -> Iterator[Organization]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))  # noqa: S310
-    for service in ("KMS", "LAMBDA", "IAM", "STS", "ORGANIZATIONS", "SQS"):
-        monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", endpoint)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    try:
+    with moto_server(monkeypatch, "KMS", "LAMBDA", "IAM", "STS", "ORGANIZATIONS", "SQS") as endpoint:
         org = boto3.client("organizations", region_name="us-east-1")
         org.create_organization(FeatureSet="ALL")
         accounts = [
@@ -165,8 +156,6 @@ def organization(monkeypatch: pytest.MonkeyPatch) -> Iterator[Organization]:
             "QueueUrl"
         ]
         yield Organization(endpoint, [_member(endpoint, a) for a in sorted(accounts)], queue_url)
-    finally:
-        server.stop()
 
 
 def _worker(pipeline: LocalPipeline, settings: Settings, members: MemberRoles) -> OrganizationReconciler:

@@ -5,7 +5,6 @@ role, a function with a customer managed key and no grant, and paging through Li
 from __future__ import annotations
 
 import json
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -15,19 +14,18 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.stub import Stubber
-from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from grantwatch.adapters.readers import RETRIES, KmsGrantReader, LambdaFunctionReader
 from grantwatch.cli import app
 from grantwatch.domain.facts import utc_iso
 from grantwatch.domain.lineage import GrantStatus
-from grantwatch.local import free_port
 from grantwatch.pipeline import LocalPipeline
 from grantwatch.reconciler import Reconciler
 from grantwatch.settings import Settings
 from grantwatch.wiring import local_pipeline
 from tests.support.aws import ACCOUNT, REGION, Aws, delivered_create, session
+from tests.support.moto_server import moto_server
 from tests.support.scenarios import grant_id as grant_id_of
 
 runner = CliRunner()
@@ -35,22 +33,13 @@ runner = CliRunner()
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))  # noqa: S310
-    for service in ("KMS", "LAMBDA", "IAM", "STS"):
-        monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", endpoint)
-    try:
+    with moto_server(monkeypatch, "KMS", "LAMBDA", "IAM", "STS") as endpoint:
         yield Aws(
             endpoint,
             boto3.client("kms", region_name=REGION),
             boto3.client("lambda", region_name=REGION),
             boto3.client("iam", region_name=REGION),
         )
-    finally:
-        server.stop()
 
 
 def reconciler(pipeline: LocalPipeline) -> Reconciler:
