@@ -17,7 +17,12 @@ from tests.support.cloudformation import Stack
 from tests.support.iam_contract import Request, decide
 from tests.support.samples import ROOT, TEMPLATE, load_event
 
-CENTRAL, MEMBER, ORGANIZATION, OTHER_ORGANIZATION = "210987654321", "111122223333", "o-a1b2c3d4e5", "o-zz9y8x7w6v"
+CENTRAL, MEMBER, ORGANIZATION, OTHER_ORGANIZATION = (
+    "210987654321",
+    "111122223333",
+    "o-a1b2c3d4e5",
+    "o-zz9y8x7w6v",
+)
 SECRET = "grantwatch/pagerduty-routing-key"
 PAGERDUTY_RULES = ("PagerDutyTriggerRule", "PagerDutyResolveRule")
 
@@ -52,9 +57,7 @@ def _bus_policy(stack: Stack) -> list[dict[str, Any]]:
 
 def _put_events(stack: Stack, org: str, source: str) -> Request:
     bus = f"arn:aws:events:eu-central-1:{CENTRAL}:event-bus/{stack.parameter('EventBusName')}"
-    return Request(
-        "events:PutEvents", bus, (("aws:PrincipalOrgID", (org,)), ("events:source", (source,)))
-    )
+    return Request("events:PutEvents", bus, (("aws:PrincipalOrgID", (org,)), ("events:source", (source,))))
 
 
 # --- the organization bus policy ----------------------------------------------------------------------------
@@ -88,7 +91,9 @@ def test_the_bus_policy_decides_each_event_by_its_source_and_organization(
 
 
 def _matches(stack: Stack, rule: str, event: dict[str, Any]) -> bool:
-    pattern = EventPattern.load(json.dumps(stack.resolve(stack.resources[rule]["Properties"]["EventPattern"])))
+    pattern = EventPattern.load(
+        json.dumps(stack.resolve(stack.resources[rule]["Properties"]["EventPattern"]))
+    )
     matched: bool = pattern.matches_event(event)  # type: ignore[arg-type]
     return matched
 
@@ -158,7 +163,11 @@ def test_only_the_two_pagerduty_rules_may_send_to_the_dead_letter_queue() -> Non
 def test_the_delivery_alarm_watches_both_rules_failed_invocations_and_the_queue(
     bus: str, with_bus_dimension: bool
 ) -> None:
-    stack = central(AlertEventBusName=bus, PagerDutyRoutingKeySecret=SECRET, AlarmTopicArn="arn:aws:sns:eu-central-1:210987654321:ops")
+    stack = central(
+        AlertEventBusName=bus,
+        PagerDutyRoutingKeySecret=SECRET,
+        AlarmTopicArn="arn:aws:sns:eu-central-1:210987654321:ops",
+    )
     alarm = stack.resolve(stack.resources["PagerDutyDeliveryAlarm"]["Properties"])
     assert alarm["AlarmActions"] == ["arn:aws:sns:eu-central-1:210987654321:ops"]
     metrics = {m["Id"]: m for m in alarm["Metrics"]}
@@ -177,7 +186,10 @@ def test_the_delivery_alarm_watches_both_rules_failed_invocations_and_the_queue(
             assert dimensions.get("EventBusName", bus) == bus
             watched.add(dimensions["RuleName"])
         else:
-            assert (stat["Namespace"], stat["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+            assert (stat["Namespace"], stat["MetricName"]) == (
+                "AWS/SQS",
+                "ApproximateNumberOfMessagesVisible",
+            )
             assert dimensions == {"QueueName": stack.attribute("PagerDutyDeadLetterQueue", "QueueName")}
             watched.add("queue")
     assert watched == rule_names | {"queue"}

@@ -219,6 +219,6 @@ def test_the_dashboard_shows_the_metrics_the_code_emits() -> None:
         assert f'"Events{outcome.value.title()}"' in text, outcome  # the recorder's Events<Outcome>
     for notice in ("NoticesAlert", "NoticesResolved", "NoticesInfo"):
         assert f'"{notice}"' in text
-    assert "Alerts-" in text and "grantwatch-reconciler" in text and "DeadLetter" in text
+    assert "MetricName=Alerts" in text and "grantwatch-reconciler" in text and "DeadLetter" in text
     assert s.attribute("EvaluationQueue", "QueueName") in text and "ApproximateAgeOfOldestMessage" in text
     assert s.ref("EvaluatorFunction") in text
