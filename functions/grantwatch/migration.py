@@ -3,7 +3,8 @@
 Key and role state items that still hold their lineage (``events``, ``eventIds``, a key's ``noticesSent``)
 have it moved to one item per event (`DynamoHazardStore.migrate_item`). With a retention period, ended
 grants, closed incidents and key and role event items recorded before it was set are also given their
-``expiresAt``, each by the adapter that owns the item. Every step is idempotent and each item is finished
+``expiresAt``, and those stamped under another period (RetentionDays changed) a new one, each by the
+adapter that owns the item. Every step is idempotent and each item is finished
 on its own, so a migration that stopped is completed by running it again, and running it twice changes
 nothing the second time.
 """
@@ -31,6 +32,9 @@ class MigrationSummary:
     grants_stamped: int = 0  # ended grants given an expiresAt
     incidents_stamped: int = 0  # closed incidents given an expiresAt
     events_stamped: int = 0  # key and role event items given an expiresAt
+    grants_restamped: int = 0  # ended grants whose expiresAt was of another retention period
+    incidents_restamped: int = 0
+    events_restamped: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -44,6 +48,9 @@ class MigrationSummary:
             "grantsStamped": self.grants_stamped,
             "incidentsStamped": self.incidents_stamped,
             "eventsStamped": self.events_stamped,
+            "grantsRestamped": self.grants_restamped,
+            "incidentsRestamped": self.incidents_restamped,
+            "eventsRestamped": self.events_restamped,
         }
 
     def lines(self) -> list[str]:
@@ -62,6 +69,12 @@ class MigrationSummary:
                 f"{self.incidents_stamped} closed incident(s) and {self.events_stamped} key or role "
                 "event(s) with expiresAt"
             )
+            restamp = "would move" if self.dry_run else "moved"
+            lines.append(
+                f"expiresAt of another retention period: {restamp} {self.grants_restamped} ended grant(s), "
+                f"{self.incidents_restamped} closed incident(s) and {self.events_restamped} key or role "
+                f"event(s) to {self.retention_days} days"
+            )
         return lines
 
 
@@ -70,9 +83,12 @@ def migrate(settings: Settings, *, dry_run: bool) -> MigrationSummary:
     hazards = DynamoHazardStore(settings)
     move_lineage(hazards, summary)
     if settings.retention_days:
-        summary.grants_stamped += DynamoGrantStore(settings).stamp_ended(dry_run=dry_run)
-        summary.incidents_stamped += DynamoFunctionStore(settings).stamp_closed_incidents(dry_run=dry_run)
-        summary.events_stamped += hazards.stamp_events(dry_run=dry_run)
+        grants = DynamoGrantStore(settings).stamp_ended(dry_run=dry_run)
+        incidents = DynamoFunctionStore(settings).stamp_closed_incidents(dry_run=dry_run)
+        events = hazards.stamp_events(dry_run=dry_run)
+        summary.grants_stamped, summary.grants_restamped = grants
+        summary.incidents_stamped, summary.incidents_restamped = incidents
+        summary.events_stamped, summary.events_restamped = events
     return summary
 
 

@@ -142,6 +142,15 @@ class Settings:
         written = now or datetime.now(UTC)
         return int(max(ended_at.timestamp(), written.timestamp())) + self.retention_days * _DAY_SECONDS
 
+    def expiry_is_current(self, ended_at: datetime, stored: int, now: datetime | None = None) -> bool:
+        """Whether a stored expiresAt is one `expires_at` gives under the current period: the period after
+        a moment between the end and now (when it was written). An expiry stamped under another period is
+        not (unless the item was written that much after it ended, which nothing stored tells apart)."""
+        if not self.retention_days:
+            return True
+        counted_from = stored - self.retention_days * _DAY_SECONDS
+        return int(ended_at.timestamp()) <= counted_from <= int((now or datetime.now(UTC)).timestamp())
+
     @property
     def endpoint_is_local(self) -> bool:
         """True for DynamoDB Local on this machine, which takes any credentials."""

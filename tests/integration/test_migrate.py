@@ -199,6 +199,9 @@ def test_migrate_moves_the_old_lineage_to_one_item_per_event_and_reads_the_same(
         "grantsStamped": 0,
         "incidentsStamped": 0,
         "eventsStamped": 0,
+        "grantsRestamped": 0,
+        "incidentsRestamped": 0,
+        "eventsRestamped": 0,
     }
     assert outputs(old_table) == expected and "events" in raw_items(old_table, key_pk(KEY_ARN))[0]
 
@@ -230,6 +233,9 @@ def test_migrate_moves_the_old_lineage_to_one_item_per_event_and_reads_the_same(
         "grantsStamped": 0,
         "incidentsStamped": 0,
         "eventsStamped": 0,
+        "grantsRestamped": 0,
+        "incidentsRestamped": 0,
+        "eventsRestamped": 0,
     }
     assert outputs(old_table) == expected
     text = run(old_table, "migrate")

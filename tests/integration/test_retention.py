@@ -304,3 +304,53 @@ def test_settings_read_the_retention_period_and_date_expiries_from_it() -> None:
     settings = Settings.from_environ({"GRANTWATCH_RETENTION_DAYS": "30"})
     written = datetime(2026, 1, 1, tzinfo=UTC)
     assert settings.expires_at(written, now=written) == epoch("2026-01-01T00:00:00Z")
+
+
+def test_migrate_moves_every_expiry_to_a_changed_retention_period_once(
+    table_settings: Settings, since: int
+) -> None:
+    replay(
+        local_pipeline(kept(table_settings, DAYS)),  # recorded with RetentionDays=30
+        [
+            create_grant("billing", "b1", "2026-11-01T10:00:00Z"),
+            retire_grant("b1", "2026-11-20T16:42:31Z"),
+            create_grant("billing", "b2", "2026-11-21T08:00:00Z"),
+            disable_key("2026-11-22T09:00:00Z"),
+        ],
+    )
+    table = boto3.client("dynamodb", endpoint_url=table_settings.endpoint_url, region_name="us-east-1")
+    scanned = table.scan(TableName=table_settings.table_name)["Items"]
+    events = [i for i in scanned if i["sk"]["S"].startswith("EVENT#") and "expiresAt" in i]
+    assert events
+    retired = items(table_settings, grant_pk(grant_id("b1")))[GRANT_SK]
+    assert expiry(retired) in counted_from("2026-11-20T16:42:31Z", since)
+    args = ["--table", table_settings.table_name, "--endpoint-url", table_settings.endpoint_url or ""]
+
+    dry = runner.invoke(app, ["migrate", "--retention-days", "90", "--dry-run", "--json", *args])
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.stdout)["grantsRestamped"] == 1
+    assert items(table_settings, grant_pk(grant_id("b1")))[GRANT_SK] == retired  # a dry run writes nothing
+
+    result = runner.invoke(app, ["migrate", "--retention-days", "90", "--json", *args])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["grantsStamped"], summary["incidentsStamped"], summary["eventsStamped"]) == (0, 0, 0)
+    assert (summary["grantsRestamped"], summary["incidentsRestamped"]) == (1, 1)
+    assert summary["eventsRestamped"] == len(events)
+    ninety = range(int(time.time()) - 5 + 90 * DAY, int(time.time()) + 1 + 90 * DAY)
+    assert expiry(items(table_settings, grant_pk(grant_id("b1")))[GRANT_SK]) in ninety
+    assert expiry(items(table_settings, grant_pk(grant_id("b2")))[GRANT_SK]) is None  # still active
+    billing = items(table_settings, function_pk(function_arn("billing")))
+    [closed] = [i for sk, i in billing.items() if sk.startswith("INCIDENT#") and i["status"] != "open"]
+    assert expiry(closed) in ninety
+    after = table.scan(TableName=table_settings.table_name)["Items"]
+    assert all(int(i["expiresAt"]["N"]) in ninety for i in after if i["sk"]["S"].startswith("EVENT#"))
+
+    again = runner.invoke(app, ["migrate", "--retention-days", "90", "--json", *args])
+    assert again.exit_code == 0, again.output
+    second = json.loads(again.stdout)
+    assert [second[k] for k in ("grantsRestamped", "incidentsRestamped", "eventsRestamped")] == [0, 0, 0]
+    assert [second[k] for k in ("grantsStamped", "incidentsStamped", "eventsStamped")] == [0, 0, 0]
+    assert table.scan(TableName=table_settings.table_name)["Items"] == after
+    text = runner.invoke(app, ["migrate", "--retention-days", "90", *args])
+    assert "expiresAt of another retention period: moved 0 ended grant(s)" in text.stdout

@@ -12,6 +12,7 @@ by `DynamoHealRecords`, here too.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -31,11 +32,12 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from grantwatch.adapters.tables import (
+    Stamped,
     bind,
     cancelled_by_a_condition,
     error_code,
     newer_than_stored,
-    stamp_expiry,
+    settle_expiry,
 )
 from grantwatch.domain.facts import Actor, parse_utc_iso, utc_iso
 from grantwatch.domain.functions import FunctionChange, FunctionFact, FunctionState, function_arn_prefix
@@ -442,17 +444,18 @@ class DynamoFunctionStore:
         attribute = i.resolvedNotifiedAt if resolved else i.notifiedAt
         record.update(actions=[attribute.set(utc_iso(at))], condition=i.pk.exists())
 
-    def stamp_closed_incidents(self, *, dry_run: bool) -> int:
-        """Resolved and superseded incidents closed before the retention period was set, given their
-        expiresAt (for `grantwatch migrate`). How many."""
+    def stamp_closed_incidents(self, *, dry_run: bool) -> tuple[int, int]:
+        """Resolved and superseded incidents given the expiresAt of the current retention period: those
+        closed before it was set, and those stamped under another period (for `grantwatch migrate`). How
+        many of each."""
         i = self.incidents
-        unstamped = (i.status != "open") & i.resolvedAt.exists() & i.expiresAt.does_not_exist()
-        stamped = 0
-        for item in i.by_entity.query(INCIDENT_ENTITY, filter_condition=unstamped):
-            expires = self.settings.expires_at(parse_utc_iso(item.resolvedAt or ""))
-            if expires is not None and stamp_expiry(item, i.expiresAt, expires, dry_run=dry_run):
-                stamped += 1
-        return stamped
+        closed = (i.status != "open") & i.resolvedAt.exists()
+        done: Counter[Stamped] = Counter()
+        for item in i.by_entity.query(INCIDENT_ENTITY, filter_condition=closed):
+            at = parse_utc_iso(item.resolvedAt or "")
+            if did := settle_expiry(item, i.expiresAt, at, self.settings, dry_run=dry_run):
+                done[did] += 1
+        return done[Stamped.STAMPED], done[Stamped.RESTAMPED]
 
     def write_links(
         self,

@@ -24,6 +24,7 @@ by ``grantwatch migrate``, or here when the state item can no longer grow.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,12 +46,13 @@ from pynamodb.transactions import TransactWrite
 
 from grantwatch.adapters.functions import ByEntityIndex, DynamoFunctionStore
 from grantwatch.adapters.tables import (
+    Stamped,
     bind,
     cancelled_by_a_condition,
     error_code,
     error_message,
     newer_than_stored,
-    stamp_expiry,
+    settle_expiry,
 )
 from grantwatch.domain.facts import Actor, key_arn_prefix, parse_utc_iso, utc_iso
 from grantwatch.domain.hazards import (
@@ -433,17 +435,17 @@ class DynamoHazardStore:
             self.migrate_item(state.pk, state.sk)
             _update_if(state, actions, condition)
 
-    def stamp_events(self, *, dry_run: bool) -> int:
-        """Key and role event items recorded before the retention period was set, given their expiresAt
-        (a scan: a one-off, for `grantwatch migrate`; the lineage move stamps what it writes). How many."""
+    def stamp_events(self, *, dry_run: bool) -> tuple[int, int]:
+        """Key and role event items given the expiresAt of the current retention period: those recorded
+        before it was set, and those stamped under another period (a scan: a one-off, for `grantwatch
+        migrate`; the lineage move stamps what it writes). How many of each."""
         f = self.facts
-        unstamped = f.sk.startswith(FACT_PREFIX) & f.expiresAt.does_not_exist()
-        stamped = 0
-        for item in f.scan(filter_condition=unstamped):
-            expires = self.settings.expires_at(parse_utc_iso(item.eventTime))
-            if expires is not None and stamp_expiry(item, f.expiresAt, expires, dry_run=dry_run):
-                stamped += 1
-        return stamped
+        done: Counter[Stamped] = Counter()
+        for item in f.scan(filter_condition=f.sk.startswith(FACT_PREFIX)):
+            at = parse_utc_iso(item.eventTime)
+            if did := settle_expiry(item, f.expiresAt, at, self.settings, dry_run=dry_run):
+                done[did] += 1
+        return done[Stamped.STAMPED], done[Stamped.RESTAMPED]
 
     def unmigrated(self) -> Iterator[tuple[str, str]]:
         """The key and role state items that still hold lineage in the old layout: a scan (a one-off)."""

@@ -10,6 +10,7 @@ values. What all facts share is stored once, on the item, to keep a grant within
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -27,7 +28,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
-from grantwatch.adapters.tables import bind, error_code, stamp_expiry
+from grantwatch.adapters.tables import Stamped, bind, error_code, settle_expiry
 from grantwatch.domain.facts import (
     KEY_ARN_PATTERN as _KEY_ARN,
 )
@@ -242,18 +243,20 @@ class DynamoGrantStore:
                 continue
             yield state
 
-    def stamp_ended(self, *, dry_run: bool) -> int:
-        """Ended grants recorded before the retention period was set, given their expiresAt (a scan: a
-        one-off, for `grantwatch migrate`). How many."""
+    def stamp_ended(self, *, dry_run: bool) -> tuple[int, int]:
+        """Ended grants given the expiresAt of the current retention period: those recorded before it was
+        set, and those stamped under another period (a scan: a one-off, for `grantwatch migrate`). How
+        many of each."""
         m = self.model
-        unstamped = (m.sk == GRANT_SK) & (m.state == GrantStatus.ENDED.value) & m.expiresAt.does_not_exist()
-        stamped = 0
-        for item in m.scan(filter_condition=unstamped):
-            ended = state_of(item).ended
-            expires = self.settings.expires_at(ended.event_time) if ended else None
-            if expires is not None and stamp_expiry(item, m.expiresAt, expires, dry_run=dry_run):
-                stamped += 1
-        return stamped
+        ended = (m.sk == GRANT_SK) & (m.state == GrantStatus.ENDED.value)
+        done: Counter[Stamped] = Counter()
+        for item in m.scan(filter_condition=ended):
+            end = state_of(item).ended
+            if end is not None and (
+                did := settle_expiry(item, m.expiresAt, end.event_time, self.settings, dry_run=dry_run)
+            ):
+                done[did] += 1
+        return done[Stamped.STAMPED], done[Stamped.RESTAMPED]
 
     def key_arns(self) -> set[str]:
         """Every key with a recorded grant: a scan of the keys-only by-key index, whose items are small."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -60,11 +62,37 @@ def newer_than_stored(at_attribute: Any, id_attribute: Any, at: str, event_id: s
     return condition
 
 
-def stamp_expiry(item: Model, attribute: Any, expires: int, *, dry_run: bool) -> bool:
-    """Give an item written before a retention period was set its ``expiresAt``, unless it has one (then
-    False: stamped meanwhile). With `dry_run`, nothing is written."""
+class Stamped(StrEnum):
+    """What `settle_expiry` did to an item's expiresAt."""
+
+    STAMPED = "stamped"  # it had none
+    RESTAMPED = "restamped"  # it had one from another retention period
+
+
+def settle_expiry(
+    item: Model, attribute: Any, ended_at: datetime, settings: Settings, *, dry_run: bool
+) -> Stamped | None:
+    """Give an ended item the expiresAt of the current retention period (for `grantwatch migrate`): one
+    if it has none, a new one if its own was stamped under another period (`Settings.expiry_is_current`).
+    Each write is conditioned on the value read, so an item stamped meanwhile is left as it is. None:
+    nothing to do. With `dry_run`, nothing is written."""
+    now = datetime.now(UTC)
+    expires = settings.expires_at(ended_at, now)
+    if expires is None:
+        return None
+    stored = getattr(item, attribute.attr_name)
+    if stored is not None and settings.expiry_is_current(ended_at, int(stored), now):
+        return None
     if dry_run:
-        return True
+        return Stamped.STAMPED if stored is None else Stamped.RESTAMPED
+    unchanged = attribute.does_not_exist() if stored is None else attribute == stored
+    try:
+        item.update(actions=[attribute.set(expires)], condition=unchanged)
+    except UpdateError as error:
+        if error_code(error) == "ConditionalCheckFailedException":
+            return None
+        raise
+    return Stamped.STAMPED if stored is None else Stamped.RESTAMPED
     try:
         item.update(actions=[attribute.set(expires)], condition=attribute.does_not_exist())
     except UpdateError as error:
