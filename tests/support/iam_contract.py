@@ -153,15 +153,26 @@ def statements(stack: Stack, function: str) -> list[dict[str, Any]]:
         return role_statements(stack, _role_of(properties["Role"]))
     found: list[dict[str, Any]] = []
     for policy in properties.get("Policies", []):
-        if isinstance(policy, dict) and set(policy) == {"Ref"}:
-            managed = stack.resources[policy["Ref"]]
-            assert managed["Type"] == "AWS::IAM::ManagedPolicy", policy
-            document = stack.resolve(managed["Properties"]["PolicyDocument"])
-            document = json.loads(document) if isinstance(document, str) else document
-        elif isinstance(policy, dict) and "Statement" in policy:
+        if isinstance(policy, dict) and "Statement" in policy:
             document = stack.resolve(policy)
         else:
             raise ValueError(f"{function}: a policy this contract cannot read: {policy!r} (teach it)")
+        listed = document["Statement"]
+        found.extend(listed if isinstance(listed, list) else [listed])
+    return found + attached_statements(stack, f"{function}Role")
+
+
+def attached_statements(stack: Stack, role: str) -> list[dict[str, Any]]:
+    """The statements of the inline policies (AWS::IAM::Policy) the template attaches to a role by its
+    logical id, SAM's generated <Function>Role included; a document written as JSON text is parsed."""
+    found: list[dict[str, Any]] = []
+    for logical_id, resource in stack.resources.items():
+        if resource["Type"] != "AWS::IAM::Policy" or not stack.exists(logical_id):
+            continue
+        if {"Ref": role} not in resource["Properties"]["Roles"]:
+            continue
+        document = stack.resolve(resource["Properties"]["PolicyDocument"])
+        document = json.loads(document) if isinstance(document, str) else document
         listed = document["Statement"]
         found.extend(listed if isinstance(listed, list) else [listed])
     return found

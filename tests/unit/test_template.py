@@ -400,8 +400,11 @@ def _actions(statement: dict[str, Any]) -> set[str]:
 
 
 def test_the_remediation_function_may_change_tagged_functions_only() -> None:
-    policies = RESOURCES["RemediationFunction"]["Properties"]["Policies"]
-    assert {"Ref": "RemediationTaggedFunctionsPolicy"} in policies
+    tagged = RESOURCES["RemediationTaggedFunctionsPolicy"]
+    # an inline policy of the function's own role: the Serverless Application Repository takes no managed one
+    assert tagged["Type"] == "AWS::IAM::Policy"
+    assert tagged["Properties"]["Roles"] == [{"Ref": "RemediationFunctionRole"}]
+    assert "Role" not in RESOURCES["RemediationFunction"]["Properties"]  # SAM's generated role is that one
     inline = _remediation_statements(temporary_role=False)
     inline_actions = {a for s in inline for a in _actions(s)}
     assert not any(action.startswith("lambda:") for action in inline_actions)  # Lambda only through the tag
