@@ -172,8 +172,32 @@ def _option(words: list[str], *names: str) -> list[str] | None:
     return None
 
 
-def commands_in(doc: str, code_blocks: Iterator[list[str]]) -> Iterator[Command]:
-    for block in code_blocks:
+def code_blocks(text: str) -> Iterator[list[str]]:
+    """A Markdown text's fenced code blocks, each as its lines."""
+    block: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("```"):
+            if block is None:
+                block = []
+            else:
+                yield block
+                block = None
+        elif block is not None:
+            block.append(line)
+
+
+def documented_commands(root: Path) -> list[Command]:
+    """Every deploy command in the code blocks of README.md and docs/."""
+    paths = [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+    return [
+        command
+        for path in paths
+        for command in commands_in(str(path.relative_to(root)), code_blocks(path.read_text(encoding="utf-8")))
+    ]
+
+
+def commands_in(doc: str, blocks: Iterator[list[str]]) -> Iterator[Command]:
+    for block in blocks:
         for line in _logical_lines(block):
             text = line.split(" # ", 1)[0].strip()
             try:

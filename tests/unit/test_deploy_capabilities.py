@@ -16,16 +16,15 @@ from tests.support.capabilities import (
     RESOURCE_POLICY,
     Command,
     cloudformation_capabilities,
-    commands_in,
+    documented_commands,
     missing,
     repository_capabilities,
     samconfig_capabilities,
 )
 from tests.support.samples import ROOT
-from tests.unit.test_docs import DOCS
 
 SAMCONFIG = ROOT / "samconfig.toml"
-COMMANDS = [command for doc in DOCS for command in commands_in(doc.name, doc.code_blocks())]
+COMMANDS = documented_commands(ROOT)
 
 
 def _needed(command: Command) -> set[str]:
