@@ -156,7 +156,16 @@ def test_the_central_bus_admits_the_organization_only_and_its_rules_listen_on_it
     assert policy["Condition"] == "HasOrganization"
     statement = policy["Properties"]["Statement"]
     assert statement["Action"] == "events:PutEvents"
-    assert statement["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": {"Ref": "OrganizationId"}}}
+    forwarded = sorted(
+        {
+            s
+            for r in _rules(FORWARDER)
+            for s in FORWARDER["Resources"][r]["Properties"]["EventPattern"]["source"]
+        }
+    )
+    condition = statement["Condition"]["StringEquals"]
+    assert condition["aws:PrincipalOrgID"] == {"Ref": "OrganizationId"}
+    assert sorted(condition["events:source"]) == forwarded  # only what member accounts forward
     for name, resource in resources.items():
         if resource["Type"] != "AWS::Events::Rule":
             continue
