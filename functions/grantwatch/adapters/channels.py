@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from grantwatch.adapters.notifier import SnsNotifier
+from grantwatch.adapters.notifier import SnsNotifier, message_attributes
 from grantwatch.domain.channels import chat_notification, detail_type, event_entry, finding
 from grantwatch.domain.notices import Notice
 
@@ -43,7 +43,7 @@ class ChatTopic(SnsNotifier):
         self.client.publish(
             TopicArn=self.topic_arn,
             Message=json.dumps(chat_notification(notice)),
-            MessageAttributes={"incidentId": {"DataType": "String", "StringValue": notice.incident_id}},
+            MessageAttributes=message_attributes({"incidentId": notice.incident_id}),
         )
 
 
