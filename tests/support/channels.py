@@ -8,11 +8,11 @@ from pathlib import Path
 
 from jsonschema import Draft202012Validator
 
+from grantwatch.domain.coverage import Coverage, Target, unreachable
 from grantwatch.domain.facts import Actor
 from grantwatch.domain.fixes import FixTarget, key_switch
 from grantwatch.domain.hazards import KeyChange, KeyFact
 from grantwatch.domain.healing import HealOutcome
-from grantwatch.domain.coverage import Coverage, Target, unreachable
 from grantwatch.domain.notices import (
     Notice,
     alert_notice,

@@ -26,9 +26,7 @@ def publish_request(topic_arn: str, notice: Notice) -> dict[str, Any]:
 
 def message_attributes(attributes: Mapping[str, str]) -> dict[str, Any]:
     """SNS message attributes: String values, the empty ones left out (SNS would refuse the message)."""
-    return {
-        name: {"DataType": "String", "StringValue": value} for name, value in attributes.items() if value
-    }
+    return {name: {"DataType": "String", "StringValue": value} for name, value in attributes.items() if value}
 
 
 class SnsNotifier:
