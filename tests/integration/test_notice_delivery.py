@@ -6,7 +6,7 @@ it is sent: a notice AWS would refuse fails here."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -189,7 +189,7 @@ class Listed:
 class Queued:
     sent: list[Target] = field(default_factory=list)
 
-    def send(self, queued: list[Target]) -> list[Target]:
+    def send(self, queued: Sequence[Target]) -> list[Target]:
         self.sent += queued
         return []
 
