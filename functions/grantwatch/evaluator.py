@@ -3,8 +3,11 @@
 publishing one notice for each. A key or role request evaluates every function that depends on it.
 
 Notices are published after the incident is written. Each is claimed first (a short lease on the incident
-item, so concurrent evaluations send it once), then published, then marked sent: a failed publish releases
-the claim and raises, the request is retried, and the retry publishes what is still unsent.
+item, so concurrent evaluations send it once), then sent to each channel that has not taken it yet, then
+marked sent once every channel has it. Which channels took it is stored with the claim held: a channel that
+failed makes the evaluation release the claim and raise, the request is retried, and the retry sends the
+notice to the channels still owed it only (one that keeps failing is given up on after a few attempts,
+except the SNS topic: grantwatch.domain.delivery).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from grantwatch.domain.alerts import Incident, incident_from, unpredicted_incident
+from grantwatch.domain.delivery import Settled
 from grantwatch.domain.facts import Actor
 from grantwatch.domain.fixes import configured_on_aws_managed_key
 from grantwatch.domain.functions import FunctionState
@@ -31,7 +35,9 @@ from grantwatch.domain.risk import (
     fixed_since,
     locate,
 )
+from grantwatch.outbox import send
 from grantwatch.ports import (
+    DeliveryMonitor,
     EvaluationScheduler,
     FunctionStore,
     GrantStore,
@@ -79,6 +85,7 @@ class Evaluator:
     notifier: Notifier
     scheduler: EvaluationScheduler
     temporary_role: str | None = None  # SelfHealingTemporaryRoleArn: the role switch in alerts uses it
+    monitor: DeliveryMonitor | None = None  # counts the channels that fail (the handler's metrics)
 
     def run(self, request: EvaluationRequest, now: datetime) -> list[Notice]:
         """Evaluate what the request names; returns the notices published. A key or role request asks
@@ -88,7 +95,7 @@ class Evaluator:
         if request.key_arn is not None:
             dependents = self.hazards.dependents_of_key(request.key_arn)
             if request.event_name == "PutKeyPolicy":  # changes no verdict: a notice, no evaluation
-                return self._policy_notice(request, dependents)
+                return self._policy_notice(request, dependents, now)
         else:
             account, _, name = (request.role or "").partition("/")
             dependents = self.hazards.dependents_of_role(account, name)
@@ -206,30 +213,46 @@ class Evaluator:
 
     def _publish(self, incident: Incident, notice: Notice, now: datetime, published: list[Notice]) -> None:
         resolved = notice.kind is NoticeKind.RESOLVED
-        if not self.functions.claim_notice(incident, resolved=resolved, now=now):
+        functions = self.functions
+        if not functions.claim_notice(incident, resolved=resolved, now=now):
             return  # sent already, or being sent by another evaluation
-        try:
-            self.notifier.publish(notice)
-        except Exception:
-            self.functions.release_notice(incident, resolved=resolved)
-            raise
-        self.functions.mark_notified(incident, resolved=resolved, at=now)
+
+        def record(outcome: Settled) -> None:
+            sent_at = now if outcome.complete else None
+            functions.record_deliveries(incident, resolved=resolved, states=outcome.states, sent_at=sent_at)
+
+        send(
+            self.notifier,
+            notice,
+            now,
+            before=lambda: functions.deliveries(incident, resolved=resolved),
+            record=record,
+            release=lambda: functions.release_notice(incident, resolved=resolved),
+            monitor=self.monitor,
+        )
         published.append(notice)
 
-    def _policy_notice(self, request: EvaluationRequest, dependents: list[str]) -> list[Notice]:
+    def _policy_notice(
+        self, request: EvaluationRequest, dependents: list[str], now: datetime
+    ) -> list[Notice]:
         """One informational notice per key policy change on a key that functions depend on."""
         key_arn = request.key_arn or ""
         fact = self.hazards.key_fact(key_arn, request.event_id, request.event_time)
         if fact is None or fact.change is not KeyChange.POLICY_CHANGED or not dependents:
             return []
         notice = policy_notice(fact, dependents)
-        if not self.hazards.claim_key_notice(fact):
+        hazards = self.hazards
+        if not hazards.claim_key_notice(fact):
             return []
-        try:
-            self.notifier.publish(notice)
-        except Exception:
-            self.hazards.release_key_notice(fact)
-            raise
+        send(
+            self.notifier,
+            notice,
+            now,
+            before=lambda: hazards.key_notice_deliveries(fact),
+            record=lambda outcome: hazards.record_key_notice_deliveries(fact, outcome.states),
+            release=lambda: hazards.release_key_notice(fact),
+            monitor=self.monitor,
+        )
         return [notice]
 
 

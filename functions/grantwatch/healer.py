@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from grantwatch.domain.delivery import PRIMARY, settle
 from grantwatch.domain.fixes import Fix, Step
 from grantwatch.domain.hazards import role_of
 from grantwatch.domain.healing import (
@@ -32,12 +33,15 @@ from grantwatch.domain.healing import (
 )
 from grantwatch.domain.notices import Notice, heal_notice
 from grantwatch.domain.reconcile import ListedGrant
+from grantwatch.outbox import attempt, channel_names, report
 from grantwatch.ports import (
+    DeliveryMonitor,
     HealRecords,
     HealTarget,
     IncidentRecord,
     Incidents,
     KeysAndRoles,
+    NotDelivered,
     Notifier,
     ServiceError,
 )
@@ -101,6 +105,7 @@ class Healer:
     records: HealRecords
     aws: HealTarget
     notifier: Notifier | None
+    monitor: DeliveryMonitor | None = None  # counts the channels that fail (the handler's metrics)
     policy: HealPolicy = field(default_factory=HealPolicy)
     verify_for: timedelta = DEFAULT_VERIFY
     verify_every: timedelta = VERIFY_INTERVAL
@@ -137,8 +142,21 @@ class Healer:
         self.records.finish(function_arn, record.incident.incident_id, report.outcome)
         report.notice = heal_notice(record.incident, report.outcome)
         if self.notifier is not None:
-            self.notifier.publish(report.notice)
+            self._notify(report.notice)
         return report
+
+    def _notify(self, notice: Notice) -> None:
+        """Send the outcome once to each channel. A retry of the heal would heal again, not resend: so an
+        optional channel that fails is given up on at once (logged and counted), and only the SNS topic's
+        failure is raised (its retry then sends a new outcome, or nothing once healed)."""
+        assert self.notifier is not None
+        delivery = attempt(self.notifier, notice, {})
+        outcome = settle(channel_names(self.notifier), {}, delivery, self.clock(), max_attempts=1)
+        report(notice, delivery, outcome, self.monitor)
+        if not outcome.complete:
+            raise NotDelivered(
+                f"notice {notice.incident_id} not delivered to {PRIMARY}: {delivery.failed[PRIMARY]}"
+            )
 
     def _inputs(self, record: IncidentRecord) -> HealInputs:
         incident = record.incident

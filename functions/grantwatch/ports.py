@@ -11,11 +11,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # annotations only: importing the ports costs a handler nothing at cold start
     from grantwatch.domain.alerts import Incident
     from grantwatch.domain.coverage import Coverage, Target
+    from grantwatch.domain.delivery import ChannelState, Delivery
     from grantwatch.domain.facts import GrantFact
     from grantwatch.domain.functions import FunctionFact, FunctionState
     from grantwatch.domain.hazards import DecryptFailure, KeyFact, KeyStatus, RoleFact, RoleStatus
@@ -40,6 +41,11 @@ class ServiceError(RuntimeError):
 
 class KeyNotFound(ServiceError):
     """KMS does not know the key: it is gone, and every grant on it with it."""
+
+
+class NotDelivered(RuntimeError):
+    """A notice is not sent yet: a channel failed and may be tried again. The message names the channels
+    and their error codes, never the notice's content."""
 
 
 # --- values the ports exchange -------------------------------------------------------------------------
@@ -156,7 +162,15 @@ class FunctionStore(Protocol):
 
     def release_notice(self, incident: Incident, *, resolved: bool) -> None: ...
 
-    def mark_notified(self, incident: Incident, *, resolved: bool, at: datetime) -> None: ...
+    def deliveries(self, incident: Incident, *, resolved: bool) -> dict[str, ChannelState]:
+        """Where the notice stands in each channel (read by the holder of its claim)."""
+        ...
+
+    def record_deliveries(
+        self, incident: Incident, *, resolved: bool, states: dict[str, ChannelState], sent_at: datetime | None
+    ) -> None:
+        """Store where the notice stands in each channel, and with `sent_at`, mark it sent."""
+        ...
 
 
 class KnownFunctions(FunctionStore, FunctionReader, Protocol):
@@ -199,6 +213,10 @@ class HazardStore(HazardReader, Protocol):
 
     def release_key_notice(self, fact: KeyFact) -> None: ...
 
+    def key_notice_deliveries(self, fact: KeyFact) -> dict[str, ChannelState]: ...
+
+    def record_key_notice_deliveries(self, fact: KeyFact, states: dict[str, ChannelState]) -> None: ...
+
 
 class KnownHazards(HazardStore, Protocol):
     """The hazard store as reconciliation reads it: also the keys the table knows in one account and region
@@ -232,6 +250,28 @@ class Notifier(Protocol):
     """Publishes a notice to people (the alert topic, or a list in a local run)."""
 
     def publish(self, notice: Notice) -> None: ...
+
+
+@runtime_checkable
+class ChannelNotifier(Protocol):
+    """Several channels behind one notifier, each delivered to on its own: `deliver` sends the notice to
+    every channel but those in `skip` and says which took it and why the others failed; it never raises
+    for a channel's failure."""
+
+    @property
+    def names(self) -> tuple[str, ...]: ...
+
+    def publish(self, notice: Notice) -> None: ...
+
+    def deliver(self, notice: Notice, skip: frozenset[str]) -> Delivery: ...
+
+
+class DeliveryMonitor(Protocol):
+    """Counts what a channel did not take (the handlers' metrics)."""
+
+    def failed(self, channel: str, reason: str) -> None: ...
+
+    def gave_up(self, channel: str, reason: str) -> None: ...
 
 
 class EvaluationScheduler(Protocol):

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from grantwatch.organization import OrganizationReconciler
     from grantwatch.parallel import ParallelPipeline, Stores
     from grantwatch.pipeline import LocalPipeline
-    from grantwatch.ports import EvaluationScheduler, RejectedEventSink
+    from grantwatch.ports import DeliveryMonitor, EvaluationScheduler, RejectedEventSink
     from grantwatch.reconciler import Reconciler
     from grantwatch.recorder import Recorder
 
@@ -59,8 +59,9 @@ def rejected_sink(settings: Settings) -> RejectedEventSink:
     return SqsRejectedEventSink(required(settings.rejected_queue_url, REJECTED_QUEUE))
 
 
-def evaluator(settings: Settings) -> Evaluator:
-    """The evaluator Lambda function's corridor: evaluations in, incidents and notices out to SNS."""
+def evaluator(settings: Settings, monitor: DeliveryMonitor | None = None) -> Evaluator:
+    """The evaluator Lambda function's corridor: evaluations in, incidents and notices out to every
+    configured channel; `monitor` counts the channels that fail."""
     from grantwatch.adapters.channels import alert_notifier
     from grantwatch.adapters.functions import DynamoFunctionStore
     from grantwatch.adapters.hazards import DynamoHazardStore
@@ -74,6 +75,7 @@ def evaluator(settings: Settings) -> Evaluator:
         alert_notifier(settings, required(settings.alert_topic_arn, ALERT_TOPIC)),
         evaluation_scheduler(settings),
         temporary_role=settings.heal_temporary_role_arn,
+        monitor=monitor,
     )
 
 
@@ -110,6 +112,7 @@ def healer(
     policy: HealPolicy | None = None,
     verify_for: timedelta | None = None,
     topic_arn: str | None = None,
+    monitor: DeliveryMonitor | None = None,
 ) -> Healer:
     """Self-healing on the configured table and AWS account. Without `policy` and `verify_for`, the
     configured ones; its notices go to `topic_arn`, or nowhere without one (`grantwatch heal` may run
@@ -135,12 +138,13 @@ def healer(
             temporary_role=settings.heal_temporary_role_arn,
         ),
         verify_for=verify_for or timedelta(seconds=settings.heal_verify_seconds),
+        monitor=monitor,
     )
 
 
-def remediation_healer(settings: Settings) -> Healer:
-    """The remediation Lambda function's healer: the configured policy, notices to the alert topic."""
-    return healer(settings, topic_arn=required(settings.alert_topic_arn, ALERT_TOPIC))
+def remediation_healer(settings: Settings, monitor: DeliveryMonitor | None = None) -> Healer:
+    """The remediation Lambda function's healer: the configured policy, notices to the alert channels."""
+    return healer(settings, topic_arn=required(settings.alert_topic_arn, ALERT_TOPIC), monitor=monitor)
 
 
 def local_pipeline(settings: Settings, settle: timedelta | None = None) -> LocalPipeline:

@@ -23,6 +23,7 @@ from botocore.stub import Stubber
 from typer.testing import CliRunner
 
 from grantwatch import wiring
+from grantwatch.adapters.channels import FanOut
 from grantwatch.adapters.functions import DynamoFunctionStore, DynamoHealRecords
 from grantwatch.adapters.lambda_healer import AwsFunctionHealer
 from grantwatch.adapters.notifier import SnsNotifier, publish_request
@@ -816,3 +817,31 @@ def test_access_denied_as_aws_sends_it_means_not_opted_in() -> None:
             http_status_code=400,
         )
         assert AwsFunctionHealer(client, kms).key("arn:aws:kms:eu-central-1:111122223333:key/k") is None
+
+
+def test_a_heal_outcome_a_channel_refuses_is_counted_once_and_does_not_fail_the_heal(
+    cloud: Cloud, table_settings: Settings
+) -> None:
+    """A retry of the heal would heal again: a channel other than the SNS topic is given up on at once."""
+    story = retired_grant_story(cloud, table_settings)
+    counted: list[tuple[str, str, str]] = []
+
+    class Counted:
+        def failed(self, channel: str, reason: str) -> None:
+            counted.append(("failed", channel, reason))
+
+        def gave_up(self, channel: str, reason: str) -> None:
+            counted.append(("gave up", channel, reason))
+
+    class Gone:
+        def publish(self, notice: Notice) -> None:
+            raise ConnectionError("bus unreachable")
+
+    heal = healer(cloud, table_settings, LambdaStandIn(cloud, creates_grant=True))
+    heal.notifier = FanOut([("sns", SnsNotifier(cloud.topic, cloud.sns)), ("events", Gone())], ("sns",))
+    heal.monitor = Counted()
+    report = heal.heal(story.function)
+    assert report.healed
+    [envelope] = cloud.received()
+    assert envelope["MessageAttributes"]["alertType"]["Value"] == "heal-succeeded"
+    assert counted == [("gave up", "events", "ConnectionError"), ("failed", "events", "ConnectionError")]

@@ -8,11 +8,19 @@ from pathlib import Path
 
 from jsonschema import Draft202012Validator
 
+from grantwatch.domain.coverage import Coverage, Target, unreachable
 from grantwatch.domain.facts import Actor
 from grantwatch.domain.fixes import FixTarget, key_switch
 from grantwatch.domain.hazards import KeyChange, KeyFact
 from grantwatch.domain.healing import HealOutcome
-from grantwatch.domain.notices import Notice, alert_notice, heal_notice, policy_notice, resolved_notice
+from grantwatch.domain.notices import (
+    Notice,
+    alert_notice,
+    heal_notice,
+    policy_notice,
+    resolved_notice,
+    stale_notice,
+)
 from grantwatch.domain.risk import Cause
 from tests.support.incidents import FUNCTION, KEY, T0, incident
 
@@ -28,7 +36,8 @@ def schema(name: str) -> Draft202012Validator:
 
 
 def every_notice() -> dict[str, Notice]:
-    """An alert of every alert type, its resolved notice, heal succeeded and failed, a key policy change."""
+    """An alert of every alert type, its resolved notice, heal succeeded and failed, a key policy change,
+    account-regions not reconciled lately."""
     notices: dict[str, Notice] = {}
     for cause in Cause:
         notices[f"alert {cause.value}"] = alert_notice(incident(cause))
@@ -45,7 +54,16 @@ def every_notice() -> dict[str, Notice]:
     admin = Actor(principal="arn:aws:sts::210987654321:assumed-role/admin/dana", identity_type=None, via=None)
     fact = KeyFact(KeyChange.POLICY_CHANGED, KEY, "e9", T0, "PutKeyPolicy", admin)
     notices["key policy changed"] = policy_notice(fact, [FUNCTION])
+    notices["reconciliation stale"] = stale_notice([LATE], [late_coverage()], timedelta(hours=1))
     return notices
+
+
+LATE = Target("210987654321", "eu-west-1")
+
+
+def late_coverage() -> Coverage:
+    """An account-region not reconciled for three hours, its role refused."""
+    return unreachable(LATE, "AccessDenied: not authorized to perform sts:AssumeRole", T0, None)
 
 
 NOTICES = every_notice()

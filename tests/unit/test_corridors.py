@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from grantwatch.domain.alerts import Incident
+from grantwatch.domain.delivery import ChannelState
 from grantwatch.domain.facts import GrantFact
 from grantwatch.domain.functions import FunctionChange, FunctionFact, FunctionState, function_arn_prefix
 from grantwatch.domain.hazards import DecryptFailure, KeyFact, KeyStatus, RoleFact, RoleStatus
@@ -77,6 +78,7 @@ class MemoryFunctions:
         self.records: dict[str, IncidentRecord] = {}
         self.open_ids: dict[str, str] = {}
         self.claims: set[tuple[str, bool]] = set()
+        self.outbox: dict[tuple[str, bool], dict[str, ChannelState]] = {}
 
     def record(self, fact: FunctionFact) -> bool:
         self.states[fact.function_arn] = FunctionState(
@@ -154,11 +156,19 @@ class MemoryFunctions:
     def release_notice(self, incident: Incident, *, resolved: bool) -> None:
         self.claims.discard((incident.incident_id, resolved))
 
-    def mark_notified(self, incident: Incident, *, resolved: bool, at: datetime) -> None:
+    def deliveries(self, incident: Incident, *, resolved: bool) -> dict[str, ChannelState]:
+        return dict(self.outbox.get((incident.incident_id, resolved), {}))
+
+    def record_deliveries(
+        self, incident: Incident, *, resolved: bool, states: dict[str, ChannelState], sent_at: datetime | None
+    ) -> None:
+        self.outbox[(incident.incident_id, resolved)] = dict(states)
+        if sent_at is None:
+            return
         if resolved:
             self._change(incident, resolved_notified=True)
         else:
-            self._change(incident, notified_at=at)
+            self._change(incident, notified_at=sent_at)
 
     def _change(self, incident: Incident, **changes: Any) -> None:
         record = self.records[incident.incident_id]
@@ -209,6 +219,12 @@ class MemoryHazards:
         return True
 
     def release_key_notice(self, fact: KeyFact) -> None:
+        pass
+
+    def key_notice_deliveries(self, fact: KeyFact) -> dict[str, ChannelState]:
+        return {}
+
+    def record_key_notice_deliveries(self, fact: KeyFact, states: dict[str, ChannelState]) -> None:
         pass
 
     def keys_in(self, account: str, region: str) -> Iterator[str]:

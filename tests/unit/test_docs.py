@@ -36,6 +36,8 @@ AWS_NAMES = {
     "RevokeGrant", "RoleName", "ScheduleKeyDeletion", "SendMessage", "SendMessageBatch", "ServerlessRepo",
     "SourceCodeUrl", "StringEqualsIgnoreCase", "TransactWriteItems", "UpdateFunctionConfiguration",
     "UpdateItem", "ViaService",
+    "ChannelDeliveryAbandoned", "ChannelDeliveryFailed",  # the evaluator's and remediation's metrics
+    "InvalidAccessException", "ResourceNotFoundException",  # what a channel answers when it cannot take one
 }  # fmt: skip
 # Options of other tools (the AWS CLI) that the docs quote on their own.
 OTHER_TOOLS_OPTIONS = {"--config-env", "--include-property-values", "--kms-key-arn", "--role"}

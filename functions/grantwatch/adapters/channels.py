@@ -2,10 +2,12 @@
 also feeds PagerDuty through the template's API destination) and Security Hub; and the notifier that sends
 every notice to each configured channel.
 
-A notice is sent at least once: when a channel fails, the evaluator releases its claim and the retry sends
-the notice to every channel again. Each re-send is harmless: the chat card lands in the incident's thread,
-the finding is re-imported under the same Id (an update), the event carries the incident id to deduplicate
-on, and PagerDuty deduplicates a trigger by its dedup_key (the incident id)."""
+A notice is sent at least once to each channel, and to a channel that took it, once: the evaluator records
+on the incident which channels took each notice, and its retry sends only to the others (a channel that
+keeps failing is given up on: grantwatch.domain.delivery). Should a channel still see a notice twice (its
+answer lost on the way back), the re-send is harmless: the chat card lands in the incident's thread, the
+finding is re-imported under the same Id (an update), the event carries the incident id to deduplicate on,
+and PagerDuty deduplicates a trigger by its dedup_key (the incident id)."""
 
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from grantwatch.adapters.notifier import SnsNotifier
+from grantwatch.adapters.notifier import SnsNotifier, message_attributes
 from grantwatch.domain.channels import chat_notification, detail_type, event_entry, finding
+from grantwatch.domain.delivery import Delivery
 from grantwatch.domain.notices import Notice
+from grantwatch.ports import NotDelivered
 
 if TYPE_CHECKING:
     from mypy_boto3_events.client import EventBridgeClient
@@ -27,7 +31,7 @@ if TYPE_CHECKING:
 CHANNELS = ("sns", "chat", "events", "securityhub")
 
 
-class ChannelError(RuntimeError):
+class ChannelError(NotDelivered):
     """A channel refused or failed a notice. The message names the channel and the AWS error code, never
     the notice's content."""
 
@@ -43,7 +47,7 @@ class ChatTopic(SnsNotifier):
         self.client.publish(
             TopicArn=self.topic_arn,
             Message=json.dumps(chat_notification(notice)),
-            MessageAttributes={"incidentId": {"DataType": "String", "StringValue": notice.incident_id}},
+            MessageAttributes=message_attributes({"incidentId": notice.incident_id}),
         )
 
 
@@ -91,10 +95,11 @@ class SecurityHub:
 
 
 class FanOut:
-    """Sends each notice to every channel; one failing does not stop the others. The failures are raised
-    together after all were tried, so the caller's retry sends the notice again. With `required`, only
-    those channels' failures are raised; the others' are logged (a caller whose retry would repeat more
-    than the notice: the remediation function would heal again)."""
+    """Sends each notice to every channel; one failing does not stop the others. `publish` raises the
+    failures together after all were tried (with `required`, only those channels' failures; the others'
+    are logged). `deliver` raises nothing: it says which channels took the notice and why the others
+    failed, and leaves out the channels already delivered (the evaluator keeps that per notice, so a
+    retry sends only what is still unsent)."""
 
     def __init__(
         self, channels: Sequence[tuple[str, Channel]], required: Sequence[str] | None = None
@@ -102,22 +107,36 @@ class FanOut:
         self.channels = tuple(channels)
         self.required = None if required is None else frozenset(required)
 
-    def publish(self, notice: Notice) -> None:
-        failed: list[str] = []
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.channels)
+
+    def deliver(self, notice: Notice, skip: frozenset[str] = frozenset()) -> Delivery:
+        delivered: set[str] = set()
+        failed: dict[str, str] = {}
         for name, channel in self.channels:
+            if name in skip:
+                continue
             try:
                 channel.publish(notice)
-            except Exception as error:  # reported below, after the other channels
-                if self.required is None or name in self.required:
-                    failed.append(f"{name}: {_reason(error)}")
-                else:
-                    logging.getLogger(__name__).warning(
-                        "notice not delivered",
-                        extra={"incidentId": notice.incident_id, "channel": name}
-                        | {"reason": _reason(error)},
-                    )
-        if failed:
-            raise ChannelError(f"notice {notice.incident_id} not delivered to {'; '.join(failed)}")
+            except Exception as error:  # reported by the caller, after the other channels
+                failed[name] = _reason(error)
+            else:
+                delivered.add(name)
+        return Delivery(frozenset(delivered), failed)
+
+    def publish(self, notice: Notice) -> None:
+        raised: list[str] = []
+        for name, reason in self.deliver(notice).failed.items():
+            if self.required is None or name in self.required:
+                raised.append(f"{name}: {reason}")
+            else:
+                logging.getLogger(__name__).warning(
+                    "notice not delivered",
+                    extra={"incidentId": notice.incident_id, "channel": name, "reason": reason},
+                )
+        if raised:
+            raise ChannelError(f"notice {notice.incident_id} not delivered to {'; '.join(raised)}")
 
 
 def _reason(error: Exception) -> str:

@@ -39,6 +39,7 @@ from grantwatch.adapters.tables import (
     newer_than_stored,
     settle_expiry,
 )
+from grantwatch.domain.delivery import ChannelState, states_from_map, states_to_map
 from grantwatch.domain.facts import Actor, parse_utc_iso, utc_iso
 from grantwatch.domain.functions import FunctionChange, FunctionFact, FunctionState, function_arn_prefix
 from grantwatch.domain.hazards import DecryptFailure
@@ -126,6 +127,11 @@ class IncidentItem(Model):
     resolvedReason = UnicodeAttribute(null=True)
     resolvedGrantId = UnicodeAttribute(null=True)
     resolvedNotifiedAt = UnicodeAttribute(null=True)
+    # where each notice stands in each alert channel ({"sns": {"deliveredAt": ...}, "securityhub":
+    # {"failures": 3, "error": ..., "gaveUpAt": ...}}): grantwatch.domain.delivery; absent on items written
+    # before it was kept, and for a notice not tried yet
+    alertDeliveries = MapAttribute[str, Any](null=True)
+    resolvedDeliveries = MapAttribute[str, Any](null=True)
     supersededBy = UnicodeAttribute(null=True)
     failureCount = NumberAttribute(null=True)
     failureEventIds = UnicodeSetAttribute(null=True)
@@ -438,11 +444,35 @@ class DynamoFunctionStore:
         record = i(function_pk(incident.function_arn), incident_sk(incident.incident_id))
         record.update(actions=[(i.resolvedClaimedUntil if resolved else i.claimedUntil).remove()])
 
-    def mark_notified(self, incident: Incident, *, resolved: bool, at: datetime) -> None:
+    def deliveries(self, incident: Incident, *, resolved: bool) -> dict[str, ChannelState]:
+        """Where the alert (or the resolved notice) stands in each channel."""
+        i = self.incidents
+        attribute = "resolvedDeliveries" if resolved else "alertDeliveries"
+        try:
+            item = i.get(
+                function_pk(incident.function_arn),
+                incident_sk(incident.incident_id),
+                consistent_read=True,
+                attributes_to_get=[attribute],
+            )
+        except i.DoesNotExist:
+            return {}
+        stored = getattr(item, attribute)
+        return states_from_map(stored.as_dict() if stored is not None else None)
+
+    def record_deliveries(
+        self, incident: Incident, *, resolved: bool, states: dict[str, ChannelState], sent_at: datetime | None
+    ) -> None:
+        """Written by the holder of the notice's claim only: the whole map, no read-modify-write race."""
         i = self.incidents
         record = i(function_pk(incident.function_arn), incident_sk(incident.incident_id))
-        attribute = i.resolvedNotifiedAt if resolved else i.notifiedAt
-        record.update(actions=[attribute.set(utc_iso(at))], condition=i.pk.exists())
+        kept, sent = (
+            (i.resolvedDeliveries, i.resolvedNotifiedAt) if resolved else (i.alertDeliveries, i.notifiedAt)
+        )
+        actions: list[Action] = [kept.set(states_to_map(states))]
+        if sent_at is not None:
+            actions.append(sent.set(utc_iso(sent_at)))
+        record.update(actions=actions, condition=i.pk.exists())
 
     def stamp_closed_incidents(self, *, dry_run: bool) -> tuple[int, int]:
         """Resolved and superseded incidents given the expiresAt of the current retention period: those

@@ -54,6 +54,7 @@ from grantwatch.adapters.tables import (
     newer_than_stored,
     settle_expiry,
 )
+from grantwatch.domain.delivery import ChannelState, states_from_map, states_to_map
 from grantwatch.domain.facts import Actor, key_arn_prefix, parse_utc_iso, utc_iso
 from grantwatch.domain.hazards import (
     KeyChange,
@@ -152,6 +153,7 @@ class FactItem(Model):
     roleId = UnicodeAttribute(null=True)
     roleArn = UnicodeAttribute(null=True)
     noticeClaimed = BooleanAttribute(null=True)  # a key policy change's informational notice
+    noticeDeliveries = MapAttribute[str, Any](null=True)  # where that notice stands in each channel
     expiresAt = NumberAttribute(null=True)
 
     def stored(self) -> dict[str, Any]:
@@ -159,7 +161,7 @@ class FactItem(Model):
         return {
             name: value
             for name, value in self.attribute_values.items()
-            if name not in ("pk", "sk", "noticeClaimed", "expiresAt")
+            if name not in ("pk", "sk", "noticeClaimed", "noticeDeliveries", "expiresAt")
         }
 
 
@@ -377,6 +379,26 @@ class DynamoHazardStore:
         f = self.facts
         item = f(key_pk(fact.key_arn), fact_sk(utc_iso(fact.event_time), fact.event_id))
         item.update(actions=[f.noticeClaimed.remove()])
+
+    def key_notice_deliveries(self, fact: KeyFact) -> dict[str, ChannelState]:
+        """Where the notice about the key fact stands in each channel (read by the holder of its claim)."""
+        f = self.facts
+        try:
+            item = f.get(
+                key_pk(fact.key_arn),
+                fact_sk(utc_iso(fact.event_time), fact.event_id),
+                consistent_read=True,
+                attributes_to_get=["noticeDeliveries"],
+            )
+        except f.DoesNotExist:
+            return {}
+        stored = item.noticeDeliveries
+        return states_from_map(stored.as_dict() if stored is not None else None)
+
+    def record_key_notice_deliveries(self, fact: KeyFact, states: dict[str, ChannelState]) -> None:
+        f = self.facts
+        item = f(key_pk(fact.key_arn), fact_sk(utc_iso(fact.event_time), fact.event_id))
+        item.update(actions=[f.noticeDeliveries.set(states_to_map(states))], condition=f.pk.exists())
 
     def _add_fact(self, pk: str, stored: dict[str, Any]) -> bool:
         """Write the fact item unless it exists. False: the event was seen before."""

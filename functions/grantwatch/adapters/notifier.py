@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from grantwatch.domain.notices import Notice
@@ -13,16 +14,19 @@ if TYPE_CHECKING:
 def publish_request(topic_arn: str, notice: Notice) -> dict[str, Any]:
     """The exact SNS Publish parameters for a notice. Its attributes carry what machines act on
     (`alertType`, `incidentId`, `functionArn`: the remediation subscription filters and reads them); the
-    subject and message are for people."""
-    attributes = {"incidentId": notice.incident_id} | notice.attributes
+    subject and message are for people. SNS refuses an attribute whose value is empty
+    (InvalidParameterValue): one with nothing to say is left out."""
     return {
         "TopicArn": topic_arn,
         "Subject": notice.subject,
         "Message": notice.message,
-        "MessageAttributes": {
-            name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()
-        },
+        "MessageAttributes": message_attributes({"incidentId": notice.incident_id} | notice.attributes),
     }
+
+
+def message_attributes(attributes: Mapping[str, str]) -> dict[str, Any]:
+    """SNS message attributes: String values, the empty ones left out (SNS would refuse the message)."""
+    return {name: {"DataType": "String", "StringValue": value} for name, value in attributes.items() if value}
 
 
 class SnsNotifier:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any, Protocol
 
 from grantwatch.domain.text import clean
@@ -16,21 +17,38 @@ EVENT_SOURCE = "grantwatch"
 DETAIL_SCHEMA_VERSION = "1.0"
 ASFF_SCHEMA_VERSION = "2018-10-08"
 GENERATOR_ID = "grantwatch"
-# A notice that is not about one function's incident (a key policy change) has no finding and no page.
-KEY_POLICY_CHANGED = "key-policy-changed"
-HEAL_SUCCEEDED = "heal-succeeded"
-HEAL_FAILED = "heal-failed"
-RESOLVED = "resolved"
-TRIAL = "test"  # `grantwatch notify-test`: checks the wiring, archived at once, never paged
+
+
+class NoticeType(StrEnum):
+    """Every notice there is, as the channels tell them apart (`notice_type`)."""
+
+    ALERT = "alert"
+    RESOLVED = "resolved"
+    HEAL_SUCCEEDED = "heal-succeeded"
+    HEAL_FAILED = "heal-failed"
+    # A notice that is not about one function's incident (a key policy change, account-regions not
+    # reconciled lately) has no finding and no page.
+    KEY_POLICY_CHANGED = "key-policy-changed"
+    RECONCILIATION_STALE = "reconciliation-stale"
+    TRIAL = "test"  # `grantwatch notify-test`: checks the wiring, archived at once, never paged
+
+
+KEY_POLICY_CHANGED = NoticeType.KEY_POLICY_CHANGED.value
+RECONCILIATION_STALE = NoticeType.RECONCILIATION_STALE.value
+HEAL_SUCCEEDED = NoticeType.HEAL_SUCCEEDED.value
+HEAL_FAILED = NoticeType.HEAL_FAILED.value
+RESOLVED = NoticeType.RESOLVED.value
+TRIAL = NoticeType.TRIAL.value
 # Amazon Q Developer shows at most this many characters of a description.
 MAX_DESCRIPTION = 8000
 
 DETAIL_TYPES = {
-    "alert": "GrantWatch Alert",
+    NoticeType.ALERT.value: "GrantWatch Alert",
     RESOLVED: "GrantWatch Incident Resolved",
     HEAL_SUCCEEDED: "GrantWatch Heal Succeeded",
     HEAL_FAILED: "GrantWatch Heal Failed",
     KEY_POLICY_CHANGED: "GrantWatch Key Policy Changed",
+    RECONCILIATION_STALE: "GrantWatch Reconciliation Stale",
     TRIAL: "GrantWatch Test Notice",
 }
 _ASFF_SEVERITY = {"critical": "CRITICAL", "info": "INFORMATIONAL"}
@@ -114,6 +132,13 @@ def _description(notice: NoticeFields) -> str:
             f"*Key policy changed* on {_code(d.get('keyArn'))} at {_code(d.get('at'))}",
             f"by {_code(d.get('by'))}.",
             f"Review it for the {len(d.get('functions') or [])} Lambda function(s) on this key.",
+        ]
+    elif kind == RECONCILIATION_STALE:
+        late = [f"{_code(t.get('account'))} {_code(t.get('region'))}" for t in d.get("targets") or []]
+        lines = [
+            f"*Reconciliation stale*: {len(late)} account-region(s) not reconciled lately:",
+            ", ".join(late) + ".",
+            "Check the member role there (`grantwatch accounts`).",
         ]
     elif kind == RESOLVED:
         lines = [

@@ -8,6 +8,7 @@ incidents are stored or how remediation finds the incident an alert is about.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from grantwatch.domain.alerts import ARN_PARTS, Incident, incident_fixes
-from grantwatch.domain.channels import TRIAL
+from grantwatch.domain.channels import RECONCILIATION_STALE, TRIAL
 from grantwatch.domain.coverage import STALE_AFTER_INTERVALS, Coverage, Target
 from grantwatch.domain.facts import Actor, utc_iso
 from grantwatch.domain.fixes import fix_lines, fixes_json
@@ -415,16 +416,25 @@ def stale_notice(found: Sequence[Target], coverage: Iterable[Coverage], interval
         error = f"; last error: {entry.errors[0]}" if entry.errors else ""
         lines.append(f"{target.account} {target.region}: last reconciled {last}{error}")
     hours = interval.total_seconds() / 3600
+    # The same id for as long as the same account-regions are late: a channel that deduplicates or threads
+    # by incident id (chat, EventBridge rules) sees one story, not a new one each hour.
+    listed = "\n".join(sorted(f"{t.account} {t.region}" for t in found))
+    notice_id = f"{RECONCILIATION_STALE}-{hashlib.sha256(listed.encode()).hexdigest()[:16]}"
     return Notice(
         kind=NoticeKind.INFO,
-        incident_id="",
+        incident_id=notice_id,
         subject=f"grantwatch: {len(found)} account-region(s) not reconciled lately",
         message=(
             f"Reconciliation has not succeeded for more than {STALE_AFTER_INTERVALS} schedule intervals "
             f"({STALE_AFTER_INTERVALS * hours:g} h) in:\n" + "\n".join(lines)
         ),
-        attributes={"severity": "warning", "alertType": "reconciliation-stale"},
-        details={"targets": [t.as_json() for t in found]},
+        attributes={"severity": "warning", "alertType": RECONCILIATION_STALE},
+        details={
+            "incidentId": notice_id,
+            "alertType": RECONCILIATION_STALE,
+            "severity": "warning",
+            "targets": [t.as_json() for t in found],
+        },
     )
 
 

@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from grantwatch import wiring
 from grantwatch.domain.records import EvaluationRequest
 from grantwatch.evaluator import Evaluator
+from grantwatch.handlers.delivery_metrics import ChannelMetrics
 from grantwatch.settings import settings
 
 logger = Logger()
@@ -30,7 +31,7 @@ class EveryRequestFailed(RuntimeError):
 
 @cache
 def evaluator() -> Evaluator:
-    return wiring.evaluator(settings())
+    return wiring.evaluator(settings(), monitor=ChannelMetrics(metrics))
 
 
 def evaluate_request(body: str) -> None:

@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from grantwatch import wiring
 from grantwatch.domain.healing import heal_request
+from grantwatch.handlers.delivery_metrics import ChannelMetrics
 from grantwatch.healer import Healer
 from grantwatch.settings import settings
 
@@ -32,7 +33,7 @@ class HealFailed(RuntimeError):
 
 @cache
 def healer() -> Healer:
-    return wiring.remediation_healer(settings())
+    return wiring.remediation_healer(settings(), monitor=ChannelMetrics(metrics))
 
 
 @logger.inject_lambda_context
