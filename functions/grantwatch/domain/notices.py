@@ -18,7 +18,7 @@ from typing import Any
 from grantwatch.domain.alerts import ARN_PARTS, Incident, incident_fixes
 from grantwatch.domain.channels import TRIAL
 from grantwatch.domain.coverage import STALE_AFTER_INTERVALS, Coverage, Target
-from grantwatch.domain.facts import Actor, utc_iso
+from grantwatch.domain.facts import Actor, partition_of, utc_iso
 from grantwatch.domain.fixes import fix_lines, fixes_json
 from grantwatch.domain.functions import function_name
 from grantwatch.domain.hazards import KeyFact
@@ -430,8 +430,9 @@ def stale_notice(found: Sequence[Target], coverage: Iterable[Coverage], interval
 
 def trial_notice(at: datetime, *, account: str, region: str) -> Notice:
     """A notice marked as a test in every channel, about a function that does not exist: `notify-test`."""
-    function_arn = f"arn:aws:lambda:{region}:{account}:function:grantwatch-notify-test"
-    key_arn = f"arn:aws:kms:{region}:{account}:key/00000000-0000-4000-8000-000000000000"
+    partition = partition_of(region)
+    function_arn = f"arn:{partition}:lambda:{region}:{account}:function:grantwatch-notify-test"
+    key_arn = f"arn:{partition}:kms:{region}:{account}:key/00000000-0000-4000-8000-000000000000"
     incident_id = f"test-{at.strftime('%Y%m%dT%H%M%SZ')}"
     when = utc_iso(at)
     details: dict[str, Any] = {
