@@ -113,7 +113,8 @@ def _description(notice: NoticeFields) -> str:
         lines = [
             f"*Key policy changed* on {_code(d.get('keyArn'))} at {_code(d.get('at'))}",
             f"by {_code(d.get('by'))}.",
-            f"Review it for the {len(d.get('functions') or [])} Lambda function(s) on this key.",
+            f"Review it for the {d.get('functionCount') or len(d.get('functions') or [])} Lambda "
+            "function(s) on this key.",
         ]
     elif kind == RESOLVED:
         lines = [
