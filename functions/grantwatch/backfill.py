@@ -34,6 +34,9 @@ _EVENT_NAME = b'"eventName"'
 _RECORD_START = b'{"eventVersion"'
 _ERROR_CODE = b'"errorCode"'
 _ARCHIVE_DAY = re.compile(r"CloudTrail/(?P<region>[a-z0-9-]+)/(?P<y>\d{4})/(?P<m>\d{2})/(?P<d>\d{2})/")
+# CloudTrail Insights files, beside the calls in a trail's bucket: AWSLogs/ACCOUNT/CloudTrail-Insight/REGION/
+# YYYY/MM/DD/ACCOUNT_CloudTrail-Insight_REGION_....json.gz. They hold no API call.
+_INSIGHTS_FILE = re.compile(r"(?:^|/)CloudTrail-Insight/|(?:^|/)\d{12}_CloudTrail-Insight_[^/]*$")
 
 
 class FileScope(StrEnum):
@@ -137,6 +140,7 @@ class S3Archive:
 class Progress:
     files: int = 0
     files_skipped: int = 0
+    insights_files: int = 0  # CloudTrail Insights files: ignored unread, they hold no API call
     events_read: int = 0
     events_matched: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -214,6 +218,11 @@ def in_window(key: str, since: date | None, until: date | None, region: str | No
     if (since is None or day >= since) and (until is None or day <= until + timedelta(days=1)):
         return scope
     return None
+
+
+def is_insights_file(key: str) -> bool:
+    """A CloudTrail Insights file of a trail's bucket (by its key or name): never an API call in it."""
+    return _INSIGHTS_FILE.search(key) is not None
 
 
 def is_relevant(
@@ -336,6 +345,9 @@ def backfill_archive(
     `before_checkpoint` has returned: a pipeline that holds events back records them there)."""
     progress = Progress()
     for key in archive.file_keys():
+        if is_insights_file(key):
+            progress.insights_files += 1
+            continue
         scope = in_window(key, since.date() if since else None, until.date() if until else None, region)
         if scope is None:
             continue

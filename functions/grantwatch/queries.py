@@ -12,7 +12,7 @@ from grantwatch.adapters.hazards import DynamoHazardStore
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.domain.coverage import Coverage
 from grantwatch.domain.facts import utc_iso
-from grantwatch.domain.functions import function_name
+from grantwatch.domain.functions import FunctionState, function_name
 from grantwatch.domain.hazards import KeyFact, RoleFact, role_of
 from grantwatch.domain.lineage import GrantState, GrantStatus
 from grantwatch.domain.notices import incident_details
@@ -30,11 +30,14 @@ def function_rows(
     at_risk: bool,
     account: str | None = None,
     in_region: str | None = None,
+    key: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Every known function (or those of an account or region, by their ARNs): its key and role, its
-    grants, its verdict now, its open incident."""
+    """Every known function (or those of an account or region, by their ARNs; or those that depend on a
+    key, every one of those an alert about the key counts): its key and role, its grants, its verdict
+    now, its open incident."""
     rows = []
-    for function, open_incident in functions.all_functions():
+    known = functions.all_functions() if key is None else _dependents(functions, hazards, key)
+    for function, open_incident in known:
         if not placed(function.function_arn, account, in_region):
             continue
         states = list(grants.grants(function=function.function_arn))
@@ -57,6 +60,17 @@ def function_rows(
             }
         )
     return sorted(rows, key=lambda row: row["functionArn"])
+
+
+def _dependents(
+    functions: DynamoFunctionStore, hazards: DynamoHazardStore, key: str
+) -> Iterator[tuple[FunctionState, str | None]]:
+    """The functions whose last evaluation found them on the key (its dependency items: one query), with
+    their open incident's id."""
+    for function_arn in hazards.dependents_of_key(key):
+        state = functions.get(function_arn)
+        if state is not None:
+            yield state, functions.open_incident_id(function_arn)
 
 
 def incident_row(record: IncidentRecord) -> dict[str, Any]:

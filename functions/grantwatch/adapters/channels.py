@@ -77,7 +77,7 @@ class SecurityHub:
         parts = product_arn.split(":")
         if len(parts) < 6 or parts[2] != "securityhub" or not parts[4].isdigit():
             raise ValueError("GRANTWATCH_SECURITY_HUB_PRODUCT_ARN is not a Security Hub product ARN")
-        self.region, self.account = parts[3], parts[4]
+        self.partition, self.region, self.account = parts[1], parts[3], parts[4]
         if client is None:
             import boto3
 
@@ -85,7 +85,7 @@ class SecurityHub:
         self.client: SecurityHubClient = client
 
     def publish(self, notice: Notice) -> None:
-        found = finding(notice, region=self.region, account=self.account)
+        found = finding(notice, region=self.region, account=self.account, partition=self.partition)
         if found is None:
             return
         answer = self.client.batch_import_findings(Findings=[found])  # type: ignore[list-item]

@@ -664,16 +664,21 @@ def incident_to_map(incident: Incident) -> dict[str, Any]:
         "detectedAt": utc_iso(incident.detected_at),
         "deletionDate": utc_iso(incident.deletion_date) if incident.deletion_date else None,
         "functionsOnKey": list(incident.functions_on_key),
+        "functionsOnKeyCount": incident.functions_on_key_count or None,
         "awsManagedKey": incident.aws_managed_key,
     }
     return _without_nulls(stored)
 
 
 def incident_from_map(stored: dict[str, Any]) -> Incident:
-    from grantwatch.domain.alerts import Incident
+    from grantwatch.domain.alerts import Incident, bounded_functions
     from grantwatch.domain.risk import Cause, Evidence
 
     evidence: dict[str, Any] = stored["evidence"]
+    # An incident stored before the list was bounded holds every function on its key: capped on read.
+    on_key, count = bounded_functions(
+        stored.get("functionsOnKey") or (), int(stored.get("functionsOnKeyCount") or 0)
+    )
     return Incident(
         incident_id=stored["incidentId"],
         function_arn=stored["functionArn"],
@@ -695,8 +700,9 @@ def incident_from_map(stored: dict[str, Any]) -> Incident:
         detected_at=parse_utc_iso(stored["detectedAt"]),
         grant_id=stored.get("grantId"),
         deletion_date=parse_utc_iso(stored["deletionDate"]) if stored.get("deletionDate") else None,
-        functions_on_key=tuple(stored.get("functionsOnKey") or ()),
+        functions_on_key=on_key,
         aws_managed_key=bool(stored.get("awsManagedKey")),
+        functions_on_key_count=count,
     )
 
 

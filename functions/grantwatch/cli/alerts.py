@@ -51,6 +51,7 @@ def notify_test(
     from grantwatch.adapters.channels import ChannelError, FanOut, configured_channels
     from grantwatch.adapters.notifier import publish_request
     from grantwatch.domain.channels import chat_notification, event_entry, finding
+    from grantwatch.domain.facts import partition_of
     from grantwatch.domain.notices import trial_notice
 
     settings = resolve_settings(None, None, region)
@@ -62,7 +63,9 @@ def notify_test(
             AlertChannel.SNS: publish_request(topic or "", notice),
             AlertChannel.CHAT: chat_notification(notice),
             AlertChannel.EVENTS: event_entry(notice, settings.alert_event_bus_name or "default"),
-            AlertChannel.SECURITYHUB: finding(notice, region=settings.region, account=where),
+            AlertChannel.SECURITYHUB: finding(
+                notice, region=settings.region, account=where, partition=partition_of(settings.region)
+            ),
         }
         for name in channel or list(AlertChannel):
             print_json({"channel": name.value, "payload": payloads[name]})

@@ -35,6 +35,14 @@ def functions(
     at_risk: Annotated[
         bool, typer.Option("--at-risk", help="Only functions at risk or with an open incident.")
     ] = False,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--key",
+            help="Only the functions on this key (its ARN): every one an alert about the key counts.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
     account: AccountFilter = None,
     in_region: InRegionFilter = None,
@@ -44,7 +52,8 @@ def functions(
     """Every known Lambda function: its key and role, its grants, whether it can decrypt, its open incident.
 
     A function is known from Lambda's own events or from its grants. Served by index queries, not a scan;
-    --account and --in-region select by the function's ARN.
+    --account and --in-region select by the function's ARN. --key lists the functions on a key, all of
+    them (an alert about a key names the first 25 and counts the rest).
     """
     rows = function_rows(
         DynamoGrantStore(settings),
@@ -53,6 +62,7 @@ def functions(
         at_risk=at_risk,
         account=account,
         in_region=in_region,
+        key=key,
     )
     if as_json:
         print_json(rows)

@@ -5,7 +5,7 @@ documented fix for each cause. Pure. How an incident is stored is its adapter's 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,6 +19,11 @@ from grantwatch.domain.fixes import (
 from grantwatch.domain.risk import Assessment, Cause, Evidence, Verdict
 
 ARN_PARTS = re.compile(r"^arn:aws[a-z-]*:[a-z]+:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):")
+# An incident names at most this many of the functions on its key, the first in ARN order, and counts all:
+# a key that thousands of functions share would otherwise make every notice and incident item about it
+# outgrow SNS's 256 KB message, an EventBridge entry and DynamoDB's 400 KB item. `grantwatch functions
+# --key KEY` lists every one.
+MAX_NAMED_FUNCTIONS = 25
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +39,9 @@ class Incident:
     detected_at: datetime
     grant_id: str | None = None
     deletion_date: datetime | None = None
-    functions_on_key: tuple[str, ...] = ()
+    functions_on_key: tuple[str, ...] = ()  # the first MAX_NAMED_FUNCTIONS, in ARN order
     aws_managed_key: bool = False  # the function has no KMSKeyArn: Lambda's key aws/lambda
+    functions_on_key_count: int = 0  # all of them, named or not
 
     @property
     def alert_type(self) -> str:
@@ -71,6 +77,7 @@ def incident_from(
     ):
         raise ValueError("an incident needs an at-risk assessment with its cause and evidence")
     grant_id = assessment.lost.grant_id if assessment.lost else None
+    named, count = _on_key(assessment.cause, assessment.function_arn, functions_on_key)
     return Incident(
         incident_id=incident_id(detected_at, grant_id or assessment.evidence.event_id),
         function_arn=assessment.function_arn,
@@ -81,8 +88,9 @@ def incident_from(
         detected_at=detected_at,
         grant_id=grant_id,
         deletion_date=assessment.deletion_date,
-        functions_on_key=_on_key(assessment.cause, assessment.function_arn, functions_on_key),
+        functions_on_key=named,
         aws_managed_key=aws_managed_key,
+        functions_on_key_count=count,
     )
 
 
@@ -112,10 +120,17 @@ def incident_id(detected_at: datetime, of: str) -> str:
     return f"{detected_at.strftime('%Y%m%dT%H%M%SZ')}-{re.sub(r'[^A-Za-z0-9]', '', of)[:16]}"
 
 
-def _on_key(cause: Cause, function_arn: str, functions: Sequence[str]) -> tuple[str, ...]:
+def _on_key(cause: Cause, function_arn: str, functions: Sequence[str]) -> tuple[tuple[str, ...], int]:
     if cause not in (Cause.KEY_DISABLED, Cause.KEY_PENDING_DELETION):
-        return ()
-    return tuple(sorted({function_arn, *functions}))
+        return (), 0
+    return bounded_functions({function_arn, *functions})
+
+
+def bounded_functions(functions: Iterable[str], count: int = 0) -> tuple[tuple[str, ...], int]:
+    """(the first MAX_NAMED_FUNCTIONS of the functions in ARN order, how many there are): what a notice
+    names and an incident keeps, however many share the key. `count` is a total known beyond the list."""
+    every = sorted(set(functions))
+    return tuple(every[:MAX_NAMED_FUNCTIONS]), max(count, len(every))
 
 
 def fix_target(incident: Incident, temporary_role: str | None = None) -> FixTarget:

@@ -12,6 +12,8 @@ from enum import StrEnum
 from typing import Any
 
 CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
+# CloudTrail Insights: the records' eventType (in the bucket's CloudTrail-Insight/ files).
+INSIGHT_EVENT_TYPE = "AwsCloudTrailInsight"
 # IAM is global: CloudTrail records its calls in us-east-1 (in us-east-1's log files, on us-east-1's bus).
 GLOBAL_EVENTS_REGION = "us-east-1"
 # The errors of a Decrypt that lost access (not throttling or a service fault): AccessDenied (how CloudTrail
@@ -162,6 +164,8 @@ def screened(record: Mapping[str, Any]) -> Selection | str | None:
     """The selection a raw record falls in, told from its source, name, outcome and caller alone; else why
     it falls in none; None when its source or name is not text (only a strict reading can say what is
     wrong)."""
+    if (insight := insights_record(record)) is not None:
+        return insight
     source, name = record.get("eventSource"), record.get("eventName")
     if not isinstance(source, str) or not isinstance(name, str):
         return None
@@ -180,6 +184,19 @@ def screened(record: Mapping[str, Any]) -> Selection | str | None:
     if selection.identity_types and caller not in selection.identity_types:
         return f"a failed {name} by a caller that is not an assumed role's session"
     return selection
+
+
+def insights_record(record: Mapping[str, Any]) -> str | None:
+    """Why a CloudTrail Insights record is no call to act on, or None for any other record. An Insights
+    record reports an unusual rate of calls or errors: it has no top-level eventName (its API's name is in
+    insightDetails) and it sits in the trail's bucket beside the calls (CloudTrail-Insight/ instead of
+    CloudTrail/), so a replay or backfill of the bucket meets it."""
+    if record.get("eventType") != INSIGHT_EVENT_TYPE and record.get("eventCategory") != "Insight":
+        return None
+    details = record.get("insightDetails")
+    kind = details.get("insightType") if isinstance(details, Mapping) else None
+    what = f" ({kind[:64]})" if isinstance(kind, str) and kind else ""
+    return f"a CloudTrail Insights record{what}: not an API call"
 
 
 def selections(*, decrypt_failures: bool) -> tuple[Selection, ...]:

@@ -131,7 +131,8 @@ def _description(notice: NoticeFields) -> str:
         lines = [
             f"*Key policy changed* on {_code(d.get('keyArn'))} at {_code(d.get('at'))}",
             f"by {_code(d.get('by'))}.",
-            f"Review it for the {len(d.get('functions') or [])} Lambda function(s) on this key.",
+            f"Review it for the {d.get('functionCount') or len(d.get('functions') or [])} Lambda "
+            "function(s) on this key.",
         ]
     elif kind == RECONCILIATION_STALE:
         late = [f"{_code(t.get('account'))} {_code(t.get('region'))}" for t in d.get("targets") or []]
@@ -221,19 +222,33 @@ def _updated_at(notice: NoticeFields) -> str:
     return str(d.get("resolvedAt") or (d.get("at") if notice.kind != "alert" else None) or d["detectedAt"])
 
 
-def finding_id(incident_id: str, region: str, account: str) -> str:
+def finding_id(incident_id: str, region: str, account: str, partition: str = "aws") -> str:
     """One finding per incident: every notice of the incident re-imports it (an update, never a copy)."""
-    return f"arn:aws:securityhub:{region}:{account}:grantwatch/incident/{incident_id}"
+    return f"arn:{partition}:securityhub:{region}:{account}:grantwatch/incident/{incident_id}"
 
 
-def product_arn(region: str, account: str) -> str:
-    return f"arn:aws:securityhub:{region}:{account}:product/{account}/default"
+def product_arn(region: str, account: str, partition: str = "aws") -> str:
+    return f"arn:{partition}:securityhub:{region}:{account}:product/{account}/default"
 
 
-def finding(notice: NoticeFields, *, region: str, account: str) -> dict[str, Any] | None:
+def arn_partition(arn: str, default: str = "aws") -> str:
+    """The partition an ARN names (aws, aws-cn, aws-us-gov, ...), or `default` for what is not an ARN."""
+    parts = arn.split(":", 2)
+    return parts[1] if len(parts) == 3 and parts[0] == "arn" and parts[1].startswith("aws") else default
+
+
+def _resource(kind: str, arn: str, partition: str, region: str) -> dict[str, Any]:
+    """A finding's resource in its own ARN's partition (the hub's when the ARN names none)."""
+    return {"Type": kind, "Id": arn, "Partition": arn_partition(arn, partition), "Region": region}
+
+
+def finding(
+    notice: NoticeFields, *, region: str, account: str, partition: str = "aws"
+) -> dict[str, Any] | None:
     """The ASFF finding of the notice's incident, imported with the default product of `account` (the
-    account importing it: Security Hub takes findings about the calling account only). None for a notice
-    that is about no incident. Workflow is never set: it belongs to the people triaging the finding."""
+    account importing it: Security Hub takes findings about the calling account only) in `partition`, the
+    one the product ARN names (aws-us-gov in GovCloud, aws-cn in China). None for a notice that is about
+    no incident. Workflow is never set: it belongs to the people triaging the finding."""
     if not is_incident(notice):
         return None
     d = notice.details
@@ -243,15 +258,13 @@ def finding(notice: NoticeFields, *, region: str, account: str) -> dict[str, Any
     label = "INFORMATIONAL" if closed else _ASFF_SEVERITY.get(str(d.get("severity")), "HIGH")
     types = [f"Effects/Denial of Service/{cause}"]
     commands = fix_commands(d)
-    resources: list[dict[str, Any]] = [
-        {"Type": "AwsLambdaFunction", "Id": str(d["functionArn"]), "Partition": "aws", "Region": region}
-    ]
+    resources = [_resource("AwsLambdaFunction", str(d["functionArn"]), partition, region)]
     if d.get("keyArn"):
-        resources.append({"Type": "AwsKmsKey", "Id": str(d["keyArn"]), "Partition": "aws", "Region": region})
+        resources.append(_resource("AwsKmsKey", str(d["keyArn"]), partition, region))
     found: dict[str, Any] = {
         "SchemaVersion": ASFF_SCHEMA_VERSION,
-        "Id": finding_id(notice.incident_id, region, account),
-        "ProductArn": product_arn(region, account),
+        "Id": finding_id(notice.incident_id, region, account, partition),
+        "ProductArn": product_arn(region, account, partition),
         "GeneratorId": f"{GENERATOR_ID}/{cause}",
         "AwsAccountId": account,
         "Types": types,

@@ -16,10 +16,16 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from grantwatch.domain.alerts import ARN_PARTS, Incident, incident_fixes
+from grantwatch.domain.alerts import (
+    ARN_PARTS,
+    MAX_NAMED_FUNCTIONS,
+    Incident,
+    bounded_functions,
+    incident_fixes,
+)
 from grantwatch.domain.channels import RECONCILIATION_STALE, TRIAL
 from grantwatch.domain.coverage import STALE_AFTER_INTERVALS, Coverage, Target
-from grantwatch.domain.facts import Actor, utc_iso
+from grantwatch.domain.facts import Actor, partition_of, utc_iso
 from grantwatch.domain.fixes import fix_lines, fixes_json
 from grantwatch.domain.functions import function_name
 from grantwatch.domain.hazards import KeyFact
@@ -29,8 +35,6 @@ from grantwatch.domain.text import clean
 
 # SNS takes subjects of fewer than 100 ASCII characters.
 MAX_SUBJECT = 99
-# An alert names at most this many other functions on the same key; the rest are counted.
-MAX_NAMED_FUNCTIONS = 25
 
 
 class NoticeKind(StrEnum):
@@ -114,6 +118,7 @@ def incident_details(incident: Incident) -> dict[str, Any]:
         "detectedAt": utc_iso(incident.detected_at),
         "deletionDate": utc_iso(incident.deletion_date) if incident.deletion_date else None,
         "functionsOnKey": list(incident.functions_on_key),
+        "functionsOnKeyCount": max(incident.functions_on_key_count, len(incident.functions_on_key)),
         "awsManagedKey": incident.aws_managed_key,
     }
 
@@ -243,10 +248,10 @@ def alert_notice(incident: Incident, temporary_role: str | None = None) -> Notic
     ]
     if incident.functions_on_key:
         shown = [clean(function_name(f), 140) for f in incident.functions_on_key[:MAX_NAMED_FUNCTIONS]]
-        more = len(incident.functions_on_key) - len(shown)
+        more = details["functionsOnKeyCount"] - len(shown)
         lines += ["", "Functions on this key", *(f"  {f}" for f in shown)]
         if more > 0:
-            lines.append(f"  … and {more} more (grantwatch functions --json)")
+            lines.append(f"  … and {more} more: grantwatch functions --key {clean(incident.key_arn)}")
     fixes = incident_fixes(incident, temporary_role)
     lines += ["", "Fix", *(f"  {line}" for line in fix_lines(fixes))]
     lines += ["", "Details (JSON)", json_block(details)]
@@ -294,8 +299,9 @@ def resolved_notice(incident: Incident, reason: str, resolved_at: datetime, gran
 def policy_notice(fact: KeyFact, functions: Sequence[str]) -> Notice:
     """Informational: a key policy changed on a key that Lambda functions use."""
     key = clean(fact.key_arn)
-    names = [clean(function_name(f), 140) for f in sorted(functions)[:MAX_NAMED_FUNCTIONS]]
-    more = len(functions) - len(names)
+    named, count = bounded_functions(functions)
+    names = [clean(function_name(f), 140) for f in named]
+    more = count - len(names)
     match = ARN_PARTS.match(fact.key_arn)
     details = {
         "alertType": "key-policy-changed",
@@ -303,7 +309,8 @@ def policy_notice(fact: KeyFact, functions: Sequence[str]) -> Notice:
         "keyArn": fact.key_arn,
         "eventId": fact.event_id,
         "at": utc_iso(fact.event_time),
-        "functions": sorted(functions),
+        "functions": list(named),  # the first MAX_NAMED_FUNCTIONS in ARN order
+        "functionCount": count,
     } | _actor_json(fact.actor)
     lines = [
         f"The key policy of {key} was changed at {utc_iso(fact.event_time)} by {clean(fact.actor.principal)}",
@@ -313,7 +320,7 @@ def policy_notice(fact: KeyFact, functions: Sequence[str]) -> Notice:
         "the new policy denies them (an explicit Deny in a key policy overrides any grant). Review the",
         "change for the functions on this key:",
         *(f"  {name}" for name in names),
-        *([f"  … and {more} more"] if more > 0 else []),
+        *([f"  … and {more} more: grantwatch functions --key {key}"] if more > 0 else []),
         "",
         "Details (JSON)",
         json_block(details),
@@ -322,7 +329,7 @@ def policy_notice(fact: KeyFact, functions: Sequence[str]) -> Notice:
         kind=NoticeKind.INFO,
         incident_id=f"policy-{fact.event_id}",
         subject=_subject(
-            "[grantwatch] key policy changed: ", key.rsplit("/", 1)[-1], f" ({len(functions)} functions)"
+            "[grantwatch] key policy changed: ", key.rsplit("/", 1)[-1], f" ({count} functions)"
         ),
         message="\n".join(lines),
         attributes={
@@ -440,8 +447,9 @@ def stale_notice(found: Sequence[Target], coverage: Iterable[Coverage], interval
 
 def trial_notice(at: datetime, *, account: str, region: str) -> Notice:
     """A notice marked as a test in every channel, about a function that does not exist: `notify-test`."""
-    function_arn = f"arn:aws:lambda:{region}:{account}:function:grantwatch-notify-test"
-    key_arn = f"arn:aws:kms:{region}:{account}:key/00000000-0000-4000-8000-000000000000"
+    partition = partition_of(region)
+    function_arn = f"arn:{partition}:lambda:{region}:{account}:function:grantwatch-notify-test"
+    key_arn = f"arn:{partition}:kms:{region}:{account}:key/00000000-0000-4000-8000-000000000000"
     incident_id = f"test-{at.strftime('%Y%m%dT%H%M%SZ')}"
     when = utc_iso(at)
     details: dict[str, Any] = {
