@@ -42,6 +42,17 @@ class KeyNotFound(ServiceError):
     """KMS does not know the key: it is gone, and every grant on it with it."""
 
 
+class AccountSourceError(ServiceError):
+    """The accounts to cover could not be read, or the source answered and none of them can be covered
+    (every listed account not ACTIVE, a parameter that holds no account ids). `reason` is a short code for
+    logs and metrics; `details` are counts and names, never a credential."""
+
+    def __init__(self, reason: str, description: str, **details: object) -> None:
+        super().__init__(description)
+        self.reason = reason
+        self.details = details
+
+
 # --- values the ports exchange -------------------------------------------------------------------------
 
 
