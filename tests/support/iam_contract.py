@@ -421,7 +421,9 @@ def _resource_arn(call: Call, stack: Stack) -> str:
         # A parameter's ARN is `parameter` + its fully qualified name; GetParametersByPath is authorized
         # against the path it names, not the parameters it returns.
         name = str(named)
-        return name if name.startswith("arn:") else _named_arn(name.removeprefix("/"), "parameter", call, stack)
+        return (
+            name if name.startswith("arn:") else _named_arn(name.removeprefix("/"), "parameter", call, stack)
+        )
     return "*"
 
 

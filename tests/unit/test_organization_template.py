@@ -313,10 +313,20 @@ def test_a_fan_out_with_no_account_to_queue_raises_an_alarm_like_the_stacks_othe
     central = _central(AlarmTopicArn=f"arn:aws:sns:eu-central-1:{CENTRAL}:ops")
     alarm = central.resolve(central.resources["OrganizationAccountSourceAlarm"]["Properties"])
     fan_out = environment(central, "OrganizationFanOutFunction")
-    assert (alarm["Namespace"], alarm["MetricName"]) == (fan_out["POWERTOOLS_METRICS_NAMESPACE"], "AccountSourceErrors")
+    assert (alarm["Namespace"], alarm["MetricName"]) == (
+        fan_out["POWERTOOLS_METRICS_NAMESPACE"],
+        "AccountSourceErrors",
+    )
     assert alarm["Dimensions"] == [{"Name": "service", "Value": fan_out["POWERTOOLS_SERVICE_NAME"]}]
     errors = central.resolve(central.resources["OrganizationFanOutErrorsAlarm"]["Properties"])
-    for same in ("AlarmActions", "Period", "Threshold", "ComparisonOperator", "TreatMissingData", "Statistic"):
+    for same in (
+        "AlarmActions",
+        "Period",
+        "Threshold",
+        "ComparisonOperator",
+        "TreatMissingData",
+        "Statistic",
+    ):
         assert alarm[same] == errors[same], same
     assert alarm["AlarmActions"] == [f"arn:aws:sns:eu-central-1:{CENTRAL}:ops"]
     assert central.resources["OrganizationAccountSourceAlarm"]["Condition"] == "ReconcilesOrganization"
