@@ -1,16 +1,17 @@
 """Where the fan-out takes the organization's accounts from, as AWS answers today: Organizations
-ListAccounts, whose `Status` field was retired on 2026-09-09 for `State` (20 accounts a page at most), and an
-SSM parameter listing more accounts than a CloudFormation parameter or a Lambda environment holds. Organizations
-is botocore's Stubber with answers of the service's own shape; SSM and SQS are moto's server on loopback."""
+ListAccounts, whose `Status` field was retired on 2026-09-09 for `State` (20 accounts a page at most), and
+an SSM parameter listing more accounts than a CloudFormation parameter or a Lambda environment holds.
+Organizations is botocore's Stubber with answers of the service's own shape; SSM and SQS are moto's server
+on loopback."""
 
 from __future__ import annotations
 
 import dataclasses
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 import pytest
@@ -123,7 +124,7 @@ def test_a_listing_of_which_no_account_is_kept_is_an_error_logged_and_counted_no
     queued: list[Target] = []
 
     class Queue:
-        def send(self, targets: list[Target]) -> list[Target]:
+        def send(self, targets: Sequence[Target]) -> list[Target]:
             queued.extend(targets)
             return []
 
@@ -153,7 +154,7 @@ def test_a_listing_of_which_no_account_is_kept_is_an_error_logged_and_counted_no
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     [metrics] = [line for line in emitted if "_aws" in line]
     assert metrics["AccountSourceErrors"] in (1, [1])
-    # by the function's service, the dimension OrganizationAccountSourceAlarm names (test_organization_template)
+    # by the function's service: the dimension OrganizationAccountSourceAlarm names
     assert metrics["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
 
 
@@ -162,7 +163,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with moto_server(monkeypatch, "SSM", "SQS") as endpoint:
+    with moto_server(monkeypatch, "SSM", "SQS"):
         yield boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="reconciliations")[
             "QueueUrl"
         ]
@@ -199,7 +200,7 @@ def test_the_fan_out_queues_1000_accounts_listed_20_a_page(aws: str, table_setti
     assert checker.violations == {}
 
 
-def _put(name: str, accounts: list[str], kind: str = "StringList") -> None:
+def _put(name: str, accounts: list[str], kind: Literal["String", "StringList"] = "StringList") -> None:
     boto3.client("ssm", region_name="us-east-1").put_parameter(
         Name=name, Value=",".join(accounts), Type=kind, Tier="Standard"
     )
