@@ -205,7 +205,8 @@ def test_the_handlers_build_from_the_environment_the_template_gives_them(
 # The longest value each parameter that reaches a function's environment may realistically take: its
 # MaxLength or pattern's bound where the template sets one, AWS's own limit otherwise (a stack name of 128
 # characters, a Scheduler expression of 256, an SNS topic name of 256).
-LONGEST_ACCOUNT_IDS = ",".join(str(100000000000 + i) for i in range(100))
+# (AccountIds and AccountIdsParameter: as long as the template lets them be, CloudFormation's 4,096 bytes
+# where it sets no bound.)
 LONGEST = {
     "LogLevel": "WARNING",
     "RetentionDays": "9999",
@@ -214,7 +215,6 @@ LONGEST = {
     "SelfHealingTemporaryRoleArn": f"arn:aws-us-gov:iam::{CENTRAL}:role/{'r' * 512}",
     "SelfHealingTag": "k" * 128,
     "SelfHealingMaxAttempts": "5",
-    "AccountIds": LONGEST_ACCOUNT_IDS,
     "Regions": ",".join(["ap-southeast-5"] * 40),
     "ReconcileSchedule": "c" * 256,
     "MemberRoleName": "m" * 64,
@@ -222,6 +222,12 @@ LONGEST = {
     "SecurityHubFindings": "true",
 }
 LAMBDA_ENVIRONMENT_LIMIT = 4096  # bytes, every variable's name and value together
+PARAMETER_VALUE_LIMIT = 4096  # bytes, CloudFormation's most for one parameter value
+
+
+def _longest_account_ids(declared: dict[str, Any]) -> str:
+    bound = int(declared["AccountIds"].get("MaxLength", PARAMETER_VALUE_LIMIT))
+    return ",".join(str(100000000000 + i) for i in range((bound + 1) // 13))
 
 
 def _longest(**parameters: str) -> Stack:
@@ -253,13 +259,13 @@ def test_every_functions_environment_stays_under_lambdas_4_kb_with_the_longest_p
         + [stack.resources[f]["Properties"].get("Environment", {}) for f in functions]
     )
     # Every parameter that reaches an environment has its longest value here (none is left at a default).
-    assert environments & set(declared) <= {*LONGEST, "AccountIdsParameter"}, environments - set(LONGEST)
-    assert len(LONGEST_ACCOUNT_IDS) == declared["AccountIds"]["MaxLength"]
-    longest_parameter = "/" + "p" * (declared["AccountIdsParameter"]["MaxLength"] - 1)
-    for variant in (
-        _longest(AccountIdsParameter=""),
-        _longest(AccountIds="", AccountIdsParameter=longest_parameter),
-    ):
+    covered = {*LONGEST, "AccountIds", "AccountIdsParameter"}
+    assert environments & set(declared) <= covered, environments - covered
+    variants = [_longest(AccountIds=_longest_account_ids(declared), AccountIdsParameter="")]
+    if "AccountIdsParameter" in declared:
+        longest_parameter = "/" + "p" * (int(declared["AccountIdsParameter"]["MaxLength"]) - 1)
+        variants.append(_longest(AccountIds="", AccountIdsParameter=longest_parameter))
+    for variant in variants:
         assert _assertions_hold(variant)
         for function in functions:
             variables = {k: str(v) for k, v in environment(variant, function).items()}
@@ -269,7 +275,7 @@ def test_every_functions_environment_stays_under_lambdas_4_kb_with_the_longest_p
 
 def test_more_accounts_than_a_parameter_value_holds_are_refused_by_the_template_not_by_lambda() -> None:
     declared = _central().template["Parameters"]
-    assert declared["AccountIds"]["MaxLength"] == len(LONGEST_ACCOUNT_IDS)  # 100 accounts
+    assert len(_longest_account_ids(declared).split(",")) == 100
     assert "AccountIdsParameter" in declared["AccountIds"]["ConstraintDescription"]
     both = _central(AccountIds="111122223333", AccountIdsParameter="/grantwatch/accounts")
     assert not _assertions_hold(both)
