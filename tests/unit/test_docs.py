@@ -35,7 +35,8 @@ AWS_NAMES = {
     "ResourceAttribute", "ResourceTag", "RetireGrant", "ReturnConsumedCapacity", "RevisionId",
     "RevokeGrant", "RoleName", "ScheduleKeyDeletion", "SendMessage", "SendMessageBatch", "ServerlessRepo",
     "SourceCodeUrl", "StringEqualsIgnoreCase", "TransactWriteItems", "UpdateFunctionConfiguration",
-    "UpdateItem", "ViaService",
+    "UpdateItem", "ViaService", "State", "Status", "String", "StringList", "GetParameter",
+    "GetParametersByPath", "SecureString",
 }  # fmt: skip
 # Options of other tools (the AWS CLI) that the docs quote on their own.
 OTHER_TOOLS_OPTIONS = {"--config-env", "--include-property-values", "--kms-key-arn", "--role"}
