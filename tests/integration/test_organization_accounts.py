@@ -248,14 +248,16 @@ def test_the_fan_out_reads_1000_accounts_from_a_parameter_and_the_parameters_und
         ({ACCOUNT_LIST: "111122223333,arn:aws:iam::x,12345"}, "parameter-invalid", "2 entries are not"),
         ({ACCOUNT_LIST: "111122223333 444455556666\nprod"}, "parameter-invalid", "1 entry is not"),
         ({ACCOUNT_LIST: " , ,"}, "parameter-empty", "lists no account"),
+        ({f"{ACCOUNT_LIST}/2": "secure:111122223333"}, "parameter-invalid", "/2 is a SecureString"),
     ],
-    ids=["missing", "not-account-ids", "one-bad-line", "empty"],
+    ids=["missing", "not-account-ids", "one-bad-line", "empty", "secure-string"],
 )
 def test_an_account_list_parameter_that_lists_no_usable_account_is_refused_clearly(
     aws: str, values: dict[str, str], reason: str, says: str
 ) -> None:
     for name, value in values.items():
-        boto3.client("ssm", region_name="us-east-1").put_parameter(Name=name, Value=value, Type="String")
+        kind: Literal["String", "SecureString"] = "SecureString" if value.startswith("secure:") else "String"
+        boto3.client("ssm", region_name="us-east-1").put_parameter(Name=name, Value=value, Type=kind)
     with pytest.raises(AccountSourceError) as refused:
         ParameterAccounts(ACCOUNT_LIST).active_accounts()
     assert refused.value.reason == reason and says in str(refused.value)

@@ -227,7 +227,7 @@ class ParameterAccounts:
 
     def _own(self) -> list[str]:
         try:
-            return [self.client.get_parameter(Name=self.name)["Parameter"]["Value"]]
+            return self._values([self.client.get_parameter(Name=self.name)["Parameter"]])
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ParameterNotFound":
                 return []
@@ -238,9 +238,21 @@ class ParameterAccounts:
     def _below(self) -> Iterable[str]:
         try:
             pages = self.client.get_paginator("get_parameters_by_path").paginate(Path=self.name)
-            return [p["Value"] for page in pages for p in sorted(page["Parameters"], key=_name)]
+            return self._values([p for page in pages for p in sorted(page["Parameters"], key=_name)])
         except (ClientError, BotoCoreError) as error:
             raise self._unreadable(error) from None
+
+    def _values(self, parameters: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Their values; a SecureString's is ciphertext (it is not decrypted: an account id is no secret)."""
+        secure = [str(p["Name"]) for p in parameters if p.get("Type") == "SecureString"]
+        if secure:
+            raise AccountSourceError(
+                "parameter-invalid",
+                f"SSM parameter {secure[0]} is a SecureString: list the accounts in a String or StringList",
+                parameter=self.name,
+                invalid=len(secure),
+            )
+        return [str(p["Value"]) for p in parameters]
 
     def _unreadable(self, error: ClientError | BotoCoreError) -> AccountSourceError:
         return AccountSourceError(
