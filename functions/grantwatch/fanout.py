@@ -1,6 +1,7 @@
 """The organization's scheduled fan-out: list the accounts to cover, queue one reconciliation per account
 and region, and raise a notice for every account-region whose last successful reconciliation is older than
-two schedule intervals (the fan-out reads every coverage item anyway, and runs even when workers do not)."""
+two schedule intervals (the fan-out reads every coverage item anyway, and runs even when workers do not).
+The central account is always covered, listed or not: its workers reconcile it with their own role."""
 
 from __future__ import annotations
 
@@ -22,9 +23,13 @@ class OrganizationFanOut:
     coverage: CoverageReader
     notifier: Notifier
     interval: timedelta
+    central: str | None = None
 
     def run(self, now: datetime) -> dict[str, Any]:
-        expected = targets(self.accounts.active_accounts(), self.regions)
+        """Raises AccountSourceError when the accounts cannot be read or none of them can be covered:
+        nothing is queued."""
+        accounts = self.accounts.active_accounts()
+        expected = targets([*accounts, self.central] if self.central else accounts, self.regions)
         not_queued = self.queue.send(expected)
         known = self.coverage.all()
         late = stale(expected, known, now, self.interval)

@@ -48,6 +48,17 @@ class NotDelivered(RuntimeError):
     and their error codes, never the notice's content."""
 
 
+class AccountSourceError(ServiceError):
+    """The accounts to cover could not be read, or the source answered and none of them can be covered
+    (every listed account not ACTIVE, a parameter that holds no account ids). `reason` is a short code for
+    logs and metrics; `details` are counts and names, never a credential."""
+
+    def __init__(self, reason: str, description: str, **details: object) -> None:
+        super().__init__(description)
+        self.reason = reason
+        self.details = details
+
+
 # --- values the ports exchange -------------------------------------------------------------------------
 
 

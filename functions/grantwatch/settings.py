@@ -16,6 +16,11 @@ DEFAULT_REGION = "us-east-1"
 MIN_RETENTION_DAYS = 30
 _DAY_SECONDS = 86400
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
+# An SSM parameter's name as template.yaml takes it: fully qualified (the ARN is `parameter` + the name).
+_PARAMETER_NAME = re.compile(r"(/[A-Za-z0-9_.-]+)+")
+_PARAMETER_NAME_MAX = 1011
 _FINDINGS_PRODUCT_ARN = re.compile(r"arn:aws[a-z-]*:securityhub:[a-z0-9-]+:\d{12}:product/\d{12}/default")
 
 # Each setting read from the environment, and the variable it is read from.
@@ -37,6 +42,8 @@ _VARIABLES = (
     ("retention_days", "GRANTWATCH_RETENTION_DAYS"),
     ("organization_queue_url", "GRANTWATCH_ORGANIZATION_QUEUE_URL"),
     ("account_ids", "GRANTWATCH_ACCOUNT_IDS"),
+    ("account_ids_parameter", "GRANTWATCH_ACCOUNT_IDS_PARAMETER"),
+    ("central_account_id", "GRANTWATCH_CENTRAL_ACCOUNT_ID"),
     ("regions", "GRANTWATCH_REGIONS"),
     ("reconcile_schedule", "GRANTWATCH_RECONCILE_SCHEDULE"),
     ("member_role_name", "GRANTWATCH_MEMBER_ROLE_NAME"),
@@ -80,10 +87,14 @@ class Settings:
     heal_temporary_role_arn: str | None = None
     retention_days: int = 0
     # Organization reconciliation (docs/organizations.md): the queue of account-regions, the accounts and
-    # regions to cover (comma-separated; none: the organization's active accounts, the stack's region),
-    # the schedule, and the member role with its external id (kept out of the repr, as out of logs).
+    # regions to cover (comma-separated, or the SSM parameter that lists the accounts; none: the
+    # organization's active accounts, the stack's region), the central account (reconciled with its own
+    # credentials), the schedule, and the member role with its external id (kept out of the repr, as out
+    # of logs).
     organization_queue_url: str | None = None
     account_ids: str = ""
+    account_ids_parameter: str | None = None
+    central_account_id: str | None = None
     regions: str = ""
     reconcile_schedule: str = "rate(1 hour)"
     member_role_name: str | None = None
@@ -109,9 +120,30 @@ class Settings:
             raise SettingsError(
                 "security_hub_product_arn", "must be the ARN of the account's default product"
             )
+        self._check_organization()
         role = self.heal_temporary_role_arn
         if role is not None and (len(role) > 2048 or not _ROLE_ARN.fullmatch(role)):
             raise SettingsError("heal_temporary_role_arn", "must be the ARN of an IAM role")
+
+    def _check_organization(self) -> None:
+        if not all(_ACCOUNT_ID.fullmatch(a) for a in self.account_id_list):
+            raise SettingsError("account_ids", "must be 12-digit account ids separated by commas")
+        if not all(_REGION.fullmatch(r) for r in self.region_list):
+            raise SettingsError("regions", "must be region names separated by commas")
+        central = self.central_account_id
+        if central is not None and not _ACCOUNT_ID.fullmatch(central):
+            raise SettingsError("central_account_id", "must be a 12-digit account id")
+        name = self.account_ids_parameter
+        if name is None:
+            return
+        if len(name) > _PARAMETER_NAME_MAX or not _PARAMETER_NAME.fullmatch(name):
+            raise SettingsError(
+                "account_ids_parameter",
+                f"must be an SSM parameter name that starts with / (at most {_PARAMETER_NAME_MAX} "
+                "letters, digits and _.-/)",
+            )
+        if self.account_id_list:
+            raise SettingsError("account_ids_parameter", "and account_ids cannot both be set")
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: str | None) -> Settings:

@@ -171,9 +171,11 @@ def organization_reconciler(
     *,
     queue_url: str | None = None,
     scheduler: EvaluationScheduler | None = None,
+    own_account: str | None = None,
 ) -> OrganizationReconciler:
     """Reconciliation of member account-regions as their read-only role, `member_role` with
-    `external_id`; evaluations to `scheduler` if given, else to the delay queue."""
+    `external_id`, and of `own_account`'s with this process's credentials; evaluations to `scheduler` if
+    given, else to the delay queue."""
     from grantwatch.adapters.accounts import DynamoCoverageStore, MemberRoles
     from grantwatch.adapters.functions import DynamoFunctionStore
     from grantwatch.adapters.hazards import DynamoHazardStore
@@ -185,19 +187,20 @@ def organization_reconciler(
         functions=DynamoFunctionStore(settings),
         hazards=DynamoHazardStore(settings),
         scheduler=scheduler or evaluation_scheduler(settings, queue_url),
-        members=MemberRoles(member_role, external_id),
+        members=MemberRoles(member_role, external_id, own_account=own_account),
         coverage=DynamoCoverageStore(settings),
     )
 
 
 def fan_out(settings: Settings) -> OrganizationFanOut:
-    """The organization's scheduled fan-out: the configured accounts, else the organization's active
-    accounts, times the configured regions (else the stack's), queued to the organization queue; stale
-    coverage to the alert topic."""
+    """The organization's scheduled fan-out: the configured accounts (a list, or an SSM parameter's),
+    else the organization's active accounts, and the central account, times the configured regions (else
+    the stack's), queued to the organization queue; stale coverage to the alert topic."""
     from grantwatch.adapters.accounts import (
         DynamoCoverageStore,
         ListedAccounts,
         OrganizationAccounts,
+        ParameterAccounts,
         SqsReconciliationQueue,
     )
     from grantwatch.adapters.notifier import SnsNotifier
@@ -206,9 +209,16 @@ def fan_out(settings: Settings) -> OrganizationFanOut:
     from grantwatch.ports import AccountLister
 
     listed = settings.account_id_list
-    accounts: AccountLister = ListedAccounts(listed) if listed else OrganizationAccounts()
+    accounts: AccountLister
+    if listed:
+        accounts = ListedAccounts(listed)
+    elif settings.account_ids_parameter:
+        accounts = ParameterAccounts(settings.account_ids_parameter)
+    else:
+        accounts = OrganizationAccounts()
     return OrganizationFanOut(
         accounts=accounts,
+        central=settings.central_account_id,
         regions=settings.region_list or [settings.region],
         queue=SqsReconciliationQueue(
             required(settings.organization_queue_url, "GRANTWATCH_ORGANIZATION_QUEUE_URL")

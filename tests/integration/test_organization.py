@@ -2,7 +2,9 @@
 (AssumeRole into other accounts), KMS, Lambda and SQS, and DynamoDB Local: functions and grants in three
 member accounts and two regions. A retire CloudTrail never delivered in one member account is found and
 alerted; an account whose role cannot be assumed (AWS's AccessDenied) is reported while the others
-reconcile, and raises a notice once stale; nothing is written in a member account."""
+reconcile, and raises a notice once stale; nothing is written in a member account. The management account,
+where the central stack runs and which no service-managed StackSet reaches (so no member role is there, and
+STS refuses to assume one), is reconciled in every region with the workers' own role."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from typer.testing import CliRunner
 
 from grantwatch.adapters.accounts import (
     DynamoCoverageStore,
+    ListedAccounts,
     MemberRoles,
     OrganizationAccounts,
     SqsReconciliationQueue,
@@ -63,12 +66,14 @@ class Organization:
     endpoint: str
     members: list[Member]
     queue_url: str
+    central: Member
 
     def member_roles(self, denied: frozenset[str] = frozenset()) -> MemberRoles:
+        """The workers' access, as in AWS: no member role in the management account (the StackSet does not
+        deploy there), so STS refuses to assume one there; the workers read it with their own role."""
         sts = boto3.client("sts", region_name="us-east-1")
-        if denied:
-            sts.meta.events.register("before-call.sts.AssumeRole", _access_denied(denied))
-        return MemberRoles(MEMBER_ROLE, EXTERNAL_ID, sts)
+        sts.meta.events.register("before-call.sts.AssumeRole", _access_denied(denied | {CENTRAL}))
+        return MemberRoles(MEMBER_ROLE, EXTERNAL_ID, sts, own_account=CENTRAL)
 
 
 def _access_denied(accounts: frozenset[str]) -> Any:
@@ -155,7 +160,8 @@ def organization(monkeypatch: pytest.MonkeyPatch) -> Iterator[Organization]:
         queue_url = boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="reconciliations")[
             "QueueUrl"
         ]
-        yield Organization(endpoint, [_member(endpoint, a) for a in sorted(accounts)], queue_url)
+        members = [_member(endpoint, a) for a in sorted(accounts)]
+        yield Organization(endpoint, members, queue_url, _member(endpoint, CENTRAL))
 
 
 def _worker(pipeline: LocalPipeline, settings: Settings, members: MemberRoles) -> OrganizationReconciler:
@@ -170,10 +176,13 @@ def _worker(pipeline: LocalPipeline, settings: Settings, members: MemberRoles) -
 
 
 def _fan_out(
-    organization: Organization, settings: Settings, notifier: CollectingNotifier
+    organization: Organization, settings: Settings, notifier: CollectingNotifier, listed: bool = False
 ) -> OrganizationFanOut:
     return OrganizationFanOut(
-        accounts=OrganizationAccounts(boto3.client("organizations", region_name="us-east-1")),
+        accounts=ListedAccounts([m.account for m in organization.members])
+        if listed
+        else OrganizationAccounts(boto3.client("organizations", region_name="us-east-1")),
+        central=CENTRAL,
         regions=REGIONS,
         queue=SqsReconciliationQueue(organization.queue_url, boto3.client("sqs", region_name="us-east-1")),
         coverage=DynamoCoverageStore(settings),
@@ -203,10 +212,11 @@ def _run(
     pipeline: LocalPipeline,
     now: datetime,
     denied: frozenset[str] = frozenset(),
+    listed: bool = False,
 ) -> tuple[dict[Target, Any], list[Any], list[Any]]:
     """One scheduled run: the fan-out, every queued account-region reconciled, the evaluations drained."""
     notifier = CollectingNotifier()
-    _fan_out(organization, settings, notifier).run(now)
+    _fan_out(organization, settings, notifier, listed).run(now)
     worker = _worker(pipeline, settings, organization.member_roles(denied))
     coverage = {c.target: c for c in worker.run_all(_queued(organization), now)}
     pipeline.clock = now
@@ -268,13 +278,67 @@ def test_a_retire_never_delivered_in_one_member_account_is_found_and_alerted_and
 
     assert checker.violations == {}, [v.line() for v in checker.violations.values()]
     worker = "OrganizationWorkerFunction"
-    assert checker.calls[(worker, "sts:AssumeRole")] == 2 * len(coverage)
+    assert checker.calls[(worker, "sts:AssumeRole")] == 2 * len(organization.members) * len(REGIONS)
     assert checker.calls[("OrganizationFanOutFunction", "organizations:ListAccounts")] == 2
     # Nothing written in a member account: every call made as a member role is a read the role allows.
     assert {c.operation for c in member_calls} >= {"ListGrants", "ListFunctions"}
     assert {c.operation for c in member_calls} <= READS
-    assert {c.assumed_role.split(":")[4] for c in member_calls if c.assumed_role} == members | {CENTRAL}
+    assert {c.assumed_role.split(":")[4] for c in member_calls if c.assumed_role} == members
     assert all(c.function == worker for c in member_calls)
+
+
+@dataclass
+class OwnCalls:
+    """KMS and Lambda calls a worker made with its own credentials, not a member role's."""
+
+    calls: list[Call] = field(default_factory=list)
+
+    def check(self, call: Call) -> None:
+        if call.assumed_role is None and call.service in {"kms", "lambda"}:
+            self.calls.append(call)
+
+
+def test_the_management_account_no_stackset_reaches_is_reconciled_in_every_region_with_the_workers_role(
+    organization: Organization, table_settings: Settings
+) -> None:
+    own = OwnCalls()
+    SESSION.scopes.append(own)  # type: ignore[arg-type]
+    pipeline = local_pipeline(table_settings)
+    central = organization.central
+    scope = SESSION.scope()
+    checker = next(scope)
+    try:
+        first = datetime.now(UTC)
+        # Accounts listed without the central one (AccountIds): it is covered all the same.
+        coverage, _, stale = _run(organization, table_settings, pipeline, first, listed=True)
+        for region in REGIONS:
+            entry = coverage[Target(CENTRAL, region)]
+            assert entry.reachable and entry.errors == ()
+            assert (entry.functions, entry.grants) == (1, 1)
+            assert entry.repairs == {"function-configured": 1, "grant-created": 1}
+        assert stale == []
+
+        # A retire never delivered in the central account, in a region other than the stack's.
+        central.client("kms", "eu-west-1").retire_grant(
+            KeyId=central.keys["eu-west-1"], GrantId=central.grants["eu-west-1"]
+        )
+        coverage, notices, _ = _run(organization, table_settings, pipeline, first + timedelta(hours=1))
+        repaired = {t: c.repairs for t, c in coverage.items() if c.repairs}
+        assert repaired == {Target(CENTRAL, "eu-west-1"): {"grant-vanished": 1}}
+        [alert] = notices
+        assert alert.attributes["functionArn"] == central.functions["eu-west-1"]
+    finally:
+        next(scope, None)
+        SESSION.scopes.remove(own)  # type: ignore[arg-type]
+
+    assert checker.violations == {}, [v.line() for v in checker.violations.values()]
+    worker = "OrganizationWorkerFunction"
+    # No member role assumed in the central account: its reads are the worker's own, which its policy allows.
+    assert checker.calls[(worker, "sts:AssumeRole")] == 2 * len(organization.members) * len(REGIONS)
+    assert {(c.function, c.operation, c.region) for c in own.calls if c.operation == "ListGrants"} == {
+        (worker, "ListGrants", region) for region in REGIONS
+    }
+    assert {str(c.params["KeyId"]).split(":")[4] for c in own.calls if "KeyId" in c.params} == {CENTRAL}
 
 
 def test_an_unreachable_account_is_reported_while_the_others_reconcile_and_raises_a_notice_once_stale(

@@ -42,6 +42,7 @@ PARAMETERS = {
     "RetentionDays": "30",
     "OrganizationReconciliation": "true",
     "ExternalId": "grantwatch-test-external-id",
+    "AccountIdsParameter": "/grantwatch/accounts",
     "ChatTopicArn": "create",
     "AlertEventBusName": "grantwatch-alerts",
     "SecurityHubFindings": "true",
@@ -427,6 +428,13 @@ def _resource_arn(call: Call, stack: Stack) -> str:
         named = params.get("FunctionName") or params.get("Resource")
         if named:
             return _named_arn(str(named), "function", call, stack)
+    if call.service == "ssm" and (named := params.get("Name") or params.get("Path")):
+        # A parameter's ARN is `parameter` + its fully qualified name; GetParametersByPath is authorized
+        # against the path it names, not the parameters it returns.
+        name = str(named)
+        return (
+            name if name.startswith("arn:") else _named_arn(name.removeprefix("/"), "parameter", call, stack)
+        )
     return "*"
 
 

@@ -176,7 +176,9 @@ def test_the_iam_contract_checks_a_call_made_as_a_member_role_against_the_member
 def test_the_handlers_build_from_the_environment_the_template_gives_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    central = _central(AccountIds="111122223333,444455556666", Regions="eu-west-1,us-east-1")
+    central = _central(
+        AccountIds="111122223333,444455556666", AccountIdsParameter="", Regions="eu-west-1,us-east-1"
+    )
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
     for function in ("OrganizationFanOutFunction", "OrganizationWorkerFunction"):
         for name, value in environment(central, function).items():
@@ -198,3 +200,139 @@ def test_the_handlers_build_from_the_environment_the_template_gives_them(
     finally:
         settings.cache_clear()
         organization.organization_reconciler.cache_clear()
+
+
+# The longest value each parameter that reaches a function's environment may realistically take: its
+# MaxLength or pattern's bound where the template sets one, AWS's own limit otherwise (a stack name of 128
+# characters, a Scheduler expression of 256, an SNS topic name of 256).
+# (AccountIds and AccountIdsParameter: as long as the template lets them be, CloudFormation's 4,096 bytes
+# where it sets no bound.)
+LONGEST = {
+    "LogLevel": "WARNING",
+    "RetentionDays": "9999",
+    "ChatTopicArn": f"arn:aws-us-gov:sns:us-gov-west-1:{CENTRAL}:{'t' * 256}",
+    "AlertEventBusName": "b" * 256,
+    "SelfHealingTemporaryRoleArn": f"arn:aws-us-gov:iam::{CENTRAL}:role/{'r' * 512}",
+    "SelfHealingTag": "k" * 128,
+    "SelfHealingMaxAttempts": "5",
+    "Regions": ",".join(["ap-southeast-5"] * 40),
+    "ReconcileSchedule": "c" * 256,
+    "MemberRoleName": "m" * 64,
+    "ExternalId": "e" * 1224,
+    "SecurityHubFindings": "true",
+}
+LAMBDA_ENVIRONMENT_LIMIT = 4096  # bytes, every variable's name and value together
+PARAMETER_VALUE_LIMIT = 4096  # bytes, CloudFormation's most for one parameter value
+
+
+def _longest_account_ids(declared: dict[str, Any]) -> str:
+    bound = int(declared["AccountIds"].get("MaxLength", PARAMETER_VALUE_LIMIT))
+    return ",".join(str(100000000000 + i) for i in range((bound + 1) // 13))
+
+
+def _longest(**parameters: str) -> Stack:
+    return Stack(
+        _central().template,
+        parameters={**PARAMETERS, **LONGEST, **parameters},
+        account=CENTRAL,
+        region="ap-southeast-5",
+        name="s" * 128,
+    )
+
+
+def _referenced_parameters(value: Any) -> set[str]:
+    if isinstance(value, list):
+        return {p for v in value for p in _referenced_parameters(v)}
+    if isinstance(value, dict):
+        if set(value) == {"Ref"} and not str(value["Ref"]).startswith("AWS::"):
+            return {str(value["Ref"])}
+        return {p for v in value.values() for p in _referenced_parameters(v)}
+    return set()
+
+
+def test_every_functions_environment_stays_under_lambdas_4_kb_with_the_longest_parameter_values() -> None:
+    stack = _longest()
+    functions = [n for n, r in stack.resources.items() if r["Type"] == "AWS::Serverless::Function"]
+    declared = stack.template["Parameters"]
+    environments = _referenced_parameters(
+        [stack.template["Globals"]["Function"]["Environment"]]
+        + [stack.resources[f]["Properties"].get("Environment", {}) for f in functions]
+    )
+    # Every parameter that reaches an environment has its longest value here (none is left at a default).
+    covered = {*LONGEST, "AccountIds", "AccountIdsParameter"}
+    assert environments & set(declared) <= covered, environments - covered
+    variants = [_longest(AccountIds=_longest_account_ids(declared), AccountIdsParameter="")]
+    if "AccountIdsParameter" in declared:
+        longest_parameter = "/" + "p" * (int(declared["AccountIdsParameter"]["MaxLength"]) - 1)
+        variants.append(_longest(AccountIds="", AccountIdsParameter=longest_parameter))
+    for variant in variants:
+        assert _assertions_hold(variant)
+        for function in functions:
+            variables = {k: str(v) for k, v in environment(variant, function).items()}
+            size = sum(len(k.encode()) + len(v.encode()) for k, v in variables.items())
+            assert size <= LAMBDA_ENVIRONMENT_LIMIT - 512, (function, size)  # room for one more variable
+
+
+def test_more_accounts_than_a_parameter_value_holds_are_refused_by_the_template_not_by_lambda() -> None:
+    declared = _central().template["Parameters"]
+    assert len(_longest_account_ids(declared).split(",")) == 100
+    assert "AccountIdsParameter" in declared["AccountIds"]["ConstraintDescription"]
+    both = _central(AccountIds="111122223333", AccountIdsParameter="/grantwatch/accounts")
+    assert not _assertions_hold(both)
+    assert _assertions_hold(_central(AccountIds="111122223333", AccountIdsParameter=""))
+
+
+def test_the_fan_out_may_read_the_account_list_parameter_and_what_is_under_it_and_no_other() -> None:
+    central = _central(AccountIdsParameter="/acme/grantwatch/accounts")
+    policy = statements(central, "OrganizationFanOutFunction")
+    arn = f"arn:aws:ssm:eu-central-1:{CENTRAL}:parameter/acme/grantwatch/accounts"
+    assert decide(policy, Request("ssm:GetParameter", arn)).allowed
+    assert decide(policy, Request("ssm:GetParametersByPath", arn)).allowed  # authorized on the path
+    for other in (f"{arn}-other", arn.replace("/acme", "/other"), arn.replace(CENTRAL, MEMBER_ACCOUNT)):
+        assert not decide(policy, Request("ssm:GetParameter", other)).allowed
+    assert not decide(policy, Request("ssm:GetParameters", arn)).allowed
+    without = statements(_central(AccountIdsParameter=""), "OrganizationFanOutFunction")
+    assert not any(str(s["Action"]).startswith("ssm") or "ssm:" in str(s["Action"]) for s in without)
+
+
+def test_the_workers_read_the_central_accounts_own_keys_and_functions_in_every_region_and_write_nothing() -> (
+    None
+):
+    central = _central()
+    policy = statements(central, "OrganizationWorkerFunction")
+    for region in ("eu-central-1", "us-east-1", "ap-southeast-2"):
+        key = f"arn:aws:kms:{region}:{CENTRAL}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+        function = f"arn:aws:lambda:{region}:{CENTRAL}:function:billing"
+        assert decide(policy, Request("kms:ListGrants", key)).allowed
+        assert decide(policy, Request("lambda:GetFunctionConfiguration", function)).allowed
+        assert not decide(policy, Request("kms:ListGrants", key.replace(CENTRAL, MEMBER_ACCOUNT))).allowed
+        for write in ("kms:RetireGrant", "kms:RevokeGrant", "kms:CreateGrant", "kms:Decrypt"):
+            assert not decide(policy, Request(write, key)).allowed
+        assert not decide(policy, Request("lambda:UpdateFunctionConfiguration", function)).allowed
+    assert decide(policy, Request("kms:ListKeys", "*")).allowed
+    assert decide(policy, Request("lambda:ListFunctions", "*")).allowed
+    for function in ("OrganizationFanOutFunction", "OrganizationWorkerFunction"):
+        assert environment(central, function)["GRANTWATCH_CENTRAL_ACCOUNT_ID"] == CENTRAL
+
+
+def test_a_fan_out_with_no_account_to_queue_raises_an_alarm_like_the_stacks_others() -> None:
+    central = _central(AlarmTopicArn=f"arn:aws:sns:eu-central-1:{CENTRAL}:ops")
+    alarm = central.resolve(central.resources["OrganizationAccountSourceAlarm"]["Properties"])
+    fan_out = environment(central, "OrganizationFanOutFunction")
+    assert (alarm["Namespace"], alarm["MetricName"]) == (
+        fan_out["POWERTOOLS_METRICS_NAMESPACE"],
+        "AccountSourceErrors",
+    )
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": fan_out["POWERTOOLS_SERVICE_NAME"]}]
+    errors = central.resolve(central.resources["OrganizationFanOutErrorsAlarm"]["Properties"])
+    for same in (
+        "AlarmActions",
+        "Period",
+        "Threshold",
+        "ComparisonOperator",
+        "TreatMissingData",
+        "Statistic",
+    ):
+        assert alarm[same] == errors[same], same
+    assert alarm["AlarmActions"] == [f"arn:aws:sns:eu-central-1:{CENTRAL}:ops"]
+    assert central.resources["OrganizationAccountSourceAlarm"]["Condition"] == "ReconcilesOrganization"

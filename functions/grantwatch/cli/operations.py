@@ -68,7 +68,8 @@ def reconcile(
 
     With --all-accounts: every active account of the organization (Organizations ListAccounts), or only
     --account, in --region, each as its read-only member role (--member-role, --external-id or
-    GRANTWATCH_MEMBER_EXTERNAL_ID), recording each account-region's coverage (`grantwatch accounts`).
+    GRANTWATCH_MEMBER_EXTERNAL_ID), your own account with your own credentials, recording each
+    account-region's coverage (`grantwatch accounts`).
 
     The same code as the scheduled function. KMS, Lambda and STS are reached through your AWS
     configuration (AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL_LAMBDA and AWS_ENDPOINT_URL_STS point them
@@ -87,6 +88,7 @@ def reconcile(
             external_id,
             queue_url=queue_url,
             scheduler=None if queue_url else pipeline.scheduler,
+            own_account=caller_account(settings.region),
         )
         accounts = [account] if account else OrganizationAccounts().active_accounts()
         covered = worker.run_all(coverage_targets(accounts, [settings.region]), now)

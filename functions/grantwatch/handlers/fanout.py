@@ -1,5 +1,8 @@
 """Organization fan-out: on the reconciliation schedule, one message per account and region on the
-organization queue, and a notice for the account-regions not reconciled for two intervals."""
+organization queue, and a notice for the account-regions not reconciled for two intervals. Accounts that
+cannot be read or of which none can be covered (ListAccounts answering no ACTIVE account, an SSM parameter
+missing or holding something else than account ids) are logged as one structured error and counted in the
+AccountSourceErrors metric, which OrganizationAccountSourceAlarm watches; nothing is queued."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from grantwatch import wiring
 from grantwatch.fanout import OrganizationFanOut
+from grantwatch.ports import AccountSourceError
 from grantwatch.settings import settings
 
 logger = Logger()
@@ -25,7 +29,14 @@ def fan_out() -> OrganizationFanOut:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = fan_out().run(datetime.now(UTC))
+    try:
+        result = fan_out().run(datetime.now(UTC))
+    except AccountSourceError as error:
+        metrics.add_metric(name="AccountSourceErrors", unit=MetricUnit.Count, value=1)
+        logger.error(
+            "accounts not listed", extra={"reason": error.reason, "error": str(error), **error.details}
+        )
+        return {"queued": 0, "notQueued": [], "stale": [], "error": {"reason": error.reason}}
     metrics.add_metric(name="ReconciliationsQueued", unit=MetricUnit.Count, value=result["queued"])
     metrics.add_metric(name="AccountRegionsStale", unit=MetricUnit.Count, value=len(result["stale"]))
     if result["notQueued"]:

@@ -34,6 +34,7 @@ def organization_reconciler() -> OrganizationReconciler:
         config,
         required(config.member_role_name, "GRANTWATCH_MEMBER_ROLE_NAME"),
         required(config.member_external_id, "GRANTWATCH_MEMBER_EXTERNAL_ID"),
+        own_account=config.central_account_id,
     )
 
 
