@@ -15,7 +15,7 @@ import atexit
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +38,17 @@ if os.environ.get({prefix!r}) == sys.prefix and (
 """
 
 
-def enable(folder: Path, root: Path) -> None:
-    """Every CLI subprocess started from now on records into `folder`."""
+def enable(folder: Path, root: Path, environ: MutableMapping[str, str] = os.environ) -> None:
+    """Every CLI subprocess started from now on with `environ` (by default this process's) records into
+    `folder`."""
     site = folder / "site"
     site.mkdir(parents=True, exist_ok=True)
     (site / "sitecustomize.py").write_text(
         _SITECUSTOMIZE.format(prefix=PREFIX_VARIABLE, root=str(root)), encoding="utf-8"
     )
-    os.environ[FOLDER_VARIABLE] = str(folder)
-    os.environ[PREFIX_VARIABLE] = sys.prefix
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)
+    environ[FOLDER_VARIABLE] = str(folder)
+    environ[PREFIX_VARIABLE] = sys.prefix
+    environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), environ.get("PYTHONPATH")) if p)
 
 
 def is_cli(argv: list[str]) -> bool:
@@ -93,9 +94,10 @@ def _export(path: Path) -> None:
     path.write_text(json.dumps(SESSION.export()), encoding="utf-8")
 
 
-def collected() -> Iterator[dict[str, Any]]:
-    """What the CLI subprocesses of this process recorded, each as a Session export."""
-    folder = os.environ.get(FOLDER_VARIABLE)
+def collected(folder: str | Path | None = None) -> Iterator[dict[str, Any]]:
+    """What the CLI subprocesses recorded in `folder` (by default this process's), each as a Session
+    export."""
+    folder = folder or os.environ.get(FOLDER_VARIABLE)
     if not folder:
         return
     for path in sorted(Path(folder).glob("calls-*.json")):
