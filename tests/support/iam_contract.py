@@ -223,6 +223,14 @@ def member_stack(account: str) -> Stack:
     return Stack(base.template, parameters=MEMBER_PARAMETERS, account=account, region=region)
 
 
+def environment(stack: Stack, function: str) -> dict[str, Any]:
+    """A function's environment variables as the stack sets them (Globals and its own), resolved."""
+    common = stack.template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    own = stack.resources[function]["Properties"].get("Environment", {}).get("Variables", {})
+    resolved: dict[str, Any] = stack.resolve({**common, **own})
+    return resolved
+
+
 def hash_key_name(stack: Stack) -> str:
     for resource in stack.resources.values():
         if resource["Type"] == "AWS::DynamoDB::Table":
