@@ -87,9 +87,7 @@ def test_replaying_twice_in_reverse_order_gives_the_same_grants(
     once = grants_json(table_settings)
 
     twice = dataclasses.replace(table_settings, table_name=table_settings.table_name + "-twice")
-    stands_for(
-        "GrantsTable", twice.table_name
-    )  # created from template.yaml's table, as the IAM contract checks
+    stands_for("GrantsTable", twice.table_name)  # created from template.yaml's table below
     from grantwatch.local import ensure_table
 
     ensure_table(dynamodb_local.endpoint_url, twice.table_name, TEMPLATE)
