@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 GRANTWATCH=${GRANTWATCH:-grantwatch}
 PORT=${GRANTWATCH_DEMO_PORT:-8765}
-export GRANTWATCH_TABLE=grantwatch-demo-$$
+export GRANTWATCH_TABLE=${GRANTWATCH_DEMO_TABLE:-grantwatch-demo-$$}
 GRANT_ID=abfc6dbbc686122cb75763f3007e5aa9c67f9d9caafa2dd4320bbf61b393fd9a
 alerts=$(mktemp)
 

@@ -11,6 +11,7 @@ import pytest
 from grantwatch import local as local_dynamo
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.settings import Settings
+from tests.support import hypothesis_profile
 from tests.support.botocore_models import share_one_loader
 from tests.support.samples import ROOT
 from tests.support.tables import new_table
@@ -30,6 +31,7 @@ for name, value in {
 for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "GRANTWATCH_TABLE"):
     os.environ.pop(name, None)
 share_one_loader()
+hypothesis_profile.load()  # one profile whichever folders the run collected
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ from grantwatch.ports import NotDelivered
 from grantwatch.settings import Settings
 from grantwatch.wiring import local_pipeline
 from tests.support.channels import NOTICES, schema
-from tests.support.iam_contract import SESSION
+from tests.support.iam_contract import SESSION, stands_for
 from tests.support.moto_server import moto_server
 from tests.support.scenarios import create_grant, function_arn, replay, retire_grant, update_function
 
@@ -102,11 +102,11 @@ def stand() -> Iterator[Stand]:
             Name="all-notices", EventBusName=BUS, EventPattern=json.dumps({"source": ["grantwatch"]})
         )
         events.put_targets(Rule="all-notices", EventBusName=BUS, Targets=[{"Id": "queue", "Arn": events_arn}])
-        chat_topic = sns.create_topic(Name="grantwatch-chat")["TopicArn"]
+        chat_topic = stands_for("AlertChatTopic", sns.create_topic(Name="grantwatch-chat")["TopicArn"])
         sns.subscribe(
             TopicArn=chat_topic, Protocol="sqs", Endpoint=chat_arn, Attributes={"RawMessageDelivery": "true"}
         )
-        text_topic = sns.create_topic(Name="grantwatch-alerts")["TopicArn"]
+        text_topic = stands_for("AlertTopic", sns.create_topic(Name="grantwatch-alerts")["TopicArn"])
         yield Stand(endpoint, sqs, events, securityhub, sns, events_queue, chat_queue, chat_topic, text_topic)
 
 

@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from grantwatch.cli import EXIT_NOT_FOUND, EXIT_REJECTED, EXIT_UNAVAILABLE, app
 from grantwatch.local import LocalDynamoError, find_jar, free_port
 from grantwatch.local import start as start_local
 from grantwatch.settings import Settings
+from tests.support.iam_contract import stands_for
 from tests.support.samples import EVENTS, ROOT, SEED_GRANT, TEMPLATE, load_event, sample_event_files
 
 runner = CliRunner()
@@ -85,6 +87,7 @@ def test_replaying_twice_in_reverse_order_gives_the_same_grants(
     once = grants_json(table_settings)
 
     twice = dataclasses.replace(table_settings, table_name=table_settings.table_name + "-twice")
+    stands_for("GrantsTable", twice.table_name)  # created from template.yaml's table below
     from grantwatch.local import ensure_table
 
     ensure_table(dynamodb_local.endpoint_url, twice.table_name, TEMPLATE)
@@ -226,6 +229,7 @@ def test_local_start_status_stop(tmp_path: Path) -> None:
         assert "table 'grantwatch' present" in again.stderr
         assert command("local", "status").stdout.strip() == started.stdout.strip()
         env["AWS_ENDPOINT_URL_DYNAMODB"] = f"http://127.0.0.1:{port}"
+        stands_for("GrantsTable", "grantwatch")  # the table `local start` created from template.yaml's
         assert command("replay", str(EVENTS / "kms-create-grant-lambda.json")).returncode == 0
         assert SEED_GRANT in command("grants", "--json").stdout
     finally:
@@ -269,6 +273,8 @@ def test_the_demo_alerts_for_the_seed_story_and_not_for_the_benign_update() -> N
         "GRANTWATCH": str(Path(sys.executable).with_name("grantwatch")),
         "PYTHON": sys.executable,
         "GRANTWATCH_DEMO_PORT": str(free_port()),
+        # The demo's table, standing for template.yaml's as the IAM contract checks its replay's calls.
+        "GRANTWATCH_DEMO_TABLE": stands_for("GrantsTable", f"grantwatch-demo-{uuid.uuid4().hex[:12]}"),
     }
     demo = subprocess.run(
         ["bash", str(ROOT / "scripts" / "demo.sh")],

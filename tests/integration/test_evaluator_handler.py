@@ -17,10 +17,12 @@ from grantwatch.evaluator import Evaluator
 from grantwatch.handlers import evaluator as handler
 from grantwatch.pipeline import LocalPipeline
 from grantwatch.settings import Settings
+from tests.support.iam_contract import STACK_ACCOUNT, STACK_REGION, stands_for
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.scenarios import create_grant, function_arn, retire_grant
 
-TOPIC = "arn:aws:sns:eu-central-1:210987654321:grantwatch-alerts"
+# The stack's alert topic, in the stack's own account and region, as the IAM contract checks the publish.
+TOPIC = stands_for("AlertTopic", f"arn:aws:sns:{STACK_REGION}:{STACK_ACCOUNT}:grantwatch-alerts")
 
 
 def sqs_event(*bodies: str) -> dict[str, Any]:
@@ -51,7 +53,7 @@ def test_an_evaluation_publishes_the_alert_once_and_reports_bad_messages(
     recorder.record(create_grant("billing", "g1", "2026-11-01T10:00:00Z"))
     recorder.record(retire_grant("g1", "2026-11-03T10:00:00Z"))
 
-    client = boto3.client("sns", region_name="eu-central-1")
+    client = boto3.client("sns", region_name=STACK_REGION)
     monkeypatch.setattr(
         handler,
         "evaluator",

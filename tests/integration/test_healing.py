@@ -40,6 +40,7 @@ from grantwatch.queries import incident_rows
 from grantwatch.settings import Settings
 from grantwatch.wiring import local_pipeline
 from tests.support.aws import ACCOUNT, REGION, TEMPORARY_ROLE, Aws, delivered_create, session
+from tests.support.iam_contract import stands_for
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.moto_server import moto_server
 from tests.support.scenarios import retire_grant
@@ -64,7 +65,7 @@ class Cloud(Aws):
 def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
     with moto_server(monkeypatch, "KMS", "LAMBDA", "IAM", "STS", "SNS", "SQS") as endpoint:
         sns, sqs = boto3.client("sns", region_name=REGION), boto3.client("sqs", region_name=REGION)
-        topic = sns.create_topic(Name="grantwatch-alerts")["TopicArn"]
+        topic = stands_for("AlertTopic", sns.create_topic(Name="grantwatch-alerts")["TopicArn"])
         queue = sqs.create_queue(QueueName="subscriber")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"

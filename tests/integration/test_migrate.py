@@ -37,6 +37,7 @@ from grantwatch.local import ensure_table
 from grantwatch.recorder import EventOutcome, Outcome, Recorder
 from grantwatch.settings import Settings
 from tests.support.dynamodb_size import item_size
+from tests.support.iam_contract import stands_for
 from tests.support.samples import ACCOUNT, KEY_ARN, TEMPLATE
 from tests.support.scenarios import (
     cancel_key_deletion,
@@ -154,6 +155,7 @@ def outputs(settings: Settings) -> dict[str, Any]:
 def another_table(settings: Settings) -> Settings:
     other = dataclasses.replace(settings, table_name=f"grantwatch-test-{uuid.uuid4().hex[:12]}")
     ensure_table(other.endpoint_url or "", other.table_name, TEMPLATE)
+    stands_for("GrantsTable", other.table_name)
     return other
 
 

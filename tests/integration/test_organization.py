@@ -36,7 +36,7 @@ from grantwatch.organization import OrganizationReconciler
 from grantwatch.pipeline import CollectingNotifier, LocalPipeline
 from grantwatch.settings import Settings
 from grantwatch.wiring import local_pipeline
-from tests.support.iam_contract import SESSION, Call
+from tests.support.iam_contract import SESSION, Call, stands_for
 from tests.support.moto_server import moto_server
 
 CENTRAL = "123456789012"  # moto's own account: the management account
@@ -157,9 +157,8 @@ def organization(monkeypatch: pytest.MonkeyPatch) -> Iterator[Organization]:
             ]["AccountId"]
             for i in range(3)
         ]
-        queue_url = boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="reconciliations")[
-            "QueueUrl"
-        ]
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        queue_url = stands_for("OrganizationQueue", sqs.create_queue(QueueName="reconciliations")["QueueUrl"])
         members = [_member(endpoint, a) for a in sorted(accounts)]
         yield Organization(endpoint, members, queue_url, _member(endpoint, CENTRAL))
 

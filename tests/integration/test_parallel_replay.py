@@ -20,6 +20,7 @@ from grantwatch.ports import GrantStore, RecordedGrant
 from grantwatch.recorder import Outcome
 from grantwatch.settings import Settings
 from grantwatch.wiring import dynamo_stores, local_pipeline
+from tests.support.iam_contract import stands_for
 from tests.support.samples import TEMPLATE
 from tests.support.scenarios import (
     create_grant,
@@ -93,6 +94,7 @@ def _settings(endpoint: str) -> Settings:
         table_name=f"grantwatch-test-{uuid.uuid4().hex[:12]}", endpoint_url=endpoint, region="us-east-1"
     )
     local_dynamo.ensure_table(endpoint, settings.table_name, TEMPLATE)
+    stands_for("GrantsTable", settings.table_name)
     return settings
 
 

@@ -18,6 +18,7 @@ from grantwatch.ports import RecordResult
 from grantwatch.settings import Settings
 from grantwatch.views import grant_json
 from tests.support.facts import fact_of
+from tests.support.iam_contract import stands_for
 from tests.support.samples import FUNCTION_ARN, KEY_ARN, SEED_GRANT, TEMPLATE, load_event
 
 
@@ -89,6 +90,7 @@ def test_a_retire_before_its_create_ends_as_the_same_grant(
         table_settings, table_name=table_settings.table_name + "-in-order"
     )
     ensure_table(dynamodb_local.endpoint_url, in_order_settings.table_name, TEMPLATE)
+    stands_for("GrantsTable", in_order_settings.table_name)
     in_order = DynamoGrantStore(in_order_settings)
     in_order.record(created)
     in_order.record(retired)

@@ -1,32 +1,15 @@
-"""The reliability suite: its hypothesis profile and the figures it reports (tests/support/reliability/
-scale.py holds its size). Every generated case comes from a fixed seed or a derandomized hypothesis run, so
-a run repeats exactly, on one process or spread over pytest-xdist's workers."""
+"""The reliability suite: the figures it reports (tests/support/reliability/scale.py holds its size). Every
+generated case comes from a fixed seed or a derandomized hypothesis run (the profile every run loads:
+tests/support/hypothesis_profile.py), so a run repeats exactly, on one process or spread over pytest-xdist's
+workers."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
 
 from tests.support.reliability.scale import FIGURES, SCALE, Scale
-
-settings.register_profile(
-    "reliability",
-    max_examples=SCALE.property_examples,
-    derandomize=True,  # the same examples every run: the suite never flakes in CI
-    deadline=None,  # DynamoDB Local round trips vary with the machine's load
-    print_blob=True,
-    # No shrinking: each example costs many DynamoDB Local round trips, and shrinking one failure took
-    # longer than the whole suite. A failing example is reported as drawn (print_blob reproduces it).
-    phases=[Phase.explicit, Phase.reuse, Phase.generate],
-    suppress_health_check=[
-        HealthCheck.function_scoped_fixture,
-        HealthCheck.too_slow,
-        HealthCheck.data_too_large,
-    ],
-)
-settings.load_profile("reliability")
 
 
 @pytest.fixture(scope="session")

@@ -4,21 +4,38 @@ function's policy in template.yaml.
 Every botocore call, pynamodb's included (it calls `BaseClient._make_api_call` on a client of its own), is
 seen by one wrapper. A call is attributed to the Lambda function whose corridor made it: the innermost frame
 on the call stack that belongs to a corridor module (the CLI, the replay pipeline and the handlers all reuse
-the corridors) or to a function's handler (as template.yaml names it). A call made outside every corridor
-(test set-up, CLI queries) is no Lambda function's and is not checked.
+the corridors) or to a function's handler (as template.yaml names it), whatever test code sits between it and
+botocore (a test double wrapping a client). A call made outside every corridor (test set-up, CLI queries) is
+no Lambda function's and is not checked; so is a call a test makes from a botocore event hook while another
+call is in flight (a stand-in playing an AWS service, as Lambda creating a grant).
 
 Each call becomes the IAM requests AWS authorizes for it (a transaction: one per item; an index: the index
-ARN; an UpdateFunctionConfiguration that names a role: iam:PassRole on it), with the condition keys that can
-be computed from the request (dynamodb:LeadingKeys), and is decided by a small policy evaluator over the
-function's resolved policies: Action and Resource wildcards, Allow and Deny, the condition operators the
-template uses. A condition key that cannot be computed from a request must be listed in
-UNEVALUATED_CONDITIONS with the code path that handles its denial; any other makes the call a violation.
+ARN; an UpdateFunctionConfiguration that names a role: iam:PassRole on it), on the resource the call itself
+names (its TableName, TopicArn, QueueUrl, KeyId, FunctionName, ...) in the caller's account and the client's
+region, with the condition keys that can be computed from the request (dynamodb:LeadingKeys), and is decided
+by a small policy evaluator over the function's policies as the stack deploys them in its own account and
+region (STACK_ACCOUNT, STACK_REGION): Action and Resource wildcards, Allow and Deny, the condition operators
+the template uses. A call made with a member account's role's credentials is decided by that role's policy
+(member/forwarder.yaml), deployed in the member's account.
+
+The tests create tables, topics and queues with names of their own: the fixtures that create one say which
+template resource it stands for (`stands_for`). A name nobody registered is a violation, as is a condition
+key whose value the contract cannot compute from the request (a legacy `KeyConditions` query, an index
+query, a key condition it cannot parse): a condition key no request in the tests can carry must be listed in
+UNEVALUATED_CONDITIONS with the code path that handles its denial. An error inside the checker is a
+violation too, never an exception into the code under test.
+
+A run that collected the whole tests/ tree also fails when a function of template.yaml made no checked call.
+The CLI's own calls (queries, migrations, table creation) are no function's: the CLI runs with the
+operator's credentials and the project documents no operator policy to check them against. The corridors a
+CLI subprocess drives are checked in that subprocess (tests/support/iam_contract_subprocess.py).
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 import sys
 import threading
@@ -26,6 +43,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -47,16 +65,20 @@ PARAMETERS = {
     "AlertEventBusName": "grantwatch-alerts",
     "SecurityHubFindings": "true",
 }
+# The account and region the tests' stack is deployed in: the account moto gives the tests' credentials and
+# the region tests/conftest.py sets. Every central function's call is made from here, whatever resource it
+# names.
+STACK_ACCOUNT = "123456789012"
+STACK_REGION = "us-east-1"
 MEMBER_TEMPLATE = TEMPLATE.parent / "member" / "forwarder.yaml"
 # The member account's stack as the organization deploys it (the read-only role created).
 MEMBER_PARAMETERS = {
-    "CentralEventBusArn": "arn:aws:events:eu-central-1:210987654321:event-bus/grantwatch",
-    "CentralAccountId": "210987654321",
+    "CentralEventBusArn": f"arn:aws:events:{STACK_REGION}:{STACK_ACCOUNT}:event-bus/grantwatch",
+    "CentralAccountId": STACK_ACCOUNT,
     "OrganizationId": "o-a1b2c3d4e5",
     "ExternalId": "grantwatch-test-external-id",
 }
 MEMBER_ROLE = "ReadRole"
-DEFAULT_ACCOUNT = "210987654321"
 
 # The corridor each function's code runs through: the domain module its handler drives, which the CLI and the
 # local pipeline drive too. (The handler modules themselves are read from template.yaml.)
@@ -72,17 +94,8 @@ CORRIDORS = {
 # function's, whichever corridor is innermost (an organization worker runs the reconciler's corridor).
 RUNS_AS = {"grantwatch.organization": "OrganizationWorkerFunction"}
 
-# Which environment variable names the destination of a call to a resource the stack creates, by service and
-# the adapter module that makes it (None: any adapter). The variable's value in template.yaml says which
-# resource that is, for the function that made the call.
-DESTINATIONS: dict[tuple[str, str | None], str] = {
-    ("dynamodb", None): "GRANTWATCH_TABLE",
-    ("sns", None): "GRANTWATCH_ALERT_TOPIC_ARN",
-    ("sns", "grantwatch.adapters.channels"): "GRANTWATCH_ALERT_CHAT_TOPIC_ARN",
-    ("sqs", "grantwatch.adapters.scheduler"): "GRANTWATCH_EVALUATION_QUEUE_URL",
-    ("sqs", "grantwatch.adapters.rejected"): "GRANTWATCH_REJECTED_QUEUE_URL",
-    ("sqs", "grantwatch.adapters.accounts"): "GRANTWATCH_ORGANIZATION_QUEUE_URL",
-}
+# The template resource types whose test stand-ins have names of their own, and the service that names them.
+NAMED_KINDS = {"AWS::DynamoDB::Table": "dynamodb", "AWS::SNS::Topic": "sns", "AWS::SQS::Queue": "sqs"}
 
 # Condition keys no request in the tests can carry, each with the code path that handles AWS's denial when the
 # condition does not hold. A statement conditioned on one of these is taken to allow the call.
@@ -102,11 +115,14 @@ UNAUTHORIZED_CALLS = {("sts", "GetCallerIdentity")}
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """One IAM authorization: an action on a resource, with the condition keys the request carries."""
+    """One IAM authorization: an action on a resource, with the condition keys the request carries, and those
+    it carries but the contract could not compute (`uncomputed`: a statement conditioned on one of them
+    cannot be decided, and the call is a violation)."""
 
     action: str
     resource: str
     context: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    uncomputed: tuple[str, ...] = ()
 
     def values(self, key: str) -> tuple[str, ...] | None:
         return dict(self.context).get(key)
@@ -123,6 +139,10 @@ class Unknown(Exception):
     """A condition key the request does not carry."""
 
 
+class Uncomputed(Exception):
+    """A condition key the request carries, whose value the contract could not compute."""
+
+
 # ---- the template side: each function's statements, resolved for an account and region ------------------
 
 
@@ -137,6 +157,11 @@ def stack_for(account: str, region: str) -> Stack:
     return Stack(base.template, parameters=PARAMETERS, account=account, region=region)
 
 
+def central_stack() -> Stack:
+    """The stack as the tests deploy it, in its own account and region: every central function's policy."""
+    return stack_for(STACK_ACCOUNT, STACK_REGION)
+
+
 def handler_modules(stack: Stack) -> dict[str, str]:
     """The module of each function's handler, e.g. grantwatch.handlers.recorder -> RecorderFunction."""
     found = {}
@@ -144,6 +169,11 @@ def handler_modules(stack: Stack) -> dict[str, str]:
         if resource["Type"] == "AWS::Serverless::Function":
             found[resource["Properties"]["Handler"].rsplit(".", 1)[0]] = logical_id
     return found
+
+
+def functions(stack: Stack) -> set[str]:
+    """Every Lambda function of the template."""
+    return {k for k, r in stack.resources.items() if r["Type"] == "AWS::Serverless::Function"}
 
 
 def statements(stack: Stack, function: str) -> list[dict[str, Any]]:
@@ -198,11 +228,15 @@ def role_statements(stack: Stack, role: str) -> list[dict[str, Any]]:
 
 
 @cache
-def member_stack(account: str, region: str) -> Stack:
-    return Stack.load(MEMBER_TEMPLATE, parameters=MEMBER_PARAMETERS, account=account, region=region)
+def member_stack(account: str) -> Stack:
+    """A member account's stack, in the region that creates its read-only role (IAM roles are global)."""
+    base = Stack.load(MEMBER_TEMPLATE, parameters=MEMBER_PARAMETERS, account=account)
+    region = base.parameter("MemberRoleRegion")
+    return Stack(base.template, parameters=MEMBER_PARAMETERS, account=account, region=region)
 
 
 def environment(stack: Stack, function: str) -> dict[str, Any]:
+    """A function's environment variables as the stack sets them (Globals and its own), resolved."""
     common = stack.template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
     own = stack.resources[function]["Properties"].get("Environment", {}).get("Variables", {})
     resolved: dict[str, Any] = stack.resolve({**common, **own})
@@ -215,6 +249,61 @@ def hash_key_name(stack: Stack) -> str:
             schema = resource["Properties"]["KeySchema"]
             return str(next(k["AttributeName"] for k in schema if k["KeyType"] == "HASH"))
     raise ValueError("no table in the template")
+
+
+# ---- which template resource each of the tests' tables, topics and queues stands for -------------------
+
+# (service, name) -> logical id. Filled by the fixtures that create a table, topic or queue (`stands_for`);
+# a subprocess of the run reads the file named by REGISTRY_VARIABLE, which this process keeps up to date.
+REGISTRY: dict[tuple[str, str], str] = {}
+REGISTRY_VARIABLE = "GRANTWATCH_IAM_CONTRACT_REGISTRY"
+
+
+def resource_name(service: str, named: str) -> str:
+    """A table's name, a topic's ARN or a queue's URL, as the bare name of the resource."""
+    if service == "sns":
+        return named.rsplit(":", 1)[-1]
+    if service == "sqs":
+        return named.rstrip("/").rsplit("/", 1)[-1]
+    return named.rsplit("/", 1)[-1] if named.startswith("arn:") else named
+
+
+def stands_for(logical_id: str, named: str) -> str:
+    """Registers a table (its name), topic (ARN) or queue (URL) the tests created as the template's resource
+    `logical_id`: a function's call to it is checked as a call to that resource. Answers `named`."""
+    kind = _template_stack().resources[logical_id]["Type"]
+    service = NAMED_KINDS.get(kind)
+    if service is None:
+        raise ValueError(f"{logical_id} is a {kind}, not a table, topic or queue")
+    key = (service, resource_name(service, named))
+    with _lock:
+        if REGISTRY.get(key, logical_id) != logical_id:
+            raise ValueError(f"{service} {key[1]} already stands for {REGISTRY[key]}, not {logical_id}")
+        REGISTRY[key] = logical_id
+        _write_registry()
+    return named
+
+
+def _write_registry() -> None:
+    path = os.environ.get(REGISTRY_VARIABLE)
+    if path:
+        listed = [[service, name, logical_id] for (service, name), logical_id in sorted(REGISTRY.items())]
+        Path(path).write_text(json.dumps(listed), encoding="utf-8")
+
+
+def _registered_as(service: str, name: str) -> str:
+    found = REGISTRY.get((service, name))
+    path = os.environ.get(REGISTRY_VARIABLE)
+    if found is None and path and Path(path).exists():  # registered by the process that started this one
+        for listed_service, listed_name, logical_id in json.loads(Path(path).read_text(encoding="utf-8")):
+            REGISTRY.setdefault((listed_service, listed_name), logical_id)
+        found = REGISTRY.get((service, name))
+    if found is None:
+        raise ValueError(
+            f"{service} resource {name} stands for no resource of template.yaml: the fixture that creates it "
+            "must say which (tests.support.iam_contract.stands_for)"
+        )
+    return found
 
 
 # ---- the policy evaluator ----------------------------------------------------------------------------------
@@ -247,6 +336,8 @@ def _condition_holds(operator: str, key: str, expected: list[str], request: Requ
     qualifier, _, base = operator.rpartition(":")
     negated = base.startswith(("StringNot", "ArnNot"))
     positive = base.replace("StringNot", "String").replace("ArnNot", "Arn")
+    if key in request.uncomputed:
+        raise Uncomputed(key)
     values = request.values(key)
     if values is None:
         if qualifier == "ForAllValues":
@@ -288,7 +379,8 @@ def _applies(statement: dict[str, Any], request: Request) -> tuple[bool, tuple[s
 
 def decide(policy: list[dict[str, Any]], request: Request) -> Decision:
     """Explicit deny, else an allow, else the implicit deny. A condition key neither computed nor listed in
-    UNEVALUATED_CONDITIONS is a denial that says so."""
+    UNEVALUATED_CONDITIONS, or one the request carries with a value the contract could not compute, is a
+    denial that says so."""
     allowed: Decision | None = None
     for statement in policy:
         try:
@@ -297,6 +389,12 @@ def decide(policy: list[dict[str, Any]], request: Request) -> Decision:
             return Decision(
                 False,
                 reason=f"condition key {unknown} cannot be evaluated: name it in UNEVALUATED_CONDITIONS",
+            )
+        except Uncomputed as uncomputed:
+            return Decision(
+                False,
+                reason=f"condition key {uncomputed} of statement {statement.get('Sid', '?')}: the request's "
+                "value cannot be computed (teach the contract its form), so the statement cannot be decided",
             )
         if not applies:
             continue
@@ -320,38 +418,45 @@ class Call:
     params: dict[str, Any] = field(hash=False, compare=False)
     assumed_role: str | None = None  # made with credentials STS issued for this role (a member account's)
 
-
-def _arn_parts(arn: str) -> tuple[str, str] | None:
-    parts = arn.split(":")
-    if len(parts) >= 6 and parts[0] == "arn":
-        return parts[4] or DEFAULT_ACCOUNT, parts[3]
-    return None
+    @property
+    def account(self) -> str:
+        """The account of the credentials that sign the call: a member's for its role, else the stack's."""
+        return self.assumed_role.split(":")[4] if self.assumed_role else STACK_ACCOUNT
 
 
-def _queue_arn(url: str) -> str:
-    match = re.match(r"https?://sqs\.([a-z0-9-]+)\.amazonaws\.com/(\d{12})/(.+)$", url)
+def _arn(service: str, region: str, account: str, resource: str) -> str:
+    return f"arn:aws:{service}:{region}:{account}:{resource}"
+
+
+def _table_arn(call: Call, named: str) -> str:
+    """The table a call names (a name, or an ARN as AWS also takes), as the template's table it stands for."""
+    region, account = call.region, call.account
+    if named.startswith("arn:"):
+        parts = named.split(":")
+        region, account = parts[3], parts[4]
+    physical = central_stack().physical_name(_registered_as("dynamodb", resource_name("dynamodb", named)))
+    return _arn("dynamodb", region, account, f"table/{physical}")
+
+
+def _topic_arn(named: str) -> str:
+    parts = named.split(":")
+    if len(parts) != 6 or parts[:3] != ["arn", "aws", "sns"]:
+        raise ValueError(f"not a topic ARN: {named}")
+    physical = central_stack().physical_name(_registered_as("sns", parts[5]))
+    return _arn("sns", parts[3], parts[4], physical)
+
+
+def _queue_arn(call: Call, url: str) -> str:
+    """A queue URL's ARN: its account and name from the path, its region from the host (a local server's URL,
+    as moto's, has none: the client's region is the queue's)."""
+    match = re.match(r"https?://([^/]+)/(\d{12})/([^/]+)/?$", url)
     if not match:
-        raise ValueError(f"not a queue URL of the stack: {url}")
-    region, account, name = match.groups()
-    return f"arn:aws:sqs:{region}:{account}:{name}"
-
-
-def _destination(stack: Stack, call: Call) -> str:
-    """The ARN of the stack's resource the function's environment names for this call."""
-    variable = DESTINATIONS.get((call.service, call.adapter)) or DESTINATIONS.get((call.service, None))
-    if variable is None:
-        raise ValueError(
-            f"{call.adapter or 'unknown code'} calls {call.service} {call.operation}: which of the stack's "
-            "resources is that? Add its environment variable to DESTINATIONS"
-        )
-    value = environment(stack, call.function).get(variable)
-    if value is None:
-        raise ValueError(f"{call.function}'s environment in template.yaml does not set {variable}")
-    if call.service == "dynamodb":
-        return f"arn:aws:dynamodb:{stack.region}:{stack.account}:table/{value}"
-    if call.service == "sqs":
-        return _queue_arn(str(value))
-    return str(value)
+        raise ValueError(f"not a queue URL: {url}")
+    host, account, name = match.groups()
+    in_host = re.match(r"sqs\.([a-z0-9-]+)\.amazonaws\.com$", host)
+    region = in_host.group(1) if in_host else call.region
+    physical = central_stack().physical_name(_registered_as("sqs", name))
+    return _arn("sqs", region, account, physical)
 
 
 def _key_value(value: dict[str, Any]) -> str:
@@ -359,22 +464,48 @@ def _key_value(value: dict[str, Any]) -> str:
     return str(inner)
 
 
-def _leading(stack: Stack, *items: dict[str, Any]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+_LEADING = "dynamodb:LeadingKeys"
+
+
+def _leading(stack: Stack, action: str, table: str, *items: dict[str, Any]) -> Request:
+    """A request on items: their partition keys are its dynamodb:LeadingKeys (an item without one: not
+    computed)."""
     name = hash_key_name(stack)
-    keys = tuple(sorted({_key_value(i[name]) for i in items if name in i}))
-    return (("dynamodb:LeadingKeys", keys),)
+    if any(name not in item for item in items):
+        return Request(action, table, uncomputed=(_LEADING,))
+    keys = tuple(sorted({_key_value(i[name]) for i in items}))
+    return Request(action, table, ((_LEADING, keys),))
 
 
-def _query_leading(stack: Stack, params: dict[str, Any]) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """A table query's partition key value, from its key condition (an index query has none to offer)."""
-    if params.get("IndexName"):
-        return ()
+# The key conditions whose partition key value can be read: `pk = :v`, alone or with one sort key condition
+# (=, <, <=, >, >=, BETWEEN, begins_with) on either side of AND, each clause in optional parentheses.
+_HASH = r"\(?\s*(?P<name>[#\w]+)\s*=\s*(?P<value>:\w+)\s*\)?"
+_SORT = (
+    r"\(?\s*(?:[#\w]+\s*(?:<=|>=|=|<|>)\s*:\w+|[#\w]+\s+BETWEEN\s+:\w+\s+AND\s+:\w+"
+    r"|begins_with\s*\(\s*[#\w]+\s*,\s*:\w+\s*\))\s*\)?"
+)
+_KEY_CONDITIONS = [
+    re.compile(rf"\s*{_HASH}(?:\s+AND\s+{_SORT})?\s*", re.IGNORECASE),
+    re.compile(rf"\s*{_SORT}\s+AND\s+{_HASH}\s*", re.IGNORECASE),
+]
+
+
+def _query(stack: Stack, resource: str, params: dict[str, Any]) -> Request:
+    """A query's partition key value, from its key condition. A legacy KeyConditions query, an index query
+    (its leading key is the index's) or a key condition this cannot parse: not computed."""
+    action = "dynamodb:Query"
+    expression = params.get("KeyConditionExpression")
+    if params.get("IndexName") or not isinstance(expression, str):
+        return Request(action, resource, uncomputed=(_LEADING,))
     names = params.get("ExpressionAttributeNames", {})
     values = params.get("ExpressionAttributeValues", {})
-    for left, right in re.findall(r"([#\w]+)\s*=\s*(:\w+)", params.get("KeyConditionExpression", "")):
-        if names.get(left, left) == hash_key_name(stack) and right in values:
-            return (("dynamodb:LeadingKeys", (_key_value(values[right]),)),)
-    return ()
+    for pattern in _KEY_CONDITIONS:
+        whole = pattern.fullmatch(expression)
+        if whole:
+            left, right = whole.group("name"), whole.group("value")
+            if names.get(left, left) == hash_key_name(stack) and right in values:
+                return Request(action, resource, ((_LEADING, (_key_value(values[right]),)),))
+    return Request(action, resource, uncomputed=(_LEADING,))
 
 
 _TRANSACT_ACTIONS = {
@@ -387,87 +518,96 @@ _TRANSACT_ACTIONS = {
 
 
 def _dynamodb_requests(stack: Stack, call: Call) -> list[Request]:
-    table = _destination(stack, call)
     params, operation = call.params, call.operation
     if operation in {"TransactWriteItems", "TransactGetItems"}:
         found = []
         for entry in params["TransactItems"]:
             ((kind, body),) = entry.items()
             key = body.get("Key") or body.get("Item") or {}
-            found.append(Request(f"dynamodb:{_TRANSACT_ACTIONS[kind]}", table, _leading(stack, key)))
+            table = _table_arn(call, str(body["TableName"]))
+            found.append(_leading(stack, f"dynamodb:{_TRANSACT_ACTIONS[kind]}", table, key))
         return found
     if operation == "BatchGetItem":
-        keys = [k for request in params["RequestItems"].values() for k in request["Keys"]]
-        return [Request("dynamodb:BatchGetItem", table, _leading(stack, *keys))]
+        return [
+            _leading(stack, "dynamodb:BatchGetItem", _table_arn(call, str(name)), *request["Keys"])
+            for name, request in params["RequestItems"].items()
+        ]
     if operation == "BatchWriteItem":
-        writes = [w for ws in params["RequestItems"].values() for w in ws]
-        keys = [w.get("PutRequest", {}).get("Item") or w["DeleteRequest"]["Key"] for w in writes]
-        return [Request("dynamodb:BatchWriteItem", table, _leading(stack, *keys))]
+        found = []
+        for name, writes in params["RequestItems"].items():
+            keys = [
+                w.get("PutRequest", {}).get("Item") or w.get("DeleteRequest", {}).get("Key") or {}
+                for w in writes
+            ]
+            found.append(_leading(stack, "dynamodb:BatchWriteItem", _table_arn(call, str(name)), *keys))
+        return found
+    table = _table_arn(call, str(params["TableName"]))
     if operation in {"Query", "Scan"}:
         resource = f"{table}/index/{params['IndexName']}" if params.get("IndexName") else table
-        context = _query_leading(stack, params) if operation == "Query" else ()
-        return [Request(f"dynamodb:{operation}", resource, context)]
+        if operation == "Query":
+            return [_query(stack, resource, params)]
+        return [Request("dynamodb:Scan", resource)]
     key = params.get("Key") or params.get("Item")
-    return [Request(f"dynamodb:{operation}", table, _leading(stack, key) if key else ())]
+    if operation in {"GetItem", "PutItem", "UpdateItem", "DeleteItem"}:
+        return [_leading(stack, f"dynamodb:{operation}", table, key or {})]
+    return [Request(f"dynamodb:{operation}", table)]
 
 
-def _named_arn(value: str, kind: str, call: Call, stack: Stack) -> str:
+def _named_arn(value: str, kind: str, call: Call) -> str:
+    """A resource a call names by its ARN, or by a name in the caller's account and the client's region."""
     if value.startswith("arn:"):
         return value
     separator = ":" if kind == "function" else "/"
-    return f"arn:aws:{call.service}:{call.region}:{stack.account}:{kind}{separator}{value}"
+    if kind == "key" and value.startswith("alias/"):
+        return _arn(call.service, call.region, call.account, value)
+    return _arn(call.service, call.region, call.account, f"{kind}{separator}{value}")
 
 
-def _resource_arn(call: Call, stack: Stack) -> str:
+def _resource_arn(call: Call) -> str:
     params = call.params
     if call.service == "kms" and "KeyId" in params:
-        return _named_arn(str(params["KeyId"]), "key", call, stack)
+        return _named_arn(str(params["KeyId"]), "key", call)
     if call.service == "sts" and "RoleArn" in params:
         return str(params["RoleArn"])
+    if call.service == "iam" and "RoleName" in params:
+        return f"arn:aws:iam::{call.account}:role/{params['RoleName']}"
     if call.service == "lambda":
         named = params.get("FunctionName") or params.get("Resource")
         if named:
-            return _named_arn(str(named), "function", call, stack)
+            return _named_arn(str(named), "function", call)
     if call.service == "ssm" and (named := params.get("Name") or params.get("Path")):
         # A parameter's ARN is `parameter` + its fully qualified name; GetParametersByPath is authorized
         # against the path it names, not the parameters it returns.
         name = str(named)
-        return (
-            name if name.startswith("arn:") else _named_arn(name.removeprefix("/"), "parameter", call, stack)
-        )
+        return name if name.startswith("arn:") else _named_arn(name.removeprefix("/"), "parameter", call)
     return "*"
 
 
 def requests_of(call: Call) -> list[Request]:
-    """The IAM requests AWS authorizes for one call, against the stack in the resource's account/region."""
-    stack = _stack_of(call)
+    """The IAM requests AWS authorizes for one call, on the resources the call names."""
+    stack = central_stack()
     if call.service == "dynamodb":
         return _dynamodb_requests(stack, call)
-    if call.service in {"sqs", "sns"}:
-        action = {"SendMessageBatch": "SendMessage"}.get(call.operation, call.operation)
-        return [Request(f"{call.service}:{action}", _destination(stack, call))]
+    if call.service == "sqs":
+        action = {"SendMessageBatch": "SendMessage", "DeleteMessageBatch": "DeleteMessage"}.get(
+            call.operation, call.operation
+        )
+        return [Request(f"sqs:{action}", _queue_arn(call, str(call.params["QueueUrl"])))]
+    if call.service == "sns" and "TopicArn" in call.params:
+        return [Request(f"sns:{call.operation}", _topic_arn(str(call.params["TopicArn"])))]
+    if call.service == "sns":
+        raise ValueError(f"sns {call.operation} with no TopicArn (teach the contract its resource)")
     if (call.service, call.operation) == ("events", "PutEvents"):
         buses = {str(entry.get("EventBusName") or "default") for entry in call.params["Entries"]}
-        return [
-            Request("events:PutEvents", _named_arn(bus, "event-bus", call, stack)) for bus in sorted(buses)
-        ]
+        return [Request("events:PutEvents", _named_arn(bus, "event-bus", call)) for bus in sorted(buses)]
     if (call.service, call.operation) == ("securityhub", "BatchImportFindings"):
         products = {str(finding["ProductArn"]) for finding in call.params["Findings"]}
         return [Request("securityhub:BatchImportFindings", product) for product in sorted(products)]
-    found = [Request(f"{call.service}:{call.operation}", _resource_arn(call, stack))]
+    found = [Request(f"{call.service}:{call.operation}", _resource_arn(call))]
     if call.service == "lambda" and call.params.get("Role"):
         passed_to = (("iam:PassedToService", ("lambda.amazonaws.com",)),)
         found.append(Request("iam:PassRole", str(call.params["Role"]), passed_to))
     return found
-
-
-def _stack_of(call: Call) -> Stack:
-    named = next(
-        (str(call.params[k]) for k in ("KeyId", "FunctionName", "Resource", "TopicArn") if k in call.params),
-        str(call.params.get("Findings", [{}])[0].get("ProductArn", "")),
-    )
-    account, region = _arn_parts(named) or (DEFAULT_ACCOUNT, call.region)
-    return stack_for(account, region)
 
 
 # ---- the checker -----------------------------------------------------------------------------------------
@@ -488,17 +628,24 @@ class Violation:
 
 @dataclass
 class Checker:
-    """Decides each call as it is made and keeps what it found."""
+    """Decides each call as it is made and keeps what it found. It never raises: an error while deciding a
+    call is that call's violation."""
 
     calls: Counter[tuple[str, str]] = field(default_factory=Counter)
     violations: dict[str, Violation] = field(default_factory=dict)
     assumed: Counter[str] = field(default_factory=Counter)
 
     def check(self, call: Call) -> None:
+        described = f"{call.service} {call.operation}"
+        try:
+            self._check(call, described)
+        except Exception as error:  # the contract's own failure: the call's violation
+            self._add(Violation(call.function, described, None, f"the contract failed: {error!r}"))
+
+    def _check(self, call: Call, described: str) -> None:
         self.calls[(call.function, f"{call.service}:{call.operation}")] += 1
         if (call.service, call.operation) in UNAUTHORIZED_CALLS:
             return
-        described = f"{call.service} {call.operation}"
         try:
             requests = requests_of(call)
             policy = self._policy(call)
@@ -512,14 +659,17 @@ class Checker:
             for key in decision.assumed:
                 self.assumed[key] += 1
 
+    def error(self, where: str, error: BaseException) -> None:
+        """An error of the recording itself (attributing a call): a violation of the run."""
+        self._add(Violation("(contract)", where, None, f"the contract failed: {error!r}"))
+
     @staticmethod
     def _policy(call: Call) -> list[dict[str, Any]]:
-        """The function's policy; for a call made as a member account's role, that role's in the member
-        template, deployed in the role's account."""
+        """The function's policy in the stack's own account and region; for a call made as a member
+        account's role, that role's in the member template, deployed in the role's account."""
         if call.assumed_role is None:
-            return statements(_stack_of(call), call.function)
-        account = call.assumed_role.split(":")[4]
-        stack = member_stack(account, call.region)
+            return statements(central_stack(), call.function)
+        stack = member_stack(call.account)
         role = stack.resources[MEMBER_ROLE]["Properties"]["RoleName"]
         if call.assumed_role.split(":role/")[-1] != stack.resolve(role):
             raise ValueError(f"credentials of {call.assumed_role}, a role no template of the stack creates")
@@ -527,6 +677,15 @@ class Checker:
 
     def _add(self, violation: Violation) -> None:
         self.violations.setdefault(violation.line(), violation)
+
+
+def uncovered(seen: set[str]) -> list[str]:
+    """The functions of template.yaml that made no checked call, each as a line of the report."""
+    return [
+        f"{function}: made no call the contract checked in a run of the whole test suite: a test must drive "
+        "its corridor against the local stand-ins"
+        for function in sorted(functions(central_stack()) - seen)
+    ]
 
 
 # ---- recording every botocore call ------------------------------------------------------------------------
@@ -537,27 +696,36 @@ def _function_modules() -> dict[str, str]:
     return {**handler_modules(_template_stack()), **CORRIDORS, **RUNS_AS}
 
 
-def attribute(frame: FrameType | None) -> tuple[str | None, str | None]:
-    """The Lambda function whose corridor is innermost on the stack, and the adapter module that calls. A
-    call a test makes itself inside a corridor (a stand-in playing an AWS service from a botocore hook, as
-    Lambda creating a grant) is no function's: the test's frame comes before any corridor's."""
+_SDK = ("botocore.", "boto3.", "pynamodb.")
+
+
+def _module(frame: FrameType) -> str:
+    return str(frame.f_globals.get("__name__", ""))
+
+
+def attribute(frame: FrameType | None, *, nested: bool = False) -> tuple[str | None, str | None]:
+    """The Lambda function whose corridor is innermost on the stack, and the adapter module that calls.
+    Test frames in between (a double wrapping a client) do not hide the corridor. A call made while another
+    is in flight (`nested`) by test code (a stand-in playing an AWS service from a botocore hook) is no
+    function's."""
+    if nested:
+        caller = frame
+        while caller is not None and _module(caller).startswith(_SDK):
+            caller = caller.f_back
+        if caller is not None and _module(caller).startswith("tests."):
+            return None, None
     modules = _function_modules()
     function = adapter = None
     while frame is not None and function is None:
-        name = frame.f_globals.get("__name__", "")
-        if name.startswith("tests."):
-            return None, None
+        name = _module(frame)
         if adapter is None and name.startswith("grantwatch.adapters."):
             adapter = name
         function = modules.get(name)
         frame = frame.f_back
     while function is not None and frame is not None:  # an outer corridor that runs this one as its own
-        name = frame.f_globals.get("__name__", "")
-        if name.startswith("tests."):
-            break
-        function = RUNS_AS.get(name, function)
+        function = RUNS_AS.get(_module(frame), function)
         frame = frame.f_back
-    return function, adapter
+    return (function, adapter) if function else (None, None)
 
 
 # Access keys STS issued in calls the recording saw, and the role each was issued for.
@@ -569,25 +737,30 @@ def _assumed_role(client: Any) -> str | None:
     return ISSUED.get(getattr(credentials, "access_key", None) or "") if credentials else None
 
 
-_lock = threading.Lock()
+_lock = threading.RLock()
+_in_flight = threading.local()
 
 
 @dataclass
 class Recording:
-    """Wraps botocore's BaseClient._make_api_call; every attributed call goes to `sink`."""
+    """Wraps botocore's BaseClient._make_api_call; every attributed call goes to `sink`, every error of the
+    recording itself to `failed` (never to the caller)."""
 
     sink: Callable[[Call], None]
+    failed: Callable[[str, BaseException], None]
     _original: Any = None
 
     def install(self) -> None:
         from botocore.client import BaseClient
 
         original = BaseClient._make_api_call  # type: ignore[attr-defined]
-        sink = self.sink
+        sink, failed = self.sink, self.failed
 
-        def recorded(client: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
-            function, adapter = attribute(sys._getframe(1))
-            if function is not None:
+        def record(client: Any, operation_name: str, api_params: dict[str, Any], frame: FrameType) -> None:
+            try:
+                function, adapter = attribute(frame, nested=getattr(_in_flight, "depth", 0) > 0)
+                if function is None:
+                    return
                 model = client.meta.service_model
                 service = model.metadata.get("signingName") or model.endpoint_prefix
                 call = Call(
@@ -601,7 +774,17 @@ class Recording:
                 )
                 with _lock:
                     sink(call)
-            answer = original(client, operation_name, api_params)
+            except Exception as error:  # never into the code under test
+                with _lock:
+                    failed(f"recording {operation_name}", error)
+
+        def recorded(client: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+            record(client, operation_name, api_params, sys._getframe(1))
+            _in_flight.depth = getattr(_in_flight, "depth", 0) + 1
+            try:
+                answer = original(client, operation_name, api_params)
+            finally:
+                _in_flight.depth -= 1
             if operation_name == "AssumeRole" and "Credentials" in answer:
                 ISSUED[answer["Credentials"]["AccessKeyId"]] = api_params["RoleArn"]
             return answer
@@ -630,6 +813,11 @@ class Session:
         for scope in self.scopes:
             scope.check(call)
 
+    def failed(self, where: str, error: BaseException) -> None:
+        self.checker.error(where, error)
+        for scope in self.scopes:
+            scope.error(where, error)
+
     def scope(self) -> Iterator[Checker]:
         """A checker of its own for the calls made while a test runs (also counted for the session)."""
         checker = Checker()
@@ -638,6 +826,9 @@ class Session:
             yield checker
         finally:
             self.scopes.remove(checker)
+
+    def seen(self) -> set[str]:
+        return {function for function, _ in self.checker.calls}
 
     def report(self) -> list[str]:
         return sorted(set(self.checker.violations) | self.elsewhere)
@@ -655,4 +846,4 @@ class Session:
 
 
 SESSION = Session()
-RECORDING = Recording(SESSION.sink)
+RECORDING = Recording(SESSION.sink, SESSION.failed)

@@ -10,6 +10,7 @@ from typing import Any
 from grantwatch import local as local_dynamo
 from grantwatch.settings import Settings
 from grantwatch.template import create_table_request, load_template, table_properties
+from tests.support.iam_contract import stands_for
 from tests.support.samples import TEMPLATE
 
 
@@ -27,6 +28,7 @@ def new_table(endpoint_url: str, prefix: str) -> Settings:
     settings = Settings(
         table_name=f"{prefix}-{uuid.uuid4().hex[:12]}", endpoint_url=endpoint_url, region="us-east-1"
     )
+    stands_for("GrantsTable", settings.table_name)  # the IAM contract checks calls to it as to the stack's
     client = _client(endpoint_url)
     created = client.create_table(**(_request() | {"TableName": settings.table_name}))
     if created["TableDescription"]["TableStatus"] != "ACTIVE":

@@ -17,6 +17,7 @@ from grantwatch.handlers import recorder as handler
 from grantwatch.ports import RecordedGrant, RecordResult
 from grantwatch.recorder import Recorder
 from grantwatch.settings import settings
+from tests.support.iam_contract import stands_for
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.samples import load_event
 
@@ -49,6 +50,7 @@ def fake_store(monkeypatch: pytest.MonkeyPatch) -> FakeStore:
 def queue_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     with mock_aws():
         url = boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="recorder-dlq")["QueueUrl"]
+        stands_for("RecorderDeadLetterQueue", url)
         monkeypatch.setenv("GRANTWATCH_REJECTED_QUEUE_URL", url)
         settings.cache_clear()
         handler.rejected_sink.cache_clear()

@@ -16,6 +16,7 @@ from tests.support.cloudformation import Stack
 from tests.support.iam_contract import (
     MEMBER_PARAMETERS,
     PARAMETERS,
+    STACK_ACCOUNT,
     Call,
     Checker,
     Request,
@@ -27,7 +28,8 @@ from tests.support.iam_contract import (
 from tests.support.samples import ROOT, TEMPLATE
 
 MEMBER = ROOT / "member" / "forwarder.yaml"
-CENTRAL, MEMBER_ACCOUNT, ORGANIZATION = "210987654321", "111122223333", "o-a1b2c3d4e5"
+# The central account is the tests' stack account, the one the member template's parameters name.
+CENTRAL, MEMBER_ACCOUNT, ORGANIZATION = STACK_ACCOUNT, "111122223333", "o-a1b2c3d4e5"
 EXTERNAL_ID = MEMBER_PARAMETERS["ExternalId"]
 READ_ACTIONS = {
     "kms:ListKeys",

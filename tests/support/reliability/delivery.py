@@ -150,6 +150,8 @@ class AsyncDelivery:
         self.report.attempts += 1
         try:
             self.handler(attempt.event)
+        except AssertionError:
+            raise  # a test's own check inside the handler: a failed test, never a failed invocation to retry
         except Exception:  # a failed invocation, as Lambda sees it
             self.report.function_failures += 1
             retries = attempt.function_attempt - 1
