@@ -38,6 +38,7 @@ from grantwatch.ports import NotDelivered
 from grantwatch.settings import Settings
 from grantwatch.wiring import local_pipeline
 from tests.support.channels import LATE, NOTICES, late_coverage, schema
+from tests.support.iam_contract import stands_for
 from tests.support.moto_server import moto_server
 from tests.support.samples import KEY_ARN
 from tests.support.scenarios import (
@@ -131,7 +132,10 @@ def stand() -> Iterator[Stand]:
             queues[name] = sqs.create_queue(QueueName=name)["QueueUrl"]
             attributes = sqs.get_queue_attributes(QueueUrl=queues[name], AttributeNames=["QueueArn"])
             arns[name] = attributes["Attributes"]["QueueArn"]
-        topics = {name: sns.create_topic(Name=f"grantwatch-{name}")["TopicArn"] for name in ("text", "chat")}
+        topics = {
+            name: stands_for(logical_id, sns.create_topic(Name=f"grantwatch-{name}")["TopicArn"])
+            for name, logical_id in (("text", "AlertTopic"), ("chat", "AlertChatTopic"))
+        }
         for name, topic in topics.items():
             sns.subscribe(
                 TopicArn=topic,
