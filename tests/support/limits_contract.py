@@ -725,6 +725,56 @@ def _where() -> str:
     return f"{running} [{function}]" if function else running
 
 
+# Where the notice check sends a notice: the stack's topics, bus and Security Hub product, as configured.
+NOTICE_TOPIC = "arn:aws:sns:us-east-1:123456789012:grantwatch-AlertTopic-0123456789AB"
+NOTICE_BUS = "grantwatch-alerts"
+NOTICE_PRODUCT = "arn:aws:securityhub:us-east-1:123456789012:product/123456789012/default"
+
+
+class _Capturing:
+    """An AWS client for the channel adapters that sends nothing: each request goes to the contract, and
+    the answer is AWS's for a request accepted."""
+
+    def __init__(self, session: Session, service: str, where: str) -> None:
+        self.session, self.service, self.where = session, service, where
+
+    def _sink(self, operation: str, params: dict[str, Any]) -> None:
+        self.session.sink(self.where, self.service, operation, params)
+
+    def publish(self, **params: Any) -> dict[str, Any]:
+        self._sink("Publish", params)
+        return {"MessageId": "checked"}
+
+    def put_events(self, **params: Any) -> dict[str, Any]:
+        self._sink("PutEvents", params)
+        return {"FailedEntryCount": 0, "Entries": []}
+
+    def batch_import_findings(self, **params: Any) -> dict[str, Any]:
+        self._sink("BatchImportFindings", params)
+        return {"FailedCount": 0, "SuccessCount": len(params.get("Findings", [])), "FailedFindings": []}
+
+
+def check_notice(session: Session, notice: Any) -> None:
+    """A notice as the requests each channel's adapter would send for it (SNS text and chat topics, the
+    event bus, Security Hub), checked; never raises."""
+    from grantwatch.adapters.channels import Channel, ChatTopic, EventBus, SecurityHub
+    from grantwatch.adapters.notifier import SnsNotifier
+
+    try:
+        where = _where()
+        channels: list[Channel] = [
+            SnsNotifier(NOTICE_TOPIC, client=_Capturing(session, "sns", where)),  # type: ignore[arg-type]
+            ChatTopic(NOTICE_TOPIC, client=_Capturing(session, "sns", where)),  # type: ignore[arg-type]
+            EventBus(NOTICE_BUS, client=_Capturing(session, "events", where)),  # type: ignore[arg-type]
+            SecurityHub(NOTICE_PRODUCT, client=_Capturing(session, "securityhub", where)),  # type: ignore[arg-type]
+        ]
+        for channel in channels:
+            channel.publish(notice)
+    except Exception as error:  # recorded, never raised into the code under test
+        with session._lock:
+            session._record(Violation("a notice", "notice", None, f"{type(error).__name__}: {error}"))
+
+
 @dataclass
 class Recording:
     """Wraps botocore's BaseClient._make_api_call: every request is checked before it is sent."""
@@ -732,6 +782,7 @@ class Recording:
     session: Session
     _original: Any = None
     _wrapper: Any = None
+    _notices: Any = None
     active: bool = False
 
     def install(self) -> None:
@@ -752,14 +803,36 @@ class Recording:
 
         self._original, self._wrapper, self.active = original, checked, True
         BaseClient._make_api_call = checked  # type: ignore[attr-defined]
+        self._install_notices()
+
+    def _install_notices(self) -> None:
+        """The local pipeline's notifier (where the CLI's and many tests' notices go instead of SNS): each
+        notice it collects is checked as the requests every channel's adapter would send for it."""
+        from grantwatch.pipeline import CollectingNotifier
+
+        original = CollectingNotifier.publish
+        recording = self
+
+        def collected(notifier: Any, notice: Any) -> None:
+            if recording.active:
+                check_notice(recording.session, notice)
+            original(notifier, notice)
+
+        self._notices = original
+        CollectingNotifier.publish = collected  # type: ignore[method-assign,assignment]
 
     def uninstall(self) -> None:
         """Stops checking; restores botocore's method unless another wrapper was installed over this one."""
         from botocore.client import BaseClient
 
+        from grantwatch.pipeline import CollectingNotifier
+
         self.active = False
         if self._wrapper is not None and BaseClient._make_api_call is self._wrapper:  # type: ignore[attr-defined]
             BaseClient._make_api_call = self._original  # type: ignore[attr-defined]
+        if self._notices is not None:
+            CollectingNotifier.publish = self._notices  # type: ignore[method-assign]
+            self._notices = None
 
 
 RECORDING = Recording(SESSION)
