@@ -5,7 +5,9 @@ The stand-ins the tests run against (DynamoDB Local, moto) enforce some of these
 request that AWS would refuse can pass every test. Every botocore call, pynamodb's included (pynamodb
 builds a botocore client and calls `BaseClient._make_api_call` on it), is seen by one wrapper, which hands the
 request's parameters to the check of its operation in CHECKS. A check is pure: parameters in, the limits they
-exceed out. Each limit in LIMITS names the AWS page that documents it.
+exceed out. Each limit in LIMITS names the AWS page that documents it. The local pipeline's notifier, where
+`replay`'s and many tests' notices go instead of SNS, is wrapped too: each notice it collects is checked as
+the requests every channel's adapter would send for it.
 
 What the checks cannot see, from the request alone:
 - UpdateItem: the item that results (the stored item plus the update). The key, each value the request carries
@@ -13,8 +15,8 @@ What the checks cannot see, from the request alone:
   updates of its own is not (the store's size guards and their tests cover that).
 - TransactWriteItems: the 4 MB aggregate is the size of the items written (Put), plus the keys and values of
   the other actions, not the stored items an Update or ConditionCheck touches.
-- Limits on a response or a rate (BatchGetItem's 16 MB of answers, KMS's requests per second) and every call
-  made through a stand-in that is not a botocore client.
+- Limits on a response or a rate (BatchGetItem's 16 MB of answers, KMS's requests per second) and every
+  request a test's own stand-in (a notifier or client of its own) receives instead of a botocore client.
 """
 
 from __future__ import annotations
