@@ -350,8 +350,14 @@ def sqs_send_message_batch(params: dict[str, Any]) -> Iterator[Breach]:
 # ---- DynamoDB --------------------------------------------------------------------------------------------
 
 
-def plain(value: dict[str, Any]) -> Any:
-    """A DynamoDB attribute value of a request (`{"S": "x"}`) as the Python value dynamodb_size measures."""
+_WIRE_TYPES = {"S", "N", "B", "BOOL", "NULL", "SS", "NS", "BS", "L", "M"}
+
+
+def plain(value: Any) -> Any:
+    """A DynamoDB attribute value of a request as the Python value dynamodb_size measures: botocore's
+    `{"S": "x"}`, or already a Python value (boto3's table resource converts its values after this point)."""
+    if not (isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _WIRE_TYPES):
+        return _python(value)
     ((kind, inner),) = value.items()
     match kind:
         case "S":
@@ -373,6 +379,16 @@ def plain(value: dict[str, Any]) -> Any:
         case "M":
             return {k: plain(v) for k, v in inner.items()}
     raise ValueError(f"DynamoDB attribute value of type {kind}")
+
+
+def _python(value: Any) -> Any:
+    if type(value).__name__ == "Binary":  # boto3.dynamodb.types.Binary
+        return bytes(value.value)
+    if isinstance(value, dict):
+        return {k: _python(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_python(v) for v in value]
+    return value
 
 
 def item_size(item: dict[str, Any]) -> int:
@@ -399,8 +415,10 @@ def key_schemas() -> tuple[tuple[str, str, str | None], ...]:
     return tuple(found)
 
 
-def _key_value_size(value: dict[str, Any]) -> int | None:
-    return attribute_size(plain(value)) if {"S", "B"} & set(value) else None
+def _key_value_size(value: Any) -> int | None:
+    """A string or binary key value's size (a number key is bounded by its type, not by these limits)."""
+    converted = plain(value)
+    return attribute_size(converted) if isinstance(converted, str | bytes) else None
 
 
 def _key_values(item: dict[str, Any], where: str) -> Iterator[Breach]:

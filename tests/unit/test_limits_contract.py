@@ -440,13 +440,14 @@ def test_a_partition_key_is_held_to_a_sort_keys_limit_in_an_index_that_sorts_by_
 
 def test_a_request_the_checks_cannot_read_is_recorded_never_raised() -> None:
     with SESSION.taken() as taken:
-        SESSION.sink("a test", "dynamodb", "PutItem", {"TableName": TABLE, "Item": {"pk": {"X": "?"}}})
+        # boto3 refuses a float for DynamoDB; the contract sees it first and cannot measure it.
+        SESSION.sink("a test", "dynamodb", "PutItem", {"TableName": TABLE, "Item": {"pk": "p", "f": 1.5}})
         SESSION.sink("a test", "sns", "Publish", {"Message": "fine"})
 
     (violation,) = taken
     assert violation.breach is None
     assert violation.line() == (
-        "a test: dynamodb PutItem: the limits check failed: ValueError: DynamoDB attribute value of type X"
+        "a test: dynamodb PutItem: the limits check failed: TypeError: <class 'float'>"
     )
     assert not any("a test" in line for line in SESSION.report())
 
@@ -473,3 +474,19 @@ def test_a_notice_the_local_pipeline_collects_is_checked_as_every_channel_would_
         ("sns Publish", "sns.subject"),
     ]
     assert all(v.where.startswith(f"{__name__.replace('.', '/')}.py::") for v in taken)
+
+
+def test_a_table_resources_python_values_are_measured_as_dynamodb_counts_them() -> None:
+    # boto3's Table resource hands botocore Python values, converted to {"S": ...} after the contract.
+    within: dict[str, Any] = {
+        "TableName": TABLE,
+        "Item": {"pk": "p" * 2048, "sk": "GRANT", "n": 5, "tags": ["a"]},
+    }
+    over = {"TableName": TABLE, "Item": {"pk": "p" * 2049, "sk": "GRANT", "n": 5, "tags": ["a"]}}
+
+    assert check("dynamodb", "PutItem", within) == []
+    assert [b.limit for b in check("dynamodb", "PutItem", over)] == ["dynamodb.partition-key"]
+    # a number of one digit is 2 bytes with its name's; a list is 3 bytes plus 1 and its value's per element
+    assert (
+        item_size(within["Item"]) == item_size(_item(pk="p" * 2048)) + len("n") + 1 + len("tags") + 3 + 1 + 1
+    )
