@@ -69,4 +69,6 @@ def store(table_settings: Settings) -> DynamoGrantStore:
 # IAM as a tested contract (tests/support/iam_contract.py): every AWS call a Lambda function's code makes
 # during the run is checked against that function's policy in template.yaml; a call the policy does not
 # allow fails the run, with the list of such calls, also when pytest-xdist's workers made it.
-pytest_plugins = ["tests.support.iam_contract_plugin"]
+# AWS's documented limits as a tested contract too (tests/support/limits_contract.py): every AWS request of
+# the run is checked against the limits AWS documents for it; a request over one fails the run, with the list.
+pytest_plugins = ["tests.support.iam_contract_plugin", "tests.support.limits_contract_plugin"]
