@@ -10,11 +10,19 @@ from datetime import timedelta
 from grantwatch.adapters.functions import incident_from_map, incident_to_map
 from grantwatch.adapters.notifier import publish_request
 from grantwatch.domain.alerts import MAX_NAMED_FUNCTIONS, incident_from
-from grantwatch.domain.channels import event_entry
+from grantwatch.domain.channels import chat_notification, event_entry
+from grantwatch.domain.coverage import Target, unreachable
 from grantwatch.domain.hazards import KeyChange, KeyFact
-from grantwatch.domain.notices import alert_notice, policy_notice, resolved_notice
+from grantwatch.domain.notices import (
+    MAX_LISTED_TARGETS,
+    alert_notice,
+    policy_notice,
+    resolved_notice,
+    stale_notice,
+)
 from grantwatch.domain.risk import Assessment, Cause, Evidence, Verdict
 from tests.support.incidents import ACCOUNT, ADMIN, FUNCTION, KEY, ROLE, T0
+from tests.support.limits_contract import check
 
 SNS_MESSAGE_BYTES = 262_144
 # 3,000 functions of ordinary name length made an alert's SNS message 267 KB.
@@ -76,3 +84,23 @@ def test_an_incident_stored_with_every_function_on_its_key_reads_capped_and_coun
     assert len(again["functionsOnKey"]) == MAX_NAMED_FUNCTIONS
     assert again["functionsOnKeyCount"] == len(SHARED)
     assert incident_from_map(again) == old
+
+
+def test_the_stale_notice_about_an_organization_of_1000_accounts_fits_every_channel() -> None:
+    regions = [f"xx-region-{n:02d}" for n in range(17)]
+    late = [Target(f"{100000000000 + a}", region) for a in range(1000) for region in regions]
+    refused = "AccessDenied: User: arn:aws:sts::123456789012:assumed-role/worker/x is not authorized " * 20
+    coverage = [unreachable(target, refused, T0, None) for target in late]
+
+    notice = stale_notice(list(reversed(late)), coverage, timedelta(hours=1))
+
+    assert notice.details["targetCount"] == len(late) == 17_000
+    assert notice.details["targets"] == [t.as_json() for t in late[:MAX_LISTED_TARGETS]]
+    assert notice.message.endswith(f"... and {len(late) - MAX_LISTED_TARGETS} more: grantwatch accounts")
+    requests = [
+        ("sns", "Publish", publish_request("arn:aws:sns:us-east-1:123456789012:alerts", notice)),
+        ("events", "PutEvents", {"Entries": [event_entry(notice, "grantwatch-alerts")]}),
+    ]
+    for service, operation, params in requests:
+        assert check(service, operation, params) == [], operation
+    assert "17000 account-region(s)" in json.dumps(chat_notification(notice))

@@ -29,9 +29,13 @@ STACK_NAME = "s" * 128
 NAME_LENGTHS = {"AWS::SQS::Queue": 80, "AWS::SNS::Topic": 256, "AWS::DynamoDB::Table": 255}
 
 
-def _repeated(one: str, separator: str = ",") -> str:
-    count = (PARAMETER_VALUE_BYTES + len(separator)) // (len(one) + len(separator))
+def _repeated(one: str, bound: int, separator: str = ",") -> str:
+    count = (bound + len(separator)) // (len(one) + len(separator))
     return separator.join([one] * count)
+
+
+# List parameters: as many entries as their MaxLength (or CloudFormation's limit) holds.
+LIST_ENTRIES = {"AccountIds": "123456789012", "Regions": "ap-southeast-7"}
 
 
 # The longest value of each string parameter that AllowedValues does not list, checked against its
@@ -48,8 +52,7 @@ LONGEST = {
     "CentralRoleName": "r" * 64,
     "MemberRoleName": "m" * 64,
     "ExternalId": "x" * 1224,
-    "AccountIds": _repeated("123456789012"),
-    "Regions": _repeated("ap-southeast-7"),
+    "AccountIdsParameter": "/" + "p" * 511,
     # EventBridge Scheduler's ScheduleExpression: at most 256 characters (API_CreateSchedule).
     "ReconcileSchedule": "cron(" + "0" * 250 + ")",
     # Unbounded, and in no environment: CloudFormation's limit.
@@ -68,6 +71,8 @@ def longest(declared: dict[str, Any], name: str) -> str:
         return max((str(v) for v in declared["AllowedValues"]), key=len)
     if declared.get("Type") == "Number":
         return str(declared.get("MaxValue", declared.get("Default")))
+    if name in LIST_ENTRIES:
+        return _repeated(LIST_ENTRIES[name], int(declared.get("MaxLength", PARAMETER_VALUE_BYTES)))
     return LONGEST[name]
 
 

@@ -204,75 +204,12 @@ def test_the_handlers_build_from_the_environment_the_template_gives_them(
         organization.organization_reconciler.cache_clear()
 
 
-# The longest value each parameter that reaches a function's environment may realistically take: its
-# MaxLength or pattern's bound where the template sets one, AWS's own limit otherwise (a stack name of 128
-# characters, a Scheduler expression of 256, an SNS topic name of 256).
-# (AccountIds and AccountIdsParameter: as long as the template lets them be, CloudFormation's 4,096 bytes
-# where it sets no bound.)
-LONGEST = {
-    "LogLevel": "WARNING",
-    "RetentionDays": "9999",
-    "ChatTopicArn": f"arn:aws-us-gov:sns:us-gov-west-1:{CENTRAL}:{'t' * 256}",
-    "AlertEventBusName": "b" * 256,
-    "SelfHealingTemporaryRoleArn": f"arn:aws-us-gov:iam::{CENTRAL}:role/{'r' * 512}",
-    "SelfHealingTag": "k" * 128,
-    "SelfHealingMaxAttempts": "5",
-    "Regions": ",".join(["ap-southeast-5"] * 40),
-    "ReconcileSchedule": "c" * 256,
-    "MemberRoleName": "m" * 64,
-    "ExternalId": "e" * 1224,
-    "SecurityHubFindings": "true",
-}
-LAMBDA_ENVIRONMENT_LIMIT = 4096  # bytes, every variable's name and value together
 PARAMETER_VALUE_LIMIT = 4096  # bytes, CloudFormation's most for one parameter value
 
 
 def _longest_account_ids(declared: dict[str, Any]) -> str:
     bound = int(declared["AccountIds"].get("MaxLength", PARAMETER_VALUE_LIMIT))
     return ",".join(str(100000000000 + i) for i in range((bound + 1) // 13))
-
-
-def _longest(**parameters: str) -> Stack:
-    return Stack(
-        _central().template,
-        parameters={**PARAMETERS, **LONGEST, **parameters},
-        account=CENTRAL,
-        region="ap-southeast-5",
-        name="s" * 128,
-    )
-
-
-def _referenced_parameters(value: Any) -> set[str]:
-    if isinstance(value, list):
-        return {p for v in value for p in _referenced_parameters(v)}
-    if isinstance(value, dict):
-        if set(value) == {"Ref"} and not str(value["Ref"]).startswith("AWS::"):
-            return {str(value["Ref"])}
-        return {p for v in value.values() for p in _referenced_parameters(v)}
-    return set()
-
-
-def test_every_functions_environment_stays_under_lambdas_4_kb_with_the_longest_parameter_values() -> None:
-    stack = _longest()
-    functions = [n for n, r in stack.resources.items() if r["Type"] == "AWS::Serverless::Function"]
-    declared = stack.template["Parameters"]
-    environments = _referenced_parameters(
-        [stack.template["Globals"]["Function"]["Environment"]]
-        + [stack.resources[f]["Properties"].get("Environment", {}) for f in functions]
-    )
-    # Every parameter that reaches an environment has its longest value here (none is left at a default).
-    covered = {*LONGEST, "AccountIds", "AccountIdsParameter"}
-    assert environments & set(declared) <= covered, environments - covered
-    variants = [_longest(AccountIds=_longest_account_ids(declared), AccountIdsParameter="")]
-    if "AccountIdsParameter" in declared:
-        longest_parameter = "/" + "p" * (int(declared["AccountIdsParameter"]["MaxLength"]) - 1)
-        variants.append(_longest(AccountIds="", AccountIdsParameter=longest_parameter))
-    for variant in variants:
-        assert _assertions_hold(variant)
-        for function in functions:
-            variables = {k: str(v) for k, v in environment(variant, function).items()}
-            size = sum(len(k.encode()) + len(v.encode()) for k, v in variables.items())
-            assert size <= LAMBDA_ENVIRONMENT_LIMIT - 512, (function, size)  # room for one more variable
 
 
 def test_more_accounts_than_a_parameter_value_holds_are_refused_by_the_template_not_by_lambda() -> None:

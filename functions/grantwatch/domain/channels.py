@@ -136,9 +136,11 @@ def _description(notice: NoticeFields) -> str:
         ]
     elif kind == RECONCILIATION_STALE:
         late = [f"{_code(t.get('account'))} {_code(t.get('region'))}" for t in d.get("targets") or []]
+        count = d.get("targetCount") or len(late)
+        more = f" and {count - len(late)} more" if count > len(late) else ""
         lines = [
-            f"*Reconciliation stale*: {len(late)} account-region(s) not reconciled lately:",
-            ", ".join(late) + ".",
+            f"*Reconciliation stale*: {count} account-region(s) not reconciled lately:",
+            ", ".join(late) + more + ".",
             "Check the member role there (`grantwatch accounts`).",
         ]
     elif kind == RESOLVED:

@@ -413,24 +413,34 @@ def heal_notice(incident: Incident, outcome: HealOutcome) -> Notice:
     )
 
 
+# The account-regions a stale notice names; it counts them all.
+MAX_LISTED_TARGETS = 25
+
+
 def stale_notice(found: Sequence[Target], coverage: Iterable[Coverage], interval: timedelta) -> Notice:
-    """Account-regions whose last successful organization reconciliation is too old."""
+    """Account-regions whose last successful organization reconciliation is too old: the first
+    MAX_LISTED_TARGETS of them, in account and region order, and how many there are (an organization of
+    thousands of account-regions would pass SNS's 256 KB; `grantwatch accounts` lists every one)."""
     known = {c.target: c for c in coverage}
+    late = sorted(found, key=lambda t: (t.account, t.region))
+    shown = late[:MAX_LISTED_TARGETS]
     lines = []
-    for target in found:
+    for target in shown:
         entry = known[target]
         last = utc_iso(entry.last_reconciled_at) if entry.last_reconciled_at else "never"
-        error = f"; last error: {entry.errors[0]}" if entry.errors else ""
+        error = f"; last error: {clean(entry.errors[0], 300)}" if entry.errors else ""
         lines.append(f"{target.account} {target.region}: last reconciled {last}{error}")
+    if len(late) > len(shown):
+        lines.append(f"... and {len(late) - len(shown)} more: grantwatch accounts")
     hours = interval.total_seconds() / 3600
     # The same id for as long as the same account-regions are late: a channel that deduplicates or threads
     # by incident id (chat, EventBridge rules) sees one story, not a new one each hour.
-    listed = "\n".join(sorted(f"{t.account} {t.region}" for t in found))
+    listed = "\n".join(f"{t.account} {t.region}" for t in late)
     notice_id = f"{RECONCILIATION_STALE}-{hashlib.sha256(listed.encode()).hexdigest()[:16]}"
     return Notice(
         kind=NoticeKind.INFO,
         incident_id=notice_id,
-        subject=f"grantwatch: {len(found)} account-region(s) not reconciled lately",
+        subject=f"grantwatch: {len(late)} account-region(s) not reconciled lately",
         message=(
             f"Reconciliation has not succeeded for more than {STALE_AFTER_INTERVALS} schedule intervals "
             f"({STALE_AFTER_INTERVALS * hours:g} h) in:\n" + "\n".join(lines)
@@ -440,7 +450,8 @@ def stale_notice(found: Sequence[Target], coverage: Iterable[Coverage], interval
             "incidentId": notice_id,
             "alertType": RECONCILIATION_STALE,
             "severity": "warning",
-            "targets": [t.as_json() for t in found],
+            "targets": [t.as_json() for t in shown],
+            "targetCount": len(late),
         },
     )
 
