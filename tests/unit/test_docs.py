@@ -39,7 +39,7 @@ AWS_NAMES = {
     "ChannelDeliveryAbandoned", "ChannelDeliveryFailed",  # the evaluator's and remediation's metrics
     "InvalidAccessException", "ResourceNotFoundException",  # what a channel answers when it cannot take one
     "State", "Status", "String", "StringList", "GetParameter",
-    "GetParametersByPath", "SecureString",
+    "GetParametersByPath", "SecureString", "ScheduleV2",
 }  # fmt: skip
 # Options of other tools (the AWS CLI) that the docs quote on their own.
 OTHER_TOOLS_OPTIONS = {"--config-env", "--include-property-values", "--kms-key-arn", "--role"}
