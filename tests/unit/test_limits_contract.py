@@ -455,22 +455,21 @@ def test_a_request_the_checks_cannot_read_is_recorded_never_raised() -> None:
 def test_a_notice_the_local_pipeline_collects_is_checked_as_every_channel_would_send_it() -> None:
     notifier = CollectingNotifier()
     resolved = NOTICES["resolved"]
-    empty_id = replace(resolved, incident_id="")
+    long_message = replace(resolved, message="m" * 262_145)
     long_subject = replace(resolved, subject="s" * 101)
 
     with SESSION.taken() as taken:
         for notice in NOTICES.values():
             notifier.publish(notice)
         within = list(taken)
-        notifier.publish(empty_id)
+        notifier.publish(long_message)
         notifier.publish(long_subject)
 
     assert within == []
-    assert notifier.notices[-2:] == [empty_id, long_subject]  # collected as before
+    assert notifier.notices[-2:] == [long_message, long_subject]  # collected as before
     found = [(v.call, v.breach.limit) for v in taken if v.breach]
     assert found == [
-        ("sns Publish", "sns.attribute-value"),  # the text topic
-        ("sns Publish", "sns.attribute-value"),  # the chat topic
+        ("sns Publish", "sns.message-size"),  # the text topic; the chat topic sends a card, not the text
         ("sns Publish", "sns.subject"),
     ]
     assert all(v.where.startswith(f"{__name__.replace('.', '/')}.py::") for v in taken)
