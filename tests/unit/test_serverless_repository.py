@@ -36,9 +36,9 @@ def test_every_function_event_type_is_one_the_repository_accepts() -> None:
 
 def test_the_tagged_functions_policy_is_inline_on_the_remediation_role_and_read_by_the_iam_contract() -> None:
     stack = Stack.load(TEMPLATE, parameters=PARAMETERS)
-    policy = stack.resources["RemediationTaggedFunctionsPolicy"]
+    policy = stack.resources["RemediationTaggedFunctionsRolePolicy"]
     assert policy["Type"] == "AWS::IAM::Policy"
-    assert stack.resources["RemediationFunction"]["DependsOn"] == "RemediationTaggedFunctionsPolicy"
+    assert stack.resources["RemediationFunction"]["DependsOn"] == "RemediationTaggedFunctionsRolePolicy"
     tagged = [s for s in statements(stack, "RemediationFunction") if s.get("Sid") == "TaggedFunctionsOnly"]
     assert [s["Condition"] for s in tagged] == [
         {"StringEqualsIgnoreCase": {"aws:ResourceTag/grantwatch:self-heal": "true"}}

@@ -354,7 +354,7 @@ def test_self_healing_is_off_by_default_and_every_resource_of_it_is_conditional(
     remediation = {name for name in RESOURCES if name.startswith("Remediation")}
     assert remediation >= {
         "RemediationFunction",
-        "RemediationTaggedFunctionsPolicy",
+        "RemediationTaggedFunctionsRolePolicy",
         "RemediationErrorsAlarm",
     }
     assert all(RESOURCES[name].get("Condition") == "SelfHealingEnabled" for name in remediation)
@@ -400,7 +400,7 @@ def _actions(statement: dict[str, Any]) -> set[str]:
 
 
 def test_the_remediation_function_may_change_tagged_functions_only() -> None:
-    tagged = RESOURCES["RemediationTaggedFunctionsPolicy"]
+    tagged = RESOURCES["RemediationTaggedFunctionsRolePolicy"]
     # an inline policy of the function's own role: the Serverless Application Repository takes no managed one
     assert tagged["Type"] == "AWS::IAM::Policy"
     assert tagged["Properties"]["Roles"] == [{"Ref": "RemediationFunctionRole"}]
@@ -424,7 +424,7 @@ def test_the_remediation_function_may_change_tagged_functions_only() -> None:
     assert create_grant["Condition"]["Bool"] == {"kms:GrantIsForAWSResource": "true"}
     assert "kms:ViaService" in create_grant["Condition"]["StringEquals"]
 
-    text = RESOURCES["RemediationTaggedFunctionsPolicy"]["Properties"]["PolicyDocument"]["Fn::Sub"]
+    text = RESOURCES["RemediationTaggedFunctionsRolePolicy"]["Properties"]["PolicyDocument"]["Fn::Sub"]
     document = json.loads(
         text.replace("${SelfHealingTag}", "grantwatch:self-heal")
         .replace("${AWS::Partition}", "aws")
