@@ -1,5 +1,5 @@
 """Where a notice stands in each channel (grantwatch.domain.delivery), and the alarm that watches the
-channels that fail (template.yaml's ChannelDeliveryAlarm on the handlers' ChannelDeliveryFailed)."""
+channels that give up (template.yaml's ChannelDeliveryAlarm on the handlers' ChannelDeliveryAbandoned)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from grantwatch.domain.delivery import (
     states_from_map,
     states_to_map,
 )
-from grantwatch.handlers.delivery_metrics import FAILED
+from grantwatch.handlers.delivery_metrics import ABANDONED
 from tests.support.cloudformation import Stack
 from tests.support.reliability.delivery import RetryPolicy
 from tests.support.samples import TEMPLATE
@@ -84,15 +84,13 @@ def test_the_channel_delivery_alarm_sums_what_the_evaluator_and_remediation_coun
         for f in ("EvaluatorFunction", "RemediationFunction")
     }
     watched = {m["Id"]: m["MetricStat"]["Metric"] for m in alarm["Metrics"] if "MetricStat" in m}
-    assert {(m["Namespace"], m["MetricName"]) for m in watched.values()} == {(namespace, FAILED)}
+    assert {(m["Namespace"], m["MetricName"]) for m in watched.values()} == {(namespace, ABANDONED)}
     assert {
         d["Value"] for m in watched.values() for d in m["Dimensions"] if d["Name"] == "service"
     } == services
     (summed,) = [m for m in alarm["Metrics"] if m.get("ReturnData")]
     assert all(metric_id in summed["Expression"] for metric_id in watched)
-    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (
-        MAX_CHANNEL_ATTEMPTS,
-        "GreaterThanOrEqualToThreshold",
-    )
+    # One notice given up on is one channel that never received it: an hour boundary cannot split it.
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
     raw = s.resources["ChannelDeliveryAlarm"]["Properties"]["AlarmActions"]
     assert raw == s.resources["EvaluationLagAlarm"]["Properties"]["AlarmActions"]  # AlarmTopicArn, if set
