@@ -160,7 +160,7 @@ def test_only_the_two_pagerduty_rules_may_send_to_the_dead_letter_queue() -> Non
 
 
 @pytest.mark.parametrize(("bus", "with_bus_dimension"), [("ops", True), ("default", False)])
-def test_the_delivery_alarm_watches_both_rules_failed_invocations_and_the_queue(
+def test_the_delivery_alarm_watches_both_rules_failed_and_lost_invocations_and_the_queue(
     bus: str, with_bus_dimension: bool
 ) -> None:
     stack = central(
@@ -179,12 +179,13 @@ def test_the_delivery_alarm_watches_both_rules_failed_invocations_and_the_queue(
         stat = metric["MetricStat"]["Metric"]
         dimensions = {d["Name"]: d["Value"] for d in stat["Dimensions"]}
         if stat["Namespace"] == "AWS/Events":
-            assert stat["MetricName"] == "FailedInvocations"
+            # failed, and failed even to reach the dead-letter queue (lost)
+            assert stat["MetricName"] in {"FailedInvocations", "InvocationsFailedToBeSentToDlq"}
             # EventBridge reports a custom bus's rules with EventBusName and RuleName, the default bus's
             # with RuleName alone
             assert ("EventBusName" in dimensions) is with_bus_dimension
             assert dimensions.get("EventBusName", bus) == bus
-            watched.add(dimensions["RuleName"])
+            watched.add((dimensions["RuleName"], stat["MetricName"]))
         else:
             assert (stat["Namespace"], stat["MetricName"]) == (
                 "AWS/SQS",
@@ -192,7 +193,11 @@ def test_the_delivery_alarm_watches_both_rules_failed_invocations_and_the_queue(
             )
             assert dimensions == {"QueueName": stack.attribute("PagerDutyDeadLetterQueue", "QueueName")}
             watched.add("queue")
-    assert watched == rule_names | {"queue"}
+    assert watched == {
+        (rule, name)
+        for rule in rule_names
+        for name in ("FailedInvocations", "InvocationsFailedToBeSentToDlq")
+    } | {"queue"}
     (expression,) = [m for m in metrics.values() if m.get("ReturnData")]
     assert all(f"FILL({id_}, 0)" in expression["Expression"] for id_ in metrics if id_ != expression["Id"])
     assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
