@@ -163,9 +163,10 @@ def test_the_central_bus_admits_the_organization_only_and_its_rules_listen_on_it
             for s in FORWARDER["Resources"][r]["Properties"]["EventPattern"]["source"]
         }
     )
-    condition = statement["Condition"]["StringEquals"]
-    assert condition["aws:PrincipalOrgID"] == {"Ref": "OrganizationId"}
-    assert sorted(condition["events:source"]) == forwarded  # only what member accounts forward
+    condition = statement["Condition"]
+    assert condition["StringEquals"] == {"aws:PrincipalOrgID": {"Ref": "OrganizationId"}}
+    # only what member accounts forward, in every entry of a request
+    assert sorted(condition["ForAllValues:StringEquals"]["events:source"]) == forwarded
     for name, resource in resources.items():
         if resource["Type"] != "AWS::Events::Rule":
             continue

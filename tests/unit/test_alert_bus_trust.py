@@ -55,9 +55,10 @@ def _bus_policy(stack: Stack) -> list[dict[str, Any]]:
     return [statement]
 
 
-def _put_events(stack: Stack, org: str, source: str) -> Request:
+def _put_events(stack: Stack, org: str, *sources: str) -> Request:
+    """A PutEvents request of one entry per source: events:source holds every entry's Source."""
     bus = f"arn:aws:events:eu-central-1:{CENTRAL}:event-bus/{stack.parameter('EventBusName')}"
-    return Request("events:PutEvents", bus, (("aws:PrincipalOrgID", (org,)), ("events:source", (source,))))
+    return Request("events:PutEvents", bus, (("aws:PrincipalOrgID", (org,)), ("events:source", sources)))
 
 
 # --- the organization bus policy ----------------------------------------------------------------------------
@@ -65,26 +66,29 @@ def _put_events(stack: Stack, org: str, source: str) -> Request:
 
 def test_the_bus_policy_admits_exactly_the_sources_the_member_forwarders_send() -> None:
     (statement,) = _bus_policy(central())
-    assert sorted(statement["Condition"]["StringEquals"]["events:source"]) == sorted(_forwarded_sources())
-    assert statement["Condition"]["StringEquals"]["aws:PrincipalOrgID"] == ORGANIZATION
+    condition = statement["Condition"]
+    assert sorted(condition["ForAllValues:StringEquals"]["events:source"]) == sorted(_forwarded_sources())
+    assert condition["StringEquals"] == {"aws:PrincipalOrgID": ORGANIZATION}
 
 
 @pytest.mark.parametrize(
-    ("organization", "source", "allowed"),
+    ("organization", "sources", "allowed"),
     [
-        (ORGANIZATION, "aws.kms", True),  # a member's forwarded KMS event
-        (ORGANIZATION, "aws.lambda", True),
-        (ORGANIZATION, "aws.iam", True),
-        (ORGANIZATION, "grantwatch", False),  # a member principal forging a notice
-        (ORGANIZATION, "com.example.anything", False),
-        (OTHER_ORGANIZATION, "aws.kms", False),  # outside the organization
+        (ORGANIZATION, ("aws.kms",), True),  # a member's forwarded KMS event
+        (ORGANIZATION, ("aws.lambda",), True),
+        (ORGANIZATION, ("aws.iam",), True),
+        (ORGANIZATION, ("aws.kms", "aws.iam"), True),  # a batch of forwarded events
+        (ORGANIZATION, ("grantwatch",), False),  # a member principal forging a notice
+        (ORGANIZATION, ("aws.kms", "grantwatch"), False),  # a forged notice hidden in a forwarded batch
+        (ORGANIZATION, ("com.example.anything",), False),
+        (OTHER_ORGANIZATION, ("aws.kms",), False),  # outside the organization
     ],
 )
 def test_the_bus_policy_decides_each_event_by_its_source_and_organization(
-    organization: str, source: str, allowed: bool
+    organization: str, sources: tuple[str, ...], allowed: bool
 ) -> None:
     stack = central()
-    assert decide(_bus_policy(stack), _put_events(stack, organization, source)).allowed is allowed
+    assert decide(_bus_policy(stack), _put_events(stack, organization, *sources)).allowed is allowed
 
 
 # --- the PagerDuty rules ------------------------------------------------------------------------------------
