@@ -30,7 +30,7 @@ from grantwatch.pipeline import CollectingNotifier
 from grantwatch.ports import AccountSourceError
 from grantwatch.settings import Settings, SettingsError
 from grantwatch.wiring import fan_out
-from tests.support.iam_contract import PARAMETERS, SESSION
+from tests.support.iam_contract import PARAMETERS, SESSION, stands_for
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.moto_server import moto_server
 
@@ -164,9 +164,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     with moto_server(monkeypatch, "SSM", "SQS"):
-        yield boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="reconciliations")[
-            "QueueUrl"
-        ]
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        yield stands_for("OrganizationQueue", sqs.create_queue(QueueName="reconciliations")["QueueUrl"])
 
 
 def _queued(queue_url: str) -> int:
@@ -297,3 +296,30 @@ def test_an_account_source_that_cannot_be_right_is_refused_by_name(
     with pytest.raises(SettingsError) as refused:
         Settings(**settings)  # type: ignore[arg-type]
     assert refused.value.name == name
+
+
+def test_the_fan_out_logs_and_answers_a_bounded_summary_of_17000_late_account_regions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    late = [
+        {"account": f"{100000000000 + a}", "region": f"xx-region-{r:02d}"}
+        for a in range(1000)
+        for r in range(17)
+    ]
+
+    class Late:
+        def run(self, now: datetime) -> dict[str, Any]:
+            return {"queued": 17_000, "notQueued": late[:40], "stale": late}
+
+    monkeypatch.setattr(handler, "fan_out", lambda: Late())
+    log_stream = io.StringIO()
+    monkeypatch.setattr(handler.logger.registered_handler, "stream", log_stream)
+
+    answer = handler.lambda_handler({}, FakeLambdaContext("OrganizationFanOutFunction"))
+
+    assert (answer["staleCount"], answer["notQueuedCount"]) == (17_000, 40)
+    assert answer["stale"] == late[: handler.LISTED_TARGETS]
+    lines = log_stream.getvalue().splitlines()
+    assert [json.loads(line)["message"] for line in lines] == ["reconciliations not queued", "fanned out"]
+    # CloudWatch Logs takes at most 256 KB per event
+    assert all(len(line.encode()) < 16 * 1024 for line in lines)

@@ -196,12 +196,12 @@ def test_the_delivery_alarm_watches_both_rules_failed_and_lost_invocations_and_t
                 "ApproximateNumberOfMessagesVisible",
             )
             assert dimensions == {"QueueName": stack.attribute("PagerDutyDeadLetterQueue", "QueueName")}
-            watched.add("queue")
+            watched.add(("queue", "ApproximateNumberOfMessagesVisible"))
     assert watched == {
         (rule, name)
         for rule in rule_names
         for name in ("FailedInvocations", "InvocationsFailedToBeSentToDlq")
-    } | {"queue"}
+    } | {("queue", "ApproximateNumberOfMessagesVisible")}
     (expression,) = [m for m in metrics.values() if m.get("ReturnData")]
     assert all(f"FILL({id_}, 0)" in expression["Expression"] for id_ in metrics if id_ != expression["Id"])
     assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")

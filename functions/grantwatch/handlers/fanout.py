@@ -39,7 +39,26 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return {"queued": 0, "notQueued": [], "stale": [], "error": {"reason": error.reason}}
     metrics.add_metric(name="ReconciliationsQueued", unit=MetricUnit.Count, value=result["queued"])
     metrics.add_metric(name="AccountRegionsStale", unit=MetricUnit.Count, value=len(result["stale"]))
+    summary = summarised(result)
     if result["notQueued"]:
-        logger.error("reconciliations not queued", extra={"targets": result["notQueued"]})
-    logger.info("fanned out", extra=result)
-    return result
+        logger.error(
+            "reconciliations not queued",
+            extra={"targets": summary["notQueued"], "count": summary["notQueuedCount"]},
+        )
+    logger.info("fanned out", extra=summary)
+    return summary
+
+
+# The account-regions a log line or the answer names; both count them all. Thousands of them would pass
+# CloudWatch Logs' 256 KB per event (`grantwatch accounts` lists every one).
+LISTED_TARGETS = 25
+
+
+def summarised(result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "queued": result["queued"],
+        "notQueued": result["notQueued"][:LISTED_TARGETS],
+        "notQueuedCount": len(result["notQueued"]),
+        "stale": result["stale"][:LISTED_TARGETS],
+        "staleCount": len(result["stale"]),
+    }
