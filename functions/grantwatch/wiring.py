@@ -130,7 +130,7 @@ def healer(
         records=DynamoHealRecords(settings),
         aws=AwsFunctionHealer(region=settings.region),
         # only the topic's failure fails a heal: a retry after a lost chat card or finding would heal again
-        notifier=alert_notifier(settings, topic_arn, required=("sns",)) if topic_arn else None,
+        notifier=alert_notifier(settings, topic_arn) if topic_arn else None,
         policy=policy
         or HealPolicy(
             tag=settings.heal_tag,

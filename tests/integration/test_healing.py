@@ -839,7 +839,7 @@ def test_a_heal_outcome_a_channel_refuses_is_counted_once_and_does_not_fail_the_
             raise ConnectionError("bus unreachable")
 
     heal = healer(cloud, table_settings, LambdaStandIn(cloud, creates_grant=True))
-    heal.notifier = FanOut([("sns", SnsNotifier(cloud.topic, cloud.sns)), ("events", Gone())], ("sns",))
+    heal.notifier = FanOut([("sns", SnsNotifier(cloud.topic, cloud.sns)), ("events", Gone())])
     heal.monitor = Counted()
     report = heal.heal(story.function)
     assert report.healed

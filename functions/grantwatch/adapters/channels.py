@@ -12,7 +12,6 @@ and PagerDuty deduplicates a trigger by its dedup_key (the incident id)."""
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -96,16 +95,12 @@ class SecurityHub:
 
 class FanOut:
     """Sends each notice to every channel; one failing does not stop the others. `publish` raises the
-    failures together after all were tried (with `required`, only those channels' failures; the others'
-    are logged). `deliver` raises nothing: it says which channels took the notice and why the others
-    failed, and leaves out the channels already delivered (the evaluator keeps that per notice, so a
-    retry sends only what is still unsent)."""
+    failures together after all were tried. `deliver` raises nothing: it says which channels took the
+    notice and why the others failed, and leaves out the channels already delivered (the evaluator keeps
+    that per notice, so a retry sends only what is still unsent)."""
 
-    def __init__(
-        self, channels: Sequence[tuple[str, Channel]], required: Sequence[str] | None = None
-    ) -> None:
+    def __init__(self, channels: Sequence[tuple[str, Channel]]) -> None:
         self.channels = tuple(channels)
-        self.required = None if required is None else frozenset(required)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -126,17 +121,10 @@ class FanOut:
         return Delivery(frozenset(delivered), failed)
 
     def publish(self, notice: Notice) -> None:
-        raised: list[str] = []
-        for name, reason in self.deliver(notice).failed.items():
-            if self.required is None or name in self.required:
-                raised.append(f"{name}: {reason}")
-            else:
-                logging.getLogger(__name__).warning(
-                    "notice not delivered",
-                    extra={"incidentId": notice.incident_id, "channel": name, "reason": reason},
-                )
-        if raised:
-            raise ChannelError(f"notice {notice.incident_id} not delivered to {'; '.join(raised)}")
+        failed = self.deliver(notice).failed
+        if failed:
+            listed = "; ".join(f"{name}: {reason}" for name, reason in failed.items())
+            raise ChannelError(f"notice {notice.incident_id} not delivered to {listed}")
 
 
 def _reason(error: Exception) -> str:
@@ -162,7 +150,7 @@ def configured_channels(settings: Settings, topic_arn: str | None) -> list[tuple
     return channels
 
 
-def alert_notifier(settings: Settings, topic_arn: str, *, required: Sequence[str] | None = None) -> Channel:
-    """The SNS topic alone, or every configured channel behind one publish (see FanOut for `required`)."""
+def alert_notifier(settings: Settings, topic_arn: str) -> Channel:
+    """The SNS topic alone, or every configured channel behind one publish."""
     channels = configured_channels(settings, topic_arn)
-    return channels[0][1] if len(channels) == 1 else FanOut(channels, required)
+    return channels[0][1] if len(channels) == 1 else FanOut(channels)

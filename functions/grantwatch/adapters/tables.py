@@ -93,10 +93,3 @@ def settle_expiry(
             return None
         raise
     return Stamped.STAMPED if stored is None else Stamped.RESTAMPED
-    try:
-        item.update(actions=[attribute.set(expires)], condition=attribute.does_not_exist())
-    except UpdateError as error:
-        if error_code(error) == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
