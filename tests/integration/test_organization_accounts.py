@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import boto3
+import botocore
 import pytest
 from botocore.stub import Stubber
 
@@ -150,6 +151,7 @@ def test_a_listing_of_which_no_account_is_kept_is_an_error_logged_and_counted_no
     [logged] = [json.loads(line) for line in log_stream.getvalue().splitlines()]
     assert logged["level"] == "ERROR" and logged["message"] == "accounts not listed"
     assert logged["reason"] == "none-active" and logged["listed"] == len(listed)
+    assert logged["botocore"] == botocore.__version__  # the SDK whose model may predate State
     assert "Traceback" not in log_stream.getvalue()
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     [metrics] = [line for line in emitted if "_aws" in line]

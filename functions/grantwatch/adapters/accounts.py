@@ -171,6 +171,8 @@ class OrganizationAccounts:
                 f"(states: {', '.join(f'{s} {n}' for s, n in sorted(states.items()))})",
                 listed=listed,
                 states=dict(sorted(states.items())),
+                # a botocore whose model predates State drops it, and Status is gone: the runtime's SDK
+                botocore=_botocore_version(),
             )
         return sorted(found)
 
@@ -350,3 +352,9 @@ class MemberRoles:
             aws_session_token=credentials["SessionToken"],
             region_name=target.region,
         )
+
+
+def _botocore_version() -> str:
+    import botocore
+
+    return str(botocore.__version__)
