@@ -3,12 +3,10 @@ records fails the whole run and is listed by the controller, and the allowed cal
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-from tests.support.samples import ROOT
+from tests.support.pytest_runs import run_pytest
 
 _CALLS = """
 from tests.support.iam_contract import SESSION, Call, stands_for
@@ -32,24 +30,7 @@ def test_disallowed_on_another() -> None:
 
 
 def _run_on_two_workers(tests: Path, *options: str) -> subprocess.CompletedProcess[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-p",
-        "tests.support.iam_contract_plugin",
-        "-p",
-        "no:cacheprovider",
-    ]
-    return subprocess.run(
-        [*command, "--rootdir", str(tests.parent), *options, str(tests)],
-        capture_output=True,
-        text=True,
-        cwd=tests.parent,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=120,
-        check=False,
-    )
+    return run_pytest("tests.support.iam_contract_plugin", tests, *options)
 
 
 def test_a_disallowed_call_on_a_worker_fails_the_run_and_every_workers_calls_count(tmp_path: Path) -> None:

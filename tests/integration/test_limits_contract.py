@@ -5,9 +5,7 @@ limit fails the whole run and is listed, while a test that declares its excess i
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import boto3
@@ -19,7 +17,7 @@ from pynamodb.exceptions import PutError
 from grantwatch.settings import Settings
 from tests.support.limits_contract import SESSION
 from tests.support.moto_server import moto_server
-from tests.support.samples import ROOT
+from tests.support.pytest_runs import run_pytest
 
 NODE = "tests/integration/test_limits_contract.py::"
 
@@ -93,24 +91,7 @@ def test_marked_for_nothing() -> None:
 
 
 def _run(tests: Path, *options: str) -> subprocess.CompletedProcess[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-p",
-        "tests.support.limits_contract_plugin",
-        "-p",
-        "no:cacheprovider",
-    ]
-    return subprocess.run(
-        [*command, "--rootdir", str(tests.parent), *options, str(tests)],
-        capture_output=True,
-        text=True,
-        cwd=tests.parent,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=120,
-        check=False,
-    )
+    return run_pytest("tests.support.limits_contract_plugin", tests, *options)
 
 
 def test_a_request_over_a_limit_on_a_worker_fails_the_run_and_is_listed(tmp_path: Path) -> None:
