@@ -8,7 +8,6 @@ incidents are stored or how remediation finds the incident an alert is about.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -436,6 +435,8 @@ def stale_notice(found: Sequence[Target], coverage: Iterable[Coverage], interval
     # The same id for as long as the same account-regions are late: a channel that deduplicates or threads
     # by incident id (chat, EventBridge rules) sees one story, not a new one each hour.
     listed = "\n".join(f"{t.account} {t.region}" for t in late)
+    import hashlib  # here: only the fan-out hashes, and _hashlib costs every other handler's cold start 3 ms
+
     notice_id = f"{RECONCILIATION_STALE}-{hashlib.sha256(listed.encode()).hexdigest()[:16]}"
     return Notice(
         kind=NoticeKind.INFO,
