@@ -17,6 +17,7 @@ import typer.main
 
 from grantwatch.cli import app
 from grantwatch.template import load_template
+from tests.support.capabilities import code_blocks
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ("template.yaml", "member/forwarder.yaml", "forwarders/iam-role-events.yaml")
@@ -65,16 +66,7 @@ class Doc:
         return str(self.path.relative_to(ROOT))
 
     def code_blocks(self) -> Iterator[list[str]]:
-        block: list[str] | None = None
-        for line in self.text.splitlines():
-            if line.startswith("```"):
-                if block is None:
-                    block = []
-                else:
-                    yield block
-                    block = None
-            elif block is not None:
-                block.append(line)
+        return code_blocks(self.text)
 
     def spans(self) -> list[str]:
         prose = re.sub(r"^```.*?^```", "", self.text, flags=re.MULTILINE | re.DOTALL)
