@@ -12,16 +12,16 @@ except the SNS topic: grantwatch.domain.delivery).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
 from grantwatch.domain.alerts import Incident, incident_from, unpredicted_incident
-from grantwatch.domain.delivery import Settled
+from grantwatch.domain.delivery import NOTICE_LEASE, ChannelState, Settled
 from grantwatch.domain.facts import Actor
 from grantwatch.domain.fixes import configured_on_aws_managed_key
 from grantwatch.domain.functions import FunctionState
-from grantwatch.domain.hazards import DecryptFailure, KeyChange, role_key
+from grantwatch.domain.hazards import DecryptFailure, KeyChange, KeyStatus, RoleStatus, role_key
 from grantwatch.domain.lineage import GrantState
 from grantwatch.domain.notices import Notice, NoticeKind, alert_notice, policy_notice, resolved_notice
 from grantwatch.domain.records import EvaluationRequest
@@ -38,12 +38,16 @@ from grantwatch.domain.risk import (
 from grantwatch.outbox import send
 from grantwatch.ports import (
     DeliveryMonitor,
+    EvaluationReader,
     EvaluationScheduler,
+    FunctionSnapshot,
     FunctionStore,
     GrantStore,
     HazardReader,
     HazardStore,
+    IncidentRecord,
     Notifier,
+    ReadsTogether,
 )
 
 # One loss however it was learnt: a reconciliation's "vanished" and the late RetireGrant are the same news.
@@ -77,6 +81,17 @@ def next_step(assessment: Assessment, current: Incident | None, function: Functi
     return Step.NOTHING if fixed_since(assessment, function.failed_at, function) else Step.OPEN_UNPREDICTED
 
 
+@dataclass(frozen=True)
+class _Change:
+    """What `Evaluator._apply` wrote: the incident now open (when it opened one), with the alert's channel
+    states if it holds the alert's claim, or the incident it resolved."""
+
+    opened: bool = False
+    current: IncidentRecord | None = None
+    claimed: dict[str, ChannelState] | None = None
+    resolved: IncidentRecord | None = None
+
+
 @dataclass
 class Evaluator:
     grants: GrantStore
@@ -86,6 +101,13 @@ class Evaluator:
     scheduler: EvaluationScheduler
     temporary_role: str | None = None  # SelfHealingTemporaryRoleArn: the role switch in alerts uses it
     monitor: DeliveryMonitor | None = None  # counts the channels that fail (the handler's metrics)
+    # what an evaluation reads: on DynamoDB, one Query and one BatchGetItem (the grant store's
+    # `evaluation_reader`); else the stores' own reads, one by one
+    reader: EvaluationReader | None = None
+
+    def __post_init__(self) -> None:
+        if self.reader is None and isinstance(self.grants, ReadsTogether):
+            self.reader = self.grants.evaluation_reader(self.functions, self.hazards)
 
     def run(self, request: EvaluationRequest, now: datetime) -> list[Notice]:
         """Evaluate what the request names; returns the notices published. A key or role request asks
@@ -106,19 +128,71 @@ class Evaluator:
         return []
 
     def evaluate(self, function_arn: str, now: datetime) -> list[Notice]:
-        """Evaluate one function now."""
-        functions = self.functions
-        published: list[Notice] = []
-        open_id = functions.open_incident_id(function_arn)
-        function = functions.get(function_arn)
-        if function is None:
-            functions.touch(function_arn)  # known from its grants only: list it with the others
-        grants = list(self.grants.grants(function=function_arn))
-        assessment, dependency = self._assess(function_arn, grants, function)
-        current = functions.incident(function_arn, open_id) if open_id else None
+        """Evaluate one function now: one read of all that is known of it (`EvaluationReader`), and writes
+        only when something changes."""
+        reader = self.reader or StoreReader(self.grants, self.functions, self.hazards)
+        snapshot = reader.snapshot(function_arn)
+        function = snapshot.function
+        assessment, dependency = self._assess(snapshot)
+        if function is None and dependency is None:
+            self.functions.touch(function_arn)  # known from its grants only: list it with the others
+        current = snapshot.open_incident
         step = next_step(assessment, current.incident if current else None, function)
+        change = self._apply(step, snapshot, assessment, dependency, now)
 
-        opened: Incident | None = None
+        published: list[Notice] = []
+        unsent = snapshot.unsent_resolutions()
+        if change.resolved is not None and change.resolved.notified:
+            unsent.append(change.resolved)
+        if change.opened:
+            current = change.current
+        if (
+            step is not Step.RESOLVE
+            and current is not None
+            and current.status == "open"
+            and not current.notified
+        ):
+            alert = alert_notice(current.incident, self.temporary_role)
+            after = self._publish(current.incident, alert, now, published, claimed=change.claimed)
+            # resolved by another evaluation while this one sent the alert: the resolved notice is this
+            # one's to send (the other saw no alert sent yet)
+            if after is not None and after.status == "resolved" and not after.resolved_notified:
+                unsent.append(after)
+        for record in unsent:
+            notice = resolved_notice(
+                record.incident,
+                record.resolved_reason or "resolved",
+                record.resolved_at or now,
+                record.resolved_grant_id,
+            )
+            self._publish(record.incident, notice, now, published)
+        return published
+
+    def _apply(
+        self,
+        step: Step,
+        snapshot: FunctionSnapshot,
+        assessment: Assessment,
+        dependency: Dependency | None,
+        now: datetime,
+    ) -> _Change:
+        """Open, supersede or resolve the function's incident, as `step` says. An incident opened here has
+        its alert claimed in the same write."""
+        functions, function, current = self.functions, snapshot.function, snapshot.open_incident
+        claim = now + NOTICE_LEASE
+        if step is Step.RESOLVE and current is not None:
+            grant_id = assessment.usable.grant_id if assessment.usable else None
+            reason = "can decrypt again" if assessment.verdict is Verdict.SAFE else assessment.reason
+            if not functions.resolve(current.incident, now, reason, grant_id):
+                return _Change()
+            closed = replace(
+                current,
+                status="resolved",
+                resolved_at=now,
+                resolved_reason=reason,
+                resolved_grant_id=grant_id,
+            )
+            return _Change(resolved=closed)
         if step in (Step.OPEN, Step.SUPERSEDE):
             on_key = (
                 self.hazards.dependents_of_key(assessment.key_arn or "") if _about_key(assessment) else []
@@ -127,67 +201,54 @@ class Evaluator:
                 assessment, now, on_key, aws_managed_key=configured_on_aws_managed_key(function)
             )
             if step is Step.OPEN:
-                functions.open(opened)
-            elif current is not None:
-                functions.supersede(current.incident, opened)
+                written = functions.open(opened, claimed_until=claim)
+            else:
+                written = current is not None and functions.supersede(
+                    current.incident, opened, claimed_until=claim
+                )
         elif step is Step.OPEN_UNPREDICTED and function is not None and function.failed_at is not None:
-            failure = Evidence(
-                what=f"failed with {function.failure_error or 'an error'}",
-                event_name="Decrypt",
-                event_id=function.failure_event_id or "unknown",
-                at=function.failed_at,
-                actor=Actor(principal=function_arn, identity_type=None, via=None),
-            )
-            key = (
-                (dependency.key_arn if dependency else None)
-                or function.failure_key_arn
-                or function.kms_key_arn
-            )
-            role = (dependency.role if dependency else None) or function.role
-            # No customer managed key known: the one reset that works on any key is the role switch.
-            aws_managed = configured_on_aws_managed_key(function) or key is None
-            opened = unpredicted_incident(
-                function_arn, key or "unknown", role, failure, now, aws_managed_key=aws_managed
-            )
-            functions.open(opened)
-        elif step is Step.RESOLVE and current is not None:
-            grant_id = assessment.usable.grant_id if assessment.usable else None
-            reason = "can decrypt again" if assessment.verdict is Verdict.SAFE else assessment.reason
-            functions.resolve(current.incident, now, reason, grant_id)
-
-        if opened is not None:
-            if (
-                function is not None
-                and function.failed_at is not None
-                and function.failed_at >= opened.evidence.at
-            ):
-                self._confirm(function_arn, function, opened)  # it failed before the alert could be sent
-            current = functions.incident(function_arn, functions.open_incident_id(function_arn) or "")
+            opened = self._unpredicted(snapshot.function_arn, function, dependency, now)
+            written = functions.open(opened, claimed_until=claim)
+        else:
+            return _Change()
         if (
-            step is not Step.RESOLVE
-            and current is not None
-            and current.status == "open"
-            and not current.notified
+            function is not None
+            and function.failed_at is not None
+            and function.failed_at >= opened.evidence.at
         ):
-            self._publish(
-                current.incident, alert_notice(current.incident, self.temporary_role), now, published
-            )
-        # Last, so that whichever of two racing evaluations resolves or marks an alert sent last also sends
-        # the resolved notice; and it picks up one a failed evaluation left unsent.
-        for unsent in functions.unsent_resolutions(function_arn):
-            notice = resolved_notice(
-                unsent.incident,
-                unsent.resolved_reason or "resolved",
-                unsent.resolved_at or now,
-                unsent.resolved_grant_id,
-            )
-            self._publish(unsent.incident, notice, now, published)
-        return published
+            self._confirm(snapshot.function_arn, function, opened)  # it failed before the alert could be sent
+        if written:  # this evaluation opened it, with its alert claimed: no channel has it yet
+            return _Change(opened=True, current=IncidentRecord(incident=opened, status="open"), claimed={})
+        # another evaluation changed the incident meanwhile: start from what it left
+        open_id = functions.open_incident_id(snapshot.function_arn)
+        again = functions.incident(snapshot.function_arn, open_id) if open_id else None
+        return _Change(opened=True, current=again)
 
-    def _assess(
-        self, function_arn: str, grants: list[GrantState], function: FunctionState | None
-    ) -> tuple[Assessment, Dependency | None]:
-        assessment, dependency = assess_known(self.hazards, function_arn, grants, function)
+    def _unpredicted(
+        self, function_arn: str, function: FunctionState, dependency: Dependency | None, now: datetime
+    ) -> Incident:
+        """The incident of a failure nothing predicted: the function failed to decrypt."""
+        assert function.failed_at is not None
+        failure = Evidence(
+            what=f"failed with {function.failure_error or 'an error'}",
+            event_name="Decrypt",
+            event_id=function.failure_event_id or "unknown",
+            at=function.failed_at,
+            actor=Actor(principal=function_arn, identity_type=None, via=None),
+        )
+        key = (dependency.key_arn if dependency else None) or function.failure_key_arn or function.kms_key_arn
+        role = (dependency.role if dependency else None) or function.role
+        # No customer managed key known: the one reset that works on any key is the role switch.
+        aws_managed = configured_on_aws_managed_key(function) or key is None
+        return unpredicted_incident(
+            function_arn, key or "unknown", role, failure, now, aws_managed_key=aws_managed
+        )
+
+    def _assess(self, snapshot: FunctionSnapshot) -> tuple[Assessment, Dependency | None]:
+        function_arn, function = snapshot.function_arn, snapshot.function
+        assessment, dependency = assess_known(
+            _SnapshotHazards(snapshot, self.hazards), function_arn, snapshot.grants, function
+        )
         ref = dependency.role_ref if dependency else None
         key, role = (dependency.key_arn if dependency else None), (role_key(*ref) if ref else None)
         was = (function.depends_on_key, function.depends_on_role) if function else (None, None)
@@ -211,26 +272,47 @@ class Evaluator:
         )
         self.functions.attach_failure(failure, incident.incident_id)
 
-    def _publish(self, incident: Incident, notice: Notice, now: datetime, published: list[Notice]) -> None:
+    def _publish(
+        self,
+        incident: Incident,
+        notice: Notice,
+        now: datetime,
+        published: list[Notice],
+        *,
+        claimed: dict[str, ChannelState] | None = None,
+    ) -> IncidentRecord | None:
+        """Send the notice unless it is sent or being sent: `claimed` is where it stands when this
+        evaluation holds its claim already (it opened the incident), else the claim is taken here. The
+        incident as the last write left it, when the notice was sent."""
         resolved = notice.kind is NoticeKind.RESOLVED
         functions = self.functions
-        if not functions.claim_notice(incident, resolved=resolved, now=now):
-            return  # sent already, or being sent by another evaluation
+        states = claimed
+        if states is None:
+            states = functions.claim_notice(incident, resolved=resolved, now=now)
+        if states is None:
+            return None  # sent already, or being sent by another evaluation
+        after: list[IncidentRecord | None] = []
 
         def record(outcome: Settled) -> None:
             sent_at = now if outcome.complete else None
-            functions.record_deliveries(incident, resolved=resolved, states=outcome.states, sent_at=sent_at)
+            after.append(
+                functions.record_deliveries(
+                    incident, resolved=resolved, states=outcome.states, sent_at=sent_at
+                )
+            )
 
+        settled = states
         send(
             self.notifier,
             notice,
             now,
-            before=lambda: functions.deliveries(incident, resolved=resolved),
+            before=lambda: settled,
             record=record,
             release=lambda: functions.release_notice(incident, resolved=resolved),
             monitor=self.monitor,
         )
         published.append(notice)
+        return after[-1] if after else None
 
     def _policy_notice(
         self, request: EvaluationRequest, dependents: list[str], now: datetime
@@ -271,3 +353,46 @@ def assess_known(
 
 def _about_key(assessment: Assessment) -> bool:
     return assessment.cause in (Cause.KEY_DISABLED, Cause.KEY_PENDING_DELETION)
+
+
+@dataclass(frozen=True)
+class StoreReader:
+    """An evaluation's reads from the stores one by one: for stores that read nothing together (the tests'
+    in-memory ones)."""
+
+    grants: GrantStore
+    functions: FunctionStore
+    hazards: HazardReader
+
+    def snapshot(self, function_arn: str) -> FunctionSnapshot:
+        functions = self.functions
+        open_id = functions.open_incident_id(function_arn)
+        current = functions.incident(function_arn, open_id) if open_id else None
+        unsent = functions.unsent_resolutions(function_arn)
+        incidents = {r.incident.incident_id: r for r in [*unsent, *([current] if current else [])]}
+        return FunctionSnapshot(
+            function_arn=function_arn,
+            function=functions.get(function_arn),
+            open_incident_id=open_id if current else None,
+            grants=list(self.grants.grants(function=function_arn)),
+            incidents=incidents,
+        )
+
+
+@dataclass(frozen=True)
+class _SnapshotHazards:
+    """The key and role states read with the snapshot; any other is read from the store."""
+
+    snapshot: FunctionSnapshot
+    hazards: HazardReader
+
+    def key(self, key_arn: str) -> KeyStatus | None:
+        if key_arn in self.snapshot.looked_up_keys:
+            return self.snapshot.keys.get(key_arn)
+        return self.hazards.key(key_arn)
+
+    def role(self, account: str, name: str) -> RoleStatus | None:
+        ref = role_key(account, name)
+        if ref in self.snapshot.looked_up_roles:
+            return self.snapshot.roles.get(ref)
+        return self.hazards.role(account, name)

@@ -218,5 +218,8 @@ def ensure_table(endpoint_url: str, table_name: str, template_path: Path, region
         request = create_table_request(table_properties(load_template(template_path)), table_name)
         client.create_table(**request)
         client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 0.2})
+        from grantwatch.adapters.store import new_table_layout
+
+        client.put_item(TableName=table_name, Item=new_table_layout())  # nothing here needs migrating
         return True
     return False

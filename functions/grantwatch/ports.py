@@ -97,6 +97,9 @@ class IncidentRecord:
     first_failure_at: datetime | None = None
     first_failure_event_id: str | None = None
     heal: dict[str, Any] = field(default_factory=dict)
+    # where the alert and the resolved notice stand in each channel (grantwatch.domain.delivery)
+    alert_deliveries: dict[str, ChannelState] = field(default_factory=dict)
+    resolved_deliveries: dict[str, ChannelState] = field(default_factory=dict)
 
     @property
     def notified(self) -> bool:
@@ -112,6 +115,59 @@ class IncidentRecord:
         if self.first_failure_at is None:
             return None
         return self.first_failure_at - (self.notified_at or self.incident.detected_at)
+
+
+@dataclass(frozen=True, slots=True)
+class GrantLink:
+    """A grant of a function, as its link in the function's partition names it."""
+
+    grant_id: str
+    key_arn: str | None = None
+    role: str | None = None  # ``account/name``
+
+
+@dataclass(frozen=True)
+class FunctionSnapshot:
+    """Everything an evaluation reads of one function, read together: the function, its grants, its
+    incidents, and the state of each key and role it may depend on that was looked up with them
+    (`looked_up_*`: absent from `keys`/`roles` means no state is recorded)."""
+
+    function_arn: str
+    function: FunctionState | None
+    open_incident_id: str | None
+    grants: list[GrantState]
+    incidents: dict[str, IncidentRecord] = field(default_factory=dict)
+    keys: dict[str, KeyStatus] = field(default_factory=dict)
+    roles: dict[str, RoleStatus] = field(default_factory=dict)
+    looked_up_keys: frozenset[str] = frozenset()
+    looked_up_roles: frozenset[str] = frozenset()  # ``account/name`` as `role_key` writes it
+
+    @property
+    def open_incident(self) -> IncidentRecord | None:
+        return self.incidents.get(self.open_incident_id) if self.open_incident_id else None
+
+    def unsent_resolutions(self) -> list[IncidentRecord]:
+        """Resolved incidents that alerted but whose resolved notice a failed evaluation did not send."""
+        return [
+            r
+            for r in self.incidents.values()
+            if r.status == "resolved" and r.notified and not r.resolved_notified
+        ]
+
+
+class EvaluationReader(Protocol):
+    """What an evaluation reads, in as few requests as the store allows."""
+
+    def snapshot(self, function_arn: str) -> FunctionSnapshot: ...
+
+
+@runtime_checkable
+class ReadsTogether(Protocol):
+    """A grant store that can read what an evaluation needs together with the other two stores."""
+
+    def evaluation_reader(
+        self, functions: FunctionStore, hazards: HazardReader
+    ) -> EvaluationReader | None: ...
 
 
 # --- the table: one port per kind of stored item ---------------------------------------------------------
@@ -159,17 +215,21 @@ class FunctionStore(Protocol):
 
     def incident(self, function_arn: str, incident_id: str) -> IncidentRecord | None: ...
 
-    def open(self, incident: Incident) -> bool: ...
+    def open(self, incident: Incident, *, claimed_until: datetime | None = None) -> bool: ...
 
     def resolve(self, incident: Incident, at: datetime, reason: str, grant_id: str | None) -> bool: ...
 
-    def supersede(self, old: Incident, new: Incident) -> bool: ...
+    def supersede(self, old: Incident, new: Incident, *, claimed_until: datetime | None = None) -> bool: ...
 
     def record_failure(self, failure: DecryptFailure) -> FailureRecorded: ...
 
     def attach_failure(self, failure: DecryptFailure, incident_id: str, *, newest: bool = True) -> None: ...
 
-    def claim_notice(self, incident: Incident, *, resolved: bool, now: datetime) -> bool: ...
+    def claim_notice(
+        self, incident: Incident, *, resolved: bool, now: datetime
+    ) -> dict[str, ChannelState] | None:
+        """Claim the notice's sending: where it stands in each channel, or None if not claimed."""
+        ...
 
     def release_notice(self, incident: Incident, *, resolved: bool) -> None: ...
 
@@ -179,8 +239,9 @@ class FunctionStore(Protocol):
 
     def record_deliveries(
         self, incident: Incident, *, resolved: bool, states: dict[str, ChannelState], sent_at: datetime | None
-    ) -> None:
-        """Store where the notice stands in each channel, and with `sent_at`, mark it sent."""
+    ) -> IncidentRecord | None:
+        """Store where the notice stands in each channel, and with `sent_at`, mark it sent. The incident as
+        the write left it, where the store tells."""
         ...
 
 

@@ -8,6 +8,7 @@ from functools import cache
 from typing import Any
 
 from grantwatch import local as local_dynamo
+from grantwatch.adapters.store import new_table_layout
 from grantwatch.settings import Settings
 from grantwatch.template import create_table_request, load_template, table_properties
 from tests.support.iam_contract import stands_for
@@ -24,7 +25,8 @@ def _client(endpoint_url: str) -> Any:
     return local_dynamo.dynamodb_client(endpoint_url)
 
 
-def new_table(endpoint_url: str, prefix: str) -> Settings:
+def new_table(endpoint_url: str, prefix: str, *, migrated: bool = True) -> Settings:
+    """A new table; `migrated=False`: one as an earlier version left it, before `grantwatch migrate`."""
     settings = Settings(
         table_name=f"{prefix}-{uuid.uuid4().hex[:12]}", endpoint_url=endpoint_url, region="us-east-1"
     )
@@ -33,4 +35,6 @@ def new_table(endpoint_url: str, prefix: str) -> Settings:
     created = client.create_table(**(_request() | {"TableName": settings.table_name}))
     if created["TableDescription"]["TableStatus"] != "ACTIVE":
         client.get_waiter("table_exists").wait(TableName=settings.table_name, WaiterConfig={"Delay": 0.2})
+    if migrated:
+        client.put_item(TableName=settings.table_name, Item=new_table_layout())
     return settings

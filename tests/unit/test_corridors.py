@@ -121,11 +121,13 @@ class MemoryFunctions:
     def incident(self, function_arn: str, incident_id: str) -> IncidentRecord | None:
         return self.records.get(incident_id)
 
-    def open(self, incident: Incident) -> bool:
+    def open(self, incident: Incident, *, claimed_until: datetime | None = None) -> bool:
         if incident.function_arn in self.open_ids:
             return False
         self.open_ids[incident.function_arn] = incident.incident_id
         self.records[incident.incident_id] = IncidentRecord(incident, "open")
+        if claimed_until is not None:
+            self.claims.add((incident.incident_id, False))
         return True
 
     def resolve(self, incident: Incident, at: datetime, reason: str, grant_id: str | None) -> bool:
@@ -135,10 +137,10 @@ class MemoryFunctions:
         self._change(incident, resolved_grant_id=grant_id)
         return True
 
-    def supersede(self, old: Incident, new: Incident) -> bool:
+    def supersede(self, old: Incident, new: Incident, *, claimed_until: datetime | None = None) -> bool:
         self._change(old, status="superseded", superseded_by=new.incident_id)
         del self.open_ids[old.function_arn]
-        return self.open(new)
+        return self.open(new, claimed_until=claimed_until)
 
     def record_failure(self, failure: DecryptFailure) -> FailureRecorded:
         raise AssertionError("no failure in these stories")
@@ -146,12 +148,14 @@ class MemoryFunctions:
     def attach_failure(self, failure: DecryptFailure, incident_id: str, *, newest: bool = True) -> None:
         raise AssertionError("no failure in these stories")
 
-    def claim_notice(self, incident: Incident, *, resolved: bool, now: datetime) -> bool:
+    def claim_notice(
+        self, incident: Incident, *, resolved: bool, now: datetime
+    ) -> dict[str, ChannelState] | None:
         claim = (incident.incident_id, resolved)
         if claim in self.claims:
-            return False
+            return None
         self.claims.add(claim)
-        return True
+        return self.deliveries(incident, resolved=resolved)
 
     def release_notice(self, incident: Incident, *, resolved: bool) -> None:
         self.claims.discard((incident.incident_id, resolved))
@@ -161,14 +165,13 @@ class MemoryFunctions:
 
     def record_deliveries(
         self, incident: Incident, *, resolved: bool, states: dict[str, ChannelState], sent_at: datetime | None
-    ) -> None:
+    ) -> IncidentRecord | None:
         self.outbox[(incident.incident_id, resolved)] = dict(states)
-        if sent_at is None:
-            return
-        if resolved:
+        if sent_at is not None and resolved:
             self._change(incident, resolved_notified=True)
-        else:
+        elif sent_at is not None:
             self._change(incident, notified_at=sent_at)
+        return self.records[incident.incident_id]
 
     def _change(self, incident: Incident, **changes: Any) -> None:
         record = self.records[incident.incident_id]

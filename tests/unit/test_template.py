@@ -280,6 +280,7 @@ def test_the_recorder_may_only_write_its_table_and_send_to_its_queues() -> None:
     assert _granted("RecorderFunction") == {
         ("dynamodb:UpdateItem", TABLE),
         ("dynamodb:GetItem", TABLE),
+        ("dynamodb:PutItem", TABLE),  # a grant's link, in its function's partition only
         ("sqs:SendMessage", json.dumps({"Fn::GetAtt": ["RecorderDeadLetterQueue", "Arn"]})),
         ("sqs:SendMessage", json.dumps({"Fn::GetAtt": ["EvaluationQueue", "Arn"]})),
     }

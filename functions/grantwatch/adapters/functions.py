@@ -39,7 +39,7 @@ from grantwatch.adapters.tables import (
     newer_than_stored,
     settle_expiry,
 )
-from grantwatch.domain.delivery import ChannelState, states_from_map, states_to_map
+from grantwatch.domain.delivery import NOTICE_LEASE, ChannelState, states_from_map, states_to_map
 from grantwatch.domain.facts import Actor, parse_utc_iso, utc_iso
 from grantwatch.domain.functions import FunctionChange, FunctionFact, FunctionState, function_arn_prefix
 from grantwatch.domain.hazards import DecryptFailure
@@ -53,7 +53,6 @@ if TYPE_CHECKING:
     from grantwatch.domain.healing import HealOutcome, HealState
 
 FUNCTION_SK = "FUNCTION"
-NOTICE_LEASE = timedelta(seconds=60)
 MAX_TRACKED_FAILURES = 100  # keeps an incident item far below DynamoDB's 400 KB however long it fails
 # Longer than a heal attempt can take (the update, then the bounded wait for the grant): a process that died
 # holding the claim delays the next attempt by this much, and its attempt still counts.
@@ -173,7 +172,13 @@ def _record_of(item: IncidentItem) -> IncidentRecord:
             "healedAt": item.healedAt,
             "error": item.healError,
         },
+        alert_deliveries=_deliveries(item.alertDeliveries),
+        resolved_deliveries=_deliveries(item.resolvedDeliveries),
     )
+
+
+def _deliveries(stored: MapAttribute[str, Any] | None) -> dict[str, ChannelState]:
+    return states_from_map(stored.as_dict() if stored is not None else None)
 
 
 class DynamoFunctionStore:
@@ -274,11 +279,12 @@ class DynamoFunctionStore:
             return None
         return _record_of(item)
 
-    def open(self, incident: Incident) -> bool:
-        """Open the incident unless the function has one open already (then False)."""
+    def open(self, incident: Incident, *, claimed_until: datetime | None = None) -> bool:
+        """Open the incident unless the function has one open already (then False). With `claimed_until`,
+        its alert is claimed for sending in the same write (`claim_notice`)."""
         f, i = self.functions, self.incidents
         function = f(function_pk(incident.function_arn), FUNCTION_SK)
-        record = self._new_incident(incident)
+        record = self._new_incident(incident, claimed_until)
         return self._transact(
             lambda tx: (
                 tx.update(
@@ -294,7 +300,7 @@ class DynamoFunctionStore:
             )
         )
 
-    def _new_incident(self, incident: Incident) -> IncidentItem:
+    def _new_incident(self, incident: Incident, claimed_until: datetime | None = None) -> IncidentItem:
         return self.incidents(
             function_pk(incident.function_arn),
             incident_sk(incident.incident_id),
@@ -302,6 +308,7 @@ class DynamoFunctionStore:
             status="open",
             incident=incident_to_map(incident),
             openedAt=utc_iso(incident.detected_at),
+            claimedUntil=utc_iso(claimed_until) if claimed_until else None,
         )
 
     def resolve(self, incident: Incident, at: datetime, reason: str, grant_id: str | None) -> bool:
@@ -327,13 +334,13 @@ class DynamoFunctionStore:
             )
         )
 
-    def supersede(self, old: Incident, new: Incident) -> bool:
+    def supersede(self, old: Incident, new: Incident, *, claimed_until: datetime | None = None) -> bool:
         """Close `old` without a resolved notice, because the function still cannot decrypt, for another
-        reason: `new` is opened in its place, in the same transaction."""
+        reason: `new` is opened in its place (its alert claimed, as `open`), in the same transaction."""
         f, i = self.functions, self.incidents
         function = f(function_pk(old.function_arn), FUNCTION_SK)
         closed = i(function_pk(old.function_arn), incident_sk(old.incident_id))
-        opened = self._new_incident(new)
+        opened = self._new_incident(new, claimed_until)
         return self._transact(
             lambda tx: (
                 tx.update(
@@ -420,9 +427,12 @@ class DynamoFunctionStore:
             i.pk.exists() & earliest,
         )
 
-    def claim_notice(self, incident: Incident, *, resolved: bool, now: datetime) -> bool:
+    def claim_notice(
+        self, incident: Incident, *, resolved: bool, now: datetime
+    ) -> dict[str, ChannelState] | None:
         """Claim the sending of a notice not sent yet, for NOTICE_LEASE: two evaluators never both send it,
-        and one that died holding the claim only delays it."""
+        and one that died holding the claim only delays it. Where the notice stands in each channel comes
+        back with the claim (the item as the update left it), so no read follows; None: not claimed."""
         i = self.incidents
         sent, claim = (
             (i.resolvedNotifiedAt, i.resolvedClaimedUntil) if resolved else (i.notifiedAt, i.claimedUntil)
@@ -435,9 +445,9 @@ class DynamoFunctionStore:
             record.update(actions=[claim.set(utc_iso(now + NOTICE_LEASE))], condition=condition)
         except UpdateError as error:
             if error_code(error) == "ConditionalCheckFailedException":
-                return False
+                return None
             raise
-        return True
+        return _deliveries(record.resolvedDeliveries if resolved else record.alertDeliveries)
 
     def release_notice(self, incident: Incident, *, resolved: bool) -> None:
         i = self.incidents
@@ -462,8 +472,9 @@ class DynamoFunctionStore:
 
     def record_deliveries(
         self, incident: Incident, *, resolved: bool, states: dict[str, ChannelState], sent_at: datetime | None
-    ) -> None:
-        """Written by the holder of the notice's claim only: the whole map, no read-modify-write race."""
+    ) -> IncidentRecord:
+        """Written by the holder of the notice's claim only: the whole map, no read-modify-write race. The
+        incident as this write left it (the update returns it: no read)."""
         i = self.incidents
         record = i(function_pk(incident.function_arn), incident_sk(incident.incident_id))
         kept, sent = (
@@ -473,6 +484,7 @@ class DynamoFunctionStore:
         if sent_at is not None:
             actions.append(sent.set(utc_iso(sent_at)))
         record.update(actions=actions, condition=i.pk.exists())
+        return _record_of(record)
 
     def stamp_closed_incidents(self, *, dry_run: bool) -> tuple[int, int]:
         """Resolved and superseded incidents given the expiresAt of the current retention period: those
@@ -508,6 +520,7 @@ class DynamoFunctionStore:
             f(function_pk(function_arn), FUNCTION_SK),
             actions=[
                 f.arn.set(f.arn | function_arn),
+                f.entity.set(FUNCTION_ENTITY),
                 f.dependsOnKey.set(key) if key else f.dependsOnKey.remove(),
                 f.dependsOnRole.set(role) if role else f.dependsOnRole.remove(),
             ],

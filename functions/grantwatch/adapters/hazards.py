@@ -223,6 +223,10 @@ class DynamoHazardStore:
             item = self.keys.get(key_pk(key_arn), KEY_SK, consistent_read=True)
         except self.keys.DoesNotExist:
             return None
+        return self.key_status_of(item)
+
+    @staticmethod
+    def key_status_of(item: KeyItem) -> KeyStatus:
         return KeyStatus(
             key_arn=item.arn,
             state=KeyState(item.keyState) if item.keyState else KeyState.ENABLED,
@@ -275,6 +279,10 @@ class DynamoHazardStore:
             item = self.roles.get(role_pk(role_key(account, name)), ROLE_SK, consistent_read=True)
         except self.roles.DoesNotExist:
             return None
+        return self.role_status_of(item, account, name)
+
+    @staticmethod
+    def role_status_of(item: RoleItem, account: str, name: str) -> RoleStatus:
         return RoleStatus(
             account=account,
             role_name=name,

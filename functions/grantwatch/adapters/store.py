@@ -5,6 +5,14 @@ readers sort it), ``eventIds`` the ids already applied, which makes a redelivere
 failure instead of a second write; ``terms`` what the creation granted. Index attributes (``keyArn``,
 ``functionArn``, ``granteePrincipal``, ``state``) are written so that any arrival order leaves the same
 values. What all facts share is stored once, on the item, to keep a grant within one 1 KB write unit.
+
+A grant made for a Lambda function also has a link item in the function's partition: pk
+``FUNCTION#<functionArn>``, sk ``GRANT#<grantId>``, holding the grant's key ARN and its grantee's role
+(``account/name``). It is written with the grant's creation, in the same transaction, and never changes: it
+is how an evaluation finds a function's grants (and which key and role items to read with them) in the one
+Query of the function's partition it makes anyway. Tables written before links existed are given them by
+`grantwatch migrate`, which then writes the layout item (pk and sk ``LAYOUT``); until it has, a function's
+grants are also looked up through the by-function index.
 """
 
 from __future__ import annotations
@@ -22,13 +30,20 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UnicodeSetAttribute,
 )
-from pynamodb.exceptions import UpdateError
+from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
 
-from grantwatch.adapters.tables import Stamped, bind, error_code, settle_expiry
+from grantwatch.adapters.tables import (
+    Stamped,
+    bind,
+    cancelled_by_a_condition,
+    error_code,
+    settle_expiry,
+)
 from grantwatch.domain.facts import (
     KEY_ARN_PATTERN as _KEY_ARN,
 )
@@ -41,15 +56,33 @@ from grantwatch.domain.facts import (
     parse_utc_iso,
     utc_iso,
 )
+from grantwatch.domain.hazards import role_of
 from grantwatch.domain.lineage import GrantState, GrantStatus, fold
-from grantwatch.ports import RecordedGrant, RecordResult
+from grantwatch.ports import EvaluationReader, GrantLink, RecordedGrant, RecordResult
 from grantwatch.settings import Settings
 
 GRANT_SK = "GRANT"
+LINK_PREFIX = "GRANT#"
+LAYOUT_KEY = "LAYOUT"
+LINKS_COMPLETE = "complete"
 
 
 def grant_pk(grant_id: str) -> str:
     return f"GRANT#{grant_id}"
+
+
+def new_table_layout() -> dict[str, Any]:
+    """The layout item of a table created empty, in DynamoDB's own shape: nothing in it predates links."""
+    return {"pk": {"S": LAYOUT_KEY}, "sk": {"S": LAYOUT_KEY}, "grantLinks": {"S": LINKS_COMPLETE}}
+
+
+def link_pk(function_arn: str) -> str:
+    """The function's partition (grantwatch.adapters.functions owns its other items)."""
+    return f"FUNCTION#{function_arn}"
+
+
+def link_sk(grant_id: str) -> str:
+    return f"{LINK_PREFIX}{grant_id}"
 
 
 class LineageEventAttribute(MapAttribute[str, Any]):
@@ -130,6 +163,35 @@ class ByGranteeIndex(GlobalSecondaryIndex["GrantItem"]):
     pk = UnicodeAttribute(range_key=True)
 
 
+class GrantLinkItem(Model):
+    """A grant of a function, in the function's partition: what an evaluation reads with it, no index
+    attribute (so a link writes no index)."""
+
+    class Meta:
+        table_name = "grantwatch-unbound"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    key = UnicodeAttribute(null=True)  # the key's ARN, when the creation named it by ARN
+    role = UnicodeAttribute(null=True)  # the grantee's role as ``account/name``, when it is a role
+
+    def link(self) -> GrantLink:
+        return GrantLink(grant_id=self.sk.removeprefix(LINK_PREFIX), key_arn=self.key, role=self.role)
+
+
+class LayoutItem(Model):
+    """How far `grantwatch migrate` has brought the table: ``grantLinks`` is ``complete`` once every grant
+    of a function has its link; ``linkCursor`` is where an interrupted run resumes."""
+
+    class Meta:
+        table_name = "grantwatch-unbound"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    grantLinks = UnicodeAttribute(null=True)
+    linkCursor = UnicodeAttribute(null=True)
+
+
 class GrantItem(Model):
     """The schema of a grant item. Bound to a table at run time by `grantwatch.adapters.tables.bind`."""
 
@@ -162,10 +224,17 @@ class DynamoGrantStore:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.model = bind(GrantItem, settings)
+        self.links = bind(GrantLinkItem, settings)
+        self.layout = bind(LayoutItem, settings)
+        self._links_complete = False
 
     def record(self, fact: GrantFact) -> RecordedGrant:
-        """One UpdateItem. A creation knows its function, so nothing comes back; an end asks for the item
-        back and reads only its function (deserialising the whole lineage costs more than the call)."""
+        """One request. A creation for a function is a transaction of the grant's UpdateItem and its link
+        in the function's partition; another creation one UpdateItem. An end asks for the item back and
+        reads only its function (deserialising the whole lineage costs more than the call)."""
+        function_arn = fact.terms.function_arn if fact.terms is not None else None
+        if function_arn is not None:
+            return self._record_with_link(fact, function_arn)
         known = fact.terms is not None
         try:
             data = self.model._get_connection().update_item(
@@ -179,10 +248,76 @@ class DynamoGrantStore:
             if error_code(error) != "ConditionalCheckFailedException":
                 raise
             return RecordedGrant(RecordResult.DUPLICATE, self._function_of(fact))
-        if fact.terms is not None:
-            return RecordedGrant(RecordResult.RECORDED, fact.terms.function_arn)
         stored = data.get("Attributes", {}).get("functionArn", {})
         return RecordedGrant(RecordResult.RECORDED, stored.get("S"))
+
+    def _record_with_link(self, fact: GrantFact, function_arn: str) -> RecordedGrant:
+        m = self.model
+        link = self._link(fact, function_arn)
+        try:
+            with TransactWrite(connection=m._get_connection().connection) as transaction:
+                transaction.update(
+                    m(grant_pk(fact.grant_id), GRANT_SK),
+                    actions=self._actions(fact),
+                    condition=self._not_yet_applied(fact),
+                )
+                transaction.save(link)
+        except TransactWriteError as error:
+            if not cancelled_by_a_condition(error):
+                raise
+            return RecordedGrant(RecordResult.DUPLICATE, function_arn)
+        return RecordedGrant(RecordResult.RECORDED, function_arn)
+
+    def _link(self, fact: GrantFact, function_arn: str) -> GrantLinkItem:
+        ref = role_of(fact.terms.grantee_principal) if fact.terms is not None else None
+        return self.links(
+            link_pk(function_arn),
+            link_sk(fact.grant_id),
+            key=fact.key_ref if fact.key_ref_strength is KeyRefStrength.ARN else None,
+            role=f"{ref[0]}/{ref[1]}" if ref else None,
+        )
+
+    def evaluation_reader(self, functions: object, hazards: object) -> EvaluationReader | None:
+        """One Query and one BatchGetItem per evaluation, when the other two stores are on DynamoDB too."""
+        from grantwatch.adapters.functions import DynamoFunctionStore
+        from grantwatch.adapters.hazards import DynamoHazardStore
+        from grantwatch.adapters.snapshot import DynamoSnapshotReader
+
+        if isinstance(functions, DynamoFunctionStore) and isinstance(hazards, DynamoHazardStore):
+            return DynamoSnapshotReader(self, functions, hazards)
+        return None
+
+    def links_complete(self) -> bool:
+        """Whether every grant of a function has its link (`grantwatch migrate` has run, or the table was
+        created with links). Remembered once true: a table never goes back."""
+        if not self._links_complete:
+            try:
+                item = self.layout.get(LAYOUT_KEY, LAYOUT_KEY, attributes_to_get=["grantLinks"])
+            except self.layout.DoesNotExist:
+                return False
+            self._links_complete = item.grantLinks == LINKS_COMPLETE
+        return self._links_complete
+
+    def function_grant_ids(self, function_arn: str) -> list[str]:
+        """The ids of the function's grants: its links, and, until the table is migrated, the by-function
+        index too."""
+        links = self.links
+        ids = [
+            item.sk.removeprefix(LINK_PREFIX)
+            for item in links.query(
+                link_pk(function_arn),
+                links.sk.startswith(LINK_PREFIX),
+                consistent_read=True,
+                attributes_to_get=["sk"],
+            )
+        ]
+        if not self.links_complete():
+            known = set(ids)
+            ids += [g for g in self.ids_by_function_index(function_arn) if g not in known]
+        return ids
+
+    def ids_by_function_index(self, function_arn: str) -> list[str]:
+        return [hit.grant_id for hit in self.model.by_function.query(function_arn)]
 
     def _function_of(self, fact: GrantFact) -> str | None:
         """The function of a grant whose fact was already applied: one read, on redelivery only."""
@@ -216,10 +351,10 @@ class DynamoGrantStore:
         """
         model = self.model
         items: Iterable[GrantItem]
-        if function or key or grantee:
-            if function:
-                hits = model.by_function.query(function)
-            elif key:
+        if function:
+            items = model.batch_get([(grant_pk(g), GRANT_SK) for g in self.function_grant_ids(function)])
+        elif key or grantee:
+            if key:
                 hits = model.by_key.query(key)
             elif grantee and indexed_grantee(grantee):
                 hits = model.by_grantee.query(grantee)

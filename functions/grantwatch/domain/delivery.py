@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from grantwatch.domain.facts import utc_iso
 
 PRIMARY = "sns"
+# How long a claim on a notice's sending holds: an evaluation that died holding it only delays the notice.
+NOTICE_LEASE = timedelta(seconds=60)
 # Attempts of an optional channel before it is given up on for the notice. Below the evaluation queue's
 # maxReceiveCount (5), so that a channel that keeps failing is given up on before the request would be
 # dead-lettered (tests/unit/test_delivery.py checks it against template.yaml).
