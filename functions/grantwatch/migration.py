@@ -1,5 +1,10 @@
 """`grantwatch migrate`: bring a table written by an earlier version to the current layout, in place.
 
+Grants made for a function are given their link in the function's partition (`DynamoGrantStore.link_all`),
+which lets an evaluation read a function's grants with the Query of its partition it makes anyway; the
+table's layout item then says links are complete, and evaluations stop looking grants up through the
+by-function index as well. Until then they do both, so nothing is missed during an upgrade.
+
 Key and role state items that still hold their lineage (``events``, ``eventIds``, a key's ``noticesSent``)
 have it moved to one item per event (`DynamoHazardStore.migrate_item`). With a retention period, ended
 grants, closed incidents and key and role event items recorded before it was set are also given their
@@ -28,6 +33,8 @@ class MigrationSummary:
     facts: int = 0  # lineage entries found on them
     written: int = 0  # fact items written (the others existed already)
     claims: int = 0  # key notice claims moved to their fact items
+    links: int = 0  # grants of a function given (or, in a dry run, to be given) their link
+    links_complete: bool = False  # every grant of a function has its link
     retention_days: int = 0
     grants_stamped: int = 0  # ended grants given an expiresAt
     incidents_stamped: int = 0  # closed incidents given an expiresAt
@@ -44,6 +51,8 @@ class MigrationSummary:
             "facts": self.facts,
             "written": self.written,
             "claims": self.claims,
+            "links": self.links,
+            "linksComplete": self.links_complete,
             "retentionDays": self.retention_days,
             "grantsStamped": self.grants_stamped,
             "incidentsStamped": self.incidents_stamped,
@@ -62,6 +71,11 @@ class MigrationSummary:
         if not self.dry_run:
             found += f" ({self.written} written, {self.facts - self.written} there already)"
         lines = [f"{found}, {self.claims} notice claim(s)"]
+        if self.dry_run:
+            lines.append(f"grants of a function without a link in its partition: would link {self.links}")
+        else:
+            done = "every grant of a function is linked" if self.links_complete else "links incomplete"
+            lines.append(f"grants of a function linked in its partition: {self.links} ({done})")
         if self.retention_days:
             stamp = "would stamp" if self.dry_run else "stamped"
             lines.append(
@@ -82,6 +96,8 @@ def migrate(settings: Settings, *, dry_run: bool) -> MigrationSummary:
     summary = MigrationSummary(dry_run=dry_run, retention_days=settings.retention_days)
     hazards = DynamoHazardStore(settings)
     move_lineage(hazards, summary)
+    linked = DynamoGrantStore(settings).link_all(dry_run=dry_run)
+    summary.links, summary.links_complete = linked.links, linked.complete
     if settings.retention_days:
         grants = DynamoGrantStore(settings).stamp_ended(dry_run=dry_run)
         incidents = DynamoFunctionStore(settings).stamp_closed_incidents(dry_run=dry_run)

@@ -33,7 +33,7 @@ from grantwatch.cli import EXIT_UNAVAILABLE, app
 from grantwatch.domain.facts import Actor, utc_iso
 from grantwatch.domain.hazards import KeyChange, KeyFact, RoleChange, RoleFact, normalise_hazard, role_key
 from grantwatch.domain.records import EvaluationRequest
-from grantwatch.local import ensure_table
+from grantwatch.local import LocalDynamo, ensure_table
 from grantwatch.recorder import EventOutcome, Outcome, Recorder
 from grantwatch.settings import Settings
 from tests.support.dynamodb_size import item_size
@@ -51,6 +51,7 @@ from tests.support.scenarios import (
     put_key_policy,
     schedule_key_deletion,
 )
+from tests.support.tables import new_table
 
 runner = CliRunner()
 ROLE = "billing-role"
@@ -159,13 +160,28 @@ def another_table(settings: Settings) -> Settings:
     return other
 
 
+def drop_links(settings: Settings) -> int:
+    """Delete every grant link: the grants as an earlier version recorded them. How many there were."""
+    links = [
+        item
+        for item in table(settings).scan()["Items"]
+        if str(item["pk"]).startswith("FUNCTION#") and str(item["sk"]).startswith("GRANT#")
+    ]
+    for item in links:
+        table(settings).delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+    return len(links)
+
+
 @pytest.fixture
-def old_table(table_settings: Settings) -> Settings:
-    """The grants recorded, the key's and the role's events in the old layout."""
-    recorder = recorder_of(table_settings)
+def old_table(dynamodb_local: LocalDynamo) -> Settings:
+    """A table an earlier version wrote: the grants recorded without links and no layout item, the key's
+    and the role's events in the old layout."""
+    settings = new_table(dynamodb_local.endpoint_url, "grantwatch-test", migrated=False)
+    recorder = recorder_of(settings)
     assert all(recorder.record(e).outcome is Outcome.RECORDED for e in GRANTS)
-    put_old_layout(table_settings, key_events=KEY_EVENTS, role_events=ROLE_EVENTS)
-    return table_settings
+    assert drop_links(settings) == len(GRANTS)
+    put_old_layout(settings, key_events=KEY_EVENTS, role_events=ROLE_EVENTS)
+    return settings
 
 
 def raw_items(settings: Settings, pk: str) -> list[dict[str, Any]]:
@@ -197,6 +213,8 @@ def test_migrate_moves_the_old_lineage_to_one_item_per_event_and_reads_the_same(
         "facts": len(KEY_EVENTS) + len(ROLE_EVENTS),
         "written": 0,
         "claims": 1,
+        "links": len(GRANTS),
+        "linksComplete": False,
         "retentionDays": 0,
         "grantsStamped": 0,
         "incidentsStamped": 0,
@@ -211,7 +229,12 @@ def test_migrate_moves_the_old_lineage_to_one_item_per_event_and_reads_the_same(
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert (summary["keys"], summary["roles"], summary["written"], summary["claims"]) == (1, 1, 7, 1)
+    assert (summary["links"], summary["linksComplete"]) == (len(GRANTS), True)
     assert outputs(old_table) == expected
+    links = [
+        i["sk"] for i in raw_items(old_table, f"FUNCTION#{function_arn('billing')}") if i["sk"] != "FUNCTION"
+    ]
+    assert sorted(links) == sorted(f"GRANT#{grant_id(g)}" for g in ("b1", "b2"))
 
     for pk, state_sk in ((key_pk(KEY_ARN), KEY_SK), (role_pk(role_key(ACCOUNT, ROLE)), ROLE_SK)):
         items = raw_items(old_table, pk)
@@ -231,6 +254,8 @@ def test_migrate_moves_the_old_lineage_to_one_item_per_event_and_reads_the_same(
         "facts": 0,
         "written": 0,
         "claims": 0,
+        "links": 0,
+        "linksComplete": True,
         "retentionDays": 0,
         "grantsStamped": 0,
         "incidentsStamped": 0,
@@ -411,3 +436,61 @@ def test_an_unmigrated_role_item_at_the_size_limit_still_takes_its_next_events(
     assert role.created.event_id == later[1]["detail"]["eventID"]
     [state] = [i for i in raw_items(table_settings, role_pk(role_key(ACCOUNT, ROLE))) if i["sk"] == ROLE_SK]
     assert "events" not in state and item_size(state) < 1024  # migrated on the spot
+
+
+def many_grants(count: int) -> list[dict[str, Any]]:
+    return [create_grant(f"fn{n}", f"g{n}", "2026-11-03T10:00:00Z") for n in range(count)]
+
+
+def test_an_unmigrated_table_is_evaluated_from_the_function_index_until_its_grants_are_linked(
+    old_table: Settings,
+) -> None:
+    """During the upgrade the evaluation still finds grants that have no link, and reads the same after."""
+    from grantwatch.adapters.snapshot import DynamoSnapshotReader
+
+    grants, functions = DynamoGrantStore(old_table), DynamoFunctionStore(old_table)
+    reader = DynamoSnapshotReader(grants, functions, DynamoHazardStore(old_table))
+    billing = function_arn("billing")
+    before = reader.snapshot(billing)
+    assert sorted(g.grant_id for g in before.grants) == sorted(grant_id(g) for g in ("b1", "b2"))
+    assert not grants.links_complete()
+
+    assert run(old_table, "migrate").exit_code == 0
+    migrated = DynamoGrantStore(old_table)
+    assert migrated.links_complete()
+    after = DynamoSnapshotReader(migrated, functions, DynamoHazardStore(old_table)).snapshot(billing)
+    assert sorted(after.grants, key=lambda g: g.grant_id) == sorted(before.grants, key=lambda g: g.grant_id)
+    assert after.looked_up_keys == {KEY_ARN}  # the links name the key: read in the same request
+
+
+def test_an_interrupted_link_migration_resumes_where_it_stopped(
+    old_table: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = recorder_of(old_table)
+    assert all(recorder.record(e).outcome is Outcome.RECORDED for e in many_grants(7))
+    assert drop_links(old_table) == 7
+    store = DynamoGrantStore(old_table)
+    real = DynamoGrantStore._link_of
+    calls = {"n": 0}
+
+    def stop_on_the_fifth(self: DynamoGrantStore, raw: dict[str, Any]) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise ConnectionError("the process stopped here")
+        return real(self, raw)
+
+    monkeypatch.setattr(DynamoGrantStore, "_link_of", stop_on_the_fifth)
+    with pytest.raises(ConnectionError):
+        store.link_all(dry_run=False, page_size=2)
+    monkeypatch.setattr(DynamoGrantStore, "_link_of", real)
+    assert not store.links_complete()
+
+    resumed = DynamoGrantStore(old_table).link_all(dry_run=False, page_size=2)
+    assert resumed.complete and 0 < resumed.links < 7 + len(GRANTS)  # not from the start again
+    linked = [
+        i
+        for i in table(old_table).scan()["Items"]
+        if str(i["pk"]).startswith("FUNCTION#") and str(i["sk"]).startswith("GRANT#")
+    ]
+    assert len(linked) == 7 + len(GRANTS)
+    assert DynamoGrantStore(old_table).link_all(dry_run=False).links == 0  # complete: nothing more to do

@@ -17,9 +17,11 @@ grants are also looked up through the by-function index.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.attributes import (
@@ -161,6 +163,14 @@ class ByGranteeIndex(GlobalSecondaryIndex["GrantItem"]):
 
     granteePrincipal = UnicodeAttribute(hash_key=True)
     pk = UnicodeAttribute(range_key=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Linked:
+    """What giving grants their links did (`DynamoGrantStore.link_all`)."""
+
+    links: int  # grants of a function linked (or, in a dry run, to link)
+    complete: bool  # every grant of a function has its link now
 
 
 class GrantLinkItem(Model):
@@ -392,6 +402,58 @@ class DynamoGrantStore:
             ):
                 done[did] += 1
         return done[Stamped.STAMPED], done[Stamped.RESTAMPED]
+
+    def link_all(self, *, dry_run: bool, page_size: int = 500) -> Linked:
+        """Give every grant made for a function its link (for `grantwatch migrate`), then mark the table's
+        links complete. A scan, page by page: where it stands is kept in the layout item after each page,
+        so an interrupted run resumes there; putting a link that exists changes nothing. With `dry_run`,
+        only counts."""
+        m, layout = self.model, self.layout
+        try:
+            state = layout.get(LAYOUT_KEY, LAYOUT_KEY, consistent_read=True)
+        except layout.DoesNotExist:
+            state = layout(LAYOUT_KEY, LAYOUT_KEY)
+        if state.grantLinks == LINKS_COMPLETE:
+            return Linked(links=0, complete=True)
+        connection = m._get_connection()
+        cursor = json.loads(state.linkCursor) if state.linkCursor and not dry_run else None
+        linked = 0
+        for_functions = (m.sk == GRANT_SK) & m.functionArn.exists()
+        while True:
+            page = connection.scan(
+                filter_condition=for_functions,
+                attributes_to_get=["pk", "keyArn", "functionArn", "granteePrincipal", "terms"],
+                exclusive_start_key=cursor,
+                limit=page_size,
+            )
+            items = page.get("Items", [])
+            linked += len(items)
+            if not dry_run:
+                with self.links.batch_write() as batch:
+                    for raw in items:
+                        batch.save(self._link_of(raw))
+            cursor = page.get("LastEvaluatedKey")
+            if cursor is None:
+                break
+            if not dry_run:
+                state.update(actions=[LayoutItem.linkCursor.set(json.dumps(cursor))])
+        if not dry_run:
+            state.update(actions=[LayoutItem.grantLinks.set(LINKS_COMPLETE), LayoutItem.linkCursor.remove()])
+            self._links_complete = True
+        return Linked(links=linked, complete=not dry_run)
+
+    def _link_of(self, raw: dict[str, Any]) -> GrantLinkItem:
+        """The link of a grant item as stored (its attributes in DynamoDB's own shape)."""
+        terms = raw.get("terms", {}).get("M", {})
+        grantee = raw.get("granteePrincipal", {}).get("S") or terms.get("grantee", {}).get("S")
+        key = raw.get("keyArn", {}).get("S", "")
+        ref = role_of(grantee)
+        return self.links(
+            link_pk(raw["functionArn"]["S"]),
+            link_sk(raw["pk"]["S"].removeprefix("GRANT#")),
+            key=key if _KEY_ARN.match(key) else None,
+            role=f"{ref[0]}/{ref[1]}" if ref else None,
+        )
 
     def key_arns(self) -> set[str]:
         """Every key with a recorded grant: a scan of the keys-only by-key index, whose items are small."""

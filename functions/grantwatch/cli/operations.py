@@ -212,8 +212,9 @@ def migrate(
     settings: Settings,
 ) -> None:
     """Bring a table written by an earlier version to this version's layout, in place: key and role
-    lineage moves from their state items to one item per event. Run it once the new version is deployed.
-    Safe to run again, and to interrupt: a second run finishes what the first left."""
+    lineage moves from their state items to one item per event, and each grant made for a function gets
+    its link in the function's partition. Run it once the new version is deployed. Safe to run again,
+    and to interrupt: a second run resumes where the first stopped."""
     if retention_days is not None:
         try:
             settings = dataclasses.replace(settings, retention_days=retention_days)
