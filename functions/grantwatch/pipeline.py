@@ -12,11 +12,12 @@ from __future__ import annotations
 import heapq
 from datetime import datetime, timedelta
 
+from grantwatch.domain.catalogue import EventKind, selection_of
 from grantwatch.domain.notices import Notice
-from grantwatch.domain.records import EvaluationRequest
+from grantwatch.domain.records import CloudTrailRecord, EvaluationRequest
 from grantwatch.evaluator import Evaluator
 from grantwatch.ports import FunctionStore, GrantStore, HazardStore
-from grantwatch.recorder import EventOutcome, Recorder
+from grantwatch.recorder import EventOutcome, Outcome, Recorder
 
 DEFAULT_SETTLE = timedelta(seconds=120)
 
@@ -39,6 +40,38 @@ class VirtualClockScheduler:
             due, _, request = heapq.heappop(self._pending)
             return due, request
         return None
+
+
+class Coalescer:
+    """Skips the evaluation of a function that nothing it reads has changed for since its last one: no
+    event naming the function, no key or role event, was recorded after it. A function touched by many
+    events in one settle window is evaluated once. `mark` is any number that grows with time: the
+    events recorded so far, or the parallel pipeline's phase."""
+
+    def __init__(self) -> None:
+        self.touched: dict[str, int] = {}  # function ARN -> mark of the last event naming it
+        self.hazard = -1  # mark of the last key or role event
+        self.evaluated: dict[str, int] = {}  # function ARN -> mark of its last evaluation
+        self.skipped = 0
+
+    def note(self, record: CloudTrailRecord | None, outcome: EventOutcome, mark: int) -> None:
+        """What the event may have changed."""
+        if record is None or outcome.outcome not in (Outcome.RECORDED, Outcome.DUPLICATE):
+            return
+        if outcome.function_arn:
+            self.touched[outcome.function_arn] = mark
+        selection = selection_of(record.event_source, record.event_name)
+        if selection is not None and selection.kind in (EventKind.KEY_STATE, EventKind.ROLE):
+            self.hazard = mark
+
+    def wanted(self, function_arn: str, mark: int) -> bool:
+        """Whether to evaluate the function now (at `mark`); if so, it counts as evaluated."""
+        evaluated = self.evaluated.get(function_arn)
+        if evaluated is not None and evaluated > max(self.touched.get(function_arn, -1), self.hazard):
+            self.skipped += 1
+            return False
+        self.evaluated[function_arn] = mark
+        return True
 
 
 class CollectingNotifier:
@@ -70,6 +103,8 @@ class LocalPipeline:
             grants, functions, hazards, self.notifier, self.scheduler, temporary_role=temporary_role
         )
         self.clock: datetime | None = None  # the latest eventTime seen: time never runs backwards
+        self.coalescer = Coalescer()
+        self._recorded = 0  # events recorded so far: the coalescer's mark
 
     def feed(self, raw: object) -> tuple[list[Notice], EventOutcome]:
         """The notices that fell due before this event, and what recording it did."""
@@ -79,7 +114,10 @@ class LocalPipeline:
         notices = self._run_due(before=parsed.event_time)
         self.clock = max(self.clock or parsed.event_time, parsed.event_time)
         self.scheduler.clock = self.clock
-        return notices, self.recorder.apply(parsed)
+        outcome = self.recorder.apply(parsed)
+        self._recorded += 1
+        self.coalescer.note(parsed, outcome, self._recorded)
+        return notices, outcome
 
     def drain(self) -> list[Notice]:
         """Let the clock run out: every pending evaluation runs."""
@@ -90,5 +128,8 @@ class LocalPipeline:
         while (due := self.scheduler.pop_due(before)) is not None:
             at, request = due
             at = max(at, self.clock or at)  # events fed out of time order: it is later than they say
-            notices += self.evaluator.run(request, at)
+            if request.function_arn is None or self.coalescer.wanted(
+                request.function_arn, self._recorded + 1
+            ):
+                notices += self.evaluator.run(request, at)
         return notices

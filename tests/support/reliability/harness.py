@@ -57,6 +57,7 @@ def canonical_table(settings: Settings) -> dict[str, Any]:
     functions: dict[str, Any] = {}
     keys_and_roles: dict[str, Any] = {}
     dependencies: set[tuple[str, str]] = set()
+    links: set[tuple[str, ...]] = set()
     incidents: Counter[tuple[str, ...]] = Counter()
     for raw in scan_all(settings):
         item = {k: _plain(v) for k, v in raw.items()}
@@ -68,6 +69,10 @@ def canonical_table(settings: Settings) -> dict[str, Any]:
             functions[item["pk"]] = item
         elif item["sk"].startswith("FUNCTION#"):
             dependencies.add((item["pk"], item["sk"]))
+        elif item["sk"].startswith("GRANT#"):  # a grant's link in its function's partition
+            links.add((item["pk"], item["sk"], item.get("key", "-"), item.get("role", "-")))
+        elif item["sk"] == "LAYOUT":
+            continue
         else:
             incident = item["incident"]
             incidents[
@@ -85,6 +90,7 @@ def canonical_table(settings: Settings) -> dict[str, Any]:
         "functions": functions,
         "keysAndRoles": keys_and_roles,
         "dependencies": sorted(dependencies),
+        "links": sorted(links),
         "incidents": sorted(incidents.items()),
     }
 
