@@ -32,17 +32,15 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UnicodeSetAttribute,
 )
-from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
-from pynamodb.transactions import TransactWrite
 
 from grantwatch.adapters.tables import (
     Stamped,
     bind,
-    cancelled_by_a_condition,
     error_code,
     settle_expiry,
 )
@@ -118,6 +116,7 @@ class GrantTermsAttribute(MapAttribute[str, Any]):
     service = UnicodeAttribute(null=True)
     resource = UnicodeAttribute(null=True)  # when it is not the function
     grantee = UnicodeAttribute(null=True)  # a grantee the by-grantee index does not hold (see below)
+    lambdaContext = BooleanAttribute(null=True)  # the constraint is Lambda's: the item's function's ARN
 
 
 class ByKeyIndex(GlobalSecondaryIndex["GrantItem"]):
@@ -212,7 +211,8 @@ class GrantItem(Model):
     sk = UnicodeAttribute(range_key=True)
     keyArn = UnicodeAttribute()
     state = UnicodeAttribute()
-    functionArn = UnicodeAttribute(null=True)
+    functionArn = UnicodeAttribute(null=True)  # the by-function index's key: grants recorded before links
+    function = UnicodeAttribute(null=True)  # the function, unindexed: its link finds the grant
     granteePrincipal = UnicodeAttribute(null=True)
     terms = GrantTermsAttribute(null=True)
     events = ListAttribute(of=LineageEventAttribute)
@@ -258,22 +258,22 @@ class DynamoGrantStore:
             if error_code(error) != "ConditionalCheckFailedException":
                 raise
             return RecordedGrant(RecordResult.DUPLICATE, self._function_of(fact))
-        stored = data.get("Attributes", {}).get("functionArn", {})
-        return RecordedGrant(RecordResult.RECORDED, stored.get("S"))
+        return RecordedGrant(RecordResult.RECORDED, _function_in(data.get("Attributes", {})))
 
     def _record_with_link(self, fact: GrantFact, function_arn: str) -> RecordedGrant:
-        m = self.model
-        link = self._link(fact, function_arn)
+        """The link first, then the grant: a link is the same whoever writes it, so a redelivery after a
+        failure between the two finds it there, and a grant is never recorded without its link. Two
+        plain writes rather than one transaction, which would bill each item twice."""
+        self._link(fact, function_arn).save()
         try:
-            with TransactWrite(connection=m._get_connection().connection) as transaction:
-                transaction.update(
-                    m(grant_pk(fact.grant_id), GRANT_SK),
-                    actions=self._actions(fact),
-                    condition=self._not_yet_applied(fact),
-                )
-                transaction.save(link)
-        except TransactWriteError as error:
-            if not cancelled_by_a_condition(error):
+            self.model._get_connection().update_item(
+                grant_pk(fact.grant_id),
+                GRANT_SK,
+                actions=self._actions(fact),
+                condition=self._not_yet_applied(fact),
+            )
+        except UpdateError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
                 raise
             return RecordedGrant(RecordResult.DUPLICATE, function_arn)
         return RecordedGrant(RecordResult.RECORDED, function_arn)
@@ -334,10 +334,12 @@ class DynamoGrantStore:
         if fact.terms is not None:
             return fact.terms.function_arn
         try:
-            item = self.model.get(grant_pk(fact.grant_id), GRANT_SK, attributes_to_get=["functionArn"])
+            item = self.model.get(
+                grant_pk(fact.grant_id), GRANT_SK, attributes_to_get=["function", "functionArn"]
+            )
         except self.model.DoesNotExist:
             return None
-        return item.functionArn
+        return item.function or item.functionArn
 
     def get(self, grant_id: str) -> GrantState | None:
         try:
@@ -479,7 +481,7 @@ class DynamoGrantStore:
                 if indexed_grantee(fact.terms.grantee_principal):
                     actions.append(m.granteePrincipal.set(fact.terms.grantee_principal))
                 if fact.terms.function_arn:
-                    actions.append(m.functionArn.set(fact.terms.function_arn))
+                    actions.append(m.function.set(fact.terms.function_arn))
         return actions
 
     def _not_yet_applied(self, fact: GrantFact) -> Condition:
@@ -525,14 +527,27 @@ def fact_to_map(fact: GrantFact) -> dict[str, Any]:
     return {k: v for k, v in stored.items() if v is not None}
 
 
+# Lambda's grant binds the function by the encryption context holding its ARN: stored as a flag, not the
+# ARN a second time (the item then stays within one write unit once it has ended).
+_LAMBDA_CONTEXT = "aws:lambda:FunctionArn"
+
+
+def _constraints_of_function(function_arn: str) -> dict[str, Any]:
+    return {"encryptionContextEquals": {_LAMBDA_CONTEXT: function_arn}}
+
+
 def terms_to_map(terms: GrantTerms) -> dict[str, Any]:
     same = terms.retiring_principal == terms.grantee_principal
+    lambda_context = terms.function_arn is not None and terms.constraints == _constraints_of_function(
+        terms.function_arn
+    )
     stored: dict[str, Any] = {
         "grantee": None if indexed_grantee(terms.grantee_principal) else terms.grantee_principal,
         "operations": list(terms.operations),
         "retiringPrincipal": None if same else terms.retiring_principal,
         "retiringIsGrantee": True if same else None,
-        "constraints": terms.constraints or None,
+        "constraints": None if lambda_context else terms.constraints or None,
+        "lambdaContext": True if lambda_context else None,
         "name": terms.name,
         "service": terms.service,
         "resource": None if terms.resource == terms.function_arn else terms.resource,
@@ -547,16 +562,27 @@ def terms_from_item(item: GrantItem) -> GrantTerms | None:
     grantee = item.granteePrincipal or stored.get("grantee")  # items written before: in the index
     if grantee is None:
         return None
+    function = item.function or item.functionArn  # items recorded before links: in the by-function index
+    constraints = stored.get("constraints") or {}
+    if stored.get("lambdaContext") and function:
+        constraints = _constraints_of_function(function)
     return GrantTerms(
         grantee_principal=grantee,
         retiring_principal=grantee if stored.get("retiringIsGrantee") else stored.get("retiringPrincipal"),
         operations=tuple(stored.get("operations") or ()),
-        constraints=stored.get("constraints") or {},
+        constraints=constraints,
         name=stored.get("name"),
         service=stored.get("service"),
-        resource=stored.get("resource") or item.functionArn,
-        function_arn=item.functionArn,
+        resource=stored.get("resource") or function,
+        function_arn=function,
     )
+
+
+def _function_in(attributes: dict[str, Any]) -> str | None:
+    """The function of a grant item returned in DynamoDB's own shape, in either of its attributes."""
+    stored = attributes.get("function") or attributes.get("functionArn") or {}
+    value: str | None = stored.get("S")
+    return value
 
 
 def fact_from_map(stored: LineageEventAttribute, item: GrantItem, terms: GrantTerms | None) -> GrantFact:
