@@ -12,6 +12,7 @@ except the SNS topic: grantwatch.domain.delivery).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -48,6 +49,7 @@ from grantwatch.ports import (
     IncidentRecord,
     Notifier,
     ReadsTogether,
+    Relink,
 )
 
 # One loss however it was learnt: a reconciliation's "vanished" and the late RetireGrant are the same news.
@@ -86,6 +88,7 @@ class _Change:
     """What `Evaluator._apply` wrote: the incident now open (when it opened one), with the alert's channel
     states if it holds the alert's claim, or the incident it resolved."""
 
+    wrote: bool = False  # an incident's write was made (with the links' move, if any)
     opened: bool = False
     current: IncidentRecord | None = None
     claimed: dict[str, ChannelState] | None = None
@@ -133,12 +136,14 @@ class Evaluator:
         reader = self.reader or StoreReader(self.grants, self.functions, self.hazards)
         snapshot = reader.snapshot(function_arn)
         function = snapshot.function
-        assessment, dependency = self._assess(snapshot)
+        assessment, dependency, relink = self._assess(snapshot)
         if function is None and dependency is None:
             self.functions.touch(function_arn)  # known from its grants only: list it with the others
         current = snapshot.open_incident
         step = next_step(assessment, current.incident if current else None, function)
-        change = self._apply(step, snapshot, assessment, dependency, now)
+        change = self._apply(step, snapshot, assessment, dependency, now, relink)
+        if relink is not None and not change.wrote:
+            self._link(function_arn, relink)
 
         published: list[Notice] = []
         unsent = snapshot.unsent_resolutions()
@@ -175,16 +180,21 @@ class Evaluator:
         assessment: Assessment,
         dependency: Dependency | None,
         now: datetime,
+        relink: Relink | None,
     ) -> _Change:
-        """Open, supersede or resolve the function's incident, as `step` says. An incident opened here has
-        its alert claimed in the same write."""
+        """Open, supersede or resolve the function's incident, as `step` says, moving the function's
+        links in the same write. An incident opened here has its alert claimed in that write too."""
         functions, function, current = self.functions, snapshot.function, snapshot.open_incident
-        claim = now + NOTICE_LEASE
+        arn, claim = snapshot.function_arn, now + NOTICE_LEASE
         if step is Step.RESOLVE and current is not None:
             grant_id = assessment.usable.grant_id if assessment.usable else None
             reason = "can decrypt again" if assessment.verdict is Verdict.SAFE else assessment.reason
-            if not functions.resolve(current.incident, now, reason, grant_id):
-                return _Change()
+
+            def resolve(links: Relink | None) -> bool:
+                return functions.resolve(current.incident, now, reason, grant_id, relink=links)
+
+            if not self._write(arn, resolve, relink):
+                return _Change(wrote=True)
             closed = replace(
                 current,
                 status="resolved",
@@ -192,7 +202,7 @@ class Evaluator:
                 resolved_reason=reason,
                 resolved_grant_id=grant_id,
             )
-            return _Change(resolved=closed)
+            return _Change(wrote=True, resolved=closed)
         if step in (Step.OPEN, Step.SUPERSEDE):
             on_key = (
                 self.hazards.dependents_of_key(assessment.key_arn or "") if _about_key(assessment) else []
@@ -200,17 +210,18 @@ class Evaluator:
             opened = incident_from(
                 assessment, now, on_key, aws_managed_key=configured_on_aws_managed_key(function)
             )
-            if step is Step.OPEN:
-                written = functions.open(opened, claimed_until=claim)
-            else:
-                written = current is not None and functions.supersede(
-                    current.incident, opened, claimed_until=claim
-                )
         elif step is Step.OPEN_UNPREDICTED and function is not None and function.failed_at is not None:
-            opened = self._unpredicted(snapshot.function_arn, function, dependency, now)
-            written = functions.open(opened, claimed_until=claim)
+            opened = self._unpredicted(arn, function, dependency, now)
         else:
             return _Change()
+        new = opened
+
+        def write(links: Relink | None) -> bool:
+            if step is Step.SUPERSEDE and current is not None:
+                return functions.supersede(current.incident, new, claimed_until=claim, relink=links)
+            return functions.open(new, claimed_until=claim, relink=links)
+
+        written = self._write(arn, write, relink)
         if (
             function is not None
             and function.failed_at is not None
@@ -218,11 +229,12 @@ class Evaluator:
         ):
             self._confirm(snapshot.function_arn, function, opened)  # it failed before the alert could be sent
         if written:  # this evaluation opened it, with its alert claimed: no channel has it yet
-            return _Change(opened=True, current=IncidentRecord(incident=opened, status="open"), claimed={})
+            opened_now = IncidentRecord(incident=opened, status="open")
+            return _Change(wrote=True, opened=True, current=opened_now, claimed={})
         # another evaluation changed the incident meanwhile: start from what it left
-        open_id = functions.open_incident_id(snapshot.function_arn)
-        again = functions.incident(snapshot.function_arn, open_id) if open_id else None
-        return _Change(opened=True, current=again)
+        open_id = functions.open_incident_id(arn)
+        again = functions.incident(arn, open_id) if open_id else None
+        return _Change(wrote=True, opened=True, current=again)
 
     def _unpredicted(
         self, function_arn: str, function: FunctionState, dependency: Dependency | None, now: datetime
@@ -244,7 +256,9 @@ class Evaluator:
             function_arn, key or "unknown", role, failure, now, aws_managed_key=aws_managed
         )
 
-    def _assess(self, snapshot: FunctionSnapshot) -> tuple[Assessment, Dependency | None]:
+    def _assess(self, snapshot: FunctionSnapshot) -> tuple[Assessment, Dependency | None, Relink | None]:
+        """The verdict, the key and role found, and the move of the function's links to them, if they
+        moved (written with the incident when one changes, else on its own)."""
         function_arn, function = snapshot.function_arn, snapshot.function
         assessment, dependency = assess_known(
             _SnapshotHazards(snapshot, self.hazards), function_arn, snapshot.grants, function
@@ -252,12 +266,30 @@ class Evaluator:
         ref = dependency.role_ref if dependency else None
         key, role = (dependency.key_arn if dependency else None), (role_key(*ref) if ref else None)
         was = (function.depends_on_key, function.depends_on_role) if function else (None, None)
-        if not self.hazards.link(function_arn, key=key, role=role, was=was):
+        return assessment, dependency, (None if (key, role) == was else Relink(key, role, *was))
+
+    def _link(self, function_arn: str, relink: Relink) -> None:
+        hazards = self.hazards
+        if not hazards.link(
+            function_arn, key=relink.key, role=relink.role, was=(relink.was_key, relink.was_role)
+        ):
             # another evaluation moved the links meanwhile: start from what it left
             again = self.functions.get(function_arn)
             was = (again.depends_on_key, again.depends_on_role) if again else (None, None)
-            self.hazards.link(function_arn, key=key, role=role, was=was)
-        return assessment, dependency
+            hazards.link(function_arn, key=relink.key, role=relink.role, was=was)
+
+    def _write(
+        self, function_arn: str, write: Callable[[Relink | None], bool], relink: Relink | None
+    ) -> bool:
+        """An incident's write, carrying the move of the function's links when there is one. Refused (the
+        incident or the links changed meanwhile): the links are moved on their own, and the incident's
+        write tried once more without them."""
+        if relink is None:
+            return write(None)
+        if write(relink):
+            return True
+        self._link(function_arn, relink)
+        return write(None)
 
     def _confirm(self, function_arn: str, function: FunctionState, incident: Incident) -> None:
         if function.failed_at is None or function.failure_event_id is None:

@@ -12,24 +12,26 @@ from __future__ import annotations
 import heapq
 from datetime import datetime, timedelta
 
-from grantwatch.domain.catalogue import EventKind, selection_of
 from grantwatch.domain.notices import Notice
-from grantwatch.domain.records import CloudTrailRecord, EvaluationRequest
+from grantwatch.domain.records import EvaluationRequest
 from grantwatch.evaluator import Evaluator
 from grantwatch.ports import FunctionStore, GrantStore, HazardStore
-from grantwatch.recorder import EventOutcome, Outcome, Recorder
+from grantwatch.recorder import EventOutcome, Recorder
 
 DEFAULT_SETTLE = timedelta(seconds=120)
 
 
 class VirtualClockScheduler:
-    def __init__(self, settle: timedelta) -> None:
+    def __init__(self, settle: timedelta, coalescer: Coalescer | None = None) -> None:
         self.settle = settle
+        self.coalescer = coalescer
         self._pending: list[tuple[datetime, int, EvaluationRequest]] = []
         self._sequence = 0
         self.clock: datetime | None = None  # when the event being recorded arrived
 
     def schedule(self, request: EvaluationRequest) -> None:
+        if self.coalescer is not None:
+            self.coalescer.asked(request)
         self._sequence += 1
         arrived = max(request.event_time, self.clock or request.event_time)
         due = arrived + (timedelta(0) if request.immediate else self.settle)
@@ -44,33 +46,32 @@ class VirtualClockScheduler:
 
 class Coalescer:
     """Skips the evaluation of a function that nothing it reads has changed for since its last one: no
-    event naming the function, no key or role event, was recorded after it. A function touched by many
-    events in one settle window is evaluated once. `mark` is any number that grows with time: the
-    events recorded so far, or the parallel pipeline's phase."""
+    evaluation of it, and no key or role evaluation, was asked for after it (whoever asked: the recorder
+    for each event it records, a reconciliation for each repair). A function touched by many events in
+    one settle window is evaluated once."""
 
     def __init__(self) -> None:
-        self.touched: dict[str, int] = {}  # function ARN -> mark of the last event naming it
-        self.hazard = -1  # mark of the last key or role event
-        self.evaluated: dict[str, int] = {}  # function ARN -> mark of its last evaluation
+        self._tick = 0
+        self._asked: dict[str, int] = {}  # function ARN -> when its evaluation was last asked for
+        self._hazard = 0  # when a key or role evaluation was last asked for
+        self._evaluated: dict[str, int] = {}  # function ARN -> when it was last evaluated
         self.skipped = 0
 
-    def note(self, record: CloudTrailRecord | None, outcome: EventOutcome, mark: int) -> None:
-        """What the event may have changed."""
-        if record is None or outcome.outcome not in (Outcome.RECORDED, Outcome.DUPLICATE):
-            return
-        if outcome.function_arn:
-            self.touched[outcome.function_arn] = mark
-        selection = selection_of(record.event_source, record.event_name)
-        if selection is not None and selection.kind in (EventKind.KEY_STATE, EventKind.ROLE):
-            self.hazard = mark
+    def asked(self, request: EvaluationRequest) -> None:
+        self._tick += 1
+        if request.function_arn is None:
+            self._hazard = self._tick
+        else:
+            self._asked[request.function_arn] = self._tick
 
-    def wanted(self, function_arn: str, mark: int) -> bool:
-        """Whether to evaluate the function now (at `mark`); if so, it counts as evaluated."""
-        evaluated = self.evaluated.get(function_arn)
-        if evaluated is not None and evaluated > max(self.touched.get(function_arn, -1), self.hazard):
+    def wanted(self, function_arn: str) -> bool:
+        """Whether to evaluate the function now; if so, it counts as evaluated."""
+        evaluated = self._evaluated.get(function_arn, 0)
+        if evaluated > max(self._asked.get(function_arn, 0), self._hazard):
             self.skipped += 1
             return False
-        self.evaluated[function_arn] = mark
+        self._tick += 1
+        self._evaluated[function_arn] = self._tick
         return True
 
 
@@ -96,15 +97,14 @@ class LocalPipeline:
         self.grants = grants
         self.functions = functions
         self.hazards = hazards
-        self.scheduler = VirtualClockScheduler(settle)
+        self.coalescer = Coalescer()
+        self.scheduler = VirtualClockScheduler(settle, self.coalescer)
         self.notifier = CollectingNotifier()
         self.recorder = Recorder(grants, functions, hazards, self.scheduler)
         self.evaluator = Evaluator(
             grants, functions, hazards, self.notifier, self.scheduler, temporary_role=temporary_role
         )
         self.clock: datetime | None = None  # the latest eventTime seen: time never runs backwards
-        self.coalescer = Coalescer()
-        self._recorded = 0  # events recorded so far: the coalescer's mark
 
     def feed(self, raw: object) -> tuple[list[Notice], EventOutcome]:
         """The notices that fell due before this event, and what recording it did."""
@@ -114,10 +114,7 @@ class LocalPipeline:
         notices = self._run_due(before=parsed.event_time)
         self.clock = max(self.clock or parsed.event_time, parsed.event_time)
         self.scheduler.clock = self.clock
-        outcome = self.recorder.apply(parsed)
-        self._recorded += 1
-        self.coalescer.note(parsed, outcome, self._recorded)
-        return notices, outcome
+        return notices, self.recorder.apply(parsed)
 
     def drain(self) -> list[Notice]:
         """Let the clock run out: every pending evaluation runs."""
@@ -128,8 +125,6 @@ class LocalPipeline:
         while (due := self.scheduler.pop_due(before)) is not None:
             at, request = due
             at = max(at, self.clock or at)  # events fed out of time order: it is later than they say
-            if request.function_arn is None or self.coalescer.wanted(
-                request.function_arn, self._recorded + 1
-            ):
+            if request.function_arn is None or self.coalescer.wanted(request.function_arn):
                 notices += self.evaluator.run(request, at)
         return notices

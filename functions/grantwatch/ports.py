@@ -118,6 +118,17 @@ class IncidentRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Relink:
+    """Move a function's links from the key and role it was found on (`was_*`) to `key` and `role`
+    (``account/name``): its item says which, and each key and role lists its dependents."""
+
+    key: str | None
+    role: str | None
+    was_key: str | None
+    was_role: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class GrantLink:
     """A grant of a function, as its link in the function's partition names it."""
 
@@ -215,11 +226,30 @@ class FunctionStore(Protocol):
 
     def incident(self, function_arn: str, incident_id: str) -> IncidentRecord | None: ...
 
-    def open(self, incident: Incident, *, claimed_until: datetime | None = None) -> bool: ...
+    def open(
+        self, incident: Incident, *, claimed_until: datetime | None = None, relink: Relink | None = None
+    ) -> bool: ...
 
-    def resolve(self, incident: Incident, at: datetime, reason: str, grant_id: str | None) -> bool: ...
+    def resolve(
+        self,
+        incident: Incident,
+        at: datetime,
+        reason: str,
+        grant_id: str | None,
+        *,
+        relink: Relink | None = None,
+    ) -> bool:
+        """Close the incident; with `relink`, move the function's links in the same write."""
+        ...
 
-    def supersede(self, old: Incident, new: Incident, *, claimed_until: datetime | None = None) -> bool: ...
+    def supersede(
+        self,
+        old: Incident,
+        new: Incident,
+        *,
+        claimed_until: datetime | None = None,
+        relink: Relink | None = None,
+    ) -> bool: ...
 
     def record_failure(self, failure: DecryptFailure) -> FailureRecorded: ...
 

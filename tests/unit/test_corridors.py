@@ -26,6 +26,7 @@ from grantwatch.ports import (
     KeyNotFound,
     RecordedGrant,
     RecordResult,
+    Relink,
     ServiceError,
 )
 from grantwatch.reconciler import Reconciler
@@ -79,6 +80,12 @@ class MemoryFunctions:
         self.open_ids: dict[str, str] = {}
         self.claims: set[tuple[str, bool]] = set()
         self.outbox: dict[tuple[str, bool], dict[str, ChannelState]] = {}
+        # the links an incident's write moves (the hazards' own, shared with them by `Corridors`)
+        self.links: dict[str, tuple[str | None, str | None]] = {}
+
+    def _relink(self, function_arn: str, relink: Relink | None) -> None:
+        if relink is not None:
+            self.links[function_arn] = (relink.key, relink.role)
 
     def record(self, fact: FunctionFact) -> bool:
         self.states[fact.function_arn] = FunctionState(
@@ -121,26 +128,45 @@ class MemoryFunctions:
     def incident(self, function_arn: str, incident_id: str) -> IncidentRecord | None:
         return self.records.get(incident_id)
 
-    def open(self, incident: Incident, *, claimed_until: datetime | None = None) -> bool:
+    def open(
+        self, incident: Incident, *, claimed_until: datetime | None = None, relink: Relink | None = None
+    ) -> bool:
         if incident.function_arn in self.open_ids:
             return False
+        self._relink(incident.function_arn, relink)
         self.open_ids[incident.function_arn] = incident.incident_id
         self.records[incident.incident_id] = IncidentRecord(incident, "open")
         if claimed_until is not None:
             self.claims.add((incident.incident_id, False))
         return True
 
-    def resolve(self, incident: Incident, at: datetime, reason: str, grant_id: str | None) -> bool:
+    def resolve(
+        self,
+        incident: Incident,
+        at: datetime,
+        reason: str,
+        grant_id: str | None,
+        *,
+        relink: Relink | None = None,
+    ) -> bool:
         if self.open_ids.pop(incident.function_arn, None) != incident.incident_id:
             return False
+        self._relink(incident.function_arn, relink)
         self._change(incident, status="resolved", resolved_at=at, resolved_reason=reason)
         self._change(incident, resolved_grant_id=grant_id)
         return True
 
-    def supersede(self, old: Incident, new: Incident, *, claimed_until: datetime | None = None) -> bool:
+    def supersede(
+        self,
+        old: Incident,
+        new: Incident,
+        *,
+        claimed_until: datetime | None = None,
+        relink: Relink | None = None,
+    ) -> bool:
         self._change(old, status="superseded", superseded_by=new.incident_id)
         del self.open_ids[old.function_arn]
-        return self.open(new, claimed_until=claimed_until)
+        return self.open(new, claimed_until=claimed_until, relink=relink)
 
     def record_failure(self, failure: DecryptFailure) -> FailureRecorded:
         raise AssertionError("no failure in these stories")
@@ -255,6 +281,7 @@ class Corridors:
             MemoryFunctions(),
             MemoryHazards(),
         )
+        self.hazards.links = self.functions.links
         self.outbox = Outbox()
         self.recorder = Recorder(self.grants, self.functions, self.hazards, self.outbox)
         self.evaluator = Evaluator(self.grants, self.functions, self.hazards, self.outbox, self.outbox)

@@ -196,6 +196,7 @@ def test_the_reconciler_may_list_grants_and_functions_and_record_repairs_only() 
         "dynamodb:Query",
         "dynamodb:Scan",
         "dynamodb:UpdateItem",
+        "dynamodb:PutItem",  # a repaired grant's link, in its function's partition only
         "sqs:SendMessage",
     }
     wildcards = {action for action, resource in granted if resource == json.dumps("*")}

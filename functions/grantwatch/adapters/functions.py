@@ -43,7 +43,7 @@ from grantwatch.domain.delivery import NOTICE_LEASE, ChannelState, states_from_m
 from grantwatch.domain.facts import Actor, parse_utc_iso, utc_iso
 from grantwatch.domain.functions import FunctionChange, FunctionFact, FunctionState, function_arn_prefix
 from grantwatch.domain.hazards import DecryptFailure
-from grantwatch.ports import FailureRecorded, IncidentRecord
+from grantwatch.ports import FailureRecorded, IncidentRecord, Relink
 from grantwatch.settings import Settings
 
 # Incidents and heals are the evaluator's and the healer's: the recorder, which writes function items from
@@ -279,26 +279,67 @@ class DynamoFunctionStore:
             return None
         return _record_of(item)
 
-    def open(self, incident: Incident, *, claimed_until: datetime | None = None) -> bool:
+    def open(
+        self, incident: Incident, *, claimed_until: datetime | None = None, relink: Relink | None = None
+    ) -> bool:
         """Open the incident unless the function has one open already (then False). With `claimed_until`,
-        its alert is claimed for sending in the same write (`claim_notice`)."""
+        its alert is claimed for sending in the same write (`claim_notice`); with `relink`, the function's
+        links are moved in it too (then False also when they moved meanwhile)."""
         f, i = self.functions, self.incidents
-        function = f(function_pk(incident.function_arn), FUNCTION_SK)
         record = self._new_incident(incident, claimed_until)
         return self._transact(
             lambda tx: (
-                tx.update(
-                    function,
-                    actions=[
-                        f.arn.set(incident.function_arn),
-                        f.entity.set(FUNCTION_ENTITY),
-                        f.openIncidentId.set(incident.incident_id),
-                    ],
-                    condition=f.openIncidentId.does_not_exist(),
+                self._update_function(
+                    tx,
+                    incident.function_arn,
+                    [f.openIncidentId.set(incident.incident_id)],
+                    f.openIncidentId.does_not_exist(),
+                    relink,
                 ),
                 tx.save(record, condition=i.pk.does_not_exist()),
             )
         )
+
+    def _update_function(
+        self,
+        transaction: TransactWrite,
+        function_arn: str,
+        actions: list[Action],
+        condition: Condition | None,
+        relink: Relink | None,
+    ) -> TransactWrite:
+        """The function item's part of a transaction, with the move of its links when there is one."""
+        f = self.functions
+        actions = [f.arn.set(f.arn | function_arn), f.entity.set(FUNCTION_ENTITY), *actions]
+        if relink is not None:
+            actions += self._link_actions(relink)
+            unchanged = self._links_unchanged(relink)
+            condition = unchanged if condition is None else condition & unchanged
+            self._relink_dependencies(transaction, function_arn, relink)
+        transaction.update(f(function_pk(function_arn), FUNCTION_SK), actions=actions, condition=condition)
+        return transaction
+
+    def _link_actions(self, relink: Relink) -> list[Action]:
+        f = self.functions
+        return [
+            f.dependsOnKey.set(relink.key) if relink.key else f.dependsOnKey.remove(),
+            f.dependsOnRole.set(relink.role) if relink.role else f.dependsOnRole.remove(),
+        ]
+
+    def _links_unchanged(self, relink: Relink) -> Condition:
+        f = self.functions
+        key, role = relink.was_key, relink.was_role
+        unchanged: Condition = (f.dependsOnKey == key if key else f.dependsOnKey.does_not_exist()) & (
+            f.dependsOnRole == role if role else f.dependsOnRole.does_not_exist()
+        )
+        return unchanged
+
+    def _relink_dependencies(self, transaction: TransactWrite, function_arn: str, relink: Relink) -> None:
+        """The dependency items of the function's old and new key and role (the hazard store's kind of
+        item, written here so that the function item and they change together)."""
+        from grantwatch.adapters.hazards import relink_dependencies
+
+        relink_dependencies(transaction, self.settings, function_arn, relink)
 
     def _new_incident(self, incident: Incident, claimed_until: datetime | None = None) -> IncidentItem:
         return self.incidents(
@@ -311,9 +352,16 @@ class DynamoFunctionStore:
             claimedUntil=utc_iso(claimed_until) if claimed_until else None,
         )
 
-    def resolve(self, incident: Incident, at: datetime, reason: str, grant_id: str | None) -> bool:
+    def resolve(
+        self,
+        incident: Incident,
+        at: datetime,
+        reason: str,
+        grant_id: str | None,
+        *,
+        relink: Relink | None = None,
+    ) -> bool:
         f, i = self.functions, self.incidents
-        function = f(function_pk(incident.function_arn), FUNCTION_SK)
         record = i(function_pk(incident.function_arn), incident_sk(incident.incident_id))
         resolution: list[Action] = [
             i.status.set("resolved"),
@@ -325,28 +373,39 @@ class DynamoFunctionStore:
         resolution += self._expiry(at)
         return self._transact(
             lambda tx: (
-                tx.update(
-                    function,
-                    actions=[f.openIncidentId.remove()],
-                    condition=f.openIncidentId == incident.incident_id,
+                self._update_function(
+                    tx,
+                    incident.function_arn,
+                    [f.openIncidentId.remove()],
+                    f.openIncidentId == incident.incident_id,
+                    relink,
                 ),
                 tx.update(record, actions=resolution, condition=i.status == "open"),
             )
         )
 
-    def supersede(self, old: Incident, new: Incident, *, claimed_until: datetime | None = None) -> bool:
+    def supersede(
+        self,
+        old: Incident,
+        new: Incident,
+        *,
+        claimed_until: datetime | None = None,
+        relink: Relink | None = None,
+    ) -> bool:
         """Close `old` without a resolved notice, because the function still cannot decrypt, for another
-        reason: `new` is opened in its place (its alert claimed, as `open`), in the same transaction."""
+        reason: `new` is opened in its place (its alert claimed and links moved, as `open`), in the same
+        transaction."""
         f, i = self.functions, self.incidents
-        function = f(function_pk(old.function_arn), FUNCTION_SK)
         closed = i(function_pk(old.function_arn), incident_sk(old.incident_id))
         opened = self._new_incident(new, claimed_until)
         return self._transact(
             lambda tx: (
-                tx.update(
-                    function,
-                    actions=[f.openIncidentId.set(new.incident_id)],
-                    condition=f.openIncidentId == old.incident_id,
+                self._update_function(
+                    tx,
+                    old.function_arn,
+                    [f.openIncidentId.set(new.incident_id)],
+                    f.openIncidentId == old.incident_id,
+                    relink,
                 ),
                 tx.update(
                     closed,
@@ -499,33 +558,11 @@ class DynamoFunctionStore:
                 done[did] += 1
         return done[Stamped.STAMPED], done[Stamped.RESTAMPED]
 
-    def write_links(
-        self,
-        transaction: TransactWrite,
-        function_arn: str,
-        *,
-        key: str | None,
-        role: str | None,
-        was: tuple[str | None, str | None],
-    ) -> None:
-        """Within the caller's transaction: the key and role the function depends on (role as
-        `account/name`), on condition that they are still `was` (the dependency items the hazard store
-        writes in the same transaction then always match what the function item says)."""
-        f = self.functions
-        old_key, old_role = was
-        unchanged = (f.dependsOnKey == old_key if old_key else f.dependsOnKey.does_not_exist()) & (
-            f.dependsOnRole == old_role if old_role else f.dependsOnRole.does_not_exist()
-        )
-        transaction.update(
-            f(function_pk(function_arn), FUNCTION_SK),
-            actions=[
-                f.arn.set(f.arn | function_arn),
-                f.entity.set(FUNCTION_ENTITY),
-                f.dependsOnKey.set(key) if key else f.dependsOnKey.remove(),
-                f.dependsOnRole.set(role) if role else f.dependsOnRole.remove(),
-            ],
-            condition=unchanged,
-        )
+    def relink(self, function_arn: str, relink: Relink) -> bool:
+        """Move the function's links alone, on condition that they are still the ones it had (the
+        dependency items then always match what the function item says). False: they moved meanwhile;
+        nothing was written."""
+        return self._transact(lambda tx: self._update_function(tx, function_arn, [], None, relink))
 
     def _transact(self, body: Any) -> bool:
         connection = self.functions._get_connection().connection

@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from pynamodb.attributes import (
@@ -66,6 +67,7 @@ from grantwatch.domain.hazards import (
     RoleStatus,
     role_key,
 )
+from grantwatch.ports import Relink
 from grantwatch.settings import Settings
 
 KEY_SK = "KEY"
@@ -333,35 +335,7 @@ class DynamoHazardStore:
         always says which dependency items exist. False: they changed meanwhile; nothing was written."""
         if (key, role) == was:
             return True
-        connection = self.dependencies._get_connection().connection
-        try:
-            with TransactWrite(connection=connection) as transaction:
-                self.functions.write_links(transaction, function_arn, key=key, role=role, was=was)
-                self._relink(transaction, function_arn, key, role, *was)
-        except TransactWriteError as error:
-            if cancelled_by_a_condition(error):
-                return False
-            raise
-        return True
-
-    def _relink(
-        self,
-        transaction: TransactWrite,
-        function_arn: str,
-        key: str | None,
-        role: str | None,
-        old_key: str | None,
-        old_role: str | None,
-    ) -> None:
-        """The dependency items: the function's old key and role no longer list it, the new ones do."""
-        d = self.dependencies
-        for old, new, pk in ((old_key, key, key_pk), (old_role, role, role_pk)):
-            if old == new:
-                continue
-            if old:
-                transaction.delete(d(pk(old), dependent_sk(function_arn)))
-            if new:
-                transaction.save(d(pk(new), dependent_sk(function_arn), dependent=function_arn))
+        return self.functions.relink(function_arn, Relink(key, role, *was))
 
     def mark_verified(self, key_arn: str, at: datetime) -> None:
         """Reconciliation has compared the key's grants with ListGrants at `at`."""
@@ -536,6 +510,27 @@ class DynamoHazardStore:
 
 
 _MIGRATION_ATTEMPTS = 5
+
+
+def relink_dependencies(
+    transaction: TransactWrite, settings: Settings, function_arn: str, relink: Relink
+) -> None:
+    """Within the caller's transaction, the dependency items: the function's old key and role no longer
+    list it, the new ones do."""
+    d = _bound_dependencies(settings)
+    moves = ((relink.was_key, relink.key, key_pk), (relink.was_role, relink.role, role_pk))
+    for old, new, pk in moves:
+        if old == new:
+            continue
+        if old:
+            transaction.delete(d(pk(old), dependent_sk(function_arn)))
+        if new:
+            transaction.save(d(pk(new), dependent_sk(function_arn), dependent=function_arn))
+
+
+@cache
+def _bound_dependencies(settings: Settings) -> type[DependencyItem]:
+    return bind(DependencyItem, settings)
 
 
 def _holds(attribute: Any, count: int) -> Condition:
