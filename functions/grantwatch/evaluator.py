@@ -38,6 +38,7 @@ from grantwatch.domain.risk import (
 )
 from grantwatch.outbox import send
 from grantwatch.ports import (
+    BatchScheduler,
     DeliveryMonitor,
     EvaluationReader,
     EvaluationScheduler,
@@ -51,6 +52,8 @@ from grantwatch.ports import (
     ReadsTogether,
     Relink,
 )
+
+FAN_OUT_PAGE = 100  # functions a key or role request asks evaluations for (ten SendMessageBatch requests)
 
 # One loss however it was learnt: a reconciliation's "vanished" and the late RetireGrant are the same news.
 _GRANT_ENDED = {Cause.GRANT_RETIRED, Cause.GRANT_REVOKED, Cause.GRANT_VANISHED}
@@ -114,20 +117,29 @@ class Evaluator:
 
     def run(self, request: EvaluationRequest, now: datetime) -> list[Notice]:
         """Evaluate what the request names; returns the notices published. A key or role request asks
-        for an evaluation of each function on it, at once: one message each, however many there are."""
+        for an evaluation of each function on it, at once, a page of FAN_OUT_PAGE at a time: the last
+        request of a page asks for the next page, so a key with thousands of functions is never one
+        invocation's work."""
         if request.function_arn is not None:
             return self.evaluate(request.function_arn, now)
         if request.key_arn is not None:
-            dependents = self.hazards.dependents_of_key(request.key_arn)
             if request.event_name == "PutKeyPolicy":  # changes no verdict: a notice, no evaluation
-                return self._policy_notice(request, dependents, now)
+                return self._policy_notice(request, self.hazards.dependents_of_key(request.key_arn), now)
+            page = self.hazards.dependents_of_key(request.key_arn, after=request.after, limit=FAN_OUT_PAGE)
         else:
             account, _, name = (request.role or "").partition("/")
-            dependents = self.hazards.dependents_of_role(account, name)
-        for function_arn in dependents:
-            self.scheduler.schedule(
-                EvaluationRequest.about(function_arn, request.event_id, request.event_time, immediate=True)
-            )
+            page = self.hazards.dependents_of_role(account, name, after=request.after, limit=FAN_OUT_PAGE)
+        asked = [
+            EvaluationRequest.about(function_arn, request.event_id, request.event_time, immediate=True)
+            for function_arn in page
+        ]
+        if len(page) == FAN_OUT_PAGE:  # the next page, by a request of its own: each is bounded work
+            asked.append(replace(request, after=page[-1], immediate=True))
+        if isinstance(self.scheduler, BatchScheduler):
+            self.scheduler.schedule_many(asked)
+        else:
+            for each in asked:
+                self.scheduler.schedule(each)
         return []
 
     def evaluate(self, function_arn: str, now: datetime) -> list[Notice]:

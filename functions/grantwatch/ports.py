@@ -301,9 +301,15 @@ class HazardStore(HazardReader, Protocol):
 
     def record_role(self, fact: RoleFact) -> bool: ...
 
-    def dependents_of_key(self, key_arn: str) -> list[str]: ...
+    def dependents_of_key(
+        self, key_arn: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[str]:
+        """The functions on the key, in order: with `limit`, a page of them, from after `after`."""
+        ...
 
-    def dependents_of_role(self, account: str, name: str) -> list[str]: ...
+    def dependents_of_role(
+        self, account: str, name: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[str]: ...
 
     def link(
         self, function_arn: str, *, key: str | None, role: str | None, was: tuple[str | None, str | None]
@@ -380,6 +386,13 @@ class EvaluationScheduler(Protocol):
     """Asks for a function to be evaluated once the settle window after an event has passed."""
 
     def schedule(self, request: EvaluationRequest) -> None: ...
+
+
+@runtime_checkable
+class BatchScheduler(Protocol):
+    """A scheduler that takes many requests in fewer calls (SQS: ten a request)."""
+
+    def schedule_many(self, requests: Sequence[EvaluationRequest]) -> None: ...
 
 
 class RejectedEventSink(Protocol):

@@ -28,7 +28,7 @@ from grantwatch.domain.alerts import MAX_NAMED_FUNCTIONS
 from grantwatch.domain.channels import chat_notification, event_entry, finding
 from grantwatch.domain.notices import Notice
 from grantwatch.domain.records import EvaluationRequest
-from grantwatch.evaluator import Evaluator
+from grantwatch.evaluator import FAN_OUT_PAGE, Evaluator
 from grantwatch.recorder import Outcome, Recorder
 from grantwatch.settings import Settings
 from grantwatch.wiring import local_pipeline
@@ -124,8 +124,15 @@ def test_ten_thousand_functions_on_a_disabled_key_keep_every_notice_and_incident
     disabled = disable_key("2026-11-10T09:00:00Z")
     assert recorder.record(disabled).outcome is Outcome.RECORDED
     [about_key] = scheduled.requests
-    assert evaluator.run(about_key, NOW) == []
-    assert len(scheduled.requests) == 1 + FUNCTIONS_ON_KEY  # one evaluation asked for per function
+    pending, asked = [about_key], []
+    while pending:  # a page of functions a request, the last of each asking for the next page
+        before = len(scheduled.requests)
+        assert evaluator.run(pending.pop(), NOW) == []
+        page = scheduled.requests[before:]
+        assert len(page) <= FAN_OUT_PAGE + 1
+        asked += [r.function_arn for r in page if r.function_arn is not None]
+        pending += [r for r in page if r.function_arn is None]
+    assert sorted(asked) == sorted(hazards.dependents_of_key(KEY_ARN))  # each function asked for once
     for name in RECORDED:
         evaluator.evaluate(function_arn(name), NOW)
 

@@ -229,11 +229,16 @@ class MemoryHazards:
     def record_role(self, fact: RoleFact) -> bool:
         raise AssertionError("no role events in these stories")
 
-    def dependents_of_key(self, key_arn: str) -> list[str]:
-        return sorted(arn for arn, (key, _) in self.links.items() if key == key_arn)
+    def dependents_of_key(
+        self, key_arn: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[str]:
+        return _page(sorted(arn for arn, (key, _) in self.links.items() if key == key_arn), after, limit)
 
-    def dependents_of_role(self, account: str, name: str) -> list[str]:
-        return sorted(arn for arn, (_, role) in self.links.items() if role == f"{account}/{name}")
+    def dependents_of_role(
+        self, account: str, name: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[str]:
+        on_role = sorted(arn for arn, (_, role) in self.links.items() if role == f"{account}/{name}")
+        return _page(on_role, after, limit)
 
     def link(
         self, function_arn: str, *, key: str | None, role: str | None, was: tuple[str | None, str | None]
@@ -258,6 +263,11 @@ class MemoryHazards:
 
     def keys_in(self, account: str, region: str) -> Iterator[str]:
         return iter(())
+
+
+def _page(ordered: list[str], after: str | None, limit: int | None) -> list[str]:
+    rest = [arn for arn in ordered if after is None or arn > after]
+    return rest[:limit] if limit is not None else rest
 
 
 class Outbox:
@@ -431,3 +441,23 @@ def test_one_member_account_region_takes_its_keys_from_kms_never_from_a_scan_of_
 
     assert report.errors == [] and report.keys == 1
     assert report.repairs.get("grant-vanished") == 1  # found on a key only KMS's list named
+
+
+def test_a_key_request_asks_for_its_functions_a_page_at_a_time(corridors: Corridors) -> None:
+    from grantwatch.evaluator import FAN_OUT_PAGE
+
+    on_key = [function_arn(f"fn-{n:03}") for n in range(2 * FAN_OUT_PAGE + 50)]
+    for arn in on_key:
+        corridors.hazards.links[arn] = (KEY_ARN, None)
+    pending = [EvaluationRequest.about_key(KEY_ARN, "disable", "DisableKey", T0)]
+    functions: list[str] = []
+    requests_per_run: list[int] = []
+    while pending:
+        assert corridors.evaluator.run(pending.pop(), T0) == []
+        asked, corridors.outbox.scheduled = corridors.outbox.scheduled, []
+        assert all(r.immediate for r in asked)
+        requests_per_run.append(len(asked))
+        functions += [r.function_arn for r in asked if r.function_arn is not None]
+        pending += [r for r in asked if r.function_arn is None]
+    assert functions == on_key  # each once, in order
+    assert requests_per_run == [FAN_OUT_PAGE + 1, FAN_OUT_PAGE + 1, 50]

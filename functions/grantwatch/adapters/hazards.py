@@ -315,17 +315,27 @@ class DynamoHazardStore:
             return []
         return [_plain(e) for e in item.events or []]
 
-    def dependents_of_key(self, key_arn: str) -> list[str]:
-        return self._dependents(key_pk(key_arn))
+    def dependents_of_key(
+        self, key_arn: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[str]:
+        return self._dependents(key_pk(key_arn), after, limit)
 
-    def dependents_of_role(self, account: str, name: str) -> list[str]:
-        return self._dependents(role_pk(role_key(account, name)))
+    def dependents_of_role(
+        self, account: str, name: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[str]:
+        return self._dependents(role_pk(role_key(account, name)), after, limit)
 
-    def _dependents(self, pk: str) -> list[str]:
+    def _dependents(self, pk: str, after: str | None, limit: int | None) -> list[str]:
         d = self.dependencies
-        return [
-            item.dependent for item in d.query(pk, d.sk.startswith(DEPENDENT_PREFIX), consistent_read=True)
-        ]
+        found = d.query(
+            pk,
+            d.sk.startswith(DEPENDENT_PREFIX),
+            consistent_read=True,
+            last_evaluated_key={"pk": {"S": pk}, "sk": {"S": dependent_sk(after)}} if after else None,
+            limit=limit,
+            page_size=limit,
+        )
+        return [item.dependent for item in found]
 
     def link(
         self, function_arn: str, *, key: str | None, role: str | None, was: tuple[str | None, str | None]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from grantwatch.domain.records import EvaluationRequest
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 
 class SqsEvaluationScheduler:
@@ -24,3 +26,21 @@ class SqsEvaluationScheduler:
             self.client.send_message(QueueUrl=self.queue_url, MessageBody=request.body(), DelaySeconds=0)
         else:
             self.client.send_message(QueueUrl=self.queue_url, MessageBody=request.body())
+
+    def schedule_many(self, requests: Sequence[EvaluationRequest]) -> None:
+        """Ten to a SendMessageBatch; an entry SQS did not take is sent on its own (raising if it fails
+        again, so that the request that asked for them is retried: a second evaluation is harmless)."""
+        for start in range(0, len(requests), SEND_BATCH):
+            batch = requests[start : start + SEND_BATCH]
+            entries: list[SendMessageBatchRequestEntryTypeDef] = []
+            for n, request in enumerate(batch):
+                entry: SendMessageBatchRequestEntryTypeDef = {"Id": str(n), "MessageBody": request.body()}
+                if request.immediate:  # as `schedule`: no settle window to wait for
+                    entry["DelaySeconds"] = 0
+                entries.append(entry)
+            answer = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            for failed in answer.get("Failed", []):
+                self.schedule(batch[int(failed["Id"])])
+
+
+SEND_BATCH = 10  # the most SendMessageBatch takes

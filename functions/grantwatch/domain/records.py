@@ -355,6 +355,8 @@ class EvaluationRequest:
     event_name: str | None = None
     event_time: datetime
     immediate: bool = False
+    # a key's or role's: the function its functions are asked for after (their pages, in order)
+    after: str | None = None
 
     def __post_init__(self) -> None:
         if sum(x is not None for x in (self.function_arn, self.key_arn, self.role)) != 1:
@@ -396,6 +398,7 @@ class EvaluationRequest:
             event_name=fields.optional_text("eventName", max_length=128),
             event_time=_event_time(fields),
             immediate=immediate,
+            after=fields.optional_text("after", min_length=1, max_length=140),
         )
 
     def body(self) -> str:
@@ -407,5 +410,6 @@ class EvaluationRequest:
             "eventName": self.event_name,
             "eventTime": self.event_time.isoformat().replace("+00:00", "Z"),
             "immediate": self.immediate,
+            "after": self.after,
         }
         return json.dumps({k: v for k, v in named.items() if v is not None}, separators=(",", ":"))
