@@ -2,6 +2,7 @@
 
     python bench/run.py [--events 10000] [--workers N] [--out bench/results/latest.json]
     python bench/run.py --memory-only --backfill-sizes 10000,100000,1000000   (make bench-memory)
+    python bench/run.py --cold-start-only [--runs 5]   (the handlers' cold starts and imports alone)
 
 Starts its own DynamoDB Local (in memory), prints a table, writes the figures as JSON. Nothing here asserts
 a time: the figures are ratios to floors measured on the same machine in the same run, so they hold on a
@@ -301,8 +302,10 @@ def import_seconds(module: str) -> float:
 
 
 # A cold start does more than import: the first invocation builds the corridor (its adapters are imported
-# lazily, by grantwatch.wiring) and the floor creates its one client. Measured as far as the first call to
-# AWS, which neither makes.
+# lazily, by grantwatch.wiring) and creates the AWS clients it calls on, whether the corridor creates them
+# when it is built or on first use; the floor imports boto3 and creates its one client. Measured as far as
+# the first call to AWS, which neither makes. Every client a corridor holds is created (each pynamodb
+# model's and each adapter's: bench/first_invocation.py), the most a first invocation creates.
 CORRIDORS = {
     "grantwatch.handlers.recorder": "handler.recorder()",
     "grantwatch.handlers.evaluator": "handler.evaluator()",
@@ -318,30 +321,86 @@ COLD_START_ENVIRONMENT = {
     "GRANTWATCH_EVALUATION_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/evaluations",
     "GRANTWATCH_ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alerts",
 }
+_COLD_START = """
+import time
+started = time.perf_counter()
+import {module} as handler
+imported = time.perf_counter()
+corridor = {corridor}
+built = time.perf_counter()
+from first_invocation import create_clients
+clients = create_clients(corridor)
+done = time.perf_counter()
+print(imported - started, built - imported, done - built, clients)
+"""
 
 
-def cold_start_seconds(module: str) -> float:
-    """Time to import a handler module and build what its first invocation needs, in a fresh interpreter."""
-    code = (
-        f"import time; t = time.perf_counter(); import {module} as handler; {CORRIDORS[module]}; "
-        "print(time.perf_counter() - t)"
-    )
+def cold_start_parts(module: str) -> tuple[float, float, float, int]:
+    """A handler module's cold start in a fresh interpreter: the seconds to import it, to build what its
+    first invocation needs and to create the clients that calls on, and how many clients that was."""
+    code = _COLD_START.format(module=module, corridor=CORRIDORS[module])
     env = {**os.environ, **COLD_START_ENVIRONMENT, "PYTHONPATH": str(ROOT / "bench")}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     completed = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
-    return float(completed.stdout)
+    imported, built, created, clients = completed.stdout.split()
+    return float(imported), float(built), float(created), int(clients)
+
+
+def cold_start_seconds(module: str) -> float:
+    """Time to import a handler module and build what its first invocation needs, in a fresh interpreter."""
+    return sum(cold_start_parts(module)[:3])
+
+
+def cold_start_figures(runs: int = 5) -> dict[str, dict[str, float]]:
+    """Each handler's cold start against the floor's, in interleaved pairs: the median ratio of the pairs'
+    totals, and the median of each part (milliseconds) with the clients created."""
+    figures: dict[str, dict[str, float]] = {}
+    floors: list[tuple[float, float, float, int]] = []
+    for module in HANDLERS:
+        pairs = [(cold_start_parts("floor_handler"), cold_start_parts(module)) for _ in range(runs)]
+        floors.extend(floor for floor, _ in pairs)
+        figures[module] = {
+            "ratio": statistics.median(sum(h[:3]) / sum(f[:3]) for f, h in pairs),
+            **_cold_start_milliseconds([handler for _, handler in pairs]),
+        }
+    return {FLOOR: {"ratio": 1.0, **_cold_start_milliseconds(floors)}} | figures
+
+
+def _cold_start_milliseconds(parts: list[tuple[float, float, float, int]]) -> dict[str, float]:
+    return {
+        "import_ms": 1000 * statistics.median(p[0] for p in parts),
+        "corridor_ms": 1000 * statistics.median(p[1] for p in parts),
+        "clients_ms": 1000 * statistics.median(p[2] for p in parts),
+        "clients": statistics.median(p[3] for p in parts),
+        "total_ms": 1000 * statistics.median(sum(p[:3]) for p in parts),
+    }
 
 
 def cold_start_ratios(runs: int = 5) -> dict[str, float]:
     """Each handler's import and corridor against the floor's import and client, in interleaved pairs."""
-    return {
-        module: statistics.median(
-            cold_start_seconds(module) / cold_start_seconds("floor_handler") for _ in range(runs)
+    figures = cold_start_figures(runs)
+    return {module: figures[module]["ratio"] for module in HANDLERS}
+
+
+def print_cold_starts(figures: dict[str, dict[str, float]], import_ratios: dict[str, float]) -> None:
+    """The per-handler cold-start ratio and where its time goes (medians, in milliseconds)."""
+    print(
+        f"{'cold start':<24} {'ratio':>6} {'import':>8} {'corridor':>9} {'clients':>8} {'n':>3} "
+        f"{'total':>7} {'import ratio':>13}"
+    )
+    for module, f in figures.items():
+        imported = f"{import_ratios[module]:.2f}" if module in import_ratios else "-"
+        print(
+            f"{module.rsplit('.', 1)[-1]:<24} {f['ratio']:>6.2f} {f['import_ms']:>8.0f} "
+            f"{f['corridor_ms']:>9.0f} {f['clients_ms']:>8.0f} {f['clients']:>3.0f} {f['total_ms']:>7.0f} "
+            f"{imported:>13}"
         )
-        for module in HANDLERS
-    }
+    print(
+        f"  budget: a ratio <= {BUDGETS['import_ratio']} of the floor (import boto3, create one client); "
+        "clients: every AWS client the corridor holds, created"
+    )
 
 
 def import_figures(runs: int = 9) -> tuple[dict[str, float], dict[str, float]]:
@@ -476,6 +535,12 @@ def main() -> int:
         "times as many); make bench-memory measures 10,000, 100,000 and 1,000,000",
     )
     parser.add_argument("--memory-only", action="store_true", help="only the backfill peak memory")
+    parser.add_argument(
+        "--cold-start-only",
+        action="store_true",
+        help="only the handlers' cold starts and imports against the floor's, with where the time goes",
+    )
+    parser.add_argument("--runs", type=int, default=5, help="pairs per handler (--cold-start-only)")
     parser.add_argument("--child-rss", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-backfill-rss", help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
@@ -485,6 +550,9 @@ def main() -> int:
         return 0
     if args.child_backfill_rss:
         child_backfill_rss(args.child_backfill_rss, args.endpoint, args.workers)
+        return 0
+    if args.cold_start_only:
+        print_cold_starts(cold_start_figures(args.runs), import_figures(args.runs)[1])
         return 0
     sizes = [int(size) for size in (args.backfill_sizes or f"{args.events},{args.events * 10}").split(",")]
 
