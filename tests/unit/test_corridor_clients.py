@@ -112,6 +112,7 @@ def test_the_shared_client_keeps_the_configured_retries_timeouts_and_local_crede
     assert client.meta.region_name == REGION
     assert client.meta.config.retries == {"total_max_attempts": 8, "mode": "standard"}
     assert (client.meta.config.connect_timeout, client.meta.config.read_timeout) == (3, 2.5)
+    assert client.meta.config.max_pool_connections == 32  # what workers on every model may use at once
     assert not isinstance(client._serializer, ParamValidationDecorator)  # pynamodb validates no parameter
     assert client._request_signer._credentials.access_key == "local"
 

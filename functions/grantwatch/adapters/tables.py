@@ -19,6 +19,9 @@ from grantwatch.adapters.clients import clients_for
 from grantwatch.settings import Settings
 
 CONNECT_TIMEOUT_SECONDS = 3
+# The one client's connection pool. pynamodb's default is 10 a client, and each model had a client: the
+# shared one keeps room for a replay's workers (8 by default, more with --workers) on every model at once.
+POOL_CONNECTIONS = 32
 
 
 def bind[M: Model](model: type[M], settings: Settings) -> type[M]:
@@ -87,7 +90,8 @@ def dynamodb_client(settings: Settings) -> Any:
 
 def _client_options(settings: Settings) -> dict[str, Any]:
     """The client pynamodb would create for a bound model's Meta (pynamodb.connection.base.Connection):
-    the same region, endpoint, timeouts, pool and standard retries, and DynamoDB Local's credentials."""
+    the same region, endpoint, timeouts and standard retries, and DynamoDB Local's credentials; a pool
+    for every model's requests."""
     from botocore.config import Config
     from pynamodb.settings import get_settings_value
 
@@ -98,7 +102,7 @@ def _client_options(settings: Settings) -> dict[str, Any]:
             parameter_validation=False,
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
             read_timeout=settings.dynamodb_read_timeout_seconds,
-            max_pool_connections=get_settings_value("max_pool_connections"),
+            max_pool_connections=max(POOL_CONNECTIONS, get_settings_value("max_pool_connections")),
             retries={"total_max_attempts": 1 + settings.dynamodb_retries, "mode": "standard"},
         ),
     }
