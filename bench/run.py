@@ -2,6 +2,7 @@
 
     python bench/run.py [--events 10000] [--workers N] [--out bench/results/latest.json]
     python bench/run.py --memory-only --backfill-sizes 10000,100000,1000000   (make bench-memory)
+    python bench/run.py --cold-start-only [--runs 5]   (the handlers' cold starts and imports alone)
 
 Starts its own DynamoDB Local (in memory), prints a table, writes the figures as JSON. Nothing here asserts
 a time: the figures are ratios to floors measured on the same machine in the same run, so they hold on a
@@ -11,6 +12,7 @@ noisy one.
 from __future__ import annotations
 
 import argparse
+import compileall
 import gzip
 import json
 import os
@@ -208,28 +210,26 @@ def recorder_throughput(endpoint: str, events: list[dict[str, Any]], round_: int
 def capacity_per_event_type(endpoint: str) -> dict[str, dict[str, Any]]:
     settings = new_table(endpoint, "bench-capacity")
     grants, functions = DynamoGrantStore(settings), DynamoFunctionStore(settings)
+    # every model bound to these settings sends through one client: one meter counts every store's requests
     meter = DynamoMeter(grants.model._get_connection().connection.client)
-    function_meter = DynamoMeter(functions.functions._get_connection().connection.client)
     hazards = DynamoHazardStore(settings)
     recorder = Recorder(grants, functions, hazards, Collecting())
     figures: dict[str, dict[str, Any]] = {}
     for name in EVENT_TYPES:
         event = typed_event(name)
         meter.reset()
-        function_meter.reset()
         outcome = recorder.record(event)
-        requests = meter.requests + function_meter.requests
+        requests = meter.requests
         figures[name] = {
             "outcome": outcome.outcome.value,
             "requests": dict(requests),
             "writes": sum(v for k, v in requests.items() if k in {"UpdateItem", "PutItem"}),
             "reads": sum(v for k, v in requests.items() if k in {"GetItem", "Query", "BatchGetItem"}),
-            "wru": meter.wru + function_meter.wru,
-            "rru": meter.rru + function_meter.rru,
+            "wru": meter.wru,
+            "rru": meter.rru,
         }
     # An evaluation after the settle window, of a function whose grant was retired (opens an incident).
     meter.reset()
-    function_meter.reset()
     function_arn = typed_event("create-lambda")["detail"]["requestParameters"]["constraints"][
         "encryptionContextEquals"
     ]["aws:lambda:FunctionArn"]
@@ -241,14 +241,14 @@ def capacity_per_event_type(endpoint: str) -> dict[str, dict[str, Any]]:
     notices = Evaluator(grants, functions, hazards, Quiet(), Collecting()).evaluate(
         function_arn, datetime.now(UTC)
     )
-    requests = meter.requests + function_meter.requests
+    requests = meter.requests
     figures["evaluation"] = {
         "outcome": f"{len(notices)} notice(s)",
         "requests": dict(requests),
         "writes": sum(v for k, v in requests.items() if k in {"UpdateItem", "PutItem", "TransactWriteItems"}),
         "reads": sum(v for k, v in requests.items() if k in {"GetItem", "Query", "BatchGetItem"}),
-        "wru": meter.wru + function_meter.wru,
-        "rru": meter.rru + function_meter.rru,
+        "wru": meter.wru,
+        "rru": meter.rru,
     }
     return figures
 
@@ -290,6 +290,13 @@ HANDLERS = tuple(
 FLOOR = "floor (boto3 only)"
 
 
+def compile_sources() -> None:
+    """Bytecode for grantwatch's modules, so that every import measured reads it as the libraries' is read:
+    otherwise the figures depend on whether something ran the code before (the tests write it). The
+    deployment package ships source only, so a Lambda cold start compiles grantwatch's modules too."""
+    compileall.compile_dir(ROOT / "functions" / "grantwatch", quiet=1)
+
+
 def import_seconds(module: str) -> float:
     """Time to import a module in a fresh interpreter (interpreter start-up excluded)."""
     code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
@@ -301,8 +308,10 @@ def import_seconds(module: str) -> float:
 
 
 # A cold start does more than import: the first invocation builds the corridor (its adapters are imported
-# lazily, by grantwatch.wiring) and the floor creates its one client. Measured as far as the first call to
-# AWS, which neither makes.
+# lazily, by grantwatch.wiring) and creates the AWS clients it calls on, whether the corridor creates them
+# when it is built or on first use; the floor imports boto3 and creates its one client. Measured as far as
+# the first call to AWS, which neither makes. Every client a corridor holds is created (each pynamodb
+# model's and each adapter's: bench/first_invocation.py), the most a first invocation creates.
 CORRIDORS = {
     "grantwatch.handlers.recorder": "handler.recorder()",
     "grantwatch.handlers.evaluator": "handler.evaluator()",
@@ -318,35 +327,93 @@ COLD_START_ENVIRONMENT = {
     "GRANTWATCH_EVALUATION_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/evaluations",
     "GRANTWATCH_ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alerts",
 }
+_COLD_START = """
+import time
+started = time.perf_counter()
+import {module} as handler
+imported = time.perf_counter()
+corridor = {corridor}
+built = time.perf_counter()
+from first_invocation import create_clients
+clients = create_clients(corridor)
+done = time.perf_counter()
+print(imported - started, built - imported, done - built, clients)
+"""
 
 
-def cold_start_seconds(module: str) -> float:
-    """Time to import a handler module and build what its first invocation needs, in a fresh interpreter."""
-    code = (
-        f"import time; t = time.perf_counter(); import {module} as handler; {CORRIDORS[module]}; "
-        "print(time.perf_counter() - t)"
-    )
+def cold_start_parts(module: str) -> tuple[float, float, float, int]:
+    """A handler module's cold start in a fresh interpreter: the seconds to import it, to build what its
+    first invocation needs and to create the clients that calls on, and how many clients that was."""
+    code = _COLD_START.format(module=module, corridor=CORRIDORS[module])
     env = {**os.environ, **COLD_START_ENVIRONMENT, "PYTHONPATH": str(ROOT / "bench")}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     completed = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
-    return float(completed.stdout)
+    imported, built, created, clients = completed.stdout.split()
+    return float(imported), float(built), float(created), int(clients)
+
+
+def cold_start_seconds(module: str) -> float:
+    """Time to import a handler module and build what its first invocation needs, in a fresh interpreter."""
+    return sum(cold_start_parts(module)[:3])
+
+
+def cold_start_figures(runs: int = 5) -> dict[str, dict[str, float]]:
+    """Each handler's cold start against the floor's, in interleaved pairs: the median ratio of the pairs'
+    totals, and the median of each part (milliseconds) with the clients created."""
+    compile_sources()
+    figures: dict[str, dict[str, float]] = {}
+    floors: list[tuple[float, float, float, int]] = []
+    for module in HANDLERS:
+        pairs = [(cold_start_parts("floor_handler"), cold_start_parts(module)) for _ in range(runs)]
+        floors.extend(floor for floor, _ in pairs)
+        figures[module] = {
+            "ratio": statistics.median(sum(h[:3]) / sum(f[:3]) for f, h in pairs),
+            **_cold_start_milliseconds([handler for _, handler in pairs]),
+        }
+    return {FLOOR: {"ratio": 1.0, **_cold_start_milliseconds(floors)}} | figures
+
+
+def _cold_start_milliseconds(parts: list[tuple[float, float, float, int]]) -> dict[str, float]:
+    return {
+        "import_ms": 1000 * statistics.median(p[0] for p in parts),
+        "corridor_ms": 1000 * statistics.median(p[1] for p in parts),
+        "clients_ms": 1000 * statistics.median(p[2] for p in parts),
+        "clients": statistics.median(p[3] for p in parts),
+        "total_ms": 1000 * statistics.median(sum(p[:3]) for p in parts),
+    }
 
 
 def cold_start_ratios(runs: int = 5) -> dict[str, float]:
     """Each handler's import and corridor against the floor's import and client, in interleaved pairs."""
-    return {
-        module: statistics.median(
-            cold_start_seconds(module) / cold_start_seconds("floor_handler") for _ in range(runs)
+    figures = cold_start_figures(runs)
+    return {module: figures[module]["ratio"] for module in HANDLERS}
+
+
+def print_cold_starts(figures: dict[str, dict[str, float]], import_ratios: dict[str, float]) -> None:
+    """The per-handler cold-start ratio and where its time goes (medians, in milliseconds)."""
+    print(
+        f"{'cold start':<24} {'ratio':>6} {'import':>8} {'corridor':>9} {'clients':>8} {'n':>3} "
+        f"{'total':>7} {'import ratio':>13}"
+    )
+    for module, f in figures.items():
+        imported = f"{import_ratios[module]:.2f}" if module in import_ratios else "-"
+        print(
+            f"{module.rsplit('.', 1)[-1]:<24} {f['ratio']:>6.2f} {f['import_ms']:>8.0f} "
+            f"{f['corridor_ms']:>9.0f} {f['clients_ms']:>8.0f} {f['clients']:>3.0f} {f['total_ms']:>7.0f} "
+            f"{imported:>13}"
         )
-        for module in HANDLERS
-    }
+    print(
+        f"  budget: a ratio <= {BUDGETS['import_ratio']} of the floor (import boto3, create one client); "
+        "clients: every AWS client the corridor holds, created"
+    )
 
 
 def import_figures(runs: int = 9) -> tuple[dict[str, float], dict[str, float]]:
     """Each handler against the floor in interleaved pairs, so that a busy machine slows both alike: the
     median times, and for each handler the median of its pairs' ratios."""
+    compile_sources()
     seconds: dict[str, float] = {}
     ratios: dict[str, float] = {}
     floors: list[float] = []
@@ -476,6 +543,12 @@ def main() -> int:
         "times as many); make bench-memory measures 10,000, 100,000 and 1,000,000",
     )
     parser.add_argument("--memory-only", action="store_true", help="only the backfill peak memory")
+    parser.add_argument(
+        "--cold-start-only",
+        action="store_true",
+        help="only the handlers' cold starts and imports against the floor's, with where the time goes",
+    )
+    parser.add_argument("--runs", type=int, default=5, help="pairs per handler (--cold-start-only)")
     parser.add_argument("--child-rss", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-backfill-rss", help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
@@ -485,6 +558,9 @@ def main() -> int:
         return 0
     if args.child_backfill_rss:
         child_backfill_rss(args.child_backfill_rss, args.endpoint, args.workers)
+        return 0
+    if args.cold_start_only:
+        print_cold_starts(cold_start_figures(args.runs), import_figures(args.runs)[1])
         return 0
     sizes = [int(size) for size in (args.backfill_sizes or f"{args.events},{args.events * 10}").split(",")]
 

@@ -3,7 +3,9 @@ Local). The Lambda handlers and the CLI both call these functions, so a corridor
 place; tests build the same corridors on in-memory fakes of the ports instead.
 
 Each function imports only the adapters its corridor needs, when it is called: a handler pays at cold
-start for its own corridor and nothing else.
+start for its own corridor and nothing else. Every AWS client of a corridor, the DynamoDB one its stores
+share included, comes from one botocore session (grantwatch.adapters.clients), and the ones an invocation
+may not need (SQS, SNS and the other alert channels) are created when first used.
 """
 
 from __future__ import annotations
@@ -32,9 +34,12 @@ REJECTED_QUEUE = "GRANTWATCH_REJECTED_QUEUE_URL"
 
 def evaluation_scheduler(settings: Settings, queue_url: str | None = None) -> EvaluationScheduler:
     """The delay queue: `queue_url`, else the configured one."""
+    from grantwatch.adapters.clients import clients_for
     from grantwatch.adapters.scheduler import SqsEvaluationScheduler
 
-    return SqsEvaluationScheduler(queue_url or required(settings.evaluation_queue_url, EVALUATION_QUEUE))
+    return SqsEvaluationScheduler(
+        queue_url or required(settings.evaluation_queue_url, EVALUATION_QUEUE), clients=clients_for(settings)
+    )
 
 
 def recorder(settings: Settings) -> Recorder:
@@ -54,15 +59,18 @@ def recorder(settings: Settings) -> Recorder:
 
 def rejected_sink(settings: Settings) -> RejectedEventSink:
     """Where the recorder sends the events it rejects: its dead-letter queue."""
+    from grantwatch.adapters.clients import clients_for
     from grantwatch.adapters.rejected import SqsRejectedEventSink
 
-    return SqsRejectedEventSink(required(settings.rejected_queue_url, REJECTED_QUEUE))
+    queue_url = required(settings.rejected_queue_url, REJECTED_QUEUE)
+    return SqsRejectedEventSink(queue_url, clients_for(settings).client("sqs"))
 
 
 def evaluator(settings: Settings, monitor: DeliveryMonitor | None = None) -> Evaluator:
     """The evaluator Lambda function's corridor: evaluations in, incidents and notices out to every
     configured channel; `monitor` counts the channels that fail."""
     from grantwatch.adapters.channels import alert_notifier
+    from grantwatch.adapters.clients import clients_for
     from grantwatch.adapters.functions import DynamoFunctionStore
     from grantwatch.adapters.hazards import DynamoHazardStore
     from grantwatch.adapters.store import DynamoGrantStore
@@ -72,7 +80,7 @@ def evaluator(settings: Settings, monitor: DeliveryMonitor | None = None) -> Eva
         DynamoGrantStore(settings),
         DynamoFunctionStore(settings),
         DynamoHazardStore(settings),
-        alert_notifier(settings, required(settings.alert_topic_arn, ALERT_TOPIC)),
+        alert_notifier(settings, required(settings.alert_topic_arn, ALERT_TOPIC), clients_for(settings)),
         evaluation_scheduler(settings),
         temporary_role=settings.heal_temporary_role_arn,
         monitor=monitor,
@@ -88,18 +96,20 @@ def reconciler(
 ) -> Reconciler:
     """Reconciliation against KMS and Lambda in the configured region, for `account`. Its evaluations go
     to `scheduler` if given (`grantwatch reconcile` runs them in-process), else to the delay queue."""
+    from grantwatch.adapters.clients import clients_for
     from grantwatch.adapters.functions import DynamoFunctionStore
     from grantwatch.adapters.hazards import DynamoHazardStore
-    from grantwatch.adapters.readers import KmsGrantReader, LambdaFunctionReader
+    from grantwatch.adapters.readers import RETRIES, KmsGrantReader, LambdaFunctionReader
     from grantwatch.adapters.store import DynamoGrantStore
     from grantwatch.reconciler import Reconciler
 
+    clients = clients_for(settings)  # both read on every run: created now
     return Reconciler(
         grants=DynamoGrantStore(settings),
         functions=DynamoFunctionStore(settings),
         hazards=DynamoHazardStore(settings),
-        kms=KmsGrantReader(region=settings.region),
-        lambda_=LambdaFunctionReader(region=settings.region),
+        kms=KmsGrantReader(clients.client("kms", region_name=settings.region, config=RETRIES)),
+        lambda_=LambdaFunctionReader(clients.client("lambda", region_name=settings.region, config=RETRIES)),
         scheduler=scheduler or evaluation_scheduler(settings, queue_url),
         account=account,
         region=settings.region,
@@ -118,19 +128,25 @@ def healer(
     configured ones; its notices go to `topic_arn`, or nowhere without one (`grantwatch heal` may run
     without a topic)."""
     from grantwatch.adapters.channels import alert_notifier
+    from grantwatch.adapters.clients import clients_for
     from grantwatch.adapters.functions import DynamoFunctionStore, DynamoHealRecords
     from grantwatch.adapters.hazards import DynamoHazardStore
     from grantwatch.adapters.lambda_healer import AwsFunctionHealer
+    from grantwatch.adapters.readers import RETRIES
     from grantwatch.domain.healing import HealPolicy
     from grantwatch.healer import Healer
 
+    clients = clients_for(settings)  # Lambda and KMS: every heal reads both, so created now
     return Healer(
         incidents=DynamoFunctionStore(settings),
         hazards=DynamoHazardStore(settings),
         records=DynamoHealRecords(settings),
-        aws=AwsFunctionHealer(region=settings.region),
+        aws=AwsFunctionHealer(
+            clients.client("lambda", region_name=settings.region, config=RETRIES),
+            clients.client("kms", region_name=settings.region, config=RETRIES),
+        ),
         # only the topic's failure fails a heal: a retry after a lost chat card or finding would heal again
-        notifier=alert_notifier(settings, topic_arn) if topic_arn else None,
+        notifier=alert_notifier(settings, topic_arn, clients) if topic_arn else None,
         policy=policy
         or HealPolicy(
             tag=settings.heal_tag,

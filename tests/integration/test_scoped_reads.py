@@ -61,8 +61,9 @@ class Reads:
 
 
 def _watch(reads: Reads, *stores: Any) -> None:
-    for model in stores:
-        client = model._get_connection().connection.client
+    """Watch the clients the models send through: one, when they are bound to the same settings."""
+    clients = {id(client): client for client in (m._get_connection().connection.client for m in stores)}
+    for client in clients.values():
         client.meta.events.register("provide-client-params.dynamodb.*", reads.sent)
         client.meta.events.register("after-call.dynamodb.*", reads.answered)
 

@@ -15,6 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from grantwatch.adapters.clients import Clients, create_client
 from grantwatch.adapters.notifier import SnsNotifier, message_attributes
 from grantwatch.domain.channels import chat_notification, detail_type, event_entry, finding
 from grantwatch.domain.delivery import Delivery
@@ -51,15 +52,21 @@ class ChatTopic(SnsNotifier):
 
 
 class EventBus:
-    """One event per notice on the bus (PutEvents answers 200 with the entries it refused counted)."""
+    """One event per notice on the bus (PutEvents answers 200 with the entries it refused counted).
+    Without `client`, one from `clients` (boto3's without), created when the first notice is sent."""
 
-    def __init__(self, bus_name: str, client: EventBridgeClient | None = None) -> None:
-        if client is None:
-            import boto3
-
-            client = boto3.client("events")
-        self.client: EventBridgeClient = client
+    def __init__(
+        self, bus_name: str, client: EventBridgeClient | None = None, *, clients: Clients | None = None
+    ) -> None:
+        self._client = client
+        self._clients = clients
         self.bus_name = bus_name
+
+    @property
+    def client(self) -> EventBridgeClient:
+        if self._client is None:
+            self._client = create_client("events", self._clients)
+        return self._client
 
     def publish(self, notice: Notice) -> None:
         answer = self.client.put_events(Entries=[event_entry(notice, self.bus_name)])  # type: ignore[list-item]
@@ -70,18 +77,24 @@ class EventBus:
 
 class SecurityHub:
     """The incident's finding, imported with the account's default product (the account and region of
-    `product_arn`). A notice about no incident has no finding."""
+    `product_arn`). A notice about no incident has no finding. Without `client`, one from `clients`
+    (boto3's without), created when the first notice is sent."""
 
-    def __init__(self, product_arn: str, client: SecurityHubClient | None = None) -> None:
+    def __init__(
+        self, product_arn: str, client: SecurityHubClient | None = None, *, clients: Clients | None = None
+    ) -> None:
         parts = product_arn.split(":")
         if len(parts) < 6 or parts[2] != "securityhub" or not parts[4].isdigit():
             raise ValueError("GRANTWATCH_SECURITY_HUB_PRODUCT_ARN is not a Security Hub product ARN")
         self.partition, self.region, self.account = parts[1], parts[3], parts[4]
-        if client is None:
-            import boto3
+        self._client = client
+        self._clients = clients
 
-            client = boto3.client("securityhub", region_name=self.region)
-        self.client: SecurityHubClient = client
+    @property
+    def client(self) -> SecurityHubClient:
+        if self._client is None:
+            self._client = create_client("securityhub", self._clients, region_name=self.region)
+        return self._client
 
     def publish(self, notice: Notice) -> None:
         found = finding(notice, region=self.region, account=self.account, partition=self.partition)
@@ -136,21 +149,24 @@ def _reason(error: Exception) -> str:
     return str(error) if isinstance(error, ChannelError) else type(error).__name__
 
 
-def configured_channels(settings: Settings, topic_arn: str | None) -> list[tuple[str, Channel]]:
-    """The channels the stack turned on, the SNS text topic first."""
+def configured_channels(
+    settings: Settings, topic_arn: str | None, clients: Clients | None = None
+) -> list[tuple[str, Channel]]:
+    """The channels the stack turned on, the SNS text topic first; each creates its client from
+    `clients` when it first sends."""
     channels: list[tuple[str, Channel]] = []
     if topic_arn:
-        channels.append(("sns", SnsNotifier(topic_arn)))
+        channels.append(("sns", SnsNotifier(topic_arn, clients=clients)))
     if settings.alert_chat_topic_arn:
-        channels.append(("chat", ChatTopic(settings.alert_chat_topic_arn)))
+        channels.append(("chat", ChatTopic(settings.alert_chat_topic_arn, clients=clients)))
     if settings.alert_event_bus_name:
-        channels.append(("events", EventBus(settings.alert_event_bus_name)))
+        channels.append(("events", EventBus(settings.alert_event_bus_name, clients=clients)))
     if settings.security_hub_product_arn:
-        channels.append(("securityhub", SecurityHub(settings.security_hub_product_arn)))
+        channels.append(("securityhub", SecurityHub(settings.security_hub_product_arn, clients=clients)))
     return channels
 
 
-def alert_notifier(settings: Settings, topic_arn: str) -> Channel:
+def alert_notifier(settings: Settings, topic_arn: str, clients: Clients | None = None) -> Channel:
     """The SNS topic alone, or every configured channel behind one publish."""
-    channels = configured_channels(settings, topic_arn)
+    channels = configured_channels(settings, topic_arn, clients)
     return channels[0][1] if len(channels) == 1 else FanOut(channels)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from grantwatch.adapters.clients import Clients, create_client
 from grantwatch.domain.notices import Notice
 
 if TYPE_CHECKING:
@@ -30,13 +31,20 @@ def message_attributes(attributes: Mapping[str, str]) -> dict[str, Any]:
 
 
 class SnsNotifier:
-    def __init__(self, topic_arn: str, client: SNSClient | None = None) -> None:
-        if client is None:
-            import boto3
+    """Without `client`, one from `clients` (boto3's without), created when the first notice is sent."""
 
-            client = boto3.client("sns")
-        self.client: SNSClient = client
+    def __init__(
+        self, topic_arn: str, client: SNSClient | None = None, *, clients: Clients | None = None
+    ) -> None:
+        self._client = client
+        self._clients = clients
         self.topic_arn = topic_arn
+
+    @property
+    def client(self) -> SNSClient:
+        if self._client is None:
+            self._client = create_client("sns", self._clients)
+        return self._client
 
     def publish(self, notice: Notice) -> None:
         self.client.publish(**publish_request(self.topic_arn, notice))

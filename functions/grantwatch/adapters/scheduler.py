@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from grantwatch.adapters.clients import Clients, create_client
 from grantwatch.domain.records import EvaluationRequest
 
 if TYPE_CHECKING:
@@ -13,13 +14,20 @@ if TYPE_CHECKING:
 
 
 class SqsEvaluationScheduler:
-    def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
-        if client is None:
-            import boto3
+    """Without `client`, one from `clients` (boto3's without), created when the first request is sent."""
 
-            client = boto3.client("sqs")
-        self.client: SQSClient = client
+    def __init__(
+        self, queue_url: str, client: SQSClient | None = None, *, clients: Clients | None = None
+    ) -> None:
+        self._client = client
+        self._clients = clients
         self.queue_url = queue_url
+
+    @property
+    def client(self) -> SQSClient:
+        if self._client is None:
+            self._client = create_client("sqs", self._clients)
+        return self._client
 
     def schedule(self, request: EvaluationRequest) -> None:
         if request.immediate:  # a failure already happened: no settle window to wait for

@@ -2,34 +2,120 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from botocore.exceptions import ClientError
+from pynamodb.connection.table import TableConnection
 from pynamodb.exceptions import PynamoDBException, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
 
 from grantwatch.adapters.aws_errors import code_of, message_of
+from grantwatch.adapters.clients import clients_for
 from grantwatch.settings import Settings
+
+CONNECT_TIMEOUT_SECONDS = 3
+# The one client's connection pool. pynamodb's default is 10 a client, and each model had a client: the
+# shared one keeps room for a replay's workers (8 by default, more with --workers) on every model at once.
+POOL_CONNECTIONS = 32
 
 
 def bind[M: Model](model: type[M], settings: Settings) -> type[M]:
-    """A subclass of `model` pointed at the configured table, region and endpoint."""
+    """A subclass of `model` pointed at the configured table, region and endpoint. Every model bound to
+    the same settings sends its requests through one DynamoDB client (`dynamodb_client`), created when
+    the first of them sends one; pynamodb alone would give each model a session and client of its own."""
 
     class Meta:
         table_name = settings.table_name
         region = settings.region
         host = settings.endpoint_url
         max_retry_attempts = settings.dynamodb_retries
-        connect_timeout_seconds = 3
+        connect_timeout_seconds = CONNECT_TIMEOUT_SECONDS
         read_timeout_seconds = settings.dynamodb_read_timeout_seconds
         if settings.endpoint_is_local:
             aws_access_key_id = "local"
             aws_secret_access_key = "local"  # noqa: S105 - DynamoDB Local accepts any credentials
 
-    return type(f"Bound{model.__name__}", (model,), {"Meta": Meta})
+    shared = _shared_client(settings)
+
+    def _get_connection(cls: type[M]) -> TableConnection:
+        table: TableConnection = super(bound, cls)._get_connection()
+        connection: Any = table.connection
+        if connection._client is None:  # pynamodb creates its own on first use, else
+            connection._client = shared.client()
+        return table
+
+    bound: Any = type(
+        f"Bound{model.__name__}", (model,), {"Meta": Meta, "_get_connection": classmethod(_get_connection)}
+    )
+    return bound  # type: ignore[no-any-return]
+
+
+class _SharedClient:
+    """The DynamoDB client of the models bound to one Settings, created on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.options = _client_options(settings)
+        self.clients = clients_for(settings)
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None or _lost_credentials(self._client):
+                self._client = self.clients.client("dynamodb", **self.options)
+            return self._client
+
+
+_SHARED: WeakKeyDictionary[Settings, _SharedClient] = WeakKeyDictionary()
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared_client(settings: Settings) -> _SharedClient:
+    with _SHARED_LOCK:
+        found = _SHARED.get(settings)
+        if found is None:
+            found = _SHARED[settings] = _SharedClient(settings)
+        return found
+
+
+def dynamodb_client(settings: Settings) -> Any:
+    """The one DynamoDB client of the models bound to `settings` (created if none sent a request yet)."""
+    return _shared_client(settings).client()
+
+
+def _client_options(settings: Settings) -> dict[str, Any]:
+    """The client pynamodb would create for a bound model's Meta (pynamodb.connection.base.Connection):
+    the same region, endpoint, timeouts and standard retries, and DynamoDB Local's credentials; a pool
+    for every model's requests."""
+    from botocore.config import Config
+    from pynamodb.settings import get_settings_value
+
+    options: dict[str, Any] = {
+        "region_name": settings.region,
+        "endpoint_url": settings.endpoint_url,
+        "config": Config(
+            parameter_validation=False,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            read_timeout=settings.dynamodb_read_timeout_seconds,
+            max_pool_connections=max(POOL_CONNECTIONS, get_settings_value("max_pool_connections")),
+            retries={"total_max_attempts": 1 + settings.dynamodb_retries, "mode": "standard"},
+        ),
+    }
+    if settings.endpoint_is_local:
+        options |= {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+    return options
+
+
+def _lost_credentials(client: Any) -> bool:
+    """A client created while no credentials could be found keeps none (botocore caches the miss):
+    pynamodb replaces such a client, and so is this one replaced."""
+    signer = client._request_signer
+    return bool(signer and not signer._credentials)
 
 
 def error_code(error: PynamoDBException) -> str | None:
