@@ -3,6 +3,7 @@ from LookupEvents (botocore's Stubber), against DynamoDB Local."""
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 from collections import Counter
@@ -20,8 +21,10 @@ from bench.workload import write_archive
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.backfill import Checkpoint, LocalArchive, backfill_archive, lookup_events, relevant_records
 from grantwatch.cli import app
+from grantwatch.domain.notices import Notice
+from grantwatch.parallel import ParallelPipeline, Recorded
 from grantwatch.settings import Settings
-from grantwatch.wiring import local_pipeline
+from grantwatch.wiring import dynamo_stores, local_pipeline
 from tests.support.moto_server import moto_server
 from tests.support.samples import ACCOUNT
 from tests.support.scenarios import (
@@ -83,6 +86,35 @@ def test_a_hundred_thousand_events_record_exactly_the_grant_events_and_resume_af
     assert outcomes["duplicate"] == len(seen) - 500 < 10
     assert recorded(table_settings) == archive.grant_ids
     assert all(g.status.value == "ended" for g in DynamoGrantStore(table_settings).grants())
+
+
+def live_notices() -> int:
+    gc.collect()
+    return sum(isinstance(o, Notice) for o in gc.get_objects())
+
+
+def test_a_parallel_backfill_keeps_no_notice_once_it_has_handed_it_over(
+    table_settings: Settings, tmp_path: Path
+) -> None:
+    """What a backfill holds may not grow with the archive: each alert is the caller's to keep or drop,
+    so once handed over none stays behind, whether the archive raised ten alerts or a million."""
+    archive = write_archive(tmp_path / "trail", events=4_000, relevant_share=0.02)
+    before = live_notices()
+    handed: Counter[str] = Counter()
+    with ParallelPipeline[None](dynamo_stores(table_settings), workers=4) as pipeline:
+
+        def count(steps: list[Any]) -> None:
+            handed.update("recorded" if isinstance(s, Recorded) else "notice" for s in steps)
+
+        progress = backfill_archive(
+            LocalArchive(tmp_path / "trail"),
+            lambda record: count(pipeline.feed(record, None)),
+            before_checkpoint=lambda: count(pipeline.flush()),
+        )
+        count(pipeline.drain())
+        assert progress.events_matched == handed["recorded"] == len(archive.relevant_event_ids)
+        assert handed["notice"] >= 10  # the retired Lambda grants' alerts
+        assert live_notices() == before  # the pipeline, still open, kept none of them
 
 
 def test_files_without_a_grant_event_are_counted_but_never_parsed() -> None:
