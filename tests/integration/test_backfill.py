@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import gzip
 import json
+import os
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -115,6 +116,48 @@ def test_a_parallel_backfill_keeps_no_notice_once_it_has_handed_it_over(
         assert progress.events_matched == handed["recorded"] == len(archive.relevant_event_ids)
         assert handed["notice"] >= 10  # the retired Lambda grants' alerts
         assert live_notices() == before  # the pipeline, still open, kept none of them
+
+
+def test_an_archives_keys_come_in_sorted_order_one_folder_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The keys of a folder archive are found as they are read, never all listed first (a year of a
+    busy trail is hundreds of thousands of files), in the order a checkpoint compares them: `sorted`'s,
+    where "a-b/..." and "a.json" come before "a/...", since "-" and "." sort before "/"."""
+    names = [
+        "AWSLogs/1/CloudTrail/eu-central-1/2026/11/01/x_0000.json.gz",
+        "AWSLogs/1/CloudTrail/eu-central-1/2026/11/01/x_0005.json.gz",
+        "AWSLogs/1/CloudTrail/eu-central-1/2026/11/02/x_0000.json",
+        "AWSLogs/1/CloudTrail/eu-central-1-b/2026/11/01/x.json",
+        "AWSLogs/1/CloudTrail/eu-central-1.json",
+        "AWSLogs/1/CloudTrail/us-east-1/2026/11/01/x.json.gz",
+        "AWSLogs/1/CloudTrail/us-east-1/2026/11/01/notes.txt",
+        "a-b/c.json",
+        "a.json",
+        "a/b.json",
+        "top.json",
+    ]
+    for day in range(3, 31):  # more day folders, each listed only once the backfill gets to it
+        names.append(f"AWSLogs/1/CloudTrail/eu-central-1/2026/11/{day:02d}/x.json.gz")
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("{}")
+    (tmp_path / "AWSLogs" / "1" / "linked").symlink_to(tmp_path / "a", target_is_directory=True)
+    wanted = sorted(n for n in names if n.endswith((".json", ".json.gz")))
+    listed: list[str] = []
+    scandir = os.scandir
+
+    def listing(path: Any) -> Any:
+        listed.append(str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", listing)
+    keys = LocalArchive(tmp_path).file_keys()
+    assert next(keys) == wanted[0]
+    folders = {folder for name in names for folder in Path(name).parents}
+    assert len(listed) <= 8 < len(folders)  # the folders on the way to the first file only
+    assert [wanted[0], *keys] == wanted  # and not into the link to a folder
+    assert sorted(listed) == sorted(str(tmp_path / folder) for folder in folders)  # each once
 
 
 def test_files_without_a_grant_event_are_counted_but_never_parsed() -> None:
