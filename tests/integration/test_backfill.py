@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from bench.workload import write_archive
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.backfill import Checkpoint, LocalArchive, backfill_archive, lookup_events, relevant_records
-from grantwatch.cli import app
+from grantwatch.cli import app, ingest
 from grantwatch.domain.notices import Notice
 from grantwatch.parallel import ParallelPipeline, Recorded
 from grantwatch.settings import Settings
@@ -116,6 +116,48 @@ def test_a_parallel_backfill_keeps_no_notice_once_it_has_handed_it_over(
         assert progress.events_matched == handed["recorded"] == len(archive.relevant_event_ids)
         assert handed["notice"] >= 10  # the retired Lambda grants' alerts
         assert live_notices() == before  # the pipeline, still open, kept none of them
+
+
+def test_the_cli_prints_and_writes_a_backfills_notices_once_it_is_done(
+    table_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI keeps the notices aside (on disk, not in memory) until the progress line is gone: then each
+    prints, and --alerts-out holds the same, one JSON line each, as a subscriber receives them."""
+    write_archive(tmp_path / "trail", events=4_000, relevant_share=0.02)
+    alive_when_printed: list[int] = []
+    report = ingest.report_notice
+
+    def reporting(notice: Notice, as_json: bool) -> None:
+        alive_when_printed.append(live_notices())
+        report(notice, as_json)
+
+    monkeypatch.setattr(ingest, "report_notice", reporting)
+    before = live_notices()
+    result = runner.invoke(
+        app,
+        [
+            "backfill",
+            str(tmp_path / "trail"),
+            "--json",
+            "--alerts-out",
+            str(tmp_path / "alerts.jsonl"),
+            "--table",
+            table_settings.table_name,
+            "--endpoint-url",
+            table_settings.endpoint_url or "",
+            "--checkpoint",
+            str(tmp_path / "cp.json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    printed = [json.loads(line) for line in result.stdout.splitlines()]
+    alerts = [line["alert"] for line in printed if "alert" in line]
+    written = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert written == alerts and len(alerts) >= 10
+    assert {a["kind"] for a in alerts} == {"alert"} and all(a["subject"] and a["message"] for a in alerts)
+    assert printed[-1]["summary"]["alerts"] == len(alerts)
+    assert printed.index({"summary": printed[-1]["summary"]}) == len(alerts)  # the notices, then the summary
+    assert max(alive_when_printed) - before <= 2  # the one printed, not all of them at once
 
 
 def test_an_archives_keys_come_in_sorted_order_one_folder_at_a_time(
