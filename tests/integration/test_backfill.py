@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 from bench.workload import write_archive
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.backfill import Checkpoint, LocalArchive, backfill_archive, lookup_events, relevant_records
-from grantwatch.cli import app, ingest
+from grantwatch.cli import app
+from grantwatch.cli.output import report_notice
 from grantwatch.domain.notices import Notice
 from grantwatch.parallel import ParallelPipeline, Recorded
 from grantwatch.settings import Settings
@@ -125,13 +126,12 @@ def test_the_cli_prints_and_writes_a_backfills_notices_once_it_is_done(
     prints, and --alerts-out holds the same, one JSON line each, as a subscriber receives them."""
     write_archive(tmp_path / "trail", events=4_000, relevant_share=0.02)
     alive_when_printed: list[int] = []
-    report = ingest.report_notice
 
     def reporting(notice: Notice, as_json: bool) -> None:
         alive_when_printed.append(live_notices())
-        report(notice, as_json)
+        report_notice(notice, as_json)
 
-    monkeypatch.setattr(ingest, "report_notice", reporting)
+    monkeypatch.setattr("grantwatch.cli.ingest.report_notice", reporting)
     before = live_notices()
     result = runner.invoke(
         app,
