@@ -175,28 +175,31 @@ def backfill(
         done(pipeline.feed(record, "backfill"))
 
     low, high = parse_moment(since), parse_moment(until, end_of_day=True)
-    with notices, pipeline, _progress(not as_json) as show:
-        if use_lookup_events:
-            source_name, progress = _from_lookup_events(feed, show, region, low, high, decrypt_failures)
-        else:
-            if not source:
-                raise BackfillError("give a folder or s3://BUCKET/PREFIX, or --lookup-events")
-            archive: Archive = S3Archive(source) if source.startswith("s3://") else LocalArchive(Path(source))
-            source_name = archive.description
-            scope = backfill_scope(source_name, region, low, high, decrypt_failures=decrypt_failures)
-            resume = Checkpoint.load(checkpoint or _default_checkpoint(scope), scope)
-            progress = backfill_archive(
-                archive,
-                feed,
-                checkpoint=resume,
-                since=low,
-                until=high,
-                region=region,
-                decrypt_failures=decrypt_failures,
-                on_file=show,
-                before_checkpoint=lambda: done(pipeline.flush()),
-            )
-        done(pipeline.drain())
+    with notices:
+        with pipeline, _progress(not as_json) as show:
+            if use_lookup_events:
+                source_name, progress = _from_lookup_events(feed, show, region, low, high, decrypt_failures)
+            else:
+                if not source:
+                    raise BackfillError("give a folder or s3://BUCKET/PREFIX, or --lookup-events")
+                archive: Archive = (
+                    S3Archive(source) if source.startswith("s3://") else LocalArchive(Path(source))
+                )
+                source_name = archive.description
+                scope = backfill_scope(source_name, region, low, high, decrypt_failures=decrypt_failures)
+                resume = Checkpoint.load(checkpoint or _default_checkpoint(scope), scope)
+                progress = backfill_archive(
+                    archive,
+                    feed,
+                    checkpoint=resume,
+                    since=low,
+                    until=high,
+                    region=region,
+                    decrypt_failures=decrypt_failures,
+                    on_file=show,
+                    before_checkpoint=lambda: done(pipeline.flush()),
+                )
+            done(pipeline.drain())
         for notice in notices:
             report_notice(notice, as_json)
         if alerts_out is not None:
