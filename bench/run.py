@@ -425,6 +425,30 @@ def import_figures(runs: int = 9) -> tuple[dict[str, float], dict[str, float]]:
     return {FLOOR: statistics.median(floors)} | seconds, ratios
 
 
+# The backfill's peak memory may grow by this much at most from 10,000 to 1,000,000 archived events: what it
+# holds must not grow with the archive (files are read one at a time, notices handed over as they come).
+BACKFILL_GROWTH_BUDGET_MB = 5.0
+BACKFILL_GROWTH_SIZES = (10_000, 1_000_000)
+
+
+def backfill_peak_growth(peaks: dict[str, float]) -> dict[str, Any] | None:
+    """How much more the backfill of the largest archive measured peaked at than that of the smallest,
+    against the budget (set for 10,000 and 1,000,000 events: other sizes are shown, never judged)."""
+    if len(peaks) < 2:
+        return None
+    sizes = sorted(peaks, key=int)
+    smallest, largest = sizes[0], sizes[-1]
+    growth = peaks[largest] - peaks[smallest]
+    judged = (int(smallest), int(largest)) == BACKFILL_GROWTH_SIZES
+    return {
+        "from_events": int(smallest),
+        "to_events": int(largest),
+        "growth_mb": round(growth, 1),
+        "budget_mb": BACKFILL_GROWTH_BUDGET_MB,
+        "within_budget": growth <= BACKFILL_GROWTH_BUDGET_MB if judged else None,
+    }
+
+
 def backfill_peak_rss_mb(endpoint: str, sizes: list[int], workers: int) -> dict[str, float]:
     """VmHWM of a fresh process that backfills an archive of each size (0.5 % grant events) through the
     parallel pipeline into DynamoDB Local. Each archive is generated first, in a temporary folder (by this
@@ -629,6 +653,7 @@ def write_memory_figures(peaks: dict[str, float], args: argparse.Namespace) -> i
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "workers": args.workers,
         "backfill_peak_rss_mb": peaks,
+        "backfill_peak_growth": backfill_peak_growth(peaks),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
@@ -641,6 +666,19 @@ def print_memory(peaks: dict[str, float]) -> None:
     print("backfill peak memory (VmHWM of the backfilling process; archives of 0.5 % grant events):")
     for size, peak in peaks.items():
         print(f"  {int(size):>9,} archived events  {peak:6.1f} MB")
+    growth = backfill_peak_growth(peaks)
+    if growth is None:
+        return
+    budget = f"<= {BACKFILL_GROWTH_BUDGET_MB:.0f} MB"
+    if growth["within_budget"] is None:
+        low, high = BACKFILL_GROWTH_SIZES
+        judged = f"budget {budget} from {low:,} to {high:,} events: not measured here"
+    else:
+        judged = f"budget {budget}{'' if growth['within_budget'] else '  MISS'}"
+    print(
+        f"  growth from {growth['from_events']:,} to {growth['to_events']:,} events: "
+        f"{growth['growth_mb']:+.1f} MB ({judged})"
+    )
 
 
 def print_table(r: dict[str, Any]) -> None:

@@ -33,6 +33,7 @@ from grantwatch.ports import Archive as Archive  # re-exported: the archives bel
 _EVENT_NAME = b'"eventName"'
 _RECORD_START = b'{"eventVersion"'
 _ERROR_CODE = b'"errorCode"'
+_DECODER = json.JSONDecoder()  # one for every file: each new one is a reference cycle left to the collector
 _ARCHIVE_DAY = re.compile(r"CloudTrail/(?P<region>[a-z0-9-]+)/(?P<y>\d{4})/(?P<m>\d{2})/(?P<d>\d{2})/")
 # CloudTrail Insights files, beside the calls in a trail's bucket: AWSLogs/ACCOUNT/CloudTrail-Insight/REGION/
 # YYYY/MM/DD/ACCOUNT_CloudTrail-Insight_REGION_....json.gz. They hold no API call.
@@ -92,21 +93,37 @@ class LocalArchive:
         self.description = str(root.resolve())
 
     def file_keys(self) -> Iterator[str]:
+        """The keys in sorted order, found as they are read: one folder's entries at a time, never the
+        whole archive's keys at once (a year of a busy trail is hundreds of thousands of files)."""
         if self.root.is_file():
             yield self.root.name
             return
-        keys = []
-        for folder, _, names in os.walk(self.root):  # os.walk: pathlib costs more than reading small files
-            relative = os.path.relpath(folder, self.root)
-            for name in names:
-                if name.endswith((".json.gz", ".json")):
-                    keys.append(name if relative == "." else f"{relative}/{name}".replace(os.sep, "/"))
-        yield from sorted(keys)
+        yield from _sorted_keys(str(self.root), "")
 
     def read(self, key: str) -> bytes:
         path = self.root if self.root.is_file() else os.path.join(self.root, key)
         with open(path, "rb") as stream:
             return stream.read()
+
+
+def _sorted_keys(folder: str, prefix: str) -> Iterator[str]:
+    """The .json and .json.gz files below `folder` as `prefix`-relative keys, in the order `sorted` puts the
+    keys: a folder's entries sorted with "/" after a folder's name, since its keys go on with it (so "a-b"
+    comes before "a/..."). os.scandir: pathlib costs more than reading small files. As os.walk does, a
+    link to a folder is not followed and a folder that cannot be listed is passed over."""
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(
+                (entry.name + "/" if entry.is_dir() else entry.name, entry.is_symlink()) for entry in listing
+            )
+    except OSError:
+        return
+    for name, link in entries:
+        if name.endswith("/"):
+            if not link:
+                yield from _sorted_keys(os.path.join(folder, name[:-1]), prefix + name)
+        elif name.endswith((".json.gz", ".json")):
+            yield prefix + name
 
 
 class S3Archive:
@@ -315,11 +332,10 @@ def _records_at(data: bytes, positions: list[int]) -> list[Any] | None:
             return None
         starts.add(start)
     text = data.decode("ascii")
-    decoder = json.JSONDecoder()
     records, ends = [], []
     for start in sorted(starts):
         try:
-            record, end = decoder.raw_decode(text, start)
+            record, end = _DECODER.raw_decode(text, start)
         except ValueError:
             return None
         records.append(record)

@@ -35,7 +35,7 @@ from grantwatch.domain.functions import FunctionFact, normalise_function_event
 from grantwatch.domain.notices import Notice
 from grantwatch.domain.records import CloudTrailRecord, EvaluationRequest
 from grantwatch.evaluator import Evaluator
-from grantwatch.pipeline import DEFAULT_SETTLE, CollectingNotifier
+from grantwatch.pipeline import DEFAULT_SETTLE
 from grantwatch.ports import FunctionStore, GrantStore, HazardStore
 from grantwatch.recorder import EventOutcome, Outcome, Recorder
 
@@ -119,6 +119,14 @@ class _Arrivals:
         self.due.push(request, self.arrived or request.event_time, (*self.order, self._count))
 
 
+class _Returned:
+    """Where a worker's evaluator publishes: nowhere. Its notices reach the caller in the steps `run`
+    returns; a list of them here too would only grow with the history (a backfill's alerts, all kept)."""
+
+    def publish(self, notice: Notice) -> None:
+        return None
+
+
 class _Worker:
     """One worker thread's recorder and evaluator (each with the scheduler of the work in hand)."""
 
@@ -129,7 +137,7 @@ class _Worker:
             stores.grants,
             stores.functions,
             stores.hazards,
-            CollectingNotifier(),
+            _Returned(),
             self.arrivals,
             temporary_role=temporary_role,
         )

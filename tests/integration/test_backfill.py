@@ -3,8 +3,10 @@ from LookupEvents (botocore's Stubber), against DynamoDB Local."""
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
+import os
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,8 +22,11 @@ from bench.workload import write_archive
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.backfill import Checkpoint, LocalArchive, backfill_archive, lookup_events, relevant_records
 from grantwatch.cli import app
+from grantwatch.cli.output import report_notice
+from grantwatch.domain.notices import Notice
+from grantwatch.parallel import ParallelPipeline, Recorded
 from grantwatch.settings import Settings
-from grantwatch.wiring import local_pipeline
+from grantwatch.wiring import dynamo_stores, local_pipeline
 from tests.support.moto_server import moto_server
 from tests.support.samples import ACCOUNT
 from tests.support.scenarios import (
@@ -83,6 +88,118 @@ def test_a_hundred_thousand_events_record_exactly_the_grant_events_and_resume_af
     assert outcomes["duplicate"] == len(seen) - 500 < 10
     assert recorded(table_settings) == archive.grant_ids
     assert all(g.status.value == "ended" for g in DynamoGrantStore(table_settings).grants())
+
+
+def live_notices() -> int:
+    gc.collect()
+    return sum(isinstance(o, Notice) for o in gc.get_objects())
+
+
+def test_a_parallel_backfill_keeps_no_notice_once_it_has_handed_it_over(
+    table_settings: Settings, tmp_path: Path
+) -> None:
+    """What a backfill holds may not grow with the archive: each alert is the caller's to keep or drop,
+    so once handed over none stays behind, whether the archive raised ten alerts or a million."""
+    archive = write_archive(tmp_path / "trail", events=4_000, relevant_share=0.02)
+    before = live_notices()
+    handed: Counter[str] = Counter()
+    with ParallelPipeline[None](dynamo_stores(table_settings), workers=4) as pipeline:
+
+        def count(steps: list[Any]) -> None:
+            handed.update("recorded" if isinstance(s, Recorded) else "notice" for s in steps)
+
+        progress = backfill_archive(
+            LocalArchive(tmp_path / "trail"),
+            lambda record: count(pipeline.feed(record, None)),
+            before_checkpoint=lambda: count(pipeline.flush()),
+        )
+        count(pipeline.drain())
+        assert progress.events_matched == handed["recorded"] == len(archive.relevant_event_ids)
+        assert handed["notice"] >= 10  # the retired Lambda grants' alerts
+        assert live_notices() == before  # the pipeline, still open, kept none of them
+
+
+def test_the_cli_prints_and_writes_a_backfills_notices_once_it_is_done(
+    table_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI keeps the notices aside (on disk, not in memory) until the progress line is gone: then each
+    prints, and --alerts-out holds the same, one JSON line each, as a subscriber receives them."""
+    write_archive(tmp_path / "trail", events=4_000, relevant_share=0.02)
+    alive_when_printed: list[int] = []
+
+    def reporting(notice: Notice, as_json: bool) -> None:
+        alive_when_printed.append(live_notices())
+        report_notice(notice, as_json)
+
+    monkeypatch.setattr("grantwatch.cli.ingest.report_notice", reporting)
+    before = live_notices()
+    result = runner.invoke(
+        app,
+        [
+            "backfill",
+            str(tmp_path / "trail"),
+            "--json",
+            "--alerts-out",
+            str(tmp_path / "alerts.jsonl"),
+            "--table",
+            table_settings.table_name,
+            "--endpoint-url",
+            table_settings.endpoint_url or "",
+            "--checkpoint",
+            str(tmp_path / "cp.json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    printed = [json.loads(line) for line in result.stdout.splitlines()]
+    alerts = [line["alert"] for line in printed if "alert" in line]
+    written = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert written == alerts and len(alerts) >= 10
+    assert {a["kind"] for a in alerts} == {"alert"} and all(a["subject"] and a["message"] for a in alerts)
+    assert printed[-1]["summary"]["alerts"] == len(alerts)
+    assert printed.index({"summary": printed[-1]["summary"]}) == len(alerts)  # the notices, then the summary
+    assert max(alive_when_printed) - before <= 2  # the one printed, not all of them at once
+
+
+def test_an_archives_keys_come_in_sorted_order_one_folder_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The keys of a folder archive are found as they are read, never all listed first (a year of a
+    busy trail is hundreds of thousands of files), in the order a checkpoint compares them: `sorted`'s,
+    where "a-b/..." and "a.json" come before "a/...", since "-" and "." sort before "/"."""
+    names = [
+        "AWSLogs/1/CloudTrail/eu-central-1/2026/11/01/x_0000.json.gz",
+        "AWSLogs/1/CloudTrail/eu-central-1/2026/11/01/x_0005.json.gz",
+        "AWSLogs/1/CloudTrail/eu-central-1/2026/11/02/x_0000.json",
+        "AWSLogs/1/CloudTrail/eu-central-1-b/2026/11/01/x.json",
+        "AWSLogs/1/CloudTrail/eu-central-1.json",
+        "AWSLogs/1/CloudTrail/us-east-1/2026/11/01/x.json.gz",
+        "AWSLogs/1/CloudTrail/us-east-1/2026/11/01/notes.txt",
+        "a-b/c.json",
+        "a.json",
+        "a/b.json",
+        "top.json",
+    ]
+    for day in range(3, 31):  # more day folders, each listed only once the backfill gets to it
+        names.append(f"AWSLogs/1/CloudTrail/eu-central-1/2026/11/{day:02d}/x.json.gz")
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("{}")
+    (tmp_path / "AWSLogs" / "1" / "linked").symlink_to(tmp_path / "a", target_is_directory=True)
+    wanted = sorted(n for n in names if n.endswith((".json", ".json.gz")))
+    listed: list[str] = []
+    scandir = os.scandir
+
+    def listing(path: Any) -> Any:
+        listed.append(str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", listing)
+    keys = LocalArchive(tmp_path).file_keys()
+    assert next(keys) == wanted[0]
+    folders = {folder for name in names for folder in Path(name).parents}
+    assert len(listed) <= 8 < len(folders)  # the folders on the way to the first file only
+    assert [wanted[0], *keys] == wanted  # and not into the link to a folder
+    assert sorted(listed) == sorted(str(tmp_path / folder) for folder in folders)  # each once
 
 
 def test_files_without_a_grant_event_are_counted_but_never_parsed() -> None:

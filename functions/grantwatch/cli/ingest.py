@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -158,12 +160,12 @@ def backfill(
     """
     pipeline = parallel_pipeline(settings, timedelta(seconds=settle_seconds), workers)
     counts: Counter[str] = Counter()
-    notices: list[Notice] = []
+    notices = _NoticeSpool()
 
     def done(steps: list[Step[str]]) -> None:
         for step in steps:
             if not isinstance(step, Recorded):
-                notices.append(step)
+                notices.add(step)
                 continue
             counts[step.outcome.outcome] += 1
             if step.outcome.outcome is Outcome.REJECTED:
@@ -173,37 +175,80 @@ def backfill(
         done(pipeline.feed(record, "backfill"))
 
     low, high = parse_moment(since), parse_moment(until, end_of_day=True)
-    with pipeline, _progress(not as_json) as show:
-        if use_lookup_events:
-            source_name, progress = _from_lookup_events(feed, show, region, low, high, decrypt_failures)
-        else:
-            if not source:
-                raise BackfillError("give a folder or s3://BUCKET/PREFIX, or --lookup-events")
-            archive: Archive = S3Archive(source) if source.startswith("s3://") else LocalArchive(Path(source))
-            source_name = archive.description
-            scope = backfill_scope(source_name, region, low, high, decrypt_failures=decrypt_failures)
-            resume = Checkpoint.load(checkpoint or _default_checkpoint(scope), scope)
-            progress = backfill_archive(
-                archive,
-                feed,
-                checkpoint=resume,
-                since=low,
-                until=high,
-                region=region,
-                decrypt_failures=decrypt_failures,
-                on_file=show,
-                before_checkpoint=lambda: done(pipeline.flush()),
-            )
-        done(pipeline.drain())
-    for notice in notices:
-        report_notice(notice, as_json)
-    if alerts_out is not None:
-        write_notices(alerts_out, notices)
+    with notices:
+        with pipeline, _progress(not as_json) as show:
+            if use_lookup_events:
+                source_name, progress = _from_lookup_events(feed, show, region, low, high, decrypt_failures)
+            else:
+                if not source:
+                    raise BackfillError("give a folder or s3://BUCKET/PREFIX, or --lookup-events")
+                archive: Archive = (
+                    S3Archive(source) if source.startswith("s3://") else LocalArchive(Path(source))
+                )
+                source_name = archive.description
+                scope = backfill_scope(source_name, region, low, high, decrypt_failures=decrypt_failures)
+                resume = Checkpoint.load(checkpoint or _default_checkpoint(scope), scope)
+                progress = backfill_archive(
+                    archive,
+                    feed,
+                    checkpoint=resume,
+                    since=low,
+                    until=high,
+                    region=region,
+                    decrypt_failures=decrypt_failures,
+                    on_file=show,
+                    before_checkpoint=lambda: done(pipeline.flush()),
+                )
+            done(pipeline.drain())
+        for notice in notices:
+            report_notice(notice, as_json)
+        if alerts_out is not None:
+            notices.write(alerts_out)
     summary = {"source": source_name} | progress_json(progress) | {o.value: counts[o] for o in Outcome}
-    summary |= {"alerts": sum(n.kind is NoticeKind.ALERT for n in notices)}
+    summary |= {"alerts": notices.alerts}
     print_summary(summary, as_json, ", ".join(f"{k} {v}" for k, v in summary.items()))
     if counts[Outcome.REJECTED]:
         raise typer.Exit(ExitCode.REJECTED)
+
+
+class _NoticeSpool:
+    """A backfill's notices, printed once its progress line is gone: kept in a temporary file meanwhile, as
+    the JSON Lines --alerts-out holds, never all in memory (years of history may raise thousands)."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - closed by __exit__
+        self.alerts = 0
+
+    def __enter__(self) -> _NoticeSpool:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._file.close()
+
+    def add(self, notice: Notice) -> None:
+        self.alerts += notice.kind is NoticeKind.ALERT
+        self._file.write(json.dumps(notice.as_json()) + "\n")
+
+    def __iter__(self) -> Iterator[Notice]:
+        for line in self._lines():
+            kept = json.loads(line)
+            yield Notice(
+                NoticeKind(kept["kind"]),
+                kept["incidentId"],
+                kept["subject"],
+                kept["message"],
+                kept["attributes"],
+                kept["details"],
+            )
+
+    def write(self, path: Path) -> None:
+        with path.open("w", encoding="utf-8") as stream:
+            stream.writelines(self._lines())
+
+    def _lines(self) -> Iterator[str]:
+        self._file.flush()
+        self._file.seek(0)
+        yield from self._file
 
 
 def _from_lookup_events(
