@@ -754,7 +754,7 @@ def print_table(r: dict[str, Any]) -> None:
     measures it and has not yet."""
 
     def row(figure: str, value: str, floor: str, ratio: str, budget: str) -> None:
-        print(f"{figure:<58} {value:>14} {floor:>16} {ratio:>8}  {budget}")
+        print(f"{figure:<66} {value:>12} {floor:>16} {ratio:>8}  {budget}")
 
     rec, rep = r["recorder"], r["replay"]
     print(
