@@ -15,6 +15,7 @@ import argparse
 import compileall
 import gzip
 import json
+import math
 import os
 import platform
 import resource
@@ -22,10 +23,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,15 +36,22 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.workload import EVENT_TYPES, mixed_events, typed_event, write_archive  # noqa: E402
+import botocore.session  # noqa: E402
+
+from bench.workload import (  # noqa: E402
+    EVENT_TYPES,
+    create,
+    end,
+    function_arn,
+    mixed_events,
+    typed_event,
+    write_archive,
+)
 from grantwatch import local  # noqa: E402
-from grantwatch.adapters.functions import DynamoFunctionStore  # noqa: E402
-from grantwatch.adapters.hazards import DynamoHazardStore  # noqa: E402
-from grantwatch.adapters.store import DynamoGrantStore  # noqa: E402
 from grantwatch.backfill import LocalArchive, backfill_archive  # noqa: E402
 from grantwatch.domain.records import EvaluationRequest  # noqa: E402
-from grantwatch.evaluator import Evaluator  # noqa: E402
 from grantwatch.parallel import ParallelPipeline, default_workers, record_all  # noqa: E402
+from grantwatch.pipeline import LocalPipeline  # noqa: E402
 from grantwatch.recorder import Recorder  # noqa: E402
 from grantwatch.settings import Settings  # noqa: E402
 from grantwatch.wiring import dynamo_stores, local_pipeline  # noqa: E402
@@ -56,16 +66,29 @@ PRICES = {
     "sqs_request": 0.40 / 1e6,
     "sns_publish": 0.50 / 1e6,
 }
-LAMBDA_MEMORY_MB = 256
+LAMBDA_MEMORY_MB = 256  # the recorder's and the evaluator's (template.yaml)
+# An evaluation request is one SQS message: SendMessage from the recorder, then the evaluator's event source
+# mapping receives and deletes it. It receives up to 10 at a time, but with no batching window a message
+# waiting out its own delay mostly arrives alone: one receive and one delete each, one invocation each.
+SQS_REQUESTS_PER_MESSAGE = 3
 DEFAULT_OUT = ROOT / "bench" / "results" / "latest.json"
+MEMORY_FIGURES = ROOT / "bench" / "results" / "memory.json"  # make bench-memory
+TEST_TIME = ROOT / "build" / "test-time.json"  # written at the end of a pytest run
 BUDGETS = {
     "replay_ratio": 0.7,
+    "replay_requests_per_event": 1.5,
     "recorder_ratio": 0.7,
     "backfill_scan_ratio": 0.5,
     "import_ratio": 1.25,
+    "cold_start_ratio": 1.25,
     "peak_rss_mb": 100.0,
-    "cost_per_million": 1.50,
+    "backfill_memory_growth_mb": 5.0,  # peak at 1,000,000 archived events over the peak at 10,000
+    "test_seconds": 150.0,  # make test's pytest run, on 2 cores
+    "cost_per_million": 1.00,
 }
+MEMORY_SIZES = ("10000", "1000000")
+TEST_CORES = 2
+READS = frozenset({"GetItem", "Query", "BatchGetItem", "Scan", "TransactGetItems"})
 
 
 def budget_cell(value: float, limit: float, *, at_least: bool, shown: Callable[[float], str]) -> str:
@@ -92,33 +115,105 @@ class Collecting:
         self.requests.append(request)
 
 
-class DynamoMeter:
-    """Counts the requests a botocore client sends and the capacity DynamoDB says they consumed."""
+class RequestMeter:
+    """Every DynamoDB request sent by every botocore client created while the meter is on (`with
+    RequestMeter() as meter:`), whatever store, model or session created it: the meter wraps botocore's
+    `Session.create_client`, so a store with a client of its own cannot be missed. Each request is counted
+    by operation and by the part of the pipeline that sent it (`part`, per thread: `recorder` unless said
+    otherwise), with the capacity DynamoDB says it consumed (table and indexes). Retries are counted apart:
+    `requests` are calls, `sent` HTTP requests."""
 
-    def __init__(self, client: Any) -> None:
-        self.requests: Counter[str] = Counter()
-        self.wru = 0.0
-        self.rru = 0.0
+    def __init__(self, default_part: str = "recorder") -> None:
+        self.default_part = default_part
+        self.requests: dict[str, Counter[str]] = {}
+        self.wru: Counter[str] = Counter()
+        self.rru: Counter[str] = Counter()
+        self.sent = 0
+        self.clients = 0
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._on = False
+        self._create_client: Callable[..., Any] | None = None
+
+    def __enter__(self) -> RequestMeter:
+        create_client = botocore.session.Session.create_client
+        self._create_client, self._on = create_client, True
+
+        def metered(session: botocore.session.Session, *args: Any, **kwargs: Any) -> Any:
+            client = create_client(session, *args, **kwargs)
+            self.attach(client)
+            return client
+
+        setattr(botocore.session.Session, "create_client", metered)  # noqa: B010 - mypy: a method
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._on = False
+        setattr(botocore.session.Session, "create_client", self._create_client)  # noqa: B010
+
+    def attach(self, client: Any) -> None:
+        with self._lock:
+            self.clients += client.meta.service_model.service_name == "dynamodb"
         client.meta.events.register("provide-client-params.dynamodb.*", self._before)
+        client.meta.events.register("before-send.dynamodb.*", self._send)
         client.meta.events.register("after-call.dynamodb.*", self._after)
 
+    @contextmanager
+    def part(self, name: str) -> Iterator[None]:
+        """Requests sent by this thread meanwhile are `name`'s."""
+        outer = getattr(self._local, "part", None)
+        self._local.part = name
+        try:
+            yield
+        finally:
+            self._local.part = outer
+
+    def _part(self) -> str:
+        return getattr(self._local, "part", None) or self.default_part
+
     def _before(self, params: dict[str, Any], model: Any, **_: Any) -> None:
-        self.requests[model.name] += 1
-        if model.name not in {"TransactWriteItems"}:
+        if not self._on:
+            return
+        with self._lock:
+            self.requests.setdefault(self._part(), Counter())[model.name] += 1
+        if model.input_shape is not None and "ReturnConsumedCapacity" in model.input_shape.members:
             params.setdefault("ReturnConsumedCapacity", "INDEXES")
 
+    def _send(self, **_: Any) -> None:
+        if self._on:
+            with self._lock:
+                self.sent += 1
+
     def _after(self, parsed: dict[str, Any], model: Any, **_: Any) -> None:
-        consumed = parsed.get("ConsumedCapacity")
-        for entry in consumed if isinstance(consumed, list) else [consumed] if consumed else []:
-            units = entry.get("CapacityUnits", 0.0)
-            if model.name in {"GetItem", "Query", "BatchGetItem", "Scan"}:
-                self.rru += units
-            else:
-                self.wru += units
+        consumed = parsed.get("ConsumedCapacity") if self._on else None
+        units = sum(
+            entry.get("CapacityUnits", 0.0)
+            for entry in (consumed if isinstance(consumed, list) else [consumed] if consumed else [])
+        )
+        with self._lock:
+            (self.rru if model.name in READS else self.wru)[self._part()] += units
 
     def reset(self) -> None:
-        self.requests.clear()
-        self.wru = self.rru = 0.0
+        with self._lock:
+            self.requests.clear()
+            self.wru.clear()
+            self.rru.clear()
+            self.sent = 0
+
+    def by_operation(self, part: str | None = None) -> Counter[str]:
+        """Requests by operation: of one part, or of all."""
+        parts = [part] if part else list(self.requests)
+        return sum((self.requests.get(name, Counter()) for name in parts), Counter())
+
+    def figures(self, part: str | None = None) -> dict[str, Any]:
+        requests = self.by_operation(part)
+        return {
+            "requests": dict(requests),
+            "writes": sum(n for operation, n in requests.items() if operation not in READS),
+            "reads": sum(n for operation, n in requests.items() if operation in READS),
+            "wru": self.wru[part] if part else sum(self.wru.values()),
+            "rru": self.rru[part] if part else sum(self.rru.values()),
+        }
 
 
 def new_table(endpoint: str, name: str) -> Settings:
@@ -163,26 +258,70 @@ def parallel_put_floor(endpoint: str, table: str, count: int, writers: int) -> f
         return count / timed(lambda: list(pool.map(write, range(writers))))
 
 
+class EvaluationsOf:
+    """What the serial pipeline's evaluator does: the messages its scheduler sends (each an SQS message in
+    AWS), the evaluations run (one per message), the time they take, the notices they publish, and their
+    DynamoDB requests, metered apart from the recorder's."""
+
+    def __init__(self, pipeline: LocalPipeline, meter: RequestMeter) -> None:
+        self.messages = self.runs = self.notices = 0
+        self.seconds = 0.0
+        schedule, run = pipeline.scheduler.schedule, pipeline.evaluator.run
+
+        def scheduled(request: EvaluationRequest) -> None:
+            self.messages += 1
+            schedule(request)
+
+        def evaluated(request: EvaluationRequest, now: datetime) -> Any:
+            with meter.part("evaluator"):
+                started = time.perf_counter()
+                notices = run(request, now)
+                self.seconds += time.perf_counter() - started
+            self.runs += 1
+            self.notices += len(notices)
+            return notices
+
+        pipeline.scheduler.schedule = scheduled  # type: ignore[method-assign]
+        pipeline.evaluator.run = evaluated  # type: ignore[method-assign]
+
+
+def requests_per_event(meter: RequestMeter, events: int) -> dict[str, Any]:
+    requests = meter.by_operation()
+    return {
+        "requests": dict(requests),
+        "requests_per_event": sum(requests.values()) / events,
+        "sent_per_event": meter.sent / events,
+        "dynamodb_clients": meter.clients,
+    }
+
+
 def replay_throughput(endpoint: str, events: list[dict[str, Any]], workers: int) -> dict[str, Any]:
     """The whole pipeline (recorder, settle window, evaluator) as `grantwatch replay` runs it: serially,
-    and on `workers` threads with coalesced evaluations; each against its floor, measured just before."""
+    and on `workers` threads with coalesced evaluations; each against its floor, measured just before.
+    Every DynamoDB request of each run is counted (the serial run's by recorder and evaluator)."""
     floor_table = new_table(endpoint, f"bench-replay-floor-{workers}").table_name
     serial_floor = put_floor(endpoint, floor_table, len(events))
-    serial = local_pipeline(new_table(endpoint, "bench-replay-serial"))
+    serial_table = new_table(endpoint, "bench-replay-serial")
+    with RequestMeter() as serial_meter:
+        serial = local_pipeline(serial_table)
+        evaluations = EvaluationsOf(serial, serial_meter)
 
-    def run_serial() -> None:
-        for event in events:
-            serial.feed(event)
-        serial.drain()
+        def run_serial() -> None:
+            for event in events:
+                serial.feed(event)
+            serial.drain()
 
-    serial_rate = len(events) / timed(run_serial)
+        serial_rate = len(events) / timed(run_serial)
     parallel_floor = parallel_put_floor(endpoint, floor_table, len(events), workers)
-    with ParallelPipeline[int](
-        dynamo_stores(new_table(endpoint, "bench-replay-parallel")), workers=workers
-    ) as pipeline:
+    parallel_table = new_table(endpoint, "bench-replay-parallel")
+    with (
+        RequestMeter() as parallel_meter,
+        ParallelPipeline[int](dynamo_stores(parallel_table), workers=workers) as pipeline,
+    ):
         parallel_rate = len(events) / timed(
             lambda: record_all(pipeline, [(event, n) for n, event in enumerate(events)])
         )
+    runs = max(evaluations.runs, 1)
     return {
         "events": len(events),
         "workers": workers,
@@ -195,61 +334,66 @@ def replay_throughput(endpoint: str, events: list[dict[str, Any]], workers: int)
         "evaluations": pipeline.evaluations,
         "evaluations_coalesced": pipeline.coalesced,
         "budget": f">= {BUDGETS['replay_ratio']}",
+        "serial_dynamodb": requests_per_event(serial_meter, len(events))
+        | {
+            "by_part": {part: serial_meter.figures(part) for part in ("recorder", "evaluator")},
+        },
+        "parallel_dynamodb": requests_per_event(parallel_meter, len(events)),
+        "serial_evaluator": {
+            "messages_scheduled": evaluations.messages,
+            "evaluations": evaluations.runs,
+            "notices": evaluations.notices,
+            "seconds_per_evaluation": evaluations.seconds / runs,
+            "requests_per_evaluation": sum(serial_meter.by_operation("evaluator").values()) / runs,
+            "wru_per_evaluation": serial_meter.wru["evaluator"] / runs,
+            "rru_per_evaluation": serial_meter.rru["evaluator"] / runs,
+        },
     }
 
 
+def bench_recorder(settings: Settings) -> Recorder:
+    """The recorder on the table's stores, its evaluation requests kept in a list."""
+    stores = dynamo_stores(settings)
+    return Recorder(stores.grants, stores.functions, stores.hazards, Collecting())
+
+
 def recorder_throughput(endpoint: str, events: list[dict[str, Any]], round_: int) -> tuple[float, float]:
-    settings = new_table(endpoint, f"bench-recorder-{round_}")
-    recorder = Recorder(
-        DynamoGrantStore(settings), DynamoFunctionStore(settings), DynamoHazardStore(settings), Collecting()
-    )
+    recorder = bench_recorder(new_table(endpoint, f"bench-recorder-{round_}"))
     seconds = timed(lambda: [recorder.record(event) for event in events])
     return len(events) / seconds, seconds / len(events)
 
 
+# Evaluations of one function, each after recording an event: (row, event). After its grant's creation it
+# finds nothing to do (the replay's first evaluation of every Lambda grant); after the grant is retired it
+# opens an incident and sends the alert; after a new grant for the function it resolves it and says so.
+EVALUATED = "typed-evaluated"
+EVALUATIONS = (
+    ("evaluation: nothing to do", create(EVALUATED, 10, lambda_grant=True)),
+    ("evaluation: opens, notifies", end(EVALUATED, 20, revoke=False)),
+    (
+        "evaluation: resolves, notifies",
+        create(f"{EVALUATED}-again", 30, lambda_grant=True, function=EVALUATED),
+    ),
+)
+
+
 def capacity_per_event_type(endpoint: str) -> dict[str, dict[str, Any]]:
+    """Requests by operation and the capacity they consumed: recording one event of each type, and each
+    outcome of an evaluation."""
     settings = new_table(endpoint, "bench-capacity")
-    grants, functions = DynamoGrantStore(settings), DynamoFunctionStore(settings)
-    # every model bound to these settings sends through one client: one meter counts every store's requests
-    meter = DynamoMeter(grants.model._get_connection().connection.client)
-    hazards = DynamoHazardStore(settings)
-    recorder = Recorder(grants, functions, hazards, Collecting())
     figures: dict[str, dict[str, Any]] = {}
-    for name in EVENT_TYPES:
-        event = typed_event(name)
-        meter.reset()
-        outcome = recorder.record(event)
-        requests = meter.requests
-        figures[name] = {
-            "outcome": outcome.outcome.value,
-            "requests": dict(requests),
-            "writes": sum(v for k, v in requests.items() if k in {"UpdateItem", "PutItem"}),
-            "reads": sum(v for k, v in requests.items() if k in {"GetItem", "Query", "BatchGetItem"}),
-            "wru": meter.wru,
-            "rru": meter.rru,
-        }
-    # An evaluation after the settle window, of a function whose grant was retired (opens an incident).
-    meter.reset()
-    function_arn = typed_event("create-lambda")["detail"]["requestParameters"]["constraints"][
-        "encryptionContextEquals"
-    ]["aws:lambda:FunctionArn"]
-
-    class Quiet:
-        def publish(self, notice: Any) -> None:
-            return None
-
-    notices = Evaluator(grants, functions, hazards, Quiet(), Collecting()).evaluate(
-        function_arn, datetime.now(UTC)
-    )
-    requests = meter.requests
-    figures["evaluation"] = {
-        "outcome": f"{len(notices)} notice(s)",
-        "requests": dict(requests),
-        "writes": sum(v for k, v in requests.items() if k in {"UpdateItem", "PutItem", "TransactWriteItems"}),
-        "reads": sum(v for k, v in requests.items() if k in {"GetItem", "Query", "BatchGetItem"}),
-        "wru": meter.wru,
-        "rru": meter.rru,
-    }
+    with RequestMeter() as meter:
+        pipeline = local_pipeline(settings)
+        for name in EVENT_TYPES:
+            meter.reset()
+            outcome = pipeline.recorder.record(typed_event(name))
+            figures[name] = {"outcome": outcome.outcome.value} | meter.figures()
+        for name, event in EVALUATIONS:
+            pipeline.recorder.record(event)
+            meter.reset()
+            notices = pipeline.evaluator.evaluate(function_arn(EVALUATED), datetime.now(UTC))
+            kinds = ", ".join(notice.kind.value for notice in notices) or "no notice"
+            figures[name] = {"outcome": kinds} | meter.figures()
     return figures
 
 
@@ -500,10 +644,7 @@ def peak_rss_mb(endpoint: str, count: int) -> float:
 
 
 def child_rss(count: int, endpoint: str) -> None:
-    settings = new_table(endpoint, "bench-rss")
-    recorder = Recorder(
-        DynamoGrantStore(settings), DynamoFunctionStore(settings), DynamoHazardStore(settings), Collecting()
-    )
+    recorder = bench_recorder(new_table(endpoint, "bench-rss"))
     for event in mixed_events(count, seed=3):  # generated as they go, as events arrive one by one
         recorder.record(event)
     print(peak_rss_of_this_process_mb())
@@ -519,39 +660,75 @@ def peak_rss_of_this_process_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def cost_per_million(
-    per_event_seconds: float, capacity: dict[str, dict[str, Any]], mix: Counter[str]
-) -> dict[str, float]:
-    total = sum(mix.values())
-    wru = sum(capacity[k]["wru"] * n for k, n in mix.items()) / total
-    rru = sum(capacity[k]["rru"] * n for k, n in mix.items()) / total
-    lambda_share = sum(n for k, n in mix.items() if "lambda" in k) / total
-    evaluation = capacity["evaluation"]
+def lambda_cost(invocations: float, seconds: float) -> float:
+    """One invocation's request and duration (billed per millisecond, rounded up), times `invocations`."""
+    billed = max(1, math.ceil(seconds * 1000)) / 1000
+    gb_seconds = billed * LAMBDA_MEMORY_MB / 1024
+    return invocations * (PRICES["lambda_request"] + gb_seconds * PRICES["lambda_arm64_gb_second"])
+
+
+def cost_per_million(recorder_seconds: float, replay: dict[str, Any]) -> dict[str, float]:
+    """AWS's bill for a million grant events of the replay's mix, from figures of this run: the recorder's
+    time per event (recorder alone), and from the serial replay, which runs every evaluation as the
+    evaluator in AWS does, the requests, capacity, messages, evaluations and notices per event."""
+    events = replay["events"]
+    recorder = replay["serial_dynamodb"]["by_part"]["recorder"]
+    evaluator = replay["serial_dynamodb"]["by_part"]["evaluator"]
+    evaluations = replay["serial_evaluator"]
     million = 1e6
-    billed_seconds = max(per_event_seconds, 0.001)  # Lambda bills per millisecond
-    parts = {
-        "recorder_lambda": million
-        * (
-            PRICES["lambda_request"]
-            + billed_seconds * LAMBDA_MEMORY_MB / 1024 * PRICES["lambda_arm64_gb_second"]
-        ),
-        "dynamodb_recorder": million * (wru * PRICES["dynamodb_wru"] + rru * PRICES["dynamodb_rru"]),
-        # Per Lambda grant event: one SendMessage; receives and deletes in batches of up to 10.
-        "sqs": million * lambda_share * 1.2 * PRICES["sqs_request"],
-        # Per evaluation, conservatively: one invocation (batches of up to 10 share one in fact), four times
-        # a recorder event's duration (it makes four to five requests to the recorder's one), and its reads.
-        "evaluator": million
-        * lambda_share
-        * (
-            PRICES["lambda_request"]
-            + billed_seconds * 4 * LAMBDA_MEMORY_MB / 1024 * PRICES["lambda_arm64_gb_second"]
-            + evaluation["rru"] * PRICES["dynamodb_rru"]
-        ),
+    per_event = {
+        "messages": evaluations["messages_scheduled"] / events,
+        "evaluations": evaluations["evaluations"] / events,
+        "notices": evaluations["notices"] / events,
     }
-    parts["total"] = sum(parts.values())
-    parts["wru_per_event"] = wru
-    parts["rru_per_event"] = rru
-    return parts
+    parts = {
+        "recorder_lambda": million * lambda_cost(1, recorder_seconds),
+        "recorder_dynamodb": million
+        * (recorder["wru"] * PRICES["dynamodb_wru"] + recorder["rru"] * PRICES["dynamodb_rru"])
+        / events,
+        "sqs": million * per_event["messages"] * SQS_REQUESTS_PER_MESSAGE * PRICES["sqs_request"],
+        "evaluator_lambda": million
+        * lambda_cost(per_event["evaluations"], evaluations["seconds_per_evaluation"]),
+        "evaluator_dynamodb": million
+        * (evaluator["wru"] * PRICES["dynamodb_wru"] + evaluator["rru"] * PRICES["dynamodb_rru"])
+        / events,
+        "sns": million * per_event["notices"] * PRICES["sns_publish"],
+    }
+    return parts | {
+        "total": sum(parts.values()),
+        "wru_per_event": (recorder["wru"] + evaluator["wru"]) / events,
+        "rru_per_event": (recorder["rru"] + evaluator["rru"]) / events,
+        "recorder_seconds_per_event": recorder_seconds,
+        "evaluator_seconds_per_evaluation": evaluations["seconds_per_evaluation"],
+        "sqs_messages_per_event": per_event["messages"],
+        "evaluations_per_event": per_event["evaluations"],
+        "notices_per_event": per_event["notices"],
+    }
+
+
+COST_PARTS = ("recorder_lambda", "recorder_dynamodb", "sqs", "evaluator_lambda", "evaluator_dynamodb", "sns")
+
+
+def last_memory_figures(path: Path = MEMORY_FIGURES) -> dict[str, Any] | None:
+    """`make bench-memory`'s last figures at 10,000 and 1,000,000 archived events, or None: not measured."""
+    try:
+        figures = json.loads(path.read_text(encoding="utf-8"))
+        peaks = figures["backfill_peak_rss_mb"]
+        small, large = (float(peaks[size]) for size in MEMORY_SIZES)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {"when": figures.get("when"), "peak_mb": {MEMORY_SIZES[0]: small, MEMORY_SIZES[1]: large}}
+
+
+def last_test_time(path: Path = TEST_TIME) -> dict[str, Any] | None:
+    """The last pytest run's time ({"seconds", "workers", "tests", "when"}), or None: not measured."""
+    try:
+        figures = json.loads(path.read_text(encoding="utf-8"))
+        return {key: figures[key] for key in ("seconds", "workers", "tests", "when")} | {
+            "seconds": float(figures["seconds"])
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def main() -> int:
@@ -610,7 +787,7 @@ def main() -> int:
     finally:
         local.stop(state)
 
-    costs = cost_per_million(per_event, capacity, mix)
+    costs = cost_per_million(per_event, replay)
     results = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -634,9 +811,12 @@ def main() -> int:
         "peak_rss_mb": rss,
         "backfill": backfill,
         "backfill_peak_rss_mb": backfill_memory,
+        "backfill_memory": last_memory_figures(),
+        "test_time": last_test_time(),
         "cost_per_million_grant_events_usd": costs,
         "prices_usd": PRICES,
         "lambda_memory_mb": LAMBDA_MEMORY_MB,
+        "sqs_requests_per_message": SQS_REQUESTS_PER_MESSAGE,
         "budgets": BUDGETS,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -681,9 +861,16 @@ def print_memory(peaks: dict[str, float]) -> None:
     )
 
 
+def _when(moment: str | None) -> str:
+    return f"measured {moment[:10]}" if moment else "measured at an unknown time"
+
+
 def print_table(r: dict[str, Any]) -> None:
+    """Every figure with its budget, MISS where it is not met; `not measured` where another command
+    measures it and has not yet."""
+
     def row(figure: str, value: str, floor: str, ratio: str, budget: str) -> None:
-        print(f"{figure:<44} {value:>14} {floor:>16} {ratio:>8}  {budget}")
+        print(f"{figure:<66} {value:>12} {floor:>16} {ratio:>8}  {budget}")
 
     rec, rep = r["recorder"], r["replay"]
     print(
@@ -715,10 +902,19 @@ def print_table(r: dict[str, Any]) -> None:
             shown=_per_second,
         ),
     )
-    print(
-        f"  ({rep['evaluations']} evaluations run, {rep['evaluations_coalesced']} coalesced; "
-        f"floors: one boto3 writer, and {rep['workers']} writer threads)"
-    )
+    for label, key in (("serial", "serial_dynamodb"), (f"{rep['workers']} workers", "parallel_dynamodb")):
+        row(
+            f"DynamoDB requests per replayed event, {label}",
+            f"{rep[key]['requests_per_event']:.2f}",
+            "-",
+            "-",
+            budget_cell(
+                rep[key]["requests_per_event"],
+                BUDGETS["replay_requests_per_event"],
+                at_least=False,
+                shown=lambda n: f"{n:.2f}",
+            ),
+        )
     row(
         "recorder events/s (DynamoDB Local)",
         f"{rec['events_per_second']:.0f}",
@@ -751,7 +947,7 @@ def print_table(r: dict[str, Any]) -> None:
             "-",
             "import, client",
             f"{ratio:.2f}",
-            "-",
+            budget_cell(ratio, BUDGETS["cold_start_ratio"], at_least=False, shown=lambda x: f"{x:.2f}"),
         )
     row(
         f"peak RSS, {r['events']} events",
@@ -762,6 +958,45 @@ def print_table(r: dict[str, Any]) -> None:
             r["peak_rss_mb"], BUDGETS["peak_rss_mb"], at_least=False, shown=lambda mb: f"{mb:.0f} MB"
         ),
     )
+    memory = r.get("backfill_memory")
+    memory_budget = f"<= {BUDGETS['backfill_memory_growth_mb']:.0f} MB"
+    if memory is None:
+        row(
+            "backfill peak memory, 1,000,000 over 10,000 (bench-memory)",
+            "not measured",
+            "-",
+            "-",
+            memory_budget,
+        )
+    else:
+        small, large = (memory["peak_mb"][size] for size in MEMORY_SIZES)
+        row(
+            f"backfill peak memory, 1,000,000 over 10,000 ({_when(memory['when'])})",
+            f"{large - small:+.1f} MB",
+            f"{small:.0f} MB",
+            "-",
+            budget_cell(
+                large - small,
+                BUDGETS["backfill_memory_growth_mb"],
+                at_least=False,
+                shown=lambda mb: f"{mb:.0f} MB",
+            ),
+        )
+    tests = r.get("test_time")
+    test_budget = f"<= {BUDGETS['test_seconds']:.0f} s on {TEST_CORES} cores"
+    if tests is None:
+        row("make test, pytest", "not measured", "-", "-", test_budget)
+    else:
+        row(
+            f"make test, {tests['tests']} tests, {tests['workers']} workers ({_when(tests['when'])})",
+            f"{tests['seconds']:.0f} s",
+            "-",
+            "-",
+            budget_cell(
+                tests["seconds"], BUDGETS["test_seconds"], at_least=False, shown=lambda x: f"{x:.0f} s"
+            )
+            + ("" if tests["workers"] == TEST_CORES else f"  (not on {TEST_CORES} cores)"),
+        )
     costs = r["cost_per_million_grant_events_usd"]
     row(
         "cost per million grant events (AWS)",
@@ -772,17 +1007,42 @@ def print_table(r: dict[str, Any]) -> None:
             costs["total"], BUDGETS["cost_per_million"], at_least=False, shown=lambda usd: f"${usd:.2f}"
         ),
     )
+    print("  of which: " + ", ".join(f"{part} ${costs[part]:.2f}" for part in COST_PARTS))
     print(
-        "  of which: "
-        + ", ".join(
-            f"{k} ${v:.2f}" for k, v in costs.items() if k not in {"total", "wru_per_event", "rru_per_event"}
-        )
+        f"  per grant event: recorder {costs['recorder_seconds_per_event'] * 1000:.1f} ms, "
+        f"{costs['evaluations_per_event']:.2f} evaluations of "
+        f"{costs['evaluator_seconds_per_evaluation'] * 1000:.1f} ms, "
+        f"{costs['sqs_messages_per_event']:.2f} SQS messages "
+        f"({r['sqs_requests_per_message']} requests each), "
+        f"{costs['notices_per_event']:.2f} notices; "
+        f"DynamoDB {costs['wru_per_event']:.2f} WRU, {costs['rru_per_event']:.2f} RRU"
     )
-    print(f"  DynamoDB per event (mix): {costs['wru_per_event']:.2f} WRU, {costs['rru_per_event']:.2f} RRU")
-    print("\nDynamoDB per event type (requests; write and read units, table + indexes):")
+    print(
+        f"\nreplay: {rep['evaluations']} evaluations run on {rep['workers']} workers, "
+        f"{rep['evaluations_coalesced']} coalesced; "
+        f"floors: one boto3 writer, and {rep['workers']} writer threads"
+    )
+    for label, key in (("serial", "serial_dynamodb"), (f"{rep['workers']} workers", "parallel_dynamodb")):
+        metered = rep[key]
+        print(
+            f"  DynamoDB requests, {label}: {metered['requests']} "
+            f"({metered['dynamodb_clients']} clients metered, "
+            f"{metered['sent_per_event']:.2f} HTTP requests per event)"
+        )
+    for part, figures in rep["serial_dynamodb"]["by_part"].items():
+        print(f"    {part}: {figures['requests']}  WRU {figures['wru']:.0f} RRU {figures['rru']:.0f}")
+    evaluator = rep["serial_evaluator"]
+    print(
+        f"  serial evaluator: {evaluator['evaluations']} evaluations, "
+        f"{evaluator['seconds_per_evaluation'] * 1000:.1f} ms, "
+        f"{evaluator['requests_per_evaluation']:.1f} requests, "
+        f"{evaluator['wru_per_evaluation']:.1f} WRU and {evaluator['rru_per_evaluation']:.1f} RRU each; "
+        f"{evaluator['notices']} notices"
+    )
+    print("\nDynamoDB per event type and per evaluation (requests; write and read units, table + indexes):")
     for name, figures in r["capacity_per_event_type"].items():
         print(
-            f"  {name:<28} {figures['outcome']:<12} writes {figures['writes']} reads {figures['reads']}  "
+            f"  {name:<32} {figures['outcome']:<12} writes {figures['writes']} reads {figures['reads']}  "
             f"WRU {figures['wru']:.1f} RRU {figures['rru']:.1f}  {figures['requests']}"
         )
     b = r["backfill"]

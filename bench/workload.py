@@ -58,23 +58,32 @@ def _when(at: int | datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def create(label: str, at: int | datetime, *, lambda_grant: bool) -> dict[str, Any]:
+def create(
+    label: str, at: int | datetime, *, lambda_grant: bool, function: str | None = None
+) -> dict[str, Any]:
+    """The creation of grant `label`: for function `fn-<function>` (by default `fn-<label>`), or for an EBS
+    volume."""
     event = _event("kms-create-grant-lambda.json" if lambda_grant else "kms-create-grant-ebs-volume.json")
     detail = event["detail"]
     detail |= {"eventID": _id(f"create {label}"), "eventTime": _when(at)}
     detail["responseElements"]["grantId"] = _grant(label)
     if lambda_grant:
-        function = f"arn:aws:lambda:eu-central-1:210987654321:function:fn-{label}"
-        session = f"arn:aws:sts::210987654321:assumed-role/fn-{label}-role/fn-{label}"
+        name = f"fn-{function or label}"
+        session = f"arn:aws:sts::210987654321:assumed-role/{name}-role/{name}"
         detail["requestParameters"] |= {"granteePrincipal": session, "retiringPrincipal": session}
         detail["requestParameters"]["constraints"] = {
-            "encryptionContextEquals": {"aws:lambda:FunctionArn": function}
+            "encryptionContextEquals": {"aws:lambda:FunctionArn": function_arn(function or label)}
         }
     else:
         detail["requestParameters"]["constraints"] = {
             "encryptionContextSubset": {"aws:ebs:id": f"vol-{label}"}
         }
     return event
+
+
+def function_arn(label: str) -> str:
+    """The ARN of the function a Lambda grant of `create(label, ...)` is for."""
+    return f"arn:aws:lambda:eu-central-1:210987654321:function:fn-{label}"
 
 
 def end(label: str, at: int | datetime, *, revoke: bool) -> dict[str, Any]:
