@@ -22,7 +22,7 @@ help:
 	@echo "make demo      replay the seed story against DynamoDB Local and show the grant's lineage"
 	@echo "make test      run every test (unit, DynamoDB Local integration, the reliability suite at CI size), on every core"
 	@echo "make unit      the unit tests only (seconds);  make integration: the DynamoDB Local integration tests"
-	@echo "make reliability  the reliability suite at full size (about 40 minutes); figures in build/reliability/"
+	@echo "make reliability  the reliability suite (about 40 minutes) and the size tests at full size; figures in build/reliability/"
 	@echo "make bench     benchmarks against their floors (about 3 minutes); figures in bench/results/latest.json"
 	@echo "make bench-memory  backfill peak memory at 10k, 100k and 1M events; figures in bench/results/memory.json"
 	@echo "make lint      ruff and mypy;  make pre-commit: install the git hook that runs them before each commit"
@@ -64,10 +64,11 @@ unit: setup
 integration: setup chromium
 	$(BIN)/pytest -n $(TEST_WORKERS) tests/integration
 
-# Faults, bad input, load, ordering, security and multi-account at full size; `make test` runs the same
-# tests at the CI size.
+# Faults, bad input, load, ordering, security and multi-account at full size, and the size tests (marked
+# `size`: 10,000 functions on a key, 5,000 re-creations of a role, a 100,000-event backfill, the benchmark);
+# `make test` runs the same tests at the CI size.
 reliability: setup
-	GRANTWATCH_RELIABILITY_SCALE=full $(BIN)/pytest tests/reliability
+	GRANTWATCH_RELIABILITY_SCALE=full $(BIN)/pytest -m "reliability or size"
 
 bench: setup
 	$(BIN)/python bench/run.py

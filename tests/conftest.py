@@ -71,4 +71,9 @@ def store(table_settings: Settings) -> DynamoGrantStore:
 # allow fails the run, with the list of such calls, also when pytest-xdist's workers made it.
 # AWS's documented limits as a tested contract too (tests/support/limits_contract.py): every AWS request of
 # the run is checked against the limits AWS documents for it; a request over one fails the run, with the list.
-pytest_plugins = ["tests.support.iam_contract_plugin", "tests.support.limits_contract_plugin"]
+# A run of the whole tree leaves its wall time in build/test-time.json (tests/support/session_time.py).
+pytest_plugins = [
+    "tests.support.iam_contract_plugin",
+    "tests.support.limits_contract_plugin",
+    "tests.support.session_time",
+]

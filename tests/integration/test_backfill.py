@@ -28,6 +28,7 @@ from grantwatch.parallel import ParallelPipeline, Recorded
 from grantwatch.settings import Settings
 from grantwatch.wiring import dynamo_stores, local_pipeline
 from tests.support.moto_server import moto_server
+from tests.support.reliability.scale import SCALE
 from tests.support.samples import ACCOUNT
 from tests.support.scenarios import (
     AWS_LAMBDA_KEY_ARN,
@@ -48,17 +49,25 @@ def recorded(settings: Settings) -> set[str]:
     return {g.grant_id for g in DynamoGrantStore(settings).grants()}
 
 
-def test_a_hundred_thousand_events_record_exactly_the_grant_events_and_resume_after_a_crash(
+# 100,000 archived events at full size (`make reliability`), 20,000 at CI size: one grant event in 200, in
+# files of 100 events, so the file read at the crash holds at most a few of them whatever the size.
+ARCHIVED = SCALE.backfill_events
+GRANT_EVENTS = ARCHIVED // 200
+CRASH_AFTER = GRANT_EVENTS * 52 // 100  # grant events fed before the crash: about half of them
+
+
+@pytest.mark.size
+def test_a_large_archive_records_exactly_the_grant_events_and_resumes_after_a_crash(
     table_settings: Settings, tmp_path: Path
 ) -> None:
-    archive = write_archive(tmp_path / "trail", events=100_000, relevant_share=0.005)
-    assert len(archive.relevant_event_ids) == 500
+    archive = write_archive(tmp_path / "trail", events=ARCHIVED, relevant_share=0.005)
+    assert len(archive.relevant_event_ids) == GRANT_EVENTS
     pipeline = local_pipeline(table_settings)
     outcomes: Counter[str] = Counter()
     seen: list[str] = []
 
     def feed(record: Any) -> None:
-        if len(seen) == 260:
+        if len(seen) == CRASH_AFTER:
             raise KeyboardInterrupt  # the operator stops it, or the machine goes away
         seen.append(record["eventID"])
         outcomes[pipeline.feed(record)[1].outcome] += 1
@@ -84,8 +93,8 @@ def test_a_hundred_thousand_events_record_exactly_the_grant_events_and_resume_af
     assert resumed.files + resumed.files_skipped == len(archive.files)
     assert set(seen) == archive.relevant_event_ids  # every grant event, and nothing else
     # only the file being read at the crash was read twice, and its events were duplicates, not new records
-    assert outcomes["recorded"] == 500
-    assert outcomes["duplicate"] == len(seen) - 500 < 10
+    assert outcomes["recorded"] == GRANT_EVENTS
+    assert outcomes["duplicate"] == len(seen) - GRANT_EVENTS < 10
     assert recorded(table_settings) == archive.grant_ids
     assert all(g.status.value == "ended" for g in DynamoGrantStore(table_settings).grants())
 

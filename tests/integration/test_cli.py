@@ -214,10 +214,12 @@ def _checkout(tmp_path: Path, env: dict[str, str]) -> Any:
 
 
 def test_local_start_status_stop(tmp_path: Path) -> None:
-    """The real command, in a checkout of its own: start creates the table and prints the endpoint."""
+    """The real command, in a checkout of its own: start creates the table and prints the endpoint; start,
+    status and stop given another port than the running one's say which and exit 3. (One emulator for both:
+    each start of one costs seconds.)"""
     env = dict(os.environ)
     command = _checkout(tmp_path, env)
-    port = str(free_port())
+    port, other = str(free_port()), str(free_port())
 
     assert command("local", "status").returncode == EXIT_UNAVAILABLE
     started = command("local", "start", "--port", port, "--in-memory")
@@ -228,22 +230,7 @@ def test_local_start_status_stop(tmp_path: Path) -> None:
         again = command("local", "start", "--port", port)
         assert "table 'grantwatch' present" in again.stderr
         assert command("local", "status").stdout.strip() == started.stdout.strip()
-        env["AWS_ENDPOINT_URL_DYNAMODB"] = f"http://127.0.0.1:{port}"
-        stands_for("GrantsTable", "grantwatch")  # the table `local start` created from template.yaml's
-        assert command("replay", str(EVENTS / "kms-create-grant-lambda.json")).returncode == 0
-        assert SEED_GRANT in command("grants", "--json").stdout
-    finally:
-        stopped = command("local", "stop")
-    assert stopped.returncode == 0 and "stopped pid" in stopped.stderr
-    assert command("local", "status").returncode == EXIT_UNAVAILABLE
 
-
-def test_local_commands_given_another_port_than_the_running_one_say_which_and_exit_3(tmp_path: Path) -> None:
-    command = _checkout(tmp_path, dict(os.environ))
-    port, other = str(free_port()), str(free_port())
-    started = command("local", "start", "--port", port, "--in-memory")
-    try:
-        assert started.returncode == 0, started.stderr
         for action in ("start", "status", "stop"):
             refused = command("local", action, "--port", other)
             assert refused.returncode == EXIT_UNAVAILABLE, (action, refused.stderr)
@@ -252,6 +239,11 @@ def test_local_commands_given_another_port_than_the_running_one_say_which_and_ex
             assert f"runs on port {port}, not {other}" in line, action
         assert command("local", "status", "--port", port).stdout.strip() == started.stdout.strip()
         assert command("local", "start").stdout.strip() == started.stdout.strip()  # no port: the running one
+
+        env["AWS_ENDPOINT_URL_DYNAMODB"] = f"http://127.0.0.1:{port}"
+        stands_for("GrantsTable", "grantwatch")  # the table `local start` created from template.yaml's
+        assert command("replay", str(EVENTS / "kms-create-grant-lambda.json")).returncode == 0
+        assert SEED_GRANT in command("grants", "--json").stdout
     finally:
         stopped = command("local", "stop", "--port", port)
     assert stopped.returncode == 0 and "stopped pid" in stopped.stderr

@@ -21,10 +21,11 @@ from grantwatch.domain.facts import KEY_VALUE_LIMITS
 from grantwatch.domain.records import EvaluationRequest
 from grantwatch.recorder import Outcome, Recorder
 from grantwatch.settings import Settings
-from grantwatch.template import load_template, table_properties
+from grantwatch.template import table_properties
 from grantwatch.wiring import local_pipeline
 from tests.support.samples import ACCOUNT, REGION, TEMPLATE, load_event
 from tests.support.scenarios import create_role, delete_role, disable_key, replay
+from tests.support.templates import load_template
 
 TABLE = table_properties(load_template(TEMPLATE))
 PARTITION_KEY_BYTES, SORT_KEY_BYTES = 2048, 1024

@@ -394,14 +394,30 @@ def fill_to_the_limit(settings: Settings) -> list[RoleFact]:
         principal=f"arn:aws:sts::{ACCOUNT}:assumed-role/deployer/ci", identity_type="AssumedRole", via=None
     )
     start = datetime(2024, 1, 1, tzinfo=UTC)
-    facts: list[RoleFact] = []
-    while item_size(old_role_item(facts)) < ITEM_LIMIT - 1_000:
-        n = len(facts) + 1
-        change = RoleChange.DELETED if n % 2 else RoleChange.CREATED
-        at = start + timedelta(minutes=10 * n)
-        facts.append(
-            RoleFact(change, ACCOUNT, ROLE, f"{uuid.UUID(int=n)}", at, actor, role_id=f"AROA{n:017d}")
-        )
+
+    def re_created(count: int) -> list[RoleFact]:
+        facts = []
+        for n in range(1, count + 1):
+            change = RoleChange.DELETED if n % 2 else RoleChange.CREATED
+            at = start + timedelta(minutes=10 * n)
+            facts.append(
+                RoleFact(change, ACCOUNT, ROLE, f"{uuid.UUID(int=n)}", at, actor, role_id=f"AROA{n:017d}")
+            )
+        return facts
+
+    def short(count: int) -> bool:
+        return item_size(old_role_item(re_created(count))) < ITEM_LIMIT - 1_000
+
+    # The fewest facts that fill the item to within 1,000 bytes of the limit, found by doubling and then
+    # bisection: the item grows with every fact, and measuring it once per added fact took minutes.
+    high = 1
+    while short(high):
+        high *= 2
+    low = high // 2  # short(low) (or no fact at all), not short(high)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if short(middle) else (low, middle)
+    facts = re_created(high)
 
     def padded(length: int) -> list[RoleFact]:  # the oldest event, made longer: it is no state
         first = replace(facts[0], actor=replace(actor, principal=actor.principal + "x" * length))

@@ -22,7 +22,6 @@ from grantwatch.domain.facts import utc_iso
 from grantwatch.domain.hazards import role_key
 from grantwatch.pipeline import LocalPipeline
 from grantwatch.settings import Settings, SettingsError
-from grantwatch.template import load_template
 from grantwatch.wiring import local_pipeline
 from tests.support.samples import ACCOUNT, KEY_ARN, TEMPLATE
 from tests.support.scenarios import (
@@ -36,6 +35,7 @@ from tests.support.scenarios import (
     replay,
     retire_grant,
 )
+from tests.support.templates import load_template
 
 DAYS = 30
 DAY = 86400

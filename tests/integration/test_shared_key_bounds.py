@@ -1,7 +1,8 @@
-"""A key that 10,000 functions share, disabled, on DynamoDB Local: every notice about it and every incident it
-opens stays within what AWS accepts. Each alert used to name every function on the key, in its text, its
-details, its event and its incident item: at 3,000 functions of ordinary name length the SNS message was
-267 KB (SNS takes 262,144 bytes) and at about 4,500 the incident item passed DynamoDB's 400 KB.
+"""A key that thousands of functions share (10,000 at full size), disabled, on DynamoDB Local: every notice
+about it and every incident it opens stays within what AWS accepts. Each alert used to name every function
+on the key, in its text, its details, its event and its incident item: at 3,000 functions of ordinary name
+length the SNS message was 267 KB (SNS takes 262,144 bytes) and from 5,109 the incident item passed
+DynamoDB's 400 KB.
 
 The key's dependency items (what the evaluator reads to find the functions on a key) are written 25 to a
 request through the hazard store's own model; three functions are recorded and evaluated through the
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+import pytest
 from typer.testing import CliRunner
 
 from grantwatch.adapters.functions import DynamoFunctionStore, function_pk, incident_sk
@@ -33,6 +35,7 @@ from grantwatch.recorder import Outcome, Recorder
 from grantwatch.settings import Settings
 from grantwatch.wiring import local_pipeline
 from tests.support.dynamodb_size import item_size
+from tests.support.reliability.scale import SCALE
 from tests.support.samples import ACCOUNT, KEY_ARN, REGION
 from tests.support.scenarios import (
     create_grant,
@@ -43,7 +46,13 @@ from tests.support.scenarios import (
     update_function,
 )
 
-FUNCTIONS_ON_KEY = 10_000
+# 10,000 at full size (`make reliability`). At CI size, about the fewest functions whose list, as the old code
+# stored it in each incident item, passes DynamoDB's 400 KB (409,600 bytes): a seeded function's ARN is 79
+# bytes, 80 as a list element, and the rest of the old item came to about 900 bytes (894 to 909 for the three
+# recorded functions), so 80 x N + 894 > 409,600 from N = 5,109. 5,120 keeps a margin of 11 functions, and is
+# past the lower limits the old notices broke first (SNS's 262,144 bytes at about 2,900 functions). The test
+# checks that the old item would not fit, so a smaller size fails it.
+FUNCTIONS_ON_KEY = SCALE.functions_on_key
 RECORDED = ["orders-api-prod-handler", "orders-api-prod-worker", "orders-api-prod-zz-reporter"]
 SNS_MESSAGE_BYTES = 262_144
 SNS_SUBJECT_CHARACTERS = 100
@@ -82,6 +91,17 @@ def entry_size(entry: dict[str, Any]) -> int:
     return 14 + sum(len(text.encode()) for text in counted)
 
 
+def as_the_old_code_wrote_it(stored: Any, every: list[str]) -> Any:
+    """An incident item as it was before the list was bounded: every function on the key, no count."""
+    if not isinstance(stored, dict):
+        return stored
+    return {
+        name: every if name == "functionsOnKey" else as_the_old_code_wrote_it(value, every)
+        for name, value in stored.items()
+        if name != "functionsOnKeyCount"
+    }
+
+
 def check_within_limits(notice: Notice) -> None:
     sns = publish_request(f"arn:aws:sns:{REGION}:{ACCOUNT}:grantwatch-alerts", notice)
     assert len(sns["Message"].encode()) <= SNS_MESSAGE_BYTES
@@ -98,7 +118,8 @@ def check_within_limits(notice: Notice) -> None:
         assert len(found["Resources"]) <= 32
 
 
-def test_ten_thousand_functions_on_a_disabled_key_keep_every_notice_and_incident_within_limits(
+@pytest.mark.size
+def test_thousands_of_functions_on_a_disabled_key_keep_every_notice_and_incident_within_limits(
     table_settings: Settings,
 ) -> None:
     pipeline = local_pipeline(table_settings)
@@ -153,6 +174,8 @@ def test_ten_thousand_functions_on_a_disabled_key_keep_every_notice_and_incident
         key = {"pk": function_pk(alert.details["functionArn"]), "sk": incident_sk(alert.incident_id)}
         item = table.get_item(Key=key, ConsistentRead=True)["Item"]
         assert item_size(item) <= ITEM_BYTES
+        # the size reaches the limit: the item as the old code wrote it, naming every function, would not fit
+        assert item_size(as_the_old_code_wrote_it(item, every)) > ITEM_BYTES
         assert item_size(item) < 16 * 1024  # bounded: it does not grow with the functions on the key
         stored = functions.incident(alert.details["functionArn"], alert.incident_id)
         assert stored is not None

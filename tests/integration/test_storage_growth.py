@@ -2,7 +2,8 @@
 
 A role re-created on every deploy used to append each CreateRole and DeleteRole to one item, which reached
 DynamoDB's 400 KB item limit after about 750 re-creations; every later event for the role then failed. The
-5,000 re-creations below therefore fail on that layout by design (its 1,497th event is refused)."""
+re-creations below therefore fail on that layout by design (its 1,497th event is refused): 5,000 at full size
+(`make reliability`), 800 at CI size, whose first 1,500 events go through the recorder one by one."""
 
 from __future__ import annotations
 
@@ -23,12 +24,14 @@ from grantwatch.domain.records import EvaluationRequest
 from grantwatch.recorder import EventOutcome, Outcome, Recorder
 from grantwatch.settings import Settings
 from tests.support.dynamodb_size import item_size
+from tests.support.reliability.scale import SCALE
 from tests.support.samples import ACCOUNT, KEY_ARN
 from tests.support.scenarios import create_role, delete_role, disable_key, enable_key, put_key_policy
 
-RE_CREATIONS = 5_000
+RE_CREATIONS = SCALE.role_re_creations
 ROLE = "ci-deployed-role"
-THROUGH_THE_RECORDER = 2_000  # events: 1,000 re-creations, past the 1,497 events the old layout took
+THROUGH_THE_RECORDER = SCALE.role_events_recorded  # events, past the 1,497th, which the old layout refused
+assert 1_497 <= THROUGH_THE_RECORDER < 2 * RE_CREATIONS - 2
 MAX_ITEM_BYTES = 2_048
 
 
@@ -92,7 +95,8 @@ def seed(settings: Settings, events: list[dict[str, Any]]) -> None:
             batch.save(hazards.facts(role_pk(fact.role_key), sk, **stored))
 
 
-def test_a_role_re_created_5000_times_keeps_every_event_in_items_of_a_few_hundred_bytes(
+@pytest.mark.size
+def test_a_role_re_created_thousands_of_times_keeps_every_event_in_items_of_a_few_hundred_bytes(
     table_settings: Settings,
 ) -> None:
     events = list(re_creations(RE_CREATIONS))

@@ -16,11 +16,11 @@ from moto.events.models import EventPattern
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.domain.notices import NoticeKind
 from grantwatch.settings import Settings
-from grantwatch.template import load_template
 from tests.support.reliability.harness import pipeline_for, replay
 from tests.support.reliability.scale import report
 from tests.support.samples import ACCOUNT, REGION, ROOT, TEMPLATE, load_event, sample_event_files
 from tests.support.scenarios import create_grant, grant_id, retire_grant
+from tests.support.templates import load_template
 
 CENTRAL = "111111111111"
 MEMBERS = ("222222222222", "333333333333")

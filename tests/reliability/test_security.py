@@ -33,11 +33,11 @@ from grantwatch.handlers import evaluator as evaluator_handler
 from grantwatch.handlers import recorder as recorder_handler
 from grantwatch.recorder import Outcome
 from grantwatch.settings import Settings
-from grantwatch.template import load_template
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.reliability.harness import new_table, scan_all
 from tests.support.samples import ROOT, TEMPLATE, load_event
 from tests.support.sqs import SqsRules
+from tests.support.templates import load_template
 
 TEMPLATES = {
     path.name: load_template(path)

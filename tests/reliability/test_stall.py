@@ -2,7 +2,10 @@
 
 A stall longer than the client's read timeout and retries ends the command with exit code 3 and one line,
 never a traceback; a shorter one is ridden out. Either way, running the same command again leaves the table
-exactly as an uninterrupted replay does."""
+exactly as an uninterrupted replay does.
+
+The tests share one DynamoDB Local of their own (each freezes it and thaws it before it ends, on tables of
+its own) and one uninterrupted replay to compare with."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,10 +32,10 @@ EVENTS = 160
 STALL_SECONDS = 6.0
 
 
-@pytest.fixture
-def frozen_later(tmp_path: Path) -> Iterator[local_dynamo.LocalDynamo]:
-    """A DynamoDB Local of this test's own, so that freezing it stops no other test."""
-    state = tmp_path / "dynamodb-local"
+@pytest.fixture(scope="module")
+def frozen_later(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_dynamo.LocalDynamo]:
+    """A DynamoDB Local of this module's own, so that freezing it stops no other test."""
+    state = tmp_path_factory.mktemp("stalled") / "dynamodb-local"
     running = local_dynamo.start(ROOT, state, port=local_dynamo.free_port(), in_memory=True)
     try:
         yield running
@@ -40,10 +44,19 @@ def frozen_later(tmp_path: Path) -> Iterator[local_dynamo.LocalDynamo]:
         local_dynamo.stop(state)
 
 
-def _events_file(tmp_path: Path) -> Path:
-    path = tmp_path / "events.jsonl"
+@pytest.fixture(scope="module")
+def events(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("stall-events") / "events.jsonl"
     path.write_text("".join(json.dumps(e) + "\n" for e in mixed_events(EVENTS, seed=23)), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(frozen_later: local_dynamo.LocalDynamo, events: Path) -> dict[str, Any]:
+    """The table a replay of the events that no stall interrupted leaves."""
+    clean = new_table(frozen_later.endpoint_url)
+    _completes(clean, events)
+    return canonical_table(clean)
 
 
 def _replay(settings: Settings, events: Path, *, timeout: str, retries: str) -> subprocess.Popen[str]:
@@ -87,10 +100,9 @@ def _completes(settings: Settings, events: Path) -> None:
 
 
 def test_a_stall_longer_than_the_retries_exits_3_with_one_line_and_loses_nothing(
-    frozen_later: local_dynamo.LocalDynamo, tmp_path: Path
+    frozen_later: local_dynamo.LocalDynamo, events: Path, uninterrupted: dict[str, Any]
 ) -> None:
-    events = _events_file(tmp_path)
-    stalled, clean = new_table(frozen_later.endpoint_url), new_table(frozen_later.endpoint_url)
+    stalled = new_table(frozen_later.endpoint_url)
 
     # 1 s to answer and one retry: given up after about 2 s, long before the 6 s stall ends.
     code, _, stderr = _stall_mid_replay(frozen_later, _replay(stalled, events, timeout="1", retries="1"))
@@ -102,20 +114,17 @@ def test_a_stall_longer_than_the_retries_exits_3_with_one_line_and_loses_nothing
     assert "timeout" in line.lower()
 
     _completes(stalled, events)  # the same command again
-    _completes(clean, events)
-    assert canonical_table(stalled) == canonical_table(clean)
+    assert canonical_table(stalled) == uninterrupted
 
 
 def test_a_stall_shorter_than_the_retries_is_ridden_out(
-    frozen_later: local_dynamo.LocalDynamo, tmp_path: Path
+    frozen_later: local_dynamo.LocalDynamo, events: Path, uninterrupted: dict[str, Any]
 ) -> None:
-    events = _events_file(tmp_path)
-    stalled, clean = new_table(frozen_later.endpoint_url), new_table(frozen_later.endpoint_url)
+    stalled = new_table(frozen_later.endpoint_url)
 
     # 2 s to answer and eight retries with backoff: more than the 6 s stall.
     code, stdout, stderr = _stall_mid_replay(frozen_later, _replay(stalled, events, timeout="2", retries="8"))
 
     assert code == 0, stderr
     assert _summary(stdout)["events"] == EVENTS
-    _completes(clean, events)
-    assert canonical_table(stalled) == canonical_table(clean)
+    assert canonical_table(stalled) == uninterrupted

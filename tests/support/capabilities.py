@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grantwatch.template import load_template
+from tests.support.templates import load_template
 
 IAM_TYPES = {
     "AWS::IAM::AccessKey",

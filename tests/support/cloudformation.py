@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grantwatch.template import load_template
+from tests.support.templates import load_template
 
 NO_VALUE = object()  # AWS::NoValue: the property or list item is left out
 

@@ -33,9 +33,9 @@ from functools import cache
 from types import FrameType
 from typing import Any
 
-from grantwatch.template import load_template
 from tests.support.dynamodb_size import attribute_size
 from tests.support.samples import TEMPLATE
+from tests.support.templates import load_template
 
 KB = 1024
 MB = 1024 * KB

@@ -10,9 +10,10 @@ from typing import Any
 from grantwatch import local as local_dynamo
 from grantwatch.adapters.store import new_table_layout
 from grantwatch.settings import Settings
-from grantwatch.template import create_table_request, load_template, table_properties
+from grantwatch.template import create_table_request, table_properties
 from tests.support.iam_contract import stands_for
 from tests.support.samples import TEMPLATE
+from tests.support.templates import load_template
 
 
 @cache

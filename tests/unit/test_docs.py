@@ -16,8 +16,8 @@ import pytest
 import typer.main
 
 from grantwatch.cli import app
-from grantwatch.template import load_template
 from tests.support.capabilities import code_blocks
+from tests.support.templates import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ("template.yaml", "member/forwarder.yaml", "forwarders/iam-role-events.yaml")

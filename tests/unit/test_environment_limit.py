@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from grantwatch.template import load_template
 from tests.support.cloudformation import Stack
 from tests.support.limits_contract import KB, environment_size
 from tests.support.samples import TEMPLATE
+from tests.support.templates import load_template
 
 TEMPLATES = [
     TEMPLATE,

@@ -4,7 +4,6 @@ no managed policy, which it refuses: the self-healing tag policy is inline on th
 
 from __future__ import annotations
 
-from grantwatch.template import load_template
 from tests.support.cloudformation import Stack
 from tests.support.iam_contract import PARAMETERS, statements
 from tests.support.samples import TEMPLATE
@@ -13,6 +12,7 @@ from tests.support.serverless_repository import (
     SUPPORTED_FUNCTION_EVENT_TYPES,
     SUPPORTED_RESOURCE_TYPES,
 )
+from tests.support.templates import load_template
 
 RESOURCES = load_template(TEMPLATE)["Resources"]
 

@@ -22,8 +22,9 @@ from grantwatch.domain.catalogue import (
     rule_pattern,
 )
 from grantwatch.domain.healing import HEALABLE
-from grantwatch.template import load_template, table_properties
+from grantwatch.template import table_properties
 from tests.support.samples import ROOT, TEMPLATE, load_event, sample_event_files
+from tests.support.templates import load_template
 
 TEMPLATE_DOC = load_template(TEMPLATE)
 RESOURCES: dict[str, Any] = TEMPLATE_DOC["Resources"]

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 
-from grantwatch.template import load_template
 from tests.support.samples import ROOT, TEMPLATE
+from tests.support.templates import load_template
 
 RELEASED = json.loads((ROOT / "tests" / "support" / "released-0.1.0-resources.json").read_text())
 

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from grantwatch import __version__
 from grantwatch.cli import app
-from grantwatch.template import load_template
 from tests.support.samples import ROOT, TEMPLATE
+from tests.support.templates import load_template
 
 SEMVER = re.compile(r"\d+\.\d+\.\d+")
 

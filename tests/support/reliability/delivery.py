@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from grantwatch.template import load_template
 from tests.support.samples import TEMPLATE
+from tests.support.templates import load_template
 
 LAMBDA_RETRY_DELAYS = (60, 120)  # Lambda's documented waits before the second and the third attempt
 

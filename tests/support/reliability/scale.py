@@ -1,6 +1,7 @@
-"""The reliability suite's size and the figures it reports.
+"""The reliability suite's size, the size tests' (tests marked `size`), and the figures they report.
 
-GRANTWATCH_RELIABILITY_SCALE=ci (the default, what `make test` and CI run) or full (`make reliability`).
+GRANTWATCH_RELIABILITY_SCALE=ci (the default, what `make test` and CI run) or full (`make reliability`). A
+size test's CI size is the smallest that still reaches the limit it exists for: its module says why.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ class Scale:
     fuzz_events: int  # malformed events through the parser and the recorder's handler
     load_events: int  # events recorded at concurrency 8
     alert_incidents: int  # incidents alerted through a failing SNS
+    functions_on_key: int  # functions sharing one disabled key (tests/integration/test_shared_key_bounds.py)
+    role_re_creations: int  # of one role (tests/integration/test_storage_growth.py)
+    role_events_recorded: int  # of those re-creations' events, the ones recorded one by one
+    backfill_events: int  # archived events backfilled across a crash (tests/integration/test_backfill.py)
+    bench_events: int  # the benchmark's run (tests/integration/test_bench.py)
 
 
 SCALES = {
@@ -37,6 +43,11 @@ SCALES = {
         fuzz_events=3_000,
         load_events=1_500,
         alert_incidents=30,
+        functions_on_key=5_120,
+        role_re_creations=800,
+        role_events_recorded=1_500,
+        backfill_events=20_000,
+        bench_events=200,
     ),
     "full": Scale(
         "full",
@@ -45,6 +56,11 @@ SCALES = {
         fuzz_events=50_000,
         load_events=50_000,
         alert_incidents=300,
+        functions_on_key=10_000,
+        role_re_creations=5_000,
+        role_events_recorded=2_000,
+        backfill_events=100_000,
+        bench_events=2_000,
     ),
 }
 
