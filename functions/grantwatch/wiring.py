@@ -153,7 +153,7 @@ def healer(
             max_attempts=settings.heal_max_attempts,
             temporary_role=settings.heal_temporary_role_arn,
         ),
-        verify_for=verify_for or timedelta(seconds=settings.heal_verify_seconds),
+        verify_for=timedelta(seconds=settings.heal_verify_seconds) if verify_for is None else verify_for,
         monitor=monitor,
     )
 

@@ -555,9 +555,6 @@ def run_cli(settings: Settings, *args: str) -> Any:
 def test_the_cli_decides_with_dry_run_and_reports_each_outcome_by_exit_code(
     cloud: Cloud, table_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # `--verify-seconds 0` alone still waits the configured verification (60 s by default): the heal command
-    # takes a zero as no value. The configured one is zero too, so the failed heal below is over at once.
-    monkeypatch.setenv("GRANTWATCH_HEAL_VERIFY_SECONDS", "0")
     story = retired_grant_story(cloud, table_settings)
 
     dry = run_cli(table_settings, story.function, "--dry-run")
