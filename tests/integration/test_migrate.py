@@ -161,15 +161,14 @@ def another_table(settings: Settings) -> Settings:
 
 
 def drop_links(settings: Settings) -> int:
-    """The grants as an earlier version recorded them: no link, the function in the by-function index's
-    attribute, Lambda's encryption context stored whole. How many links there were."""
+    """The grants as an earlier version recorded them: no link, Lambda's encryption context stored whole.
+    How many links there were."""
     items = table(settings).scan()["Items"]
     links = [i for i in items if str(i["pk"]).startswith("FUNCTION#") and str(i["sk"]).startswith("GRANT#")]
     for item in links:
         table(settings).delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
     for item in items:
-        if item["sk"] == "GRANT" and "function" in item:
-            item["functionArn"] = item.pop("function")
+        if item["sk"] == "GRANT" and "functionArn" in item:
             if item["terms"].pop("lambdaContext", False):
                 context = {"aws:lambda:FunctionArn": item["functionArn"]}
                 item["terms"]["constraints"] = {"encryptionContextEquals": context}

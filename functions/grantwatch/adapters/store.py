@@ -211,8 +211,9 @@ class GrantItem(Model):
     sk = UnicodeAttribute(range_key=True)
     keyArn = UnicodeAttribute()
     state = UnicodeAttribute()
-    functionArn = UnicodeAttribute(null=True)  # the by-function index's key: grants recorded before links
-    function = UnicodeAttribute(null=True)  # the function, unindexed: its link finds the grant
+    # the by-function index's key. Links find a function's grants now; the index is still written for one
+    # release so that a rollback to the version before links misses no grant (decision 7)
+    functionArn = UnicodeAttribute(null=True)
     granteePrincipal = UnicodeAttribute(null=True)
     terms = GrantTermsAttribute(null=True)
     events = ListAttribute(of=LineageEventAttribute)
@@ -334,12 +335,10 @@ class DynamoGrantStore:
         if fact.terms is not None:
             return fact.terms.function_arn
         try:
-            item = self.model.get(
-                grant_pk(fact.grant_id), GRANT_SK, attributes_to_get=["function", "functionArn"]
-            )
+            item = self.model.get(grant_pk(fact.grant_id), GRANT_SK, attributes_to_get=["functionArn"])
         except self.model.DoesNotExist:
             return None
-        return item.function or item.functionArn
+        return item.functionArn
 
     def get(self, grant_id: str) -> GrantState | None:
         try:
@@ -481,7 +480,7 @@ class DynamoGrantStore:
                 if indexed_grantee(fact.terms.grantee_principal):
                     actions.append(m.granteePrincipal.set(fact.terms.grantee_principal))
                 if fact.terms.function_arn:
-                    actions.append(m.function.set(fact.terms.function_arn))
+                    actions.append(m.functionArn.set(fact.terms.function_arn))
         return actions
 
     def _not_yet_applied(self, fact: GrantFact) -> Condition:
@@ -562,7 +561,7 @@ def terms_from_item(item: GrantItem) -> GrantTerms | None:
     grantee = item.granteePrincipal or stored.get("grantee")  # items written before: in the index
     if grantee is None:
         return None
-    function = item.function or item.functionArn  # items recorded before links: in the by-function index
+    function = item.functionArn
     constraints = stored.get("constraints") or {}
     if stored.get("lambdaContext") and function:
         constraints = _constraints_of_function(function)
@@ -579,8 +578,8 @@ def terms_from_item(item: GrantItem) -> GrantTerms | None:
 
 
 def _function_in(attributes: dict[str, Any]) -> str | None:
-    """The function of a grant item returned in DynamoDB's own shape, in either of its attributes."""
-    stored = attributes.get("function") or attributes.get("functionArn") or {}
+    """The function of a grant item returned in DynamoDB's own shape."""
+    stored = attributes.get("functionArn") or {}
     value: str | None = stored.get("S")
     return value
 
