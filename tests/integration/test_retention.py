@@ -354,3 +354,32 @@ def test_migrate_moves_every_expiry_to_a_changed_retention_period_once(
     assert table.scan(TableName=table_settings.table_name)["Items"] == after
     text = runner.invoke(app, ["migrate", "--retention-days", "90", *args])
     assert "expiresAt of another retention period: moved 0 ended grant(s)" in text.stdout
+
+
+def test_a_grants_link_expires_with_the_grant_whichever_of_its_events_arrives_first(
+    pipeline: LocalPipeline, table_settings: Settings
+) -> None:
+    """A link outliving its grant would be read, and its grant asked for, by every evaluation after."""
+    replay(
+        pipeline,
+        [
+            create_grant("billing", "b1", "2026-11-01T10:00:00Z"),
+            retire_grant("b1", "2026-11-01T11:00:00Z"),
+            retire_grant("b2", "2026-11-01T12:00:00Z"),  # its end first, then its creation
+            create_grant("billing", "b2", "2026-11-01T11:30:00Z"),
+            create_grant("billing", "b3", "2026-11-01T13:00:00Z"),  # still active
+        ],
+    )
+    table = boto3.client("dynamodb", endpoint_url=table_settings.endpoint_url, region_name="us-east-1")
+    items = table.scan(TableName=table_settings.table_name)["Items"]
+
+    def expiry_of(pk: str, sk: str) -> str | None:
+        [item] = [i for i in items if (i["pk"]["S"], i["sk"]["S"]) == (pk, sk)]
+        value: str | None = item.get("expiresAt", {}).get("N")
+        return value
+
+    function = function_pk(function_arn("billing"))
+    for ended in ("b1", "b2"):
+        grant = expiry_of(grant_pk(grant_id(ended)), GRANT_SK)
+        assert grant is not None and expiry_of(function, f"GRANT#{grant_id(ended)}") == grant, ended
+    assert expiry_of(function, f"GRANT#{grant_id('b3')}") is None

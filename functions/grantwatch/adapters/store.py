@@ -183,6 +183,7 @@ class GrantLinkItem(Model):
     sk = UnicodeAttribute(range_key=True)
     key = UnicodeAttribute(null=True)  # the key's ARN, when the creation named it by ARN
     role = UnicodeAttribute(null=True)  # the grantee's role as ``account/name``, when it is a role
+    expiresAt = NumberAttribute(null=True)  # its grant's: TTL deletes the two together
 
     def link(self) -> GrantLink:
         return GrantLink(grant_id=self.sk.removeprefix(LINK_PREFIX), key_arn=self.key, role=self.role)
@@ -240,9 +241,10 @@ class DynamoGrantStore:
         self._links_complete = False
 
     def record(self, fact: GrantFact) -> RecordedGrant:
-        """One request. A creation for a function is a transaction of the grant's UpdateItem and its link
-        in the function's partition; another creation one UpdateItem. An end asks for the item back and
-        reads only its function (deserialising the whole lineage costs more than the call)."""
+        """One UpdateItem, and for a creation for a function its link first. An end asks for the item back
+        and reads only its function (deserialising the whole lineage costs more than the call); with a
+        retention period, an ended grant's link is given the grant's expiresAt (one more UpdateItem), so
+        that DynamoDB's TTL deletes both."""
         function_arn = fact.terms.function_arn if fact.terms is not None else None
         if function_arn is not None:
             return self._record_with_link(fact, function_arn)
@@ -259,7 +261,11 @@ class DynamoGrantStore:
             if error_code(error) != "ConditionalCheckFailedException":
                 raise
             return RecordedGrant(RecordResult.DUPLICATE, self._function_of(fact))
-        return RecordedGrant(RecordResult.RECORDED, _function_in(data.get("Attributes", {})))
+        stored = data.get("Attributes", {})
+        function_arn = _function_in(stored)
+        if function_arn is not None:
+            self._expire_link(function_arn, fact.grant_id, _expiry_in(stored))
+        return RecordedGrant(RecordResult.RECORDED, function_arn)
 
     def _record_with_link(self, fact: GrantFact, function_arn: str) -> RecordedGrant:
         """The link first, then the grant: a link is the same whoever writes it, so a redelivery after a
@@ -267,17 +273,33 @@ class DynamoGrantStore:
         plain writes rather than one transaction, which would bill each item twice."""
         self._link(fact, function_arn).save()
         try:
-            self.model._get_connection().update_item(
+            data = self.model._get_connection().update_item(
                 grant_pk(fact.grant_id),
                 GRANT_SK,
                 actions=self._actions(fact),
                 condition=self._not_yet_applied(fact),
+                # with a retention period: whether the grant had ended already (its end arrived first)
+                return_values="ALL_NEW" if self.settings.retention_days else "NONE",
             )
         except UpdateError as error:
             if error_code(error) != "ConditionalCheckFailedException":
                 raise
             return RecordedGrant(RecordResult.DUPLICATE, function_arn)
+        self._expire_link(function_arn, fact.grant_id, _expiry_in(data.get("Attributes", {})))
         return RecordedGrant(RecordResult.RECORDED, function_arn)
+
+    def _expire_link(self, function_arn: str, grant_id: str, expires: int | None) -> None:
+        """Give the link its ended grant's expiresAt, if the grant has one and the link exists."""
+        if expires is None:
+            return
+        links = self.links
+        try:
+            links(link_pk(function_arn), link_sk(grant_id)).update(
+                actions=[links.expiresAt.set(expires)], condition=links.pk.exists()
+            )
+        except UpdateError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise  # no link: its creation, which gives it its expiry then, is still to come
 
     def _link(self, fact: GrantFact, function_arn: str) -> GrantLinkItem:
         ref = role_of(fact.terms.grantee_principal) if fact.terms is not None else None
@@ -402,6 +424,8 @@ class DynamoGrantStore:
                 did := settle_expiry(item, m.expiresAt, end.event_time, self.settings, dry_run=dry_run)
             ):
                 done[did] += 1
+                if item.functionArn and not dry_run:
+                    self._expire_link(item.functionArn, item.grant_id, int(item.expiresAt or 0) or None)
         return done[Stamped.STAMPED], done[Stamped.RESTAMPED]
 
     def link_all(self, *, dry_run: bool, page_size: int = 500) -> Linked:
@@ -423,7 +447,7 @@ class DynamoGrantStore:
         while True:
             page = connection.scan(
                 filter_condition=for_functions,
-                attributes_to_get=["pk", "keyArn", "functionArn", "granteePrincipal", "terms"],
+                attributes_to_get=["pk", "keyArn", "functionArn", "granteePrincipal", "terms", "expiresAt"],
                 exclusive_start_key=cursor,
                 limit=page_size,
             )
@@ -454,6 +478,7 @@ class DynamoGrantStore:
             link_sk(raw["pk"]["S"].removeprefix("GRANT#")),
             key=key if _KEY_ARN.match(key) else None,
             role=f"{ref[0]}/{ref[1]}" if ref else None,
+            expiresAt=_expiry_in(raw),
         )
 
     def key_arns(self) -> set[str]:
@@ -575,6 +600,12 @@ def terms_from_item(item: GrantItem) -> GrantTerms | None:
         resource=stored.get("resource") or function,
         function_arn=function,
     )
+
+
+def _expiry_in(attributes: dict[str, Any]) -> int | None:
+    """The expiresAt of a grant item in DynamoDB's own shape."""
+    stored = attributes.get("expiresAt", {}).get("N")
+    return int(stored) if stored is not None else None
 
 
 def _function_in(attributes: dict[str, Any]) -> str | None:
