@@ -4,9 +4,12 @@ asked for, ten to a SendMessageBatch (AWS's limit, checked by the limits contrac
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import boto3
+import botocore.session
 import pytest
+from botocore.stub import Stubber
 
 from grantwatch.adapters.scheduler import SqsEvaluationScheduler
 from grantwatch.domain.records import EvaluationRequest
@@ -14,6 +17,7 @@ from tests.support.iam_contract import stands_for
 from tests.support.moto_server import moto_server
 
 AT = datetime(2026, 11, 10, 9, tzinfo=UTC)
+FUNCTIONS = "arn:aws:lambda:eu-central-1:210987654321:function:"
 
 
 def test_a_page_of_requests_is_sent_ten_to_a_batch_and_each_arrives_once(
@@ -48,3 +52,30 @@ def test_a_page_of_requests_is_sent_ten_to_a_batch_and_each_arrives_once(
     assert calls == [10, 10, 3]
     assert sorted(r.function_arn or "" for r in received) == sorted(r.function_arn or "" for r in asked)
     assert all(r.immediate for r in received)
+
+
+def test_an_entry_sqs_refuses_for_its_own_fault_is_not_sent_again_and_one_it_could_not_take_is() -> None:
+    sqs: Any = botocore.session.get_session().create_client("sqs", region_name="eu-central-1")
+    url = "https://sqs.eu-central-1.amazonaws.com/210987654321/grantwatch-evaluations"
+    asked = [
+        EvaluationRequest.about(f"arn:aws:lambda:eu-central-1:210987654321:function:fn-{n}", "e", AT)
+        for n in range(3)
+    ]
+    with Stubber(sqs) as stub:
+        stub.add_response(
+            "send_message_batch",
+            {
+                "Successful": [{"Id": "0", "MessageId": "m0", "MD5OfMessageBody": "0" * 32}],
+                "Failed": [
+                    {"Id": "1", "SenderFault": True, "Code": "InvalidParameterValue", "Message": "bad"},
+                    {"Id": "2", "SenderFault": False, "Code": "InternalError", "Message": "try again"},
+                ],
+            },
+        )
+        stub.add_response(
+            "send_message",
+            {"MessageId": "m2", "MD5OfMessageBody": "0" * 32},
+            {"QueueUrl": url, "MessageBody": asked[2].body()},
+        )
+        SqsEvaluationScheduler(url, sqs).schedule_many(asked)
+        stub.assert_no_pending_responses()

@@ -155,3 +155,11 @@ print(json.dumps(sorted(sys.modules)))
     modules = set(json.loads(completed.stdout))
     assert "pynamodb.connection.base" in modules and "grantwatch.adapters.readers" in modules
     assert not {name for name in modules if name.split(".")[0] in {"boto3", "s3transfer"}}
+
+
+def test_a_corridors_clients_are_in_its_settings_region_unless_told_otherwise() -> None:
+    from grantwatch.adapters.clients import clients_for
+
+    clients = clients_for(Settings(table_name="grantwatch-region-test", region="eu-west-3"))
+    assert clients.client("sqs").meta.region_name == "eu-west-3"  # the CLI's --region, Lambda's AWS_REGION
+    assert clients.client("sns", region_name="us-west-2").meta.region_name == "us-west-2"

@@ -24,14 +24,18 @@ class Clients:
     in two threads at once (pynamodb gives each thread its own for that reason): this one creates them
     one at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, region: str | None = None) -> None:
         self._session: Session | None = None
         self._lock = threading.Lock()
+        self.region = region  # the Settings' (AWS_REGION, or --region): every client's unless told
         self.created = 0  # clients created so far
 
     def client(self, service: str, **options: Any) -> Any:
         """A new client of `service`, created as `botocore.session.Session.create_client` does with
-        `options`; the region, when not given, is the configured one (AWS_DEFAULT_REGION), as boto3's."""
+        `options`; the region, when not given, is this one's, else the configured one (AWS_DEFAULT_REGION),
+        as boto3's."""
+        if self.region and not options.get("region_name"):
+            options["region_name"] = self.region
         with self._lock:
             if self._session is None:
                 from botocore.session import get_session
@@ -52,7 +56,7 @@ def clients_for(settings: Settings) -> Clients:
     with _CLIENTS_LOCK:
         found = _CLIENTS.get(settings)
         if found is None:
-            found = _CLIENTS[settings] = Clients()
+            found = _CLIENTS[settings] = Clients(settings.region)
         return found
 
 

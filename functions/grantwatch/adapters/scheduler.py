@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,9 @@ from grantwatch.domain.records import EvaluationRequest
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
     from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
+
+
+logger = logging.getLogger(__name__)
 
 
 class SqsEvaluationScheduler:
@@ -48,7 +52,14 @@ class SqsEvaluationScheduler:
                 entries.append(entry)
             answer = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
             for failed in answer.get("Failed", []):
-                self.schedule(batch[int(failed["Id"])])
+                request = batch[int(failed["Id"])]
+                if failed.get("SenderFault"):  # SQS will never take it: sending it again would not help
+                    logger.error(
+                        "evaluation request refused by SQS",
+                        extra={"code": failed.get("Code"), "functionArn": request.function_arn},
+                    )
+                    continue
+                self.schedule(request)
 
 
 SEND_BATCH = 10  # the most SendMessageBatch takes

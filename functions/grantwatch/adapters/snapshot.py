@@ -9,6 +9,8 @@ function's grants looked up through the by-function index, as before links exist
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -23,9 +25,11 @@ from grantwatch.adapters.hazards import KEY_SK, ROLE_SK, DynamoHazardStore, key_
 from grantwatch.adapters.store import GRANT_SK, LINK_PREFIX, DynamoGrantStore, grant_pk, state_of
 from grantwatch.domain.functions import FunctionState
 from grantwatch.domain.hazards import KeyStatus, RoleStatus, role_key, role_of
-from grantwatch.ports import FunctionSnapshot, GrantLink, IncidentRecord
+from grantwatch.ports import FunctionSnapshot, GrantLink, IncidentRecord, ServiceError
 
 BATCH_GET_LIMIT = 100  # keys per BatchGetItem request
+UNPROCESSED_ROUNDS = 5  # then the evaluation fails, and its message is delivered again
+BACKOFF_SECONDS = 0.05
 
 
 class DynamoSnapshotReader:
@@ -104,11 +108,19 @@ class DynamoSnapshotReader:
         wanted = [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in dict.fromkeys(keys)]
         while wanted:
             page, wanted = wanted[:BATCH_GET_LIMIT], wanted[BATCH_GET_LIMIT:]
-            while page:
+            for round_ in range(UNPROCESSED_ROUNDS):
+                if round_:  # DynamoDB left keys unprocessed (throttled, or 16 MB): back off, as it asks
+                    time.sleep(random.uniform(0, BACKOFF_SECONDS * 2**round_))  # noqa: S311 - jitter
                 answer = connection.batch_get_item(page, consistent_read=True)  # type: ignore[arg-type]
                 for raw in answer.get("Responses", {}).get(table, []):
                     found.setdefault(raw["sk"]["S"], []).append(raw)
                 page = answer.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+                if not page:
+                    break
+            else:
+                raise ServiceError(
+                    f"DynamoDB left {len(page)} key(s) unprocessed after {UNPROCESSED_ROUNDS} rounds"
+                )
         return found
 
 

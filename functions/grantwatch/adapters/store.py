@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ GRANT_SK = "GRANT"
 LINK_PREFIX = "GRANT#"
 LAYOUT_KEY = "LAYOUT"
 LINKS_COMPLETE = "complete"
+LAYOUT_RECHECK_SECONDS = 300  # how long a table known not yet migrated is taken as such
 
 
 def grant_pk(grant_id: str) -> str:
@@ -239,6 +241,7 @@ class DynamoGrantStore:
         self.links = bind(GrantLinkItem, settings)
         self.layout = bind(LayoutItem, settings)
         self._links_complete = False
+        self._layout_checked_until = 0.0
 
     def record(self, fact: GrantFact) -> RecordedGrant:
         """One UpdateItem, and for a creation for a function its link first. An end asks for the item back
@@ -322,13 +325,16 @@ class DynamoGrantStore:
 
     def links_complete(self) -> bool:
         """Whether every grant of a function has its link (`grantwatch migrate` has run, or the table was
-        created with links). Remembered once true: a table never goes back."""
-        if not self._links_complete:
+        created with links). Remembered once true, a table never goes back; not yet, it is read again
+        after LAYOUT_RECHECK."""
+        now = time.monotonic()
+        if not self._links_complete and now >= self._layout_checked_until:
             try:
                 item = self.layout.get(LAYOUT_KEY, LAYOUT_KEY, attributes_to_get=["grantLinks"])
+                self._links_complete = item.grantLinks == LINKS_COMPLETE
             except self.layout.DoesNotExist:
-                return False
-            self._links_complete = item.grantLinks == LINKS_COMPLETE
+                pass
+            self._layout_checked_until = now + LAYOUT_RECHECK_SECONDS
         return self._links_complete
 
     def function_grant_ids(self, function_arn: str) -> list[str]:
