@@ -8,8 +8,9 @@ values. What all facts share is stored once, on the item, to keep a grant within
 
 A grant made for a Lambda function also has a link item in the function's partition: pk
 ``FUNCTION#<functionArn>``, sk ``GRANT#<grantId>``, holding the grant's key ARN and its grantee's role
-(``account/name``). It is written with the grant's creation, in the same transaction, and never changes: it
-is how an evaluation finds a function's grants (and which key and role items to read with them) in the one
+(``account/name``). It is put just before the grant's creation is written and changes only to expire with
+its grant (with a retention period, an ended grant's link is given the grant's expiresAt). It is how an
+evaluation finds a function's grants (and which key and role items to read with them) in the one
 Query of the function's partition it makes anyway. Tables written before links existed are given them by
 `grantwatch migrate`, which then writes the layout item (pk and sk ``LAYOUT``); until it has, a function's
 grants are also looked up through the by-function index.
@@ -447,7 +448,7 @@ class DynamoGrantStore:
         if state.grantLinks == LINKS_COMPLETE:
             return Linked(links=0, complete=True)
         connection = m._get_connection()
-        cursor = json.loads(state.linkCursor) if state.linkCursor and not dry_run else None
+        cursor = _cursor(state.linkCursor) if not dry_run else None
         linked = 0
         for_functions = (m.sk == GRANT_SK) & m.functionArn.exists()
         while True:
@@ -606,6 +607,16 @@ def terms_from_item(item: GrantItem) -> GrantTerms | None:
         resource=stored.get("resource") or function,
         function_arn=function,
     )
+
+
+def _cursor(stored: str | None) -> dict[str, Any] | None:
+    """Where an interrupted link migration stopped; from the start when it is missing or unreadable
+    (putting links again changes nothing)."""
+    try:
+        cursor = json.loads(stored) if stored else None
+    except ValueError:
+        return None
+    return cursor if isinstance(cursor, dict) else None
 
 
 def _expiry_in(attributes: dict[str, Any]) -> int | None:
