@@ -36,7 +36,7 @@ AWS_NAMES = {
     "ResourceAttribute", "ResourceTag", "RetireGrant", "ReturnConsumedCapacity", "RevisionId",
     "RevokeGrant", "RoleName", "ScheduleKeyDeletion", "SendMessage", "SendMessageBatch", "ServerlessRepo",
     "SourceCodeUrl", "StringEqualsIgnoreCase", "TransactWriteItems", "UpdateFunctionConfiguration",
-    "UpdateItem", "ViaService", "PutItem", "Query",
+    "UpdateItem", "ViaService", "PutItem", "Query", "BatchWriteItem", "Scan",
     "ChannelDeliveryAbandoned", "ChannelDeliveryFailed",  # the evaluator's and remediation's metrics
     "InvalidAccessException", "ResourceNotFoundException",  # what a channel answers when it cannot take one
     "State", "Status", "String", "StringList", "GetParameter",

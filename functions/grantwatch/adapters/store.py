@@ -455,7 +455,7 @@ class DynamoGrantStore:
             page = connection.scan(
                 filter_condition=for_functions,
                 attributes_to_get=["pk", "keyArn", "functionArn", "granteePrincipal", "terms", "expiresAt"],
-                exclusive_start_key=cursor,
+                exclusive_start_key=cursor,  # type: ignore[arg-type]  # a key map, as DynamoDB gave it
                 limit=page_size,
             )
             items = page.get("Items", [])
