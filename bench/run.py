@@ -749,7 +749,9 @@ def main() -> int:
         action="store_true",
         help="only the handlers' cold starts and imports against the floor's, with where the time goes",
     )
-    parser.add_argument("--runs", type=int, default=5, help="pairs per handler (--cold-start-only)")
+    parser.add_argument(
+        "--runs", type=int, help="pairs per handler for the import and cold-start figures (default 9 and 5)"
+    )
     parser.add_argument("--child-rss", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-backfill-rss", help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
@@ -761,7 +763,7 @@ def main() -> int:
         child_backfill_rss(args.child_backfill_rss, args.endpoint, args.workers)
         return 0
     if args.cold_start_only:
-        print_cold_starts(cold_start_figures(args.runs), import_figures(args.runs)[1])
+        print_cold_starts(cold_start_figures(args.runs or 5), import_figures(args.runs or 5)[1])
         return 0
     sizes = [int(size) for size in (args.backfill_sizes or f"{args.events},{args.events * 10}").split(",")]
 
@@ -778,8 +780,8 @@ def main() -> int:
         floor_rate = put_floor(endpoint, floor_table, len(events))
         recorder_rate, per_event = recorder_throughput(endpoint, events, 1)
         capacity = capacity_per_event_type(endpoint)
-        imports, import_ratios = import_figures()
-        cold_starts = cold_start_ratios()
+        imports, import_ratios = import_figures(args.runs or 9)
+        cold_starts = cold_start_ratios(args.runs or 5)
         rss = peak_rss_mb(endpoint, args.events)
         backfill = backfill_throughput(endpoint, args.events * 10, args.workers)
         replay = replay_throughput(endpoint, events[: args.events // 2], args.workers)
