@@ -383,3 +383,44 @@ def test_a_grants_link_expires_with_the_grant_whichever_of_its_events_arrives_fi
         grant = expiry_of(grant_pk(grant_id(ended)), GRANT_SK)
         assert grant is not None and expiry_of(function, f"GRANT#{grant_id(ended)}") == grant, ended
     assert expiry_of(function, f"GRANT#{grant_id('b3')}") is None
+
+
+def test_a_link_keeps_its_expiry_through_redeliveries_and_gets_it_from_one_after_a_failure(
+    pipeline: LocalPipeline, table_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from grantwatch.adapters.store import DynamoGrantStore
+
+    created, retired = (
+        create_grant("billing", "b1", "2026-11-01T10:00:00Z"),
+        retire_grant("b1", "2026-11-01T11:00:00Z"),
+    )
+    table = boto3.client("dynamodb", endpoint_url=table_settings.endpoint_url, region_name="us-east-1")
+    key = {"pk": {"S": function_pk(function_arn("billing"))}, "sk": {"S": f"GRANT#{grant_id('b1')}"}}
+
+    def link_expiry() -> str | None:
+        value: str | None = (
+            table.get_item(TableName=table_settings.table_name, Key=key)["Item"].get("expiresAt", {}).get("N")
+        )
+        return value
+
+    pipeline.feed(created)
+    real = DynamoGrantStore._expire_link
+
+    def fails(self: DynamoGrantStore, *args: Any) -> None:
+        raise ConnectionError("the recorder stopped after the grant's write")
+
+    monkeypatch.setattr(DynamoGrantStore, "_expire_link", fails)
+    with pytest.raises(ConnectionError):
+        pipeline.feed(retired)
+    monkeypatch.setattr(DynamoGrantStore, "_expire_link", real)
+    assert link_expiry() is None
+
+    assert pipeline.feed(retired)[1].outcome == "duplicate"  # the redelivery gives the link its expiry
+    expiry = link_expiry()
+    grant = table.get_item(
+        TableName=table_settings.table_name,
+        Key={"pk": {"S": grant_pk(grant_id("b1"))}, "sk": {"S": GRANT_SK}},
+    )
+    assert expiry is not None and expiry == grant["Item"]["expiresAt"]["N"]
+    assert pipeline.feed(created)[1].outcome == "duplicate"
+    assert link_expiry() == expiry  # a redelivered creation writes the link's key and role only

@@ -197,7 +197,6 @@ def test_the_reconciler_may_list_grants_and_functions_and_record_repairs_only() 
         "dynamodb:Query",
         "dynamodb:Scan",
         "dynamodb:UpdateItem",
-        "dynamodb:PutItem",  # a repaired grant's link, in its function's partition only
         "sqs:SendMessage",
     }
     wildcards = {action for action, resource in granted if resource == json.dumps("*")}
@@ -282,7 +281,6 @@ def test_the_recorder_may_only_write_its_table_and_send_to_its_queues() -> None:
     assert _granted("RecorderFunction") == {
         ("dynamodb:UpdateItem", TABLE),
         ("dynamodb:GetItem", TABLE),
-        ("dynamodb:PutItem", TABLE),  # a grant's link, in its function's partition only
         ("sqs:SendMessage", json.dumps({"Fn::GetAtt": ["RecorderDeadLetterQueue", "Arn"]})),
         ("sqs:SendMessage", json.dumps({"Fn::GetAtt": ["EvaluationQueue", "Arn"]})),
     }

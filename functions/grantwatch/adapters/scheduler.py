@@ -54,9 +54,11 @@ class SqsEvaluationScheduler:
             for failed in answer.get("Failed", []):
                 request = batch[int(failed["Id"])]
                 if failed.get("SenderFault"):  # SQS will never take it: sending it again would not help
+                    subject = request.function_arn or request.key_arn or request.role
                     logger.error(
-                        "evaluation request refused by SQS",
-                        extra={"code": failed.get("Code"), "functionArn": request.function_arn},
+                        "evaluation request for %s refused by SQS (%s): not sent again",
+                        subject,
+                        failed.get("Code"),
                     )
                     continue
                 self.schedule(request)

@@ -274,8 +274,9 @@ class DynamoGrantStore:
     def _record_with_link(self, fact: GrantFact, function_arn: str) -> RecordedGrant:
         """The link first, then the grant: a link is the same whoever writes it, so a redelivery after a
         failure between the two finds it there, and a grant is never recorded without its link. Two
-        plain writes rather than one transaction, which would bill each item twice."""
-        self._link(fact, function_arn).save()
+        plain writes rather than one transaction, which would bill each item twice. The link's write
+        sets its key and role only, so a redelivery keeps the expiry an ended grant gave it."""
+        self._link(fact, function_arn)
         try:
             data = self.model._get_connection().update_item(
                 grant_pk(fact.grant_id),
@@ -288,6 +289,7 @@ class DynamoGrantStore:
         except UpdateError as error:
             if error_code(error) != "ConditionalCheckFailedException":
                 raise
+            self._function_of(fact)  # with a retention period: the link's expiry, if it missed it
             return RecordedGrant(RecordResult.DUPLICATE, function_arn)
         self._expire_link(function_arn, fact.grant_id, _expiry_in(data.get("Attributes", {})))
         return RecordedGrant(RecordResult.RECORDED, function_arn)
@@ -303,15 +305,19 @@ class DynamoGrantStore:
             )
         except UpdateError as error:
             if error_code(error) != "ConditionalCheckFailedException":
-                raise  # no link: its creation, which gives it its expiry then, is still to come
+                raise  # no link: its creation (or `grantwatch migrate`) gives it its expiry then
 
-    def _link(self, fact: GrantFact, function_arn: str) -> GrantLinkItem:
+    def _link(self, fact: GrantFact, function_arn: str) -> None:
+        """Write the grant's link: its key and role, nothing else of the item (its expiry stays)."""
         ref = role_of(fact.terms.grantee_principal) if fact.terms is not None else None
-        return self.links(
-            link_pk(function_arn),
-            link_sk(fact.grant_id),
-            key=fact.key_ref if fact.key_ref_strength is KeyRefStrength.ARN else None,
-            role=f"{ref[0]}/{ref[1]}" if ref else None,
+        key = fact.key_ref if fact.key_ref_strength is KeyRefStrength.ARN else None
+        role = f"{ref[0]}/{ref[1]}" if ref else None
+        links = self.links
+        links(link_pk(function_arn), link_sk(fact.grant_id)).update(
+            actions=[
+                links.key.set(key) if key else links.key.remove(),
+                links.role.set(role) if role else links.role.remove(),
+            ]
         )
 
     def evaluation_reader(self, functions: object, hazards: object) -> EvaluationReader | None:
@@ -327,7 +333,7 @@ class DynamoGrantStore:
     def links_complete(self) -> bool:
         """Whether every grant of a function has its link (`grantwatch migrate` has run, or the table was
         created with links). Remembered once true, a table never goes back; not yet, it is read again
-        after LAYOUT_RECHECK."""
+        after LAYOUT_RECHECK_SECONDS."""
         now = time.monotonic()
         if not self._links_complete and now >= self._layout_checked_until:
             try:
@@ -360,14 +366,23 @@ class DynamoGrantStore:
         return [hit.grant_id for hit in self.model.by_function.query(function_arn)]
 
     def _function_of(self, fact: GrantFact) -> str | None:
-        """The function of a grant whose fact was already applied: one read, on redelivery only."""
-        if fact.terms is not None:
-            return fact.terms.function_arn
+        """The function of a grant whose fact was already applied: one read, on redelivery only (none for
+        a creation, which names it, unless a retention period asks for the grant's expiry). With a
+        retention period, the link is given the grant's expiry again, in case the first delivery failed
+        before it did."""
+        known = fact.terms.function_arn if fact.terms is not None else None
+        if known is not None and not self.settings.retention_days:
+            return known
         try:
-            item = self.model.get(grant_pk(fact.grant_id), GRANT_SK, attributes_to_get=["functionArn"])
+            item = self.model.get(
+                grant_pk(fact.grant_id), GRANT_SK, attributes_to_get=["functionArn", "expiresAt"]
+            )
         except self.model.DoesNotExist:
-            return None
-        return item.functionArn
+            return known
+        function_arn = known or item.functionArn
+        if function_arn and item.expiresAt:
+            self._expire_link(function_arn, fact.grant_id, int(item.expiresAt))
+        return function_arn
 
     def get(self, grant_id: str) -> GrantState | None:
         try:
@@ -431,8 +446,8 @@ class DynamoGrantStore:
                 did := settle_expiry(item, m.expiresAt, end.event_time, self.settings, dry_run=dry_run)
             ):
                 done[did] += 1
-                if item.functionArn and not dry_run:
-                    self._expire_link(item.functionArn, item.grant_id, int(item.expiresAt or 0) or None)
+            if item.functionArn and item.expiresAt and not dry_run:  # its link too, stamped or not
+                self._expire_link(item.functionArn, item.grant_id, int(item.expiresAt))
         return done[Stamped.STAMPED], done[Stamped.RESTAMPED]
 
     def link_all(self, *, dry_run: bool, page_size: int = 500) -> Linked:
