@@ -52,17 +52,18 @@ chromium:
 		echo "installing Debian's chromium for the timeline test"; \
 		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
-# pytest-xdist: one worker per core (TEST_WORKERS=0: one process), each with its own DynamoDB Local.
+# pytest-xdist: one worker per core (TEST_WORKERS=0: one process), each with its own DynamoDB Local; a worker
+# that runs out of tests takes the other's (worksteal): the slow ones, which start processes, then end together.
 TEST_WORKERS ?= auto
 
 test: setup chromium
-	$(BIN)/pytest -n $(TEST_WORKERS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 unit: setup
 	$(BIN)/pytest tests/unit
 
 integration: setup chromium
-	$(BIN)/pytest -n $(TEST_WORKERS) tests/integration
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal tests/integration
 
 # Faults, bad input, load, ordering, security and multi-account at full size, and the size tests (marked
 # `size`: 10,000 functions on a key, 5,000 re-creations of a role, a 100,000-event backfill, the benchmark);

@@ -42,8 +42,8 @@ AWS_NAMES = {
     "State", "Status", "String", "StringList", "GetParameter",
     "GetParametersByPath", "SecureString", "ScheduleV2",
 }  # fmt: skip
-# Options of other tools (the AWS CLI) that the docs quote on their own.
-OTHER_TOOLS_OPTIONS = {"--config-env", "--include-property-values", "--kms-key-arn", "--role"}
+# Options of other tools (the AWS CLI, pytest) that the docs quote on their own.
+OTHER_TOOLS_OPTIONS = {"--config-env", "--include-property-values", "--kms-key-arn", "--role", "--dist"}
 
 CODE_SPAN = re.compile(r"`([^`\n]+)`")
 CAMEL_CASE = re.compile(r"\b[A-Z][a-z]+(?:[A-Z][A-Za-z0-9]*)+\b")
