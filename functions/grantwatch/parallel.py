@@ -13,8 +13,9 @@ which fan out to the functions on them, run alone, in order. An evaluation there
 to its due time that can change it, and none after it.
 
 Coalescing: an evaluation reads the function's state, so once a function has been evaluated, another
-request for it is skipped while nothing it reads has been recorded since (no event naming the function,
-no key or role change). A function touched by many events in one settle window is evaluated once.
+request for it is skipped while no evaluation of it, and no key or role evaluation, has been asked for
+since (`grantwatch.pipeline.Coalescer`, which the serial pipeline uses too). A function touched by many
+events in one settle window is evaluated once.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from grantwatch.domain.functions import FunctionFact, normalise_function_event
 from grantwatch.domain.notices import Notice
 from grantwatch.domain.records import CloudTrailRecord, EvaluationRequest
 from grantwatch.evaluator import Evaluator
-from grantwatch.pipeline import DEFAULT_SETTLE
+from grantwatch.pipeline import DEFAULT_SETTLE, Coalescer
 from grantwatch.ports import FunctionStore, GrantStore, HazardStore
 from grantwatch.recorder import EventOutcome, Outcome, Recorder
 
@@ -105,8 +106,9 @@ class _Due:
 class _Arrivals:
     """The scheduler one recording (or one fan-out) sees: its requests arrive at its own clock."""
 
-    def __init__(self, due: _Due) -> None:
+    def __init__(self, due: _Due, coalescer: Coalescer | None) -> None:
         self.due = due
+        self.coalescer = coalescer
         self.arrived: datetime | None = None
         self.order: Order = ()
         self._count = 0
@@ -115,6 +117,8 @@ class _Arrivals:
         self.arrived, self.order, self._count = arrived, order, 0
 
     def schedule(self, request: EvaluationRequest) -> None:
+        if self.coalescer is not None:
+            self.coalescer.asked(request)
         self._count += 1
         self.due.push(request, self.arrived or request.event_time, (*self.order, self._count))
 
@@ -130,8 +134,10 @@ class _Returned:
 class _Worker:
     """One worker thread's recorder and evaluator (each with the scheduler of the work in hand)."""
 
-    def __init__(self, stores: Stores, due: _Due, temporary_role: str | None) -> None:
-        self.arrivals = _Arrivals(due)
+    def __init__(
+        self, stores: Stores, due: _Due, coalescer: Coalescer | None, temporary_role: str | None
+    ) -> None:
+        self.arrivals = _Arrivals(due, coalescer)
         self.recorder = Recorder(stores.grants, stores.functions, stores.hazards, self.arrivals)
         self.evaluator = Evaluator(
             stores.grants,
@@ -222,11 +228,13 @@ class ParallelPipeline[T]:
         self.coalesce = coalesce
         self.clock: datetime | None = None
         self.evaluations = 0  # run, after coalescing
-        self.coalesced = 0  # skipped: nothing the function's evaluation reads had changed
+        self._coalescer = Coalescer() if coalesce else None
         self.batches = 0  # recorded side by side
         self._due = _Due(settle)
         self._store_failures = stores.failures
-        self._make: Callable[[], _Worker] = lambda: _Worker(stores, self._due, temporary_role)
+        self._make: Callable[[], _Worker] = lambda: _Worker(
+            stores, self._due, self._coalescer, temporary_role
+        )
         self._main = self._make()  # parses, and runs key and role requests (their fan-out is ordered)
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="grantwatch-worker")
@@ -235,9 +243,6 @@ class ParallelPipeline[T]:
         self._clocks: list[tuple[datetime, datetime]] = []  # (eventTime, clock) after each recorded event
         self._grant_functions: dict[str, str | None] = {}  # grant id -> its function, from its creation
         self._phase = 0
-        self._touched: dict[str, int] = {}  # function ARN -> phase of the last event naming it
-        self._hazard_phase = -1  # phase of the last key or role event
-        self._evaluated: dict[str, int] = {}  # function ARN -> phase of its last evaluation
 
     def __enter__(self) -> ParallelPipeline[T]:
         return self
@@ -301,6 +306,11 @@ class ParallelPipeline[T]:
             return f"grant {fact.grant_id}", fact.terms.function_arn
         return f"grant {fact.grant_id}", self._grant_functions.get(fact.grant_id, ANYONE)
 
+    @property
+    def coalesced(self) -> int:
+        """Evaluations skipped: nothing the function's evaluation reads had changed."""
+        return self._coalescer.skipped if self._coalescer is not None else 0
+
     def _record(self, batch: list[_Event[T]]) -> list[Step[T]]:
         """Events about one grant (or any function, key or role) in their order, one worker each; the
         others side by side. Each then reports what the serial pipeline would have."""
@@ -325,7 +335,6 @@ class ParallelPipeline[T]:
                 failure = failure or result
                 continue
             steps.append(Recorded(event.tag, result))
-            self._note(event.record, result, phase)
         if failure is not None:
             raise failure
         return steps
@@ -358,16 +367,6 @@ class ParallelPipeline[T]:
             worker = self._local.worker = self._make()
         return worker
 
-    def _note(self, record: CloudTrailRecord | None, outcome: EventOutcome, phase: int) -> None:
-        """What the event may have changed, for coalescing."""
-        if record is None or outcome.outcome not in (Outcome.RECORDED, Outcome.DUPLICATE):
-            return
-        if outcome.function_arn:
-            self._touched[outcome.function_arn] = phase
-        selection = selection_of(record.event_source, record.event_name)
-        if selection is not None and selection.kind in (EventKind.KEY_STATE, EventKind.ROLE):
-            self._hazard_phase = phase
-
     def _sweep(self, before: datetime | None) -> list[Step[T]]:
         """Run the evaluations due before `before`, in rounds until none is left (a key or role request
         asks for more, due at once)."""
@@ -384,23 +383,11 @@ class ParallelPipeline[T]:
                     fanned += 1
                     self._main.arrivals.at(self._clock_at(at) or at, (self._phase, fanned))
                     steps += self._main.evaluator.run(request, self._now(at))
-                elif self._wanted(request.function_arn):
+                elif self._coalescer is None or self._coalescer.wanted(request.function_arn):
                     functions.append((at, request))
-                else:
-                    self.coalesced += 1
             steps += self._evaluate(functions)
         self._forget_clocks()
         return steps
-
-    def _wanted(self, function_arn: str) -> bool:
-        if not self.coalesce:
-            return True
-        evaluated = self._evaluated.get(function_arn)
-        changed = max(self._touched.get(function_arn, -1), self._hazard_phase)
-        if evaluated is not None and evaluated > changed:
-            return False
-        self._evaluated[function_arn] = self._phase
-        return True
 
     def _evaluate(self, requests: list[tuple[datetime, EvaluationRequest]]) -> list[Step[T]]:
         """Evaluations of different functions at once; a function's own requests one after another."""

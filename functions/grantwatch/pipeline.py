@@ -10,6 +10,7 @@ the delay queue counts from the moment the recorder sends the message.
 from __future__ import annotations
 
 import heapq
+import threading
 from datetime import datetime, timedelta
 
 from grantwatch.domain.notices import Notice
@@ -48,9 +49,11 @@ class Coalescer:
     """Skips the evaluation of a function that nothing it reads has changed for since its last one: no
     evaluation of it, and no key or role evaluation, was asked for after it (whoever asked: the recorder
     for each event it records, a reconciliation for each repair). A function touched by many events in
-    one settle window is evaluated once."""
+    one settle window is evaluated once. The serial and the parallel pipeline both use it; requests may be
+    asked for from worker threads."""
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._tick = 0
         self._asked: dict[str, int] = {}  # function ARN -> when its evaluation was last asked for
         self._hazard = 0  # when a key or role evaluation was last asked for
@@ -58,21 +61,23 @@ class Coalescer:
         self.skipped = 0
 
     def asked(self, request: EvaluationRequest) -> None:
-        self._tick += 1
-        if request.function_arn is None:
-            self._hazard = self._tick
-        else:
-            self._asked[request.function_arn] = self._tick
+        with self._lock:
+            self._tick += 1
+            if request.function_arn is None:
+                self._hazard = self._tick
+            else:
+                self._asked[request.function_arn] = self._tick
 
     def wanted(self, function_arn: str) -> bool:
         """Whether to evaluate the function now; if so, it counts as evaluated."""
-        evaluated = self._evaluated.get(function_arn, 0)
-        if evaluated > max(self._asked.get(function_arn, 0), self._hazard):
-            self.skipped += 1
-            return False
-        self._tick += 1
-        self._evaluated[function_arn] = self._tick
-        return True
+        with self._lock:
+            evaluated = self._evaluated.get(function_arn, 0)
+            if evaluated > max(self._asked.get(function_arn, 0), self._hazard):
+                self.skipped += 1
+                return False
+            self._tick += 1
+            self._evaluated[function_arn] = self._tick
+            return True
 
 
 class CollectingNotifier:
