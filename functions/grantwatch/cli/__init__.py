@@ -4,7 +4,8 @@ Exit codes: 0 success; 1 some events were rejected (everything else was still pr
 3 the table or endpoint cannot be used (missing, unreachable, not configured, stopped answering for longer
 than the client's timeout and retries), or `local` was given another port than the one running;
 4 nothing found; 5 (impact) the change would make a Lambda function lose decrypt; 6 (heal) a safety rule
-refused the heal; 7 (heal) the heal was attempted and failed. grantwatch.cli.errors maps errors to them.
+refused the heal; 7 (heal) the heal was attempted and failed; 8, 9, 10 (doctor) a wiring, delivery or
+silence check failed. grantwatch.cli.errors maps errors to them.
 """
 
 from grantwatch.cli.app import app, main

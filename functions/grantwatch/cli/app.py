@@ -8,7 +8,7 @@ import typer
 from typer.core import TyperGroup
 
 from grantwatch import __version__
-from grantwatch.cli import alerts, impact, ingest, listing, local, operations, organization
+from grantwatch.cli import alerts, doctor, impact, ingest, listing, local, operations, organization
 from grantwatch.cli.errors import exit_code_of
 from grantwatch.cli.output import err
 
@@ -71,6 +71,7 @@ for command in (
 ):
     app.command()(command)
 app.command("notify-test")(alerts.notify_test)
+app.command()(doctor.doctor)
 app.add_typer(local.local_app, name="local")
 
 

@@ -22,6 +22,9 @@ class ExitCode(IntEnum):
     WOULD_BREAK = 5  # impact: a Lambda function would lose decrypt
     HEAL_REFUSED = 6  # heal: a safety rule refused
     HEAL_FAILED = 7  # heal: attempted and failed
+    WIRING = 8  # doctor: the monitor does not hear (trail, rules, IAM forwarder)
+    DELIVERY = 9  # doctor: it cannot tell anyone (subscriptions, channels, dead-letter queues)
+    SILENCE = 10  # doctor: no recent heartbeat or reconciliation
 
 
 class CommandError(Exception):
