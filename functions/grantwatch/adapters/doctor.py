@@ -42,7 +42,7 @@ class StackNotFound(ServiceError):
     """CloudFormation knows no stack of that name in the region."""
 
 
-def _reads(read: Callable[P, R]) -> Callable[P, R]:
+def _reads[**P, R](read: Callable[P, R]) -> Callable[P, R]:
     """A botocore error becomes the port's ServiceError: one line, never a traceback."""
 
     @functools.wraps(read)

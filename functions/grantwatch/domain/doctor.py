@@ -191,9 +191,12 @@ def check_rules(stack: StackFacts, rules: Sequence[RuleFacts]) -> Check:
     name, kind = "rules", Kind.WIRING
     if not rules:
         return Check(
-            name, kind, Status.SKIPPED, "the stack has no rule outputs (deployed before 0.2.0)",
+            name,
+            kind,
+            Status.SKIPPED,
+            "the stack has no rule outputs (deployed before 0.2.0)",
             "update the stack to this version",
-        )  # fmt: skip
+        )
     missing = [r.name for r in rules if r.state is None]
     off = [r for r in rules if r.state is not None and r.state == "DISABLED"]
     if not missing and not off:
@@ -210,7 +213,8 @@ def check_rules(stack: StackFacts, rules: Sequence[RuleFacts]) -> Check:
         fix = f"redeploy the stack {stack.name} (sam deploy): it re-creates its rules"
     else:
         fix = "; ".join(
-            f"aws events enable-rule --name {r.name} --event-bus-name {stack.bus_name} --region {stack.region}"
+            f"aws events enable-rule --name {r.name} --event-bus-name {stack.bus_name} "
+            f"--region {stack.region}"
             for r in off
         )
     return Check(name, kind, Status.FAIL, found, fix)
@@ -222,16 +226,22 @@ def check_decrypt_rule(stack: StackFacts, rule: RuleFacts | None) -> Check:
         return Check(name, kind, Status.SKIPPED, "ConfirmWithDecryptFailures is off")
     if rule is None:
         return Check(
-            name, kind, Status.SKIPPED, "the stack has no DecryptFailuresRuleArn output (deployed before 0.2.0)",
+            name,
+            kind,
+            Status.SKIPPED,
+            "the stack has no DecryptFailuresRuleArn output (deployed before 0.2.0)",
             "update the stack to this version",
-        )  # fmt: skip
+        )
     if rule.state == MANAGEMENT_EVENTS_STATE:
         return Check(name, kind, Status.OK, f"{rule.name} is {rule.state}")
     if rule.state is None:
         return Check(
-            name, kind, Status.FAIL, f"{rule.name} does not exist",
+            name,
+            kind,
+            Status.FAIL,
+            f"{rule.name} does not exist",
             f"redeploy the stack {stack.name} (sam deploy): it re-creates the rule",
-        )  # fmt: skip
+        )
     return Check(
         name,
         kind,
@@ -277,17 +287,23 @@ def check_forwarder(stack: StackFacts, rules: Sequence[ForwarderRule]) -> Check:
     forwarding = [r for r in rules if r.forwards_role_events()]
     if not forwarding:
         return Check(
-            name, kind, Status.FAIL,
-            f"no rule in {IAM_REGION} forwards IAM role events to {stack.bus_arn}: a re-created role goes unseen",
+            name,
+            kind,
+            Status.FAIL,
+            f"no rule in {IAM_REGION} forwards IAM role events to {stack.bus_arn}: "
+            "a re-created role goes unseen",
             deploy,
-        )  # fmt: skip
+        )
     enabled = [r for r in forwarding if r.state != "DISABLED"]
     if not enabled:
         rule = forwarding[0].name
         return Check(
-            name, kind, Status.FAIL, f"the forwarding rule {rule} in {IAM_REGION} is disabled",
+            name,
+            kind,
+            Status.FAIL,
+            f"the forwarding rule {rule} in {IAM_REGION} is disabled",
             f"aws events enable-rule --name {rule} --region {IAM_REGION}",
-        )  # fmt: skip
+        )
     return Check(
         name, kind, Status.OK, f"{enabled[0].name} in {IAM_REGION} forwards IAM role events to this bus"
     )
@@ -313,18 +329,26 @@ def check_subscriptions(topics: Sequence[str], subscriptions: Sequence[Subscript
     if pending:
         which = ", ".join(f"{s.protocol} on {s.topic_arn.rsplit(':', 1)[-1]}" for s in pending)
         return Check(
-            name, kind, Status.FAIL, f"{len(pending)} subscription(s) pending confirmation ({which}): they receive nothing",
-            "open the confirmation message SNS sent to each endpoint (an email's \"Confirm subscription\" link), "
+            name,
+            kind,
+            Status.FAIL,
+            f"{len(pending)} subscription(s) pending confirmation ({which}): they receive nothing",
+            'open the confirmation message SNS sent to each endpoint (an email\'s "Confirm subscription" '
+            "link), "
             f"or request it again: aws sns subscribe --topic-arn {pending[0].topic_arn} --protocol "
             f"{pending[0].protocol} --notification-endpoint ENDPOINT",
-        )  # fmt: skip
+        )
     empty = [t for t in topics if not any(s.topic_arn == t for s in subscriptions)]
     if empty:
         return Check(
-            name, kind, Status.WARN, f"no subscription on {', '.join(empty)}: its alerts reach no one",
-            f"aws sns subscribe --topic-arn {empty[0]} --protocol email --notification-endpoint YOU@EXAMPLE.COM "
+            name,
+            kind,
+            Status.WARN,
+            f"no subscription on {', '.join(empty)}: its alerts reach no one",
+            f"aws sns subscribe --topic-arn {empty[0]} --protocol email "
+            "--notification-endpoint YOU@EXAMPLE.COM "
             "(or set AlertEmail)",
-        )  # fmt: skip
+        )
     return Check(
         name, kind, Status.OK, f"{len(subscriptions)} confirmed subscription(s) on {len(topics)} topic(s)"
     )
@@ -337,9 +361,12 @@ def check_security_hub(stack: StackFacts, enabled: bool) -> Check:
     if enabled:
         return Check(name, kind, Status.OK, f"Security Hub is enabled in {stack.region}")
     return Check(
-        name, kind, Status.FAIL, f"Security Hub is not enabled in {stack.region}: findings are refused",
+        name,
+        kind,
+        Status.FAIL,
+        f"Security Hub is not enabled in {stack.region}: findings are refused",
         f"aws securityhub enable-security-hub --region {stack.region}",
-    )  # fmt: skip
+    )
 
 
 def check_alert_bus(stack: StackFacts, exists: bool) -> Check:
@@ -350,9 +377,13 @@ def check_alert_bus(stack: StackFacts, exists: bool) -> Check:
     if exists:
         return Check(name, kind, Status.OK, f"the alert bus {bus} exists")
     return Check(
-        name, kind, Status.FAIL, f"the alert bus {bus} does not exist: alert events are refused",
-        f"aws events create-event-bus --name {bus} --region {stack.region}, or set AlertEventBusName to an existing bus",
-    )  # fmt: skip
+        name,
+        kind,
+        Status.FAIL,
+        f"the alert bus {bus} does not exist: alert events are refused",
+        f"aws events create-event-bus --name {bus} --region {stack.region}, "
+        "or set AlertEventBusName to an existing bus",
+    )
 
 
 def check_pagerduty(stack: StackFacts, connection: str, state: str | None, reason: str = "") -> Check:
@@ -361,17 +392,24 @@ def check_pagerduty(stack: StackFacts, connection: str, state: str | None, reaso
         return Check(name, kind, Status.SKIPPED, "PagerDutyRoutingKeySecret is empty")
     if not connection:
         return Check(
-            name, kind, Status.SKIPPED, "the stack has no PagerDutyConnectionArn output (deployed before 0.2.0)",
+            name,
+            kind,
+            Status.SKIPPED,
+            "the stack has no PagerDutyConnectionArn output (deployed before 0.2.0)",
             "update the stack to this version",
-        )  # fmt: skip
+        )
     if state == "AUTHORIZED":
         return Check(name, kind, Status.OK, f"the connection {connection} is AUTHORIZED")
     found = f"the connection {connection} is {state or 'missing'}" + (f" ({reason})" if reason else "")
     return Check(
-        name, kind, Status.FAIL, found + ": pages are not sent",
-        "check the routing key in PagerDutyRoutingKeySecret, then redeploy the stack (sam deploy) so that the "
+        name,
+        kind,
+        Status.FAIL,
+        found + ": pages are not sent",
+        "check the routing key in PagerDutyRoutingKeySecret, then redeploy the stack (sam deploy) so "
+        "that the "
         "connection reads it again",
-    )  # fmt: skip
+    )
 
 
 @dataclass(frozen=True)
@@ -393,11 +431,15 @@ def check_dead_letter_queues(depths: Sequence[QueueDepth]) -> Check:
         return Check(name, kind, Status.OK, f"{len(depths)} dead-letter queue(s) empty")
     found = "; ".join(f"{d.output}: {d.messages} message(s)" for d in full)
     return Check(
-        name, kind, Status.FAIL, found + ": events or notices that were not processed",
+        name,
+        kind,
+        Status.FAIL,
+        found + ": events or notices that were not processed",
         f"read them (aws sqs receive-message --queue-url {full[0].url} --attribute-names All "
-        "--message-attribute-names All), fix their cause (the attributes ERROR_CODE and ERROR_MESSAGE, or the "
-        "function's logs), then replay or delete them (docs/operations.md)",
-    )  # fmt: skip
+        "--message-attribute-names All), fix their cause (the attributes ERROR_CODE and ERROR_MESSAGE, "
+        "or the "
+        "function's logs), then replay or delete them (docs/doctor.md)",
+    )
 
 
 # --- silence ---------------------------------------------------------------------------------------------
@@ -409,14 +451,20 @@ def check_heartbeats(stack: StackFacts, last: Mapping[str, datetime | None], now
     interval = canary_interval(stack)
     if interval is None:
         return Check(
-            name, kind, Status.SKIPPED, "the stack has no CanaryIntervalMinutes parameter (no canary)",
+            name,
+            kind,
+            Status.SKIPPED,
+            "the stack has no CanaryIntervalMinutes parameter (no canary)",
             "update the stack to a version with the canary",
-        )  # fmt: skip
+        )
     if not interval:
         return Check(
-            name, kind, Status.WARN, "the canary is off (CanaryIntervalMinutes=0): a deaf monitor looks quiet",
+            name,
+            kind,
+            Status.WARN,
+            "the canary is off (CanaryIntervalMinutes=0): a deaf monitor looks quiet",
             "set CanaryIntervalMinutes (e.g. 60) and redeploy the stack",
-        )  # fmt: skip
+        )
     window = 2 * interval
     stale = [path for path in canary_paths(stack) if (seen := last.get(path)) is None or now - seen > window]
     if not stale:
@@ -426,10 +474,13 @@ def check_heartbeats(stack: StackFacts, last: Mapping[str, datetime | None], now
         for path in stale
     )
     return Check(
-        name, kind, Status.FAIL, f"no recent heartbeat: {found}",
+        name,
+        kind,
+        Status.FAIL,
+        f"no recent heartbeat: {found}",
         "the events of those paths do not reach the recorder: fix any wiring failure above, then read the "
         "recorder's logs and its dead-letter queue",
-    )  # fmt: skip
+    )
 
 
 def canary_interval(stack: StackFacts) -> timedelta | None:
@@ -455,15 +506,21 @@ def check_reconciliation(stack: StackFacts, last: ReconcileRun | None, now: date
     if last is None or now - last.at > window:
         when = f"last {_ago(last.at, now)}" if last else f"none in {_minutes(window)}"
         return Check(
-            name, kind, Status.FAIL, f"no reconciliation run recorded ({when})",
+            name,
+            kind,
+            Status.FAIL,
+            f"no reconciliation run recorded ({when})",
             "read the reconciler's logs and its ReconcilerErrorsAlarm; check its schedule is enabled "
             f"(aws scheduler list-schedules --region {stack.region})",
-        )  # fmt: skip
+        )
     if last.errors:
         return Check(
-            name, kind, Status.WARN, f"last run {_ago(last.at, now)} left {last.errors} key(s) unreconciled",
-            "read the reconciler's logs (\"keys not reconciled\")",
-        )  # fmt: skip
+            name,
+            kind,
+            Status.WARN,
+            f"last run {_ago(last.at, now)} left {last.errors} key(s) unreconciled",
+            'read the reconciler\'s logs ("keys not reconciled")',
+        )
     return Check(name, kind, Status.OK, f"last run {_ago(last.at, now)}, without errors")
 
 
