@@ -93,7 +93,7 @@ def report(diagnosis: Diagnosis, as_json: bool) -> None:
     if as_json:
         print_json(diagnosis.as_json())
         return
-    out.print(f"grantwatch doctor: stack {diagnosis.stack} in {diagnosis.region}")
+    out.print(f"doctor: stack {diagnosis.stack} ({diagnosis.region})")
     for check in diagnosis.checks:
         out.print(f"  {check.status.value:<8}{check.name:<20}{check.found}")
         if check.fix and check.status is not Status.OK:
