@@ -28,6 +28,9 @@ trap stop EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
+step "0. Is everything wired? Here only DynamoDB Local is; against a deployed stack doctor checks every part"
+"$GRANTWATCH" doctor --local
+
 step "1. report-mailer's configuration is updated: a new grant, the old one retired by Lambda. No alert."
 "$GRANTWATCH" replay events/kms-create-grant-lambda-superseded.json events/lambda-update-function-configuration.json \
   events/kms-retire-grant-by-lambda-service.json events/kms-create-grant-lambda-after-update.json

@@ -57,9 +57,9 @@ class Stand:
             ("FunctionEventsRuleArn", "grantwatch-function-events"),
             ("RoleEventsRuleArn", "grantwatch-role-events"),
         ):
-            outputs[output] = events.put_rule(Name=name, EventPattern='{"source": ["aws.kms"]}', State="ENABLED")[
-                "RuleArn"
-            ]
+            outputs[output] = events.put_rule(
+                Name=name, EventPattern='{"source": ["aws.kms"]}', State="ENABLED"
+            )["RuleArn"]
         outputs["DecryptFailuresRuleArn"] = events.put_rule(
             Name="grantwatch-decrypt-failures",
             EventPattern='{"source": ["aws.kms"]}',
@@ -68,19 +68,27 @@ class Stand:
         if "forwarder" not in skip:
             forwarder = self.client("events", "us-east-1")
             forwarder.put_rule(Name="grantwatch-iam-forwarder", EventPattern='{"source": ["aws.iam"]}')
-            forwarder.put_targets(Rule="grantwatch-iam-forwarder", Targets=[{"Id": "grantwatch", "Arn": BUS_ARN}])
+            forwarder.put_targets(
+                Rule="grantwatch-iam-forwarder", Targets=[{"Id": "grantwatch", "Arn": BUS_ARN}]
+            )
         if "alert-bus" not in skip:
             events.create_event_bus(Name="grantwatch-alerts")
         outputs["PagerDutyConnectionArn"] = events.create_connection(
             Name="grantwatch-pagerduty",
             AuthorizationType="API_KEY",
-            AuthParameters={"ApiKeyAuthParameters": {"ApiKeyName": "X-Routing-Key", "ApiKeyValue": "not-a-key"}},
+            AuthParameters={
+                "ApiKeyAuthParameters": {"ApiKeyName": "X-Routing-Key", "ApiKeyValue": "not-a-key"}
+            },
         )["ConnectionArn"]
         sns = self.client("sns")
         topic = outputs["AlertTopicArn"] = sns.create_topic(Name="grantwatch-alerts")["TopicArn"]
         sns.subscribe(TopicArn=topic, Protocol="email", Endpoint="oncall@example.com")
         sqs = self.client("sqs")
-        for output in ("RecorderDeadLetterQueueUrl", "EvaluationDeadLetterQueueUrl", "PagerDutyDeadLetterQueueUrl"):
+        for output in (
+            "RecorderDeadLetterQueueUrl",
+            "EvaluationDeadLetterQueueUrl",
+            "PagerDutyDeadLetterQueueUrl",
+        ):
             outputs[output] = sqs.create_queue(QueueName=output.removesuffix("Url"))["QueueUrl"]
         if "security-hub" not in skip:
             self.client("securityhub").enable_security_hub()
@@ -271,7 +279,10 @@ def test_a_decrypt_rule_that_cannot_see_read_only_events(stand: Stand) -> None:
         Name="grantwatch-decrypt-failures", EventPattern='{"source": ["aws.kms"]}', State="ENABLED"
     )
     check = assert_only_failure(
-        doctor("--json"), "decrypt-rule", ExitCode.WIRING, "--state ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
+        doctor("--json"),
+        "decrypt-rule",
+        ExitCode.WIRING,
+        "--state ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS",
     )
     assert "is ENABLED: failed Decrypt calls" in check["found"]
 
@@ -291,7 +302,10 @@ def test_a_disabled_iam_forwarder(stand: Stand) -> None:
     stand.build()
     stand.client("events", "us-east-1").disable_rule(Name="grantwatch-iam-forwarder")
     assert_only_failure(
-        doctor("--json"), "iam-forwarder", ExitCode.WIRING, "aws events enable-rule --name grantwatch-iam-forwarder"
+        doctor("--json"),
+        "iam-forwarder",
+        ExitCode.WIRING,
+        "aws events enable-rule --name grantwatch-iam-forwarder",
     )
 
 
@@ -302,7 +316,11 @@ def test_a_subscription_pending_confirmation(stand: Stand, monkeypatch: pytest.M
         {"SubscriptionArn": "PendingConfirmation", "Owner": ACCOUNT, "Protocol": "email",
          "Endpoint": "oncall@example.com", "TopicArn": topic},
     ]}  # fmt: skip
-    stub_reads(monkeypatch, "sns", lambda s: s.add_response("list_subscriptions_by_topic", pending, {"TopicArn": topic}))
+    stub_reads(
+        monkeypatch,
+        "sns",
+        lambda s: s.add_response("list_subscriptions_by_topic", pending, {"TopicArn": topic}),
+    )
     check = assert_only_failure(doctor("--json"), "subscriptions", ExitCode.DELIVERY, "Confirm subscription")
     assert check["found"].startswith("1 subscription(s) pending confirmation (email on grantwatch-alerts)")
 
@@ -310,14 +328,20 @@ def test_a_subscription_pending_confirmation(stand: Stand, monkeypatch: pytest.M
 def test_security_hub_not_enabled(stand: Stand) -> None:
     stand.build(skip=frozenset({"security-hub"}))
     assert_only_failure(
-        doctor("--json"), "security-hub", ExitCode.DELIVERY, f"aws securityhub enable-security-hub --region {REGION}"
+        doctor("--json"),
+        "security-hub",
+        ExitCode.DELIVERY,
+        f"aws securityhub enable-security-hub --region {REGION}",
     )
 
 
 def test_no_alert_bus(stand: Stand) -> None:
     stand.build(skip=frozenset({"alert-bus"}))
     assert_only_failure(
-        doctor("--json"), "alert-bus", ExitCode.DELIVERY, "aws events create-event-bus --name grantwatch-alerts"
+        doctor("--json"),
+        "alert-bus",
+        ExitCode.DELIVERY,
+        "aws events create-event-bus --name grantwatch-alerts",
     )
 
 
@@ -348,7 +372,9 @@ def test_a_dead_letter_queue_with_a_message(stand: Stand) -> None:
     sqs = stand.client("sqs")
     url = sqs.get_queue_url(QueueName="RecorderDeadLetterQueue")["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="{}")
-    check = assert_only_failure(doctor("--json"), "dead-letter-queues", ExitCode.DELIVERY, f"--queue-url {url}")
+    check = assert_only_failure(
+        doctor("--json"), "dead-letter-queues", ExitCode.DELIVERY, f"--queue-url {url}"
+    )
     assert check["found"].startswith("RecorderDeadLetterQueueUrl: 1 message(s)")
 
 
@@ -422,7 +448,9 @@ def test_the_stack_read_refused(stand: Stand, monkeypatch: pytest.MonkeyPatch) -
     stub_reads(monkeypatch, "cloudformation", refuse)
     result = doctor()
     assert result.exit_code == ExitCode.UNAVAILABLE
-    assert result.output.startswith("error: cannot read the stack 'grantwatch' in eu-central-1: AccessDenied: ")
+    assert result.output.startswith(
+        "error: cannot read the stack 'grantwatch' in eu-central-1: AccessDenied: "
+    )
     assert "Traceback" not in result.output
 
 
@@ -455,11 +483,15 @@ def stalled_endpoint() -> Iterator[str]:
         server.close()
 
 
-def test_a_stalled_endpoint_ends_in_a_clear_error(stalled_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_stalled_endpoint_ends_in_a_clear_error(
+    stalled_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDFORMATION", stalled_endpoint)
     result = doctor("--timeout-seconds", "1")
     assert result.exit_code == ExitCode.UNAVAILABLE
-    assert result.output.startswith("error: cannot read the stack 'grantwatch' in eu-central-1: ReadTimeoutError")
+    assert result.output.startswith(
+        "error: cannot read the stack 'grantwatch' in eu-central-1: ReadTimeoutError"
+    )
     assert "Traceback" not in result.output
 
 
@@ -492,3 +524,37 @@ def test_the_documented_policy_allows_every_call_doctor_makes(
     monkeypatch.setattr(doctor_command, "doctor_reads", reads)
     assert doctor().exit_code == ExitCode.OK
     assert calls == documented_policy()
+
+
+# --- the local setup ---------------------------------------------------------------------------------------
+
+
+def test_local_checks_dynamodb_local_and_its_table(
+    table_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", table_settings.endpoint_url)
+    monkeypatch.setenv("GRANTWATCH_TABLE", table_settings.table_name)
+    result = runner.invoke(app, ["doctor", "--local", "--json"])
+    assert result.exit_code == ExitCode.OK, result.output
+    checks = checks_of(result)
+    assert checks["local-table"]["status"] == "ok"
+    assert checks["deployed-stack"]["status"] == "skipped"
+    assert checks["deployed-stack"]["found"].startswith("trail, rules, decrypt-rule, iam-forwarder, ")
+
+
+def test_local_without_the_table(table_settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", table_settings.endpoint_url)
+    monkeypatch.setenv("GRANTWATCH_TABLE", "no-such-table")
+    result = runner.invoke(app, ["doctor", "--local", "--json"])
+    assert result.exit_code == ExitCode.WIRING
+    check = checks_of(result)["local-table"]
+    assert check["status"] == "fail"
+    assert "ResourceNotFoundException" in check["found"]
+    assert check["fix"].startswith("grantwatch local start")
+
+
+def test_local_without_an_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
+    result = runner.invoke(app, ["doctor", "--local"])
+    assert result.exit_code == ExitCode.WIRING
+    assert "fail    local-table         AWS_ENDPOINT_URL_DYNAMODB is not set" in result.stdout
