@@ -44,7 +44,7 @@ class Stand:
     endpoint: str
 
     def client(self, service: str, region: str = REGION) -> Any:
-        return boto3.client(service, region_name=region, endpoint_url=self.endpoint)
+        return boto3.client(service, region_name=region, endpoint_url=self.endpoint)  # type: ignore[call-overload]
 
     def build(self, *, skip: frozenset[str] = frozenset(), now: datetime | None = None) -> None:
         now = now or datetime.now(UTC)
@@ -512,7 +512,8 @@ def test_the_documented_policy_allows_every_call_doctor_makes(
     stand.build()
     calls: set[str] = set()
 
-    def record(model: Any, **_: Any) -> None:
+    def record(**event: Any) -> None:
+        model = event["model"]
         calls.add(f"{model.service_model.service_name}:{model.name}")
 
     def reads(region: str, timeout_seconds: float) -> AwsDoctorReads:

@@ -44,9 +44,8 @@ def stack(region: str = "eu-central-1", **parameters: str) -> StackFacts:
 
 
 def trail(**fields: Any) -> TrailFacts:
-    return TrailFacts(
-        **({"name": "main", "home_region": "eu-central-1", "multi_region": False, "logging": True} | fields)
-    )
+    defaults: dict[str, Any] = {"name": "main", "home_region": "eu-central-1", "multi_region": False}
+    return TrailFacts(**(defaults | {"logging": True} | fields))
 
 
 @pytest.mark.parametrize(
