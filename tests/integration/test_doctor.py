@@ -293,8 +293,9 @@ def test_no_iam_forwarder_in_us_east_1(stand: Stand) -> None:
         doctor("--json"),
         "iam-forwarder",
         ExitCode.WIRING,
-        f"forwarders/iam-role-events.yaml --stack-name grantwatch-iam-forwarder --region us-east-1 "
-        f"--capabilities CAPABILITY_IAM --parameter-overrides TargetRegion={REGION}",
+        "aws cloudformation deploy --region us-east-1 --stack-name grantwatch-iam-forwarder --template-file "
+        "forwarders/iam-role-events.yaml --capabilities CAPABILITY_IAM --parameter-overrides "
+        f"TargetRegion={REGION} TargetEventBusName=default",
     )
 
 

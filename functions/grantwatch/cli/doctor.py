@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,6 +13,9 @@ from grantwatch.cli.errors import ExitCode, NotFound, Unavailable
 from grantwatch.cli.options import JsonOption, RegionOption, resolve_settings
 from grantwatch.cli.output import out, print_json
 from grantwatch.domain.doctor import Check, Diagnosis, Kind, Status
+
+if TYPE_CHECKING:
+    from grantwatch.doctor import DoctorReads
 
 DEFAULT_STACK = "grantwatch"  # samconfig.toml's stack_name
 STACK_VARIABLE = "GRANTWATCH_STACK"
@@ -27,7 +30,7 @@ AWS_CHECKS = (
 )  # fmt: skip
 
 
-def doctor_reads(region: str, timeout_seconds: float) -> object:
+def doctor_reads(region: str, timeout_seconds: float) -> DoctorReads:
     """The AWS reads (grantwatch.adapters.doctor); the tests replace this to stub a call moto lacks."""
     from grantwatch.adapters.doctor import AwsDoctorReads
 
@@ -70,7 +73,7 @@ def doctor(
         name = stack or os.environ.get(STACK_VARIABLE) or DEFAULT_STACK
         reads = doctor_reads(settings.region, timeout_seconds)
         try:
-            diagnosis = diagnose(reads, name, datetime.now(UTC))  # type: ignore[arg-type]
+            diagnosis = diagnose(reads, name, datetime.now(UTC))
         except StackNotFound as error:
             raise NotFound(
                 f"no stack {name!r} in {settings.region} ({error}): give --stack or {STACK_VARIABLE}"

@@ -249,7 +249,8 @@ def check_decrypt_rule(stack: StackFacts, rule: RuleFacts | None) -> Check:
         f"{rule.name} is {rule.state}: failed Decrypt calls (read-only events) never reach it",
         f"aws events put-rule --name {rule.name} --event-bus-name {stack.bus_name} --region {stack.region} "
         f'--state {MANAGEMENT_EVENTS_STATE} --event-pattern "$(aws events describe-rule --name {rule.name} '
-        f'--event-bus-name {stack.bus_name} --region {stack.region} --query EventPattern --output text)"',
+        f'--event-bus-name {stack.bus_name} --region {stack.region} --query EventPattern --output text)" '
+        "(PutRule keeps only what it is given: add --description to keep the rule's)",
     )
 
 
@@ -279,8 +280,8 @@ def check_forwarder(stack: StackFacts, rules: Sequence[ForwarderRule]) -> Check:
             f"the stack listens on {IAM_REGION}'s default bus: IAM events arrive there",
         )
     deploy = (
-        f"deploy forwarders/iam-role-events.yaml in {IAM_REGION}: sam deploy --template-file "
-        f"forwarders/iam-role-events.yaml --stack-name grantwatch-iam-forwarder --region {IAM_REGION} "
+        f"deploy forwarders/iam-role-events.yaml in {IAM_REGION}: aws cloudformation deploy --region "
+        f"{IAM_REGION} --stack-name grantwatch-iam-forwarder --template-file forwarders/iam-role-events.yaml "
         f"--capabilities CAPABILITY_IAM --parameter-overrides TargetRegion={stack.region} "
         f"TargetEventBusName={stack.bus_name}"
     )
@@ -485,7 +486,7 @@ def check_heartbeats(stack: StackFacts, last: Mapping[str, datetime | None], now
 
 def canary_interval(stack: StackFacts) -> timedelta | None:
     value = stack.parameters.get("CanaryIntervalMinutes")
-    if value is None:
+    if value is None or not (value or "0").isdigit():
         return None
     return timedelta(minutes=int(value or 0))
 
