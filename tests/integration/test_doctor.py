@@ -27,6 +27,7 @@ from grantwatch.adapters.doctor import AwsDoctorReads
 from grantwatch.cli import app
 from grantwatch.cli import doctor as doctor_command
 from grantwatch.cli.errors import ExitCode
+from grantwatch.local import free_port
 from tests.support.aws import ACCOUNT
 from tests.support.moto_server import moto_server
 
@@ -492,6 +493,29 @@ def test_a_stalled_endpoint_ends_in_a_clear_error(
     assert result.exit_code == ExitCode.UNAVAILABLE
     assert result.output.startswith(
         "error: cannot read the stack 'grantwatch' in eu-central-1: ReadTimeoutError"
+    )
+    assert "Traceback" not in result.output
+
+
+def test_a_stalled_read_makes_its_checks_unread(
+    stand: Stand, stalled_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stand.build()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", stalled_endpoint)
+    result = doctor("--json", "--timeout-seconds", "1")
+    assert result.exit_code == ExitCode.UNAVAILABLE, result.output
+    checks = checks_of(result)
+    assert {n for n, c in checks.items() if c["status"] != "ok"} == {"heartbeats", "reconciliation"}
+    assert checks["heartbeats"]["status"] == "error"
+    assert checks["heartbeats"]["found"] == "could not read: ReadTimeoutError"
+
+
+def test_an_endpoint_that_refuses_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDFORMATION", f"http://127.0.0.1:{free_port()}")
+    result = doctor("--timeout-seconds", "1")
+    assert result.exit_code == ExitCode.UNAVAILABLE
+    assert result.output.startswith(
+        "error: cannot read the stack 'grantwatch' in eu-central-1: EndpointConnectionError"
     )
     assert "Traceback" not in result.output
 
