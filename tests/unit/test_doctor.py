@@ -173,3 +173,11 @@ def test_an_unread_check_without_a_failure_exits_3_and_warnings_exit_0() -> None
         exit_code(diagnosis((Kind.WIRING, Status.ERROR), (Kind.SILENCE, Status.WARN))) is ExitCode.UNAVAILABLE
     )
     assert exit_code(diagnosis((Kind.SILENCE, Status.WARN), (Kind.WIRING, Status.SKIPPED))) is ExitCode.OK
+
+
+def test_a_trail_that_cannot_be_read_is_no_verdict_unless_another_one_logs() -> None:
+    unread = trail(name="organization", multi_region=True, logging=False, unread="TrailNotFoundException: …")
+    check = check_trail("eu-central-1", [unread])
+    assert check.status is Status.ERROR
+    assert check.found == "could not read trail organization: TrailNotFoundException: …"
+    assert check_trail("eu-central-1", [unread, trail()]).status is Status.OK

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -33,10 +34,6 @@ HEARTBEAT_SERVICE = "grantwatch-recorder"
 RECONCILE_METRIC = "ReconcileErrors"  # every run of the reconciler puts one, errors or not
 RECONCILE_SERVICE = "grantwatch-reconciler"
 MOST_DATAPOINTS = 1440  # GetMetricStatistics answers at most this many
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
 
 class StackNotFound(ServiceError):
     """CloudFormation knows no stack of that name in the region."""
@@ -96,19 +93,28 @@ class AwsDoctorReads:
         cloudtrail = self.client("cloudtrail")
         trails = []
         for trail in cloudtrail.describe_trails(includeShadowTrails=True)["trailList"]:
-            arn = trail["TrailARN"]
-            selectors = cloudtrail.get_event_selectors(TrailName=arn)
-            trails.append(
-                TrailFacts(
-                    name=trail["Name"],
-                    home_region=trail.get("HomeRegion", self.region),
-                    multi_region=bool(trail.get("IsMultiRegionTrail")),
-                    logging=bool(cloudtrail.get_trail_status(Name=arn)["IsLogging"]),
-                    event_selectors=selectors.get("EventSelectors") or [],
-                    advanced_selectors=selectors.get("AdvancedEventSelectors") or [],
-                )
+            facts = TrailFacts(
+                name=trail["Name"],
+                home_region=trail.get("HomeRegion", self.region),
+                multi_region=bool(trail.get("IsMultiRegionTrail")),
+                logging=False,
             )
+            try:
+                facts = self._trail_state(facts, trail["TrailARN"])
+            except ClientError as error:  # the others may still do; a stall ends the check
+                facts = replace(facts, unread=describe(error))
+            trails.append(facts)
         return trails
+
+    def _trail_state(self, facts: TrailFacts, arn: str) -> TrailFacts:
+        cloudtrail = self.client("cloudtrail")
+        selectors = cloudtrail.get_event_selectors(TrailName=arn)
+        return replace(
+            facts,
+            logging=bool(cloudtrail.get_trail_status(Name=arn)["IsLogging"]),
+            event_selectors=selectors.get("EventSelectors") or [],
+            advanced_selectors=selectors.get("AdvancedEventSelectors") or [],
+        )
 
     @_reads
     def rule(self, rule_arn: str) -> RuleFacts:

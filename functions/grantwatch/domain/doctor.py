@@ -1,6 +1,6 @@
 """`grantwatch doctor`'s judgement: from what the AWS reads returned, whether each part a deployed stack
-needs to hear and to speak is wired, and what to do about each that is not. No I/O: the reads are done by
-grantwatch.doctor, which hands their answers here."""
+needs to hear and to speak is wired, and what to do about each that is not. No I/O: the reads are
+grantwatch.adapters.doctor's, and grantwatch.doctor hands their answers here."""
 
 from __future__ import annotations
 
@@ -98,6 +98,7 @@ class TrailFacts:
     logging: bool
     event_selectors: Sequence[Mapping[str, Any]] = ()
     advanced_selectors: Sequence[Mapping[str, Any]] = ()
+    unread: str = ""  # why its status or selectors could not be read (an organization's trail, say)
 
     def covers(self, region: str) -> bool:
         return self.multi_region or self.home_region == region
@@ -135,6 +136,16 @@ def check_trail(region: str, trails: Sequence[TrailFacts]) -> Check:
         f"create-trail --name grantwatch --s3-bucket-name BUCKET --is-multi-region-trail --region {region} "
         f"&& aws cloudtrail start-logging --name grantwatch --region {region}"
     )
+    unread = [t for t in covering if t.unread]
+    if unread:
+        return Check(
+            name,
+            kind,
+            Status.ERROR,
+            "; ".join(f"could not read trail {t.name}: {t.unread}" for t in unread),
+            "give doctor's credentials the read permissions in docs/doctor.md (an organization's trail is "
+            "read in its management account)",
+        )
     if not covering:
         return Check(
             name,
