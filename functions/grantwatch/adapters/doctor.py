@@ -35,6 +35,7 @@ RECONCILE_METRIC = "ReconcileErrors"  # every run of the reconciler puts one, er
 RECONCILE_SERVICE = "grantwatch-reconciler"
 MOST_DATAPOINTS = 1440  # GetMetricStatistics answers at most this many
 
+
 class StackNotFound(ServiceError):
     """CloudFormation knows no stack of that name in the region."""
 
