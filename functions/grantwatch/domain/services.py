@@ -1,0 +1,263 @@
+"""What each AWS service does to its resources when their KMS key, or the service's grant on it, goes:
+one entry per service, every effect as AWS's documentation states it, with the page that states it.
+Where the documentation is silent the entry says None, and nothing here guesses. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+
+class Service(StrEnum):
+    """A service whose key loss grantwatch can describe; the value is the name `dependent_resource` stores
+    in GrantTerms.service (the middle part of the service's encryption-context key)."""
+
+    DYNAMODB = "dynamodb"
+    RDS = "rds"
+    EBS = "ebs"
+    EFS = "elasticfilesystem"
+
+
+@dataclass(frozen=True)
+class Source:
+    title: str
+    url: str
+
+
+@dataclass(frozen=True)
+class KeyLossEffect:
+    """What one kind of loss does to one service's resources."""
+
+    what_happens: str  # one sentence, as the docs say it
+    takes_effect: str  # how soon, as documented
+    resource_state: str | None  # the state the resource shows, where the docs name one
+    irreversible_after: timedelta | None  # how long after the loss something can no longer be undone
+    irreversible: str | None  # what can no longer be undone
+    recovery: str  # what brings the resource back
+    sources: tuple[Source, ...]
+    # True when the key's deletion, at the end of its waiting period, makes the data unrecoverable.
+    ends_with_key_deletion: bool = False
+
+
+@dataclass(frozen=True)
+class ServiceEntry:
+    service: Service
+    resource_kind: str  # "table", "DB instance", "volume", ...
+    context_keys: tuple[str, ...]  # encryption-context keys naming the resource
+    grantee_pattern: str  # how the service's grants name their grantee (documented)
+    on_key_disabled: KeyLossEffect
+    on_key_pending_deletion: KeyLossEffect
+    on_grant_revoked: KeyLossEffect | None  # None when the docs do not say
+    benign_churn: tuple[str, ...]  # documented cases where the service retires its own grants
+    title: str = ""  # the service's name for people ("Amazon DynamoDB")
+    churn_sources: tuple[Source, ...] = ()
+
+    @property
+    def effects(self) -> tuple[KeyLossEffect, ...]:
+        found = (self.on_key_disabled, self.on_key_pending_deletion, self.on_grant_revoked)
+        return tuple(e for e in found if e is not None)
+
+
+# The KMS guide's pages that apply to every service: a key that is disabled or pending deletion can't be
+# used in cryptographic operations; a deleted key's data can't be decrypted; cancelling a deletion leaves
+# the key disabled.
+KEY_STATES = Source(
+    "Key states of AWS KMS keys - AWS Key Management Service",
+    "https://docs.aws.amazon.com/kms/latest/developerguide/key-state.html",
+)
+DELETING_KEYS = Source(
+    "Delete an AWS KMS key - AWS Key Management Service",
+    "https://docs.aws.amazon.com/kms/latest/developerguide/deleting-keys.html",
+)
+UNUSABLE_KEYS = Source(
+    "How unusable KMS keys affect data keys - AWS Key Management Service",
+    "https://docs.aws.amazon.com/kms/latest/developerguide/unusable-kms-keys.html",
+)
+
+_DYNAMODB_SSE = Source(
+    "SSEDescription - Amazon DynamoDB (API Reference)",
+    "https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_SSEDescription.html",
+)
+_DYNAMODB_ARCHIVAL = Source(
+    "ArchivalSummary - Amazon DynamoDB (API Reference)",
+    "https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_ArchivalSummary.html",
+)
+_DYNAMODB_TABLE = Source(
+    "TableDescription - Amazon DynamoDB (API Reference)",
+    "https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TableDescription.html",
+)
+_RDS_KEYS = Source(
+    "AWS KMS key management - Amazon Relational Database Service",
+    "https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Overview.Encryption.Keys.html",
+)
+_RDS_INACCESSIBLE = Source(
+    "How do I resolve an Amazon RDS instance or Amazon Aurora cluster that's in an inaccessible encryption "
+    "state? - AWS re:Post Knowledge Center",
+    "https://repost.aws/knowledge-center/rds-aurora-inaccessible-state",
+)
+_EFS_KEYS = Source(
+    "Managing KMS keys for EFS file systems - Amazon Elastic File System",
+    "https://docs.aws.amazon.com/efs/latest/ug/use-kms-key.html",
+)
+
+SEVEN_DAYS = timedelta(days=7)
+_KEY_DELETED = "once the key is deleted, the data encrypted under it can't be decrypted"
+
+_DYNAMODB_LOSS = KeyLossEffect(
+    what_happens=(
+        "DynamoDB records when it detected that the table's KMS key is inaccessible "
+        "(SSEDescription.InaccessibleEncryptionDateTime); table operations may fail, and DynamoDB starts "
+        "archiving the table once the key has stayed inaccessible for more than seven days from that time."
+    ),
+    takes_effect="when DynamoDB detects that the key is inaccessible (the documentation gives no delay)",
+    resource_state="INACCESSIBLE_ENCRYPTION_CREDENTIALS",
+    irreversible_after=SEVEN_DAYS,
+    irreversible=(
+        "the table is archived (ArchivalSummary reason INACCESSIBLE_ENCRYPTION_CREDENTIALS) to an on-demand "
+        "backup taken at archival; it is gone until that backup is restored"
+    ),
+    recovery=(
+        "make the key usable again before the seven days end (DynamoDB clears InaccessibleEncryptionDateTime "
+        "when it detects the key is accessible again); after archival, restore the archival backup "
+        "(ArchivalSummary.ArchivalBackupArn), under the same name only after deleting the original table"
+    ),
+    sources=(_DYNAMODB_SSE, _DYNAMODB_TABLE, _DYNAMODB_ARCHIVAL),
+)
+
+_RDS_LOSS = KeyLossEffect(
+    what_happens=(
+        "When RDS next needs the key it puts the database into a terminal state: the DB instance is no "
+        "longer available and its current state can't be recovered. The Knowledge Center adds that it "
+        "first shows inaccessible-encryption-credentials-recoverable and moves to the terminal "
+        "inaccessible-encryption-credentials if not recovered within seven days."
+    ),
+    takes_effect="immediately or deferred, depending on what needs the key",
+    resource_state="inaccessible-encryption-credentials-recoverable",
+    irreversible_after=SEVEN_DAYS,
+    irreversible=(
+        "the DB instance or cluster reaches the terminal state inaccessible-encryption-credentials; its "
+        "current state can't be recovered, only restored from a backup or to a point in time"
+    ),
+    recovery=(
+        "re-enable the key (cancel its deletion) and start the DB instance or cluster while it is "
+        "recoverable; in the terminal state, re-enable access to the key for RDS and restore from the "
+        "latest backup"
+    ),
+    sources=(_RDS_KEYS, _RDS_INACCESSIBLE),
+)
+
+_EBS_LOSS = KeyLossEffect(
+    what_happens=(
+        "No immediate effect on an attached volume: EC2 encrypts its I/O with the data key held in the Nitro "
+        "hardware while the volume stays attached; once it is detached, attaching it again fails because "
+        "the data key can't be decrypted."
+    ),
+    takes_effect="at the volume's next attachment after it is detached",
+    resource_state=None,
+    irreversible_after=None,
+    irreversible=None,
+    recovery="make the key usable again; the volume can then be attached",
+    sources=(UNUSABLE_KEYS,),
+)
+
+_EFS_LOSS = KeyLossEffect(
+    what_happens=(
+        "An encrypted file system that uses the key keeps working, then stops working after a period of "
+        "time; the key can't be used for new encrypted file systems."
+    ),
+    takes_effect="after a period of time the documentation does not give",
+    resource_state=None,
+    irreversible_after=None,
+    irreversible=None,
+    recovery="re-enable the key or restore Amazon EFS's access to it (both reversible)",
+    sources=(_EFS_KEYS,),
+)
+
+
+def _pending_deletion(loss: KeyLossEffect, recovery: str) -> KeyLossEffect:
+    """A key pending deletion is unusable, as a disabled one is, and its deletion ends the data."""
+    return KeyLossEffect(
+        what_happens=loss.what_happens,
+        takes_effect=loss.takes_effect,
+        resource_state=loss.resource_state,
+        irreversible_after=loss.irreversible_after,
+        irreversible="; and ".join(filter(None, (loss.irreversible, _KEY_DELETED))),
+        recovery=f"cancel the key deletion (the key is then disabled) and enable the key; {recovery}",
+        sources=(*loss.sources, KEY_STATES, DELETING_KEYS),
+        ends_with_key_deletion=True,
+    )
+
+
+SERVICES: Mapping[Service, ServiceEntry] = {
+    Service.DYNAMODB: ServiceEntry(
+        service=Service.DYNAMODB,
+        title="Amazon DynamoDB",
+        resource_kind="table",
+        context_keys=("aws:dynamodb:tableName",),
+        grantee_pattern="dynamodb.REGION.amazonaws.com",
+        on_key_disabled=_DYNAMODB_LOSS,
+        on_key_pending_deletion=_pending_deletion(_DYNAMODB_LOSS, _DYNAMODB_LOSS.recovery),
+        on_grant_revoked=None,
+        benign_churn=(),
+    ),
+    Service.RDS: ServiceEntry(
+        service=Service.RDS,
+        title="Amazon RDS and Aurora",
+        resource_kind="DB instance",
+        context_keys=("aws:rds:db-id",),
+        grantee_pattern="rds.REGION.amazonaws.com",
+        on_key_disabled=_RDS_LOSS,
+        on_key_pending_deletion=_pending_deletion(_RDS_LOSS, _RDS_LOSS.recovery),
+        on_grant_revoked=_RDS_LOSS,
+        benign_churn=(),
+    ),
+    Service.EBS: ServiceEntry(
+        service=Service.EBS,
+        title="Amazon EBS",
+        resource_kind="volume",
+        context_keys=("aws:ebs:id",),
+        grantee_pattern="ACCOUNT:aws:ec2-infrastructure:INSTANCE-ID",
+        on_key_disabled=_EBS_LOSS,
+        on_key_pending_deletion=_pending_deletion(_EBS_LOSS, _EBS_LOSS.recovery),
+        on_grant_revoked=None,
+        benign_churn=(),
+    ),
+    Service.EFS: ServiceEntry(
+        service=Service.EFS,
+        title="Amazon EFS",
+        resource_kind="file system",
+        context_keys=("aws:elasticfilesystem:filesystem:id",),
+        grantee_pattern="elasticfilesystem.REGION.amazonaws.com",
+        on_key_disabled=_EFS_LOSS,
+        on_key_pending_deletion=_pending_deletion(_EFS_LOSS, _EFS_LOSS.recovery),
+        on_grant_revoked=_EFS_LOSS,
+        benign_churn=(),
+    ),
+}
+
+
+def entry_for(service_name: str | None) -> ServiceEntry | None:
+    """The catalogue's entry for a service as GrantTerms.service names it; None for one not covered."""
+    if not service_name:
+        return None
+    try:
+        return SERVICES.get(Service(service_name))
+    except ValueError:
+        return None
+
+
+def deadline(
+    effect: KeyLossEffect, loss_started: datetime, key_deletion_date: datetime | None = None
+) -> datetime | None:
+    """When the loss becomes irreversible: the documented period counted from the loss, or the key's
+    deletion date where the key's deletion ends the data, whichever comes first; None when neither
+    applies."""
+    moments = []
+    if effect.irreversible_after is not None:
+        moments.append(loss_started + effect.irreversible_after)
+    if effect.ends_with_key_deletion and key_deletion_date is not None:
+        moments.append(key_deletion_date)
+    return min(moments, default=None)
