@@ -73,3 +73,31 @@ def test_a_pending_deletion_ends_at_the_earlier_of_the_period_and_the_key_deleti
     assert deadline(ebs, LOSS) is None
     # a disabled key is not being deleted: its date, if any, is not a deadline
     assert deadline(SERVICES[Service.EBS].on_key_disabled, LOSS, key_deletion_date=soon) is None
+
+
+@pytest.mark.parametrize("service", list(Service))
+def test_documented_churn_and_context_cite_their_pages(service: Service) -> None:
+    entry = SERVICES[service]
+    if entry.benign_churn:
+        assert entry.churn_sources
+    for source in (*entry.churn_sources, *entry.context_sources):
+        assert urlparse(source.url).hostname == "docs.aws.amazon.com", source
+
+
+@pytest.mark.parametrize(
+    ("context", "expected"),
+    [
+        ({"aws:rds:db-id": "db-ABCDEFGHIJKLMN", "aws:ebs:id": "vol-ad8c6542"}, ("rds", "db-ABCDEFGHIJKLMN")),
+        (
+            {"aws:workspaces:sid-directoryid": "[S-1-5-21]@[d-1234abcd01]", "aws:ebs:id": "vol-1234abcd"},
+            ("workspaces", "[S-1-5-21]@[d-1234abcd01]"),
+        ),
+        ({"aws:ebs:id": "vol-1234abcd"}, ("ebs", "vol-1234abcd")),
+    ],
+)
+def test_a_service_built_on_ebs_owns_its_grant_rather_than_the_volume(
+    context: dict[str, str], expected: tuple[str, str]
+) -> None:
+    """RDS and WorkSpaces name their EBS volume in the encryption context beside their own key."""
+    constraints: dict[str, dict[str, str] | str] = {"encryptionContextSubset": context}
+    assert dependent_resource(constraints, "anyone", None) == (*expected, None)
