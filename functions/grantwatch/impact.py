@@ -35,7 +35,7 @@ from grantwatch.domain.impact import (
 from grantwatch.domain.lineage import GrantState
 from grantwatch.domain.plans import PlanError, plan_text, read_plan
 from grantwatch.domain.risk import Dependency, locate
-from grantwatch.domain.services import SERVICES
+from grantwatch.domain.services import KEY_DELETED, SERVICES
 from grantwatch.ports import FunctionReader, GrantStore, HazardReader
 
 MAX_PLAN_BYTES = 256 * 1024 * 1024
@@ -349,19 +349,13 @@ def _resource_lines(services: list[dict[str, Any]]) -> list[tuple[str, bool]]:
         if service["deadline"]:
             lines.append(
                 (
-                    f"  deadline  {service['deadline']}: {effect['irreversible']}, unless the key is usable "
-                    "again before",
+                    f"  deadline  {service['deadline']}: {effect['irreversible']}, unless the key is enabled "
+                    "before then",
                     False,
                 )
             )
-        elif effect["endsWithKeyDeletion"]:
-            lines.append(
-                (
-                    f"  deadline  when the key is deleted, at the end of its waiting period: "
-                    f"{effect['irreversible']}",
-                    False,
-                )
-            )
+        if effect["endsWithKeyDeletion"]:
+            lines.append((f"  deleted   at the end of the key's waiting period: {KEY_DELETED}", False))
         lines.append((f"  back      {effect['recovery']}", False))
         lines += [(f"  source    {s['title']}  {s['url']}", False) for s in effect["sources"]]
     return lines

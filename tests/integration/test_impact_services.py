@@ -119,7 +119,7 @@ def test_the_text_answer_names_the_first_resources_and_says_by_when(estate: Sett
     heading = lines.index("Amazon DynamoDB: 27 table(s)  KEY-DISABLED")
     assert lines[heading + 2] == f"  on it     {', '.join(TABLES[:25])} and 2 more"
     deadline = next(line for line in lines[heading:] if line.startswith("  deadline  "))
-    assert "the table is archived" in deadline and deadline.endswith("unless the key is usable again before")
+    assert "the table is archived" in deadline and deadline.endswith("unless the key is enabled before then")
     assert any(
         line.startswith("  source    TableDescription - Amazon DynamoDB")
         and line.endswith("API_TableDescription.html")
@@ -149,7 +149,8 @@ def test_scheduling_the_deletion_ends_with_the_key(estate: Settings) -> None:
     )
     result = run(estate, "--schedule-key-deletion", KEY_ARN)
     assert any(
-        line.startswith("  deadline  when the key is deleted, at the end of its waiting period:")
+        line == "  deleted   at the end of the key's waiting period: once the key is deleted, the data "
+        "encrypted under it can't be decrypted"
         for line in result.stdout.splitlines()
     )
 

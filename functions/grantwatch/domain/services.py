@@ -142,7 +142,7 @@ _WORKSPACES_KMS = Source(
 )
 
 SEVEN_DAYS = timedelta(days=7)
-_KEY_DELETED = "once the key is deleted, the data encrypted under it can't be decrypted"
+KEY_DELETED = "once the key is deleted, the data encrypted under it can't be decrypted"
 NOT_DOCUMENTED = "not documented"
 
 _DYNAMODB_LOSS = KeyLossEffect(
@@ -262,13 +262,14 @@ _WORKSPACES_LOSS = KeyLossEffect(
 
 
 def _pending_deletion(loss: KeyLossEffect, recovery: str) -> KeyLossEffect:
-    """A key pending deletion can't be used, as a disabled one can't, and its deletion ends the data."""
+    """A key pending deletion can't be used, as a disabled one can't; and its deletion, at the end of its
+    waiting period, ends the data (`ends_with_key_deletion`)."""
     return KeyLossEffect(
         what_happens=loss.what_happens,
         takes_effect=f"from the moment the deletion is scheduled, {loss.takes_effect}",
         resource_state=loss.resource_state,
         irreversible_after=loss.irreversible_after,
-        irreversible="; and ".join(filter(None, (loss.irreversible, _KEY_DELETED))),
+        irreversible=loss.irreversible or KEY_DELETED,
         recovery=f"cancel the key deletion (the key is then disabled) and enable the key; {recovery}",
         sources=(*loss.sources, KEY_STATES, DELETING_KEYS),
         ends_with_key_deletion=True,
@@ -283,7 +284,9 @@ SERVICES: Mapping[Service, ServiceEntry] = {
         context_keys=("aws:dynamodb:tableName",),
         grantee_pattern="dynamodb.REGION.amazonaws.com (also the retiring principal)",
         on_key_disabled=_DYNAMODB_LOSS,
-        on_key_pending_deletion=_pending_deletion(_DYNAMODB_LOSS, _DYNAMODB_LOSS.recovery),
+        on_key_pending_deletion=_pending_deletion(
+            _DYNAMODB_LOSS, "then, as for a disabled key, " + _DYNAMODB_LOSS.recovery
+        ),
         on_grant_revoked=_DYNAMODB_GRANT_REVOKED,
         benign_churn=("DynamoDB retires a table's grant when the table is deleted",),
         churn_sources=(_DYNAMODB_NOTES,),
@@ -296,7 +299,9 @@ SERVICES: Mapping[Service, ServiceEntry] = {
         context_keys=("aws:rds:db-id",),
         grantee_pattern=NOT_DOCUMENTED,
         on_key_disabled=_RDS_LOSS,
-        on_key_pending_deletion=_pending_deletion(_RDS_LOSS, _RDS_LOSS.recovery),
+        on_key_pending_deletion=_pending_deletion(
+            _RDS_LOSS, "then, as for a disabled key, " + _RDS_LOSS.recovery
+        ),
         on_grant_revoked=_RDS_GRANT_REVOKED,
         benign_churn=(),
         context_sources=(_RDS_KEYS,),
@@ -308,7 +313,7 @@ SERVICES: Mapping[Service, ServiceEntry] = {
         context_keys=("aws:ebs:id",),
         grantee_pattern="ACCOUNT:aws:ec2-infrastructure:INSTANCE-ID (a grant for each instance)",
         on_key_disabled=_EBS_LOSS,
-        on_key_pending_deletion=_pending_deletion(_EBS_LOSS, _EBS_LOSS.recovery),
+        on_key_pending_deletion=_pending_deletion(_EBS_LOSS, "the volume can then be attached"),
         on_grant_revoked=None,
         benign_churn=("AWS services retire the grants they create as soon as their task is complete",),
         churn_sources=(GRANTS,),
@@ -321,7 +326,7 @@ SERVICES: Mapping[Service, ServiceEntry] = {
         context_keys=("aws:elasticfilesystem:filesystem:id",),
         grantee_pattern=NOT_DOCUMENTED,
         on_key_disabled=_EFS_LOSS,
-        on_key_pending_deletion=_pending_deletion(_EFS_LOSS, _EFS_LOSS.recovery),
+        on_key_pending_deletion=_pending_deletion(_EFS_LOSS, "the file system works again"),
         on_grant_revoked=_EFS_LOSS,
         benign_churn=(),
         context_sources=(_EFS_CLOUDTRAIL,),
@@ -333,7 +338,9 @@ SERVICES: Mapping[Service, ServiceEntry] = {
         context_keys=("aws:workspaces:sid-directoryid",),
         grantee_pattern=NOT_DOCUMENTED,
         on_key_disabled=_WORKSPACES_LOSS,
-        on_key_pending_deletion=_pending_deletion(_WORKSPACES_LOSS, _WORKSPACES_LOSS.recovery),
+        on_key_pending_deletion=_pending_deletion(
+            _WORKSPACES_LOSS, "before the WorkSpace is rebooted or rebuilt"
+        ),
         on_grant_revoked=None,
         benign_churn=(
             "Amazon WorkSpaces and Amazon EBS retire a WorkSpace's grants when the WorkSpace is removed "
