@@ -15,8 +15,8 @@ from grantwatch.cli import EXIT_WOULD_BREAK, app
 from grantwatch.domain.facts import parse_utc_iso
 from grantwatch.settings import Settings
 from grantwatch.wiring import local_pipeline
-from tests.support.plans import terraform_plan, tf_key
-from tests.support.samples import KEY_ARN
+from tests.support.plans import cfn_change, change_set, terraform_plan, tf_key
+from tests.support.samples import KEY_ARN, KEY_ID
 from tests.support.scenarios import create_grant, update_function
 from tests.support.service_grants import (
     dynamodb_grant,
@@ -159,3 +159,17 @@ def test_a_key_with_only_other_services_resources_still_exits_would_break(estate
     code, report = report_of(estate, "--disable-key", OTHER_KEY)
     assert (code, report["functions"], report["breaks"]) == (EXIT_WOULD_BREAK, [], False)
     assert [r["resourceId"] for r in by_service(report)["dynamodb"]["resources"]] == ["elsewhere"]
+
+
+def test_a_change_set_that_removes_the_key(estate: Settings, tmp_path: Path) -> None:
+    document = change_set(cfn_change("Remove", "EnvKey", KEY_ID, "AWS::KMS::Key"))
+    plan = tmp_path / "change-set.json"
+    plan.write_text(json.dumps(document))
+    code, report = report_of(estate, "--plan", str(plan))
+    assert code == EXIT_WOULD_BREAK
+    services = by_service(report)
+    assert {(s["change"], s["source"]) for s in services.values()} == {
+        ("key-pending-deletion", "EnvKey (AWS::KMS::Key)")
+    }
+    assert services["dynamodb"]["deadline"] is not None and services["ebs"]["deadline"] is None
+    assert services["rds"]["effect"]["endsWithKeyDeletion"] is True
