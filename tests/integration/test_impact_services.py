@@ -166,9 +166,11 @@ def test_scheduling_the_deletion_ends_with_the_key(estate: Settings) -> None:
 
 
 def test_a_key_with_only_other_services_resources_still_exits_would_break(estate: Settings) -> None:
-    code, report = report_of(estate, "--disable-key", OTHER_KEY)
-    assert (code, report["functions"], report["breaks"]) == (EXIT_WOULD_BREAK, [], False)
-    assert [r["resourceId"] for r in by_service(report)["dynamodb"]["resources"]] == ["elsewhere"]
+    for key in (OTHER_KEY, OTHER_KEY.rsplit("/", 1)[1]):  # a bare key id no function names either
+        code, report = report_of(estate, "--disable-key", key)
+        assert (code, report["functions"], report["breaks"]) == (EXIT_WOULD_BREAK, [], False)
+        assert [r["resourceId"] for r in by_service(report)["dynamodb"]["resources"]] == ["elsewhere"]
+        assert by_service(report)["dynamodb"]["keyArn"] == OTHER_KEY
 
 
 def test_a_change_set_that_removes_the_key(estate: Settings, tmp_path: Path) -> None:
