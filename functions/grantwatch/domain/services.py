@@ -1,5 +1,6 @@
 """What each AWS service does to its resources when their KMS key, or the service's grant on it, goes:
-one entry per service, every effect as AWS's documentation states it, with the page that states it.
+one entry per service, every effect as AWS's documentation states it (in our words), with the pages that
+state it.
 Where the documentation is silent the entry says None, and nothing here guesses. Pure: no I/O.
 """
 
@@ -314,7 +315,9 @@ SERVICES: Mapping[Service, ServiceEntry] = {
         context_keys=("aws:elasticfilesystem:filesystem:id",),
         grantee_pattern=NOT_DOCUMENTED,
         on_key_disabled=_EFS_LOSS,
-        on_key_pending_deletion=_pending_deletion(_EFS_LOSS, "the file system works again"),
+        on_key_pending_deletion=_pending_deletion(
+            _EFS_LOSS, "disabling is reversible, deleting the key is not"
+        ),
         on_grant_revoked=_EFS_LOSS,
         benign_churn=(),
         context_sources=(_EFS_CLOUDTRAIL,),
@@ -327,7 +330,7 @@ SERVICES: Mapping[Service, ServiceEntry] = {
         grantee_pattern=NOT_DOCUMENTED,
         on_key_disabled=_WORKSPACES_LOSS,
         on_key_pending_deletion=_pending_deletion(
-            _WORKSPACES_LOSS, "before the WorkSpace is rebooted or rebuilt"
+            _WORKSPACES_LOSS, "do it before the WorkSpace is rebooted or rebuilt"
         ),
         on_grant_revoked=None,
         benign_churn=(
