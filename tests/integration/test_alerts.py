@@ -13,7 +13,12 @@ from botocore.stub import Stubber
 
 from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.adapters.hazards import DynamoHazardStore
-from grantwatch.adapters.notifier import SnsNotifier, machine_message, publish_request
+from grantwatch.adapters.notifier import (
+    MACHINE_PROTOCOLS,
+    SnsNotifier,
+    machine_message,
+    publish_request,
+)
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.domain.notices import Notice, NoticeKind
 from grantwatch.evaluator import Evaluator
@@ -285,7 +290,7 @@ def test_the_sns_publish_carries_the_subject_message_and_filterable_attributes(
         "Subject": "[grantwatch] billing: next cold start will fail (grant revoked)",
         "Message": json.dumps(
             {"default": alert.email, "email": alert.email, "sms": f"{alert.subject}. {alert.command}"}
-            | dict.fromkeys(("email-json", "sqs", "lambda", "http", "https", "firehose"), machine_message(alert))
+            | dict.fromkeys(MACHINE_PROTOCOLS, machine_message(alert))
         ),
         "MessageStructure": "json",
         "MessageAttributes": {

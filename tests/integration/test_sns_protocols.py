@@ -69,9 +69,9 @@ def subscribed() -> Iterator[Subscribed]:
 def test_an_sqs_subscriber_receives_each_notice_as_its_details_json_raw_or_enveloped(
     subscribed: Subscribed,
 ) -> None:
-    accepted: dict[str, str] = {}
+    accepted: list[str] = []
     subscribed.sns.meta.events.register(
-        "after-call.sns.Publish", lambda parsed, **_: accepted.setdefault(str(len(accepted)), parsed["MessageId"])
+        "after-call.sns.Publish", lambda parsed, **_: accepted.append(parsed["MessageId"])
     )
     notifier = SnsNotifier(subscribed.topic, subscribed.sns)
     for notice in KINDS.values():
@@ -106,7 +106,7 @@ def test_a_structured_message_without_default_is_refused_as_invalid_parameter(su
     assert subscribed.received("raw") == [] and subscribed.received("enveloped") == []
 
 
-@pytest.mark.exceeds_aws_limits("the contract flags the structured message SNS refuses before the stub answers")
+@pytest.mark.exceeds_aws_limits("a structured message SNS refuses, answered by the stub")
 def test_snss_refusal_in_its_own_shape_fails_the_sns_channel_by_its_code() -> None:
     """SNS answers a structured message without `default` with 400 InvalidParameter and says why; the
     channel reports the code, never the notice's content."""
