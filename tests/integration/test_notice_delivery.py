@@ -189,6 +189,9 @@ def test_every_kind_of_notice_is_accepted_by_every_channel_as_aws_documents_it(s
         # what machines filter and act on: the type, and the notice's id to deduplicate or thread on
         assert attributes["incidentId"] == notice.incident_id != "", kind
         assert attributes["alertType"] and attributes["severity"], kind
+    # the chat topic's one reader, Amazon Q Developer, reads the card as the message: no per-protocol JSON
+    to_chat = [p for p in stand.sns.published if p["TopicArn"] == stand.chat_topic]
+    assert len(to_chat) == len(notices) and not [p for p in to_chat if "MessageStructure" in p]
     cards = [json.loads(m["Body"]) for m in stand.drained("chat")]
     assert sorted(c["metadata"]["threadId"] for c in cards) == sorted(n.incident_id for n in notices.values())
     assert not [e for c in cards for e in schema("chat-notification").iter_errors(c)]
