@@ -119,7 +119,7 @@ def test_an_alert_about_a_key_10000_functions_share_names_five_and_counts_all() 
     opened = replace(incident(Cause.KEY_DISABLED), functions_on_key=functions, functions_on_key_count=10_000)
     email = alert_notice(opened).email
     named = "billing-00000, billing-00001, billing-00002, billing-00003, billing-00004 and 9995 more."
-    assert f"10000 functions use this key: {named}" in email and "billing-00005" not in email
+    assert f"Functions on this key (10000): {named}" in email and "billing-00005" not in email
     assert len(email.splitlines()) <= MAX_EMAIL_LINES
 
 

@@ -291,7 +291,7 @@ def alert_notice(incident: Incident, temporary_role: str | None = None) -> Notic
         lines += ["", "Functions on this key", *(f"  {f}" for f in shown)]
         if more > 0:
             lines.append(f"  … and {more} more: grantwatch functions --key {clean(incident.key_arn)}")
-        short.append(f"  {details['functionsOnKeyCount']} functions use this key: {_named(shown, more)}.")
+        short.append(f"  Functions on this key ({details['functionsOnKeyCount']}): {_named(shown, more)}.")
     lines += ["", "Fix", *(f"  {line}" for line in fix_lines(fixes))]
     lines += ["", "Details (JSON)", json_block(details)]
     return Notice(
@@ -331,9 +331,8 @@ def resolved_notice(incident: Incident, reason: str, resolved_at: datetime, gran
     if grant_id:
         lines.append(f"  Usable grant: {clean(grant_id)} on key {clean(incident.key_arn)}.")
     command = incident_command(incident.incident_id)
-    email = _email([*lines, "", "Nothing to do: the function can decrypt its environment."], command)
-    if not grant_id:
-        email = _email([*lines, "", "Nothing to do: the incident is closed."], command)
+    done = "the function can decrypt its environment" if grant_id else "the incident is closed"
+    email = _email([*lines, "", f"Nothing to do: {done}."], command)
     lines += ["", "Details (JSON)", json_block(details)]
     return Notice(
         email=email,
@@ -414,6 +413,7 @@ def heal_notice(incident: Incident, outcome: HealOutcome) -> Notice:
     alert_type = HEAL_SUCCEEDED if outcome.healed else HEAL_FAILED
     severity = "info" if outcome.healed else "critical"
     fix = outcome.fix
+    email: list[str] | None = None  # the full text's lines without the details, unless said otherwise
     details = incident_details(incident) | {
         "alertType": alert_type,
         "healedAlertType": incident.alert_type,
@@ -454,12 +454,14 @@ def heal_notice(incident: Incident, outcome: HealOutcome) -> Notice:
                 *(f"    {step.command}" for step in restore),
             ]
         else:
+            by_hand = [f"    {step.command}" for step in fix.steps] if fix else []
+            email = [
+                *lines,
+                "  Fix it by hand:" if by_hand else "  Fix it by hand: the command below shows how.",
+                *by_hand,
+            ]
             lines.append("  Fix it by hand: the alert's Fix section has the commands.")
     command = incident_command(incident.incident_id)
-    email = list(lines)
-    if not outcome.healed and outcome.left_on is None:
-        email[-1] = "  Fix it by hand:"
-        email += [f"    {step.command}" for step in fix.steps] if fix else [f"    {command}"]
     lines += ["", "Details (JSON)", json_block(details)]
     suffix = " healed" if outcome.healed else ": heal failed"
     subject = f"[grantwatch] {name}{suffix}"
@@ -480,7 +482,7 @@ def heal_notice(incident: Incident, outcome: HealOutcome) -> Notice:
             "region": incident.region,
         },
         details=details,
-        email=_email(email, command),
+        email=_email(email or lines[: lines.index("Details (JSON)") - 1], command),
         command=command,
     )
 
