@@ -50,15 +50,26 @@ mkdir -p build
   --html build/timeline.html
 echo "open build/timeline.html in a browser: the grant as a bar, the alert as a marker"
 
-step "5. The alert, as an SNS subscriber receives it (delivered again above: no second alert): its Fix switches the key away and back"
+step "5. The alert as SNS delivers it (delivered again above: no second alert): a short e-mail, and JSON for programs"
 "${PYTHON:-python3}" - "$alerts" <<'PY'
 import json, sys
+from grantwatch.adapters.notifier import publish_request
+from grantwatch.domain.notices import Notice, NoticeKind
 for line in open(sys.argv[1], encoding="utf-8"):
-    notice = json.loads(line)
-    print(f"Subject: {notice['subject']}")
-    print("Attributes: " + ", ".join(f"{k}={v}" for k, v in notice["attributes"].items()))
+    n = json.loads(line)
+    notice = Notice(NoticeKind(n["kind"]), n["incidentId"], n["subject"], n["message"], n["attributes"],
+                    n["details"], n["email"], n["command"])
+    request = publish_request("arn:aws:sns:eu-central-1:210987654321:grantwatch-alerts", notice)
+    per_protocol = json.loads(request["Message"])
+    email = per_protocol["email"]
+    print(f"-- e-mail ({len(email.splitlines())} lines; the full text was {len(notice.message.splitlines())}) --")
+    print(f"Subject: {request['Subject']}")
     print()
-    print(notice["message"])
+    print(email)
+    print()
+    print("-- SQS, Lambda, HTTP(S), email-json and Firehose subscribers: the same notice as JSON --")
+    print("Attributes: " + ", ".join(f"{k}={v['StringValue']}" for k, v in request["MessageAttributes"].items()))
+    print(json.dumps(json.loads(per_protocol["sqs"]), indent=2))
 PY
 
 step "6. The same alert as the other channels receive it: the Slack/Teams card, the EventBridge event, the Security Hub finding"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,7 +13,12 @@ from botocore.stub import Stubber
 
 from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.adapters.hazards import DynamoHazardStore
-from grantwatch.adapters.notifier import SnsNotifier, publish_request
+from grantwatch.adapters.notifier import (
+    MACHINE_PROTOCOLS,
+    SnsNotifier,
+    machine_message,
+    publish_request,
+)
 from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.domain.notices import Notice, NoticeKind
 from grantwatch.evaluator import Evaluator
@@ -282,7 +288,11 @@ def test_the_sns_publish_carries_the_subject_message_and_filterable_attributes(
     expected = {
         "TopicArn": topic,
         "Subject": "[grantwatch] billing: next cold start will fail (grant revoked)",
-        "Message": alert.message,
+        "Message": json.dumps(
+            {"default": alert.email, "email": alert.email, "sms": f"{alert.subject}. {alert.command}"}
+            | dict.fromkeys(MACHINE_PROTOCOLS, machine_message(alert))
+        ),
+        "MessageStructure": "json",
         "MessageAttributes": {
             "incidentId": {"DataType": "String", "StringValue": alert.incident_id},
             "severity": {"DataType": "String", "StringValue": "critical"},

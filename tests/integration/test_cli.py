@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from grantwatch.cli import EXIT_NOT_FOUND, EXIT_REJECTED, EXIT_UNAVAILABLE, app
+from grantwatch.domain.notices import MAX_EMAIL_LINES
 from grantwatch.local import LocalDynamoError, find_jar, free_port
 from grantwatch.local import start as start_local
 from grantwatch.settings import Settings
@@ -282,4 +283,9 @@ def test_the_demo_alerts_for_the_seed_story_and_not_for_the_benign_update() -> N
     assert "1 recorded, 0 duplicate, 0 ignored, 0 rejected, 1 alerts" in seed
     assert "2 duplicate, 0 ignored, 0 rejected, 0 alerts" in seed
     assert "Subject: [grantwatch] invoice-renderer: next cold start will fail (grant retired)" in seed
+    email, programs = seed.split("== 5.", 1)[1].split("-- SQS, Lambda, HTTP(S)", 1)
+    lines = int(email.split("-- e-mail (", 1)[1].split(" lines", 1)[0])
+    assert lines <= MAX_EMAIL_LINES and "Details (JSON)" not in email
+    assert email.rstrip().endswith("grantwatch incidents 20261120T164431Z-abfc6dbbc686122c")
+    assert '"alertType": "grant-retired"' in programs.split("== 6.", 1)[0]
     assert seed.rstrip().endswith("}")  # the alert's JSON block closes the demo

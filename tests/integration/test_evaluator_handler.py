@@ -66,7 +66,13 @@ def test_an_evaluation_publishes_the_alert_once_and_reports_bad_messages(
         stub.add_response(
             "publish",
             {"MessageId": "1"},
-            {"TopicArn": TOPIC, "Subject": ANY, "Message": ANY, "MessageAttributes": ANY},
+            {
+                "TopicArn": TOPIC,
+                "Subject": ANY,
+                "Message": ANY,
+                "MessageStructure": "json",
+                "MessageAttributes": ANY,
+            },
         )
         response = handler.lambda_handler(
             sqs_event(request, "{not json", request), FakeLambdaContext("grantwatch-evaluator")

@@ -26,7 +26,7 @@ from grantwatch import wiring
 from grantwatch.adapters.channels import FanOut
 from grantwatch.adapters.functions import DynamoFunctionStore, DynamoHealRecords
 from grantwatch.adapters.lambda_healer import AwsFunctionHealer
-from grantwatch.adapters.notifier import SnsNotifier, publish_request
+from grantwatch.adapters.notifier import SnsNotifier, machine_message, publish_request
 from grantwatch.cli import app
 from grantwatch.domain.alerts import unpredicted_incident
 from grantwatch.domain.facts import Actor, utc_iso
@@ -432,7 +432,8 @@ def test_a_failing_heal_is_reported_and_not_retried_forever(cloud: Cloud, table_
     assert "no new grant was listed" in fields["healError"]
     envelopes = cloud.received()
     assert [e["MessageAttributes"]["alertType"]["Value"] for e in envelopes] == ["heal-failed", "heal-failed"]
-    assert "No further attempt will be made." in envelopes[-1]["Message"]
+    last = json.loads(envelopes[-1]["Message"])  # an SQS subscriber reads the notice's details as JSON
+    assert (last["attempt"], last["maxAttempts"], last["leftOn"]) == (2, 2, None)  # no further attempt
     [incident] = incident_rows(DynamoFunctionStore(table_settings), open_only=True)
     assert incident["heal"]["attempts"] == 2 and incident["heal"]["status"] == "failed"
 
@@ -462,7 +463,7 @@ def sns_event(notice: Notice, topic: str) -> dict[str, Any]:
                     "MessageId": "95df01b4-ee98-5cb9-9903-4c221d41eb5e",
                     "TopicArn": topic,
                     "Subject": notice.subject,
-                    "Message": notice.message,
+                    "Message": machine_message(notice),
                     "Timestamp": "2026-11-20T16:45:00.000Z",
                     "SignatureVersion": "1",
                     "Signature": "EXAMPLE",
@@ -638,7 +639,7 @@ def test_a_first_update_that_timed_out_unapplied_is_reported_as_nothing_changed(
     assert stand_in.config(story.function)["KMSKeyArn"] == story.key
     [envelope] = cloud.received()
     assert envelope["MessageAttributes"]["alertType"]["Value"] == "heal-failed"
-    assert "THE FUNCTION IS LEFT ON" not in envelope["Message"]
+    assert json.loads(envelope["Message"])["leftOn"] is None
 
 
 def test_a_first_update_whose_outcome_cannot_be_read_back_is_reported_loudly(
@@ -661,7 +662,7 @@ def test_a_first_update_whose_outcome_cannot_be_read_back_is_reported_loudly(
     fields = heal_fields(table_settings, story.function, story.alert.incident_id)
     assert (fields["healStatus"], fields["healLeftOn"]) == ("failed", "the AWS managed key (aws/lambda)")
     [envelope] = cloud.received()
-    assert "THE FUNCTION IS LEFT ON the AWS managed key (aws/lambda)" in envelope["Message"]
+    assert json.loads(envelope["Message"])["leftOn"] == "the AWS managed key (aws/lambda)"
 
     again = target.heal(story.function)  # no second reset of a function that may be elsewhere
     assert not again.decision.heal and "an earlier heal left the function on" in again.decision.reason
@@ -703,11 +704,10 @@ def test_a_restore_that_keeps_failing_is_reported_loudly_with_where_the_function
     assert fields["healError"].startswith("the function is left on the AWS managed key (aws/lambda)")
     [envelope] = cloud.received()
     assert envelope["MessageAttributes"]["alertType"]["Value"] == "heal-failed"
-    assert (
-        "THE FUNCTION IS LEFT ON the AWS managed key (aws/lambda), NOT ITS OWN KMSKeyArn"
-        in envelope["Message"]
-    )
-    assert f"--kms-key-arn {story.key}" in envelope["Message"].split("Details (JSON)")[0]
+    details = json.loads(envelope["Message"])
+    assert details["leftOn"] == "the AWS managed key (aws/lambda)"
+    [restore] = [s for s in details["fix"][0]["steps"] if s["restores"]]
+    assert restore["command"].endswith(f"--kms-key-arn {story.key}")
 
     # Lambda's retry of the invocation: no second reset of a function left elsewhere, and it says why
     [retried] = remediation.lambda_handler(

@@ -18,7 +18,7 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from grantwatch.adapters.channels import ChatTopic, EventBus, FanOut, SecurityHub
 from grantwatch.adapters.functions import DynamoFunctionStore
-from grantwatch.adapters.notifier import SnsNotifier
+from grantwatch.adapters.notifier import SnsNotifier, machine_message
 from grantwatch.domain.channels import (
     DETAIL_TYPES,
     NoticeType,
@@ -180,12 +180,18 @@ def test_every_kind_of_notice_is_accepted_by_every_channel_as_aws_documents_it(s
 
     assert stand.sns.refused == []
     assert len(stand.sns.published) == 2 * len(notices)
+    # the queue (raw delivery) receives the `sqs` message: the notice's details as JSON
     texts = {m["Body"]: m.get("MessageAttributes", {}) for m in stand.drained("text")}
     for kind, notice in notices.items():
-        attributes = {n: v["StringValue"] for n, v in texts[notice.message].items()}
+        body = machine_message(notice)
+        assert json.loads(body) == json.loads(json.dumps(notice.details)), kind
+        attributes = {n: v["StringValue"] for n, v in texts[body].items()}
         # what machines filter and act on: the type, and the notice's id to deduplicate or thread on
         assert attributes["incidentId"] == notice.incident_id != "", kind
         assert attributes["alertType"] and attributes["severity"], kind
+    # the chat topic's one reader, Amazon Q Developer, reads the card as the message: no per-protocol JSON
+    to_chat = [p for p in stand.sns.published if p["TopicArn"] == stand.chat_topic]
+    assert len(to_chat) == len(notices) and not [p for p in to_chat if "MessageStructure" in p]
     cards = [json.loads(m["Body"]) for m in stand.drained("chat")]
     assert sorted(c["metadata"]["threadId"] for c in cards) == sorted(n.incident_id for n in notices.values())
     assert not [e for c in cards for e in schema("chat-notification").iter_errors(c)]
@@ -243,7 +249,9 @@ def test_the_organization_fan_out_delivers_its_notice_about_account_regions_not_
     (arrived,) = stand.drained("text")
     attributes = {n: v["StringValue"] for n, v in arrived["MessageAttributes"].items()}
     assert attributes["alertType"] == "reconciliation-stale" and attributes["severity"] == "warning"
-    assert f"{LATE.account} {LATE.region}: last reconciled never" in arrived["Body"]
+    assert json.loads(arrived["Body"])["targets"] == [LATE.as_json()]
+    email = json.loads(stand.sns.published[-1]["Message"])["email"]
+    assert f"{LATE.account} {LATE.region}: last reconciled never" in email
 
 
 def test_the_rules_refuse_what_sns_refuses() -> None:

@@ -215,6 +215,7 @@ def test_a_full_replay_keeps_and_logs_no_secret(
         "stdout and stderr": "".join(capsys.readouterr()),
         "dead-letter and evaluation queues": json.dumps(queues.messages),
         "SNS": json.dumps(sns.published),
+        "SNS e-mail": "\n".join(json.loads(p["Message"])["email"] for p in sns.published),
         "table": json.dumps(scan_all(table_settings)),
         "CLI replay": cli.output,
     }
@@ -267,12 +268,13 @@ def test_untrusted_names_cannot_forge_or_mark_up_a_notice(
     ):
         assert len(notice.subject) <= MAX_SUBJECT
         assert all(" " <= c <= "~" for c in notice.subject), notice.subject
-        for text in (notice.message, *notice.attributes.values()):
+        for text in (notice.message, notice.email, *notice.attributes.values()):
             for c in text:
                 assert c == "\n" or unicodedata.category(c) not in {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
                 assert c not in "<>`", text
         if shape is not None:  # the same lines as a notice about harmless names: none added or removed
             assert len(notice.message.splitlines()) == len(shape.message.splitlines())
+            assert len(notice.email.splitlines()) == len(shape.email.splitlines())
         block = notice.message.split("Details (JSON)\n", 1)[1]
         assert json.loads(block) == json.loads(json.dumps(notice.details))
 

@@ -51,6 +51,10 @@ class Limit:
 
 
 _SNS_PUBLISH = "https://docs.aws.amazon.com/sns/latest/api/API_Publish.html"
+_SNS_PUBLISH_JSON = (
+    "https://docs.aws.amazon.com/sns/latest/api/API_Publish.html (MessageStructure) and "
+    "https://docs.aws.amazon.com/sns/latest/api/API_Subscribe.html (Protocol)"
+)
 _SNS_ATTRIBUTES = "https://docs.aws.amazon.com/sns/latest/dg/sns-message-attributes.html"
 _SNS_QUOTAS = "https://docs.aws.amazon.com/general/latest/gr/sns.html (Amazon SNS endpoints and quotas)"
 _EVENTS_PUT = "https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEvents.html"
@@ -102,8 +106,18 @@ LIMITS: dict[str, Limit] = {
     ),
     "sns.json-structure": Limit(
         "sns Publish",
-        "with MessageStructure json, Message is a JSON object with a string `default`",
+        "MessageStructure is json or absent; with json, Message is a JSON object with a string `default`",
         _SNS_PUBLISH,
+    ),
+    "sns.json-protocol-value": Limit(
+        "sns Publish",
+        "with MessageStructure json, each protocol's message is a JSON string",
+        _SNS_PUBLISH,
+    ),
+    "sns.json-protocol-key": Limit(
+        "sns Publish",
+        "with MessageStructure json, each key is `default` or a protocol SNS delivers to (no other is sent)",
+        _SNS_PUBLISH_JSON,
     ),
     "events.entry-count": Limit("events PutEvents", "1 to 10 entries", _EVENTS_PUT),
     "events.entry-size": Limit(
@@ -241,13 +255,35 @@ def sns_publish(params: dict[str, Any]) -> Iterator[Breach]:
         )
         if not attribute.get(value_key):
             yield Breach("sns.attribute-value", f"attribute {name!r} {attribute!r}")
-    if params.get("MessageStructure") == "json":
-        try:
-            document = json.loads(message)
-        except ValueError:
-            document = None
-        if not (isinstance(document, dict) and isinstance(document.get("default"), str)):
-            yield Breach("sns.json-structure", f"Message {str(message)[:60]!r}")
+    structure = params.get("MessageStructure")
+    if structure is not None and structure != "json":
+        yield Breach("sns.json-structure", f"MessageStructure {structure!r}")
+    if structure == "json":
+        yield from _sns_structured(message)
+
+
+# The keys of a `MessageStructure: json` message SNS delivers: `default`, Subscribe's protocols, and the
+# platform keys of mobile push (the `application` protocol). SNS refuses no other key; it sends it nowhere.
+SNS_MESSAGE_KEYS = frozenset(
+    {"default", "email", "email-json", "sqs", "lambda", "http", "https", "sms", "application", "firehose"}
+    | {"APNS", "APNS_SANDBOX", "APNS_VOIP", "APNS_VOIP_SANDBOX", "MACOS", "MACOS_SANDBOX", "GCM", "ADM"}
+    | {"BAIDU", "MPNS", "WNS"}
+)
+
+
+def _sns_structured(message: Any) -> Iterator[Breach]:
+    try:
+        document = json.loads(message)
+    except (TypeError, ValueError):
+        document = None
+    if not (isinstance(document, dict) and isinstance(document.get("default"), str)):
+        yield Breach("sns.json-structure", f"Message {str(message)[:60]!r}")
+        return
+    for key, value in document.items():
+        if key not in SNS_MESSAGE_KEYS:
+            yield Breach("sns.json-protocol-key", f"key {key!r}")
+        if not isinstance(value, str):
+            yield Breach("sns.json-protocol-value", f"{key!r}: {type(value).__name__}")
 
 
 # ---- EventBridge -----------------------------------------------------------------------------------------

@@ -160,6 +160,34 @@ CASES: list[tuple[str, str, str, dict[str, Any], dict[str, Any]]] = [
         _publish("not json", MessageStructure="json"),
     ),
     (
+        "sns.json-structure",
+        "sns",
+        "Publish",
+        _publish(json.dumps({"default": "d"}), MessageStructure="json"),
+        _publish(json.dumps({"default": "d"}), MessageStructure="text"),
+    ),
+    (
+        "sns.json-structure",
+        "sns",
+        "Publish",
+        _publish(json.dumps({"default": "d"}), MessageStructure="json"),
+        _publish(json.dumps(["default", "d"]), MessageStructure="json"),
+    ),
+    (
+        "sns.json-protocol-value",
+        "sns",
+        "Publish",
+        _publish(json.dumps({"default": "d", "sqs": json.dumps({"a": 1})}), MessageStructure="json"),
+        _publish(json.dumps({"default": "d", "sqs": {"a": 1}}), MessageStructure="json"),
+    ),
+    (
+        "sns.json-protocol-key",
+        "sns",
+        "Publish",
+        _publish(json.dumps({"default": "d", "email-json": "j", "GCM": "{}"}), MessageStructure="json"),
+        _publish(json.dumps({"default": "d", "e-mail": "e"}), MessageStructure="json"),
+    ),
+    (
         "events.entry-count",
         "events",
         "PutEvents",
@@ -455,7 +483,7 @@ def test_a_request_the_checks_cannot_read_is_recorded_never_raised() -> None:
 def test_a_notice_the_local_pipeline_collects_is_checked_as_every_channel_would_send_it() -> None:
     notifier = CollectingNotifier()
     resolved = NOTICES["resolved"]
-    long_message = replace(resolved, message="m" * 262_145)
+    long_message = replace(resolved, email="m" * 262_145)
     long_subject = replace(resolved, subject="s" * 101)
 
     with SESSION.taken() as taken:

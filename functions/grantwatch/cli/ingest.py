@@ -239,6 +239,8 @@ class _NoticeSpool:
                 kept["message"],
                 kept["attributes"],
                 kept["details"],
+                kept["email"],
+                kept["command"],
             )
 
     def write(self, path: Path) -> None:

@@ -2,13 +2,18 @@
 informational key-policy notice, and self-healing's "healed" / "heal failed". Pure: composing text, no I/O.
 
 A notice's text is for people only. What machines act on travels beside it, as the SNS message attributes
-(`alertType`, `incidentId`, `functionArn`, ...): so the wording here can change without touching how
-incidents are stored or how remediation finds the incident an alert is about.
+(`alertType`, `incidentId`, `functionArn`, ...) and as its details (JSON): so the wording here can change
+without touching how incidents are stored or how remediation finds the incident an alert is about.
+
+Each notice has two texts for people: `message`, everything (what the CLI prints), and `email`, the short
+one SNS sends to e-mail subscribers: what happened, what will happen, the preferred fix's commands, the
+alternative in one line, and `command`, the grantwatch command that shows everything.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,7 +30,7 @@ from grantwatch.domain.alerts import (
 from grantwatch.domain.channels import RECONCILIATION_STALE, TRIAL
 from grantwatch.domain.coverage import STALE_AFTER_INTERVALS, Coverage, Target
 from grantwatch.domain.facts import Actor, partition_of, utc_iso
-from grantwatch.domain.fixes import fix_lines, fixes_json
+from grantwatch.domain.fixes import Fix, fix_lines, fixes_json
 from grantwatch.domain.functions import function_name
 from grantwatch.domain.hazards import KeyFact
 from grantwatch.domain.healing import HEAL_FAILED, HEAL_SUCCEEDED, HealOutcome
@@ -34,6 +39,10 @@ from grantwatch.domain.text import clean
 
 # SNS takes subjects of fewer than 100 ASCII characters.
 MAX_SUBJECT = 99
+# The most lines an e-mail has, whatever the notice: it is read on a phone, the rest is one command away.
+MAX_EMAIL_LINES = 25
+# The functions (and account-regions) an e-mail names; the command at its end lists every one.
+MAX_EMAIL_NAMES = 5
 
 
 class NoticeKind(StrEnum):
@@ -50,6 +59,8 @@ class Notice:
     message: str
     attributes: dict[str, str]
     details: dict[str, Any] = field(default_factory=dict)
+    email: str = ""  # the short text e-mail subscribers receive (at most MAX_EMAIL_LINES lines)
+    command: str = ""  # the grantwatch command that shows everything about the notice
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -59,12 +70,38 @@ class Notice:
             "message": self.message,
             "attributes": self.attributes,
             "details": self.details,
+            "email": self.email,
+            "command": self.command,
         }
 
 
-def json_block(details: dict[str, Any]) -> str:
+def incident_command(incident_id: str) -> str:
+    return f"grantwatch incidents {shlex.quote(clean(incident_id))}"
+
+
+def _email(lines: Sequence[str], command: str, heading: str = "Everything about this incident:") -> str:
+    """The e-mail's lines, then the command that shows everything."""
+    more = ["", heading, f"  {command}"] if command else []
+    return "\n".join([*lines, *more])
+
+
+def _fix_email(fixes: Sequence[Fix], command: str) -> list[str]:
+    """The preferred fix with its commands; each alternative in one line."""
+    if not fixes:
+        return []
+    preferred, *others = fixes
+    lines = [f"Fix: {preferred.summary}"]
+    lines += [f"  needs {preferred.needs}"] if preferred.needs else []
+    lines += [f"    {step.command}" for step in preferred.steps]
+    alternatives = "; or ".join(o.summary.split(" (", 1)[0] for o in others)
+    lines += [f"Or: {alternatives} (the commands: {command})"] if others else []
+    return lines
+
+
+def json_block(details: dict[str, Any], indent: int | None = 2) -> str:
     """The details as JSON that no renderer reads as markup: non-ASCII and <, >, ` and & escaped."""
-    text = json.dumps(details, indent=2, ensure_ascii=True)
+    separators = (",", ":") if indent is None else None
+    text = json.dumps(details, indent=indent, ensure_ascii=True, separators=separators)
     return text.translate({ord(c): f"\\u{ord(c):04x}" for c in "<>`&"})
 
 
@@ -245,13 +282,16 @@ def alert_notice(incident: Incident, temporary_role: str | None = None) -> Notic
         "What will happen",
         f"  {consequence}",
     ]
+    command = incident_command(incident.incident_id)
+    fixes = incident_fixes(incident, temporary_role)
+    short = list(lines)
     if incident.functions_on_key:
         shown = [clean(function_name(f), 140) for f in incident.functions_on_key[:MAX_NAMED_FUNCTIONS]]
         more = details["functionsOnKeyCount"] - len(shown)
         lines += ["", "Functions on this key", *(f"  {f}" for f in shown)]
         if more > 0:
             lines.append(f"  … and {more} more: grantwatch functions --key {clean(incident.key_arn)}")
-    fixes = incident_fixes(incident, temporary_role)
+        short.append(f"  Functions on this key ({details['functionsOnKeyCount']}): {_named(shown, more)}.")
     lines += ["", "Fix", *(f"  {line}" for line in fix_lines(fixes))]
     lines += ["", "Details (JSON)", json_block(details)]
     return Notice(
@@ -261,7 +301,15 @@ def alert_notice(incident: Incident, temporary_role: str | None = None) -> Notic
         message="\n".join(lines),
         attributes=_attributes(incident, "critical", incident.alert_type),
         details=details,
+        email=_email([*short, "", *_fix_email(fixes, command)], command),
+        command=command,
     )
+
+
+def _named(names: Sequence[str], more: int = 0) -> str:
+    """The first MAX_EMAIL_NAMES names, and how many more there are."""
+    hidden = max(len(names) - MAX_EMAIL_NAMES, 0) + max(more, 0)
+    return ", ".join(names[:MAX_EMAIL_NAMES]) + (f" and {hidden} more" if hidden else "")
 
 
 def resolved_notice(incident: Incident, reason: str, resolved_at: datetime, grant_id: str | None) -> Notice:
@@ -282,8 +330,13 @@ def resolved_notice(incident: Incident, reason: str, resolved_at: datetime, gran
     ]
     if grant_id:
         lines.append(f"  Usable grant: {clean(grant_id)} on key {clean(incident.key_arn)}.")
+    command = incident_command(incident.incident_id)
+    done = "the function can decrypt its environment" if grant_id else "the incident is closed"
+    email = _email([*lines, "", f"Nothing to do: {done}."], command)
     lines += ["", "Details (JSON)", json_block(details)]
     return Notice(
+        email=email,
+        command=command,
         kind=NoticeKind.RESOLVED,
         incident_id=incident.incident_id,
         subject=_subject(
@@ -324,7 +377,19 @@ def policy_notice(fact: KeyFact, functions: Sequence[str]) -> Notice:
         "Details (JSON)",
         json_block(details),
     ]
+    command = f"grantwatch functions --key {shlex.quote(key)}"
+    email = [
+        *lines[:2],
+        "",
+        "What will happen",
+        "  Nothing, unless the new policy denies the functions on this key: an explicit Deny in a key",
+        "  policy overrides any grant, and their next cold starts then fail.",
+        "",
+        f"Review the change for the {count} Lambda function(s) on this key: {_named(names, more)}.",
+    ]
     return Notice(
+        email=_email(email, command, "Every function on this key:"),
+        command=command,
         kind=NoticeKind.INFO,
         incident_id=f"policy-{fact.event_id}",
         subject=_subject(
@@ -348,6 +413,7 @@ def heal_notice(incident: Incident, outcome: HealOutcome) -> Notice:
     alert_type = HEAL_SUCCEEDED if outcome.healed else HEAL_FAILED
     severity = "info" if outcome.healed else "critical"
     fix = outcome.fix
+    email: list[str] | None = None  # the full text's lines without the details, unless said otherwise
     details = incident_details(incident) | {
         "alertType": alert_type,
         "healedAlertType": incident.alert_type,
@@ -388,7 +454,14 @@ def heal_notice(incident: Incident, outcome: HealOutcome) -> Notice:
                 *(f"    {step.command}" for step in restore),
             ]
         else:
+            by_hand = [f"    {step.command}" for step in fix.steps] if fix else []
+            email = [
+                *lines,
+                "  Fix it by hand:" if by_hand else "  Fix it by hand: the command below shows how.",
+                *by_hand,
+            ]
             lines.append("  Fix it by hand: the alert's Fix section has the commands.")
+    command = incident_command(incident.incident_id)
     lines += ["", "Details (JSON)", json_block(details)]
     suffix = " healed" if outcome.healed else ": heal failed"
     subject = f"[grantwatch] {name}{suffix}"
@@ -409,6 +482,8 @@ def heal_notice(incident: Incident, outcome: HealOutcome) -> Notice:
             "region": incident.region,
         },
         details=details,
+        email=_email(email or lines[: lines.index("Details (JSON)") - 1], command),
+        command=command,
     )
 
 
@@ -438,14 +513,26 @@ def stale_notice(found: Sequence[Target], coverage: Iterable[Coverage], interval
     import hashlib  # here: only the fan-out hashes, and _hashlib costs every other handler's cold start 3 ms
 
     notice_id = f"{RECONCILIATION_STALE}-{hashlib.sha256(listed.encode()).hexdigest()[:16]}"
+    head = (
+        f"Reconciliation has not succeeded for more than {STALE_AFTER_INTERVALS} schedule intervals "
+        f"({STALE_AFTER_INTERVALS * hours:g} h) in:"
+    )
+    email = [head, *lines[:MAX_EMAIL_NAMES]]
+    if len(late) > MAX_EMAIL_NAMES:
+        email.append(f"... and {len(late) - MAX_EMAIL_NAMES} more")
+    email += [
+        "",
+        "What will happen",
+        "  Until it succeeds, grants that end there without a CloudTrail event reaching grantwatch",
+        "  (a missed event) are not found, and their functions are not alerted.",
+    ]
     return Notice(
+        email=_email(email, "grantwatch accounts", "Every account-region and its last error:"),
+        command="grantwatch accounts",
         kind=NoticeKind.INFO,
         incident_id=notice_id,
         subject=f"grantwatch: {len(late)} account-region(s) not reconciled lately",
-        message=(
-            f"Reconciliation has not succeeded for more than {STALE_AFTER_INTERVALS} schedule intervals "
-            f"({STALE_AFTER_INTERVALS * hours:g} h) in:\n" + "\n".join(lines)
-        ),
+        message=head + "\n" + "\n".join(lines),
         attributes={"severity": "warning", "alertType": RECONCILIATION_STALE},
         details={
             "incidentId": notice_id,
@@ -487,6 +574,8 @@ def trial_notice(at: datetime, *, account: str, region: str) -> Notice:
         incident_id=incident_id,
         subject="[grantwatch] TEST notice: the alert channels work",
         message="TEST: this notice was sent by `grantwatch notify-test` to check the alert channels.\n"
+        "No function is affected; there is nothing to do.",
+        email="TEST: this notice was sent by `grantwatch notify-test` to check the alert channels.\n"
         "No function is affected; there is nothing to do.",
         attributes={"severity": "info", "alertType": TRIAL, "account": account, "region": region},
         details=details,
