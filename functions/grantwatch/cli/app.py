@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
 
 from grantwatch import __version__
 from grantwatch.cli import alerts, impact, ingest, listing, local, operations, organization
 from grantwatch.cli.errors import exit_code_of
+from grantwatch.cli.helptext import HelpCommand, HelpGroup
 from grantwatch.cli.output import err
 
 
-class _Commands(TyperGroup):
+class _Commands(HelpGroup):
     """Ends a command that raised an error the CLI expects with `error: <message>` and that error's exit
     code (grantwatch.cli.errors); any other error is a defect and shows its traceback."""
 
@@ -36,6 +36,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: paragraphs rewrapped to the terminal (grantwatch.cli.helptext)
 )
 
 
@@ -69,8 +70,8 @@ for command in (
     listing.history,
     operations.migrate,
 ):
-    app.command()(command)
-app.command("notify-test")(alerts.notify_test)
+    app.command(cls=HelpCommand)(command)
+app.command("notify-test", cls=HelpCommand)(alerts.notify_test)
 app.add_typer(local.local_app, name="local")
 
 

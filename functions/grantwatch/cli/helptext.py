@@ -1,0 +1,94 @@
+"""How `--help` reads: plain text, every paragraph rewrapped to the terminal's width, an option's value named
+by what it is (`--key KEY`, `--plan FILE`, `--state [active|dead|ended|all]`) instead of a type tag such as
+`<str>`, and each command of a group listed with its first sentence, whole."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from typing import Any
+
+from typer.core import TyperArgument, TyperCommand, TyperGroup
+
+# Typer's types for help, e.g. `<str>`, `<int range>`, `<list[sns|chat]>`, `<active|dead|ended|all>`.
+_TYPE_TAG = re.compile(r"^<(?:list\[)?(?P<inner>.*?)\]?>$")
+_FIRST_SENTENCE = re.compile(r"(?P<sentence>.+?[.!?])(?=\s+[A-Z(`]|$)")
+
+
+def summary(help_text: str | None) -> str:
+    """The first sentence of a command's help, on one line: what a group lists the command with."""
+    first = inspect.cleandoc(help_text or "").partition("\f")[0].split("\n\n")[0]
+    text = " ".join(first.split())
+    match = _FIRST_SENTENCE.match(text)
+    return match["sentence"] if match else text
+
+
+def value_name(param: Any, ctx: Any) -> str:
+    """What an option's value or an argument is called in help: its declared metavar; its choices as
+    `[a|b]`; FILE for a path option; else the option's last word (`--endpoint-url` URL) or the argument's
+    name, in capitals."""
+    if param.metavar:
+        return str(param.metavar)
+    tag = _TYPE_TAG.match(param.display_type(ctx) or "")
+    inner = tag["inner"] if tag else ""
+    if "|" in inner:
+        return f"[{inner}]"
+    if isinstance(param, TyperArgument):
+        return str(param.name).upper() + ("..." if param.nargs != 1 else "")
+    if inner.lower() == "path":
+        return "FILE"
+    longest = max(param.opts, key=len)
+    return str(longest.lstrip("-").split("-")[-1].upper())
+
+
+def _name(param: Any, ctx: Any) -> str:
+    if isinstance(param, TyperArgument):
+        return value_name(param, ctx)
+    names = ", ".join(param.opts) + "".join(f" / {name}" for name in param.secondary_opts)
+    return names if param.is_flag or param.count else f"{names} {value_name(param, ctx)}"
+
+
+def _format_parameters(command: Any, ctx: Any, formatter: Any) -> None:
+    arguments, options = [], []
+    for param in command.get_params(ctx):
+        record = param.get_help_record(ctx)
+        if record is not None:
+            rows = arguments if isinstance(param, TyperArgument) else options
+            rows.append((_name(param, ctx), record[1]))
+    for title, rows in (("Arguments", arguments), ("Options", options)):
+        if rows:
+            with formatter.section(title):
+                formatter.write_dl(rows)
+
+
+class HelpCommand(TyperCommand):
+    """A command whose help names values as `value_name` does, in its usage line and its options."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = value_name(param, ctx)
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        _format_parameters(self, ctx, formatter)
+
+
+class HelpGroup(TyperGroup):
+    """A command group whose help lists each command with the first sentence of its help, in full."""
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        _format_parameters(self, ctx, formatter)
+        self.format_commands(ctx, formatter)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, summary(command.help)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
