@@ -49,7 +49,8 @@ def _name(param: Any, ctx: Any) -> str:
 
 
 def _format_parameters(command: Any, ctx: Any, formatter: Any) -> None:
-    arguments, options = [], []
+    arguments: list[tuple[str, str]] = []
+    options: list[tuple[str, str]] = []
     for param in command.get_params(ctx):
         record = param.get_help_record(ctx)
         if record is not None:

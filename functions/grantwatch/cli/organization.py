@@ -10,7 +10,7 @@ import typer
 from grantwatch.adapters.accounts import DynamoCoverageStore
 from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.cli.errors import ExitCode
-from grantwatch.cli.options import AccountFilter, JsonOption, LongOption, sort_option, table_options
+from grantwatch.cli.options import AccountFilter, JsonOption, sort_option, table_options
 from grantwatch.cli.output import err, out, print_json
 from grantwatch.cli.table import Column, one_line, sort_rows, table_lines
 from grantwatch.domain.coverage import Coverage

@@ -58,7 +58,8 @@ def table_lines(rows: Iterable[Row], columns: Sequence[Column]) -> list[str]:
     widths = [max(cell_len(line[i]) for line in cells) for i in range(len(columns))]
     return [
         GAP.join(
-            _pad(text, width, column.numeric) for text, width, column in zip(line, widths, columns)
+            _pad(text, width, column.numeric)
+            for text, width, column in zip(line, widths, columns, strict=True)
         ).rstrip()
         for line in cells
     ]
@@ -71,7 +72,7 @@ def _pad(text: str, width: int, right: bool) -> str:
 
 def short_arn(arn: str | None) -> str | None:
     """What identifies an ARN's resource in a row: a function's or role's name, a key's id, an alias as
-    `alias/NAME`, a user as `user/NAME`; anything else after the ARN's service fields. Not an ARN: as it is."""
+    `alias/NAME`, a user as `user/NAME`; else the ARN's resource part. Not an ARN: as it is."""
     if not arn or not arn.startswith("arn:"):
         return arn
     parts = arn.split(":", 5)
