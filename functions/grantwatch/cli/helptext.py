@@ -1,18 +1,60 @@
-"""How `--help` reads: plain text, every paragraph rewrapped to the terminal's width, an option's value named
-by what it is (`--key KEY`, `--plan FILE`, `--state [active|dead|ended|all]`) instead of a type tag such as
-`<str>`, and each command of a group listed with its first sentence, whole."""
+"""How `--help` reads: plain text, every paragraph rewrapped to the terminal's width (at most 80 columns)
+without breaking a word at its hyphen (`--in-region` stays whole), an option's value named by what it is
+(`--key KEY`, `--plan FILE`, `--state [active|dead|ended|all]`) instead of a type tag such as `<str>`, and
+each command of a group listed with its first sentence, whole."""
 
 from __future__ import annotations
 
 import inspect
 import re
+import textwrap
+from collections.abc import Sequence
 from typing import Any
 
+from typer._click.formatting import HelpFormatter
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 # Typer's types for help, e.g. `<str>`, `<int range>`, `<list[sns|chat]>`, `<active|dead|ended|all>`.
 _TYPE_TAG = re.compile(r"^<(?:list\[)?(?P<inner>.*?)\]?>$")
 _FIRST_SENTENCE = re.compile(r"(?P<sentence>.+?[.!?])(?=\s+[A-Z(`]|$)")
+
+
+def wrap(text: str, width: int, indent: str = "") -> str:
+    """Each paragraph (blank lines apart) on lines of at most `width`, breaking only between words."""
+    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text.strip())]
+    wrapper = textwrap.TextWrapper(
+        width, initial_indent=indent, subsequent_indent=indent, break_on_hyphens=False, break_long_words=False
+    )
+    return "\n\n".join(wrapper.fill(p) for p in paragraphs if p)
+
+
+class _Formatter(HelpFormatter):
+    """click's layout of help: description, then aligned options and commands; wrapped by `wrap`."""
+
+    def write_text(self, text: str) -> None:
+        self.write(wrap(text, self.width, " " * self.current_indent) + "\n")
+
+    def write_dl(self, rows: Sequence[tuple[str, str]], col_max: int = 30, col_spacing: int = 2) -> None:
+        rows = list(rows)
+        first_col = min(max(len(name) for name, _ in rows), col_max) + col_spacing
+        margin = " " * (first_col + self.current_indent)
+        for name, text in rows:
+            self.write(f"{' ' * self.current_indent}{name}")
+            if not text:
+                self.write("\n")
+                continue
+            if len(name) <= first_col - col_spacing:
+                self.write(" " * (first_col - len(name)))
+            else:
+                self.write(f"\n{margin}")
+            first, *rest = wrap(text, max(self.width - first_col - 2, 10)).splitlines() or [""]
+            self.write(f"{first}\n" + "".join(f"{margin}{line}".rstrip() + "\n" for line in rest))
+
+
+def _help(command: Any, ctx: Any) -> str:
+    formatter = _Formatter(width=ctx.terminal_width, max_width=ctx.max_content_width)
+    command.format_help(ctx, formatter)
+    return str(formatter.getvalue()).rstrip("\n")
 
 
 def summary(help_text: str | None) -> str:
@@ -76,6 +118,9 @@ class HelpCommand(TyperCommand):
     def format_options(self, ctx: Any, formatter: Any) -> None:
         _format_parameters(self, ctx, formatter)
 
+    def get_help(self, ctx: Any) -> str:
+        return _help(self, ctx)
+
 
 class HelpGroup(TyperGroup):
     """A command group whose help lists each command with the first sentence of its help, in full."""
@@ -83,6 +128,9 @@ class HelpGroup(TyperGroup):
     def format_options(self, ctx: Any, formatter: Any) -> None:
         _format_parameters(self, ctx, formatter)
         self.format_commands(ctx, formatter)
+
+    def get_help(self, ctx: Any) -> str:
+        return _help(self, ctx)
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         rows = []
