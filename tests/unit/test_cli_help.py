@@ -3,6 +3,7 @@ to the terminal's width (no line that ends early in the middle of a sentence).""
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +18,9 @@ from grantwatch.cli.helptext import summary
 runner = CliRunner()
 # Typer's type tags: <bool>, <str>, <int>, <int range>, <path>, <list[str]>, <active|dead|ended|all>, ...
 TYPE_TAG = re.compile(
-    r"<(?:list\[)?(?:bool|str|int|float|path|Path|file|directory|datetime|uuid|[\w-]+(?:\|[\w-]+)+)(?: range)?\]?>"
+    r"<(?:list\[)?"
+    r"(?:bool|str|int|float|path|Path|file|directory|datetime|uuid|[\w-]+(?:\|[\w-]+)+)"
+    r"(?: range)?\]?>"
 )
 WIDTHS = (60, 100)
 
@@ -46,7 +49,7 @@ def broken_lines(text: str, width: int) -> list[str]:
     broken = []
     section = "usage"
     lines = text.splitlines()
-    for line, after in zip(lines, lines[1:], strict=False):
+    for line, after in itertools.pairwise(lines):
         if re.match(r"^\S.*:$", line):
             section = "items"  # Arguments:, Options:, Commands:
             continue
