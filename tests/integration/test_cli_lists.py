@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from rich.console import ColorSystem
+from rich.color import ColorSystem
 from typer.testing import CliRunner
 
 from grantwatch.adapters.accounts import DynamoCoverageStore
