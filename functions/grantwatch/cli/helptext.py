@@ -36,6 +36,7 @@ class _Formatter(HelpFormatter):
 
     def write_dl(self, rows: Sequence[tuple[str, str]], col_max: int = 30, col_spacing: int = 2) -> None:
         rows = list(rows)
+        col_max = min(col_max, self.width // 3)  # a narrow terminal keeps two thirds for the descriptions
         first_col = min(max(len(name) for name, _ in rows), col_max) + col_spacing
         margin = " " * (first_col + self.current_indent)
         for name, text in rows:
