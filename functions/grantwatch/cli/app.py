@@ -9,7 +9,7 @@ import typer
 from grantwatch import __version__
 from grantwatch.cli import alerts, impact, ingest, listing, local, operations, organization
 from grantwatch.cli.errors import exit_code_of
-from grantwatch.cli.helptext import HelpCommand, HelpGroup
+from grantwatch.cli.helptext import HelpGroup, HelpTyper
 from grantwatch.cli.output import err
 
 
@@ -28,7 +28,7 @@ class _Commands(HelpGroup):
             raise typer.Exit(code) from None
 
 
-app = typer.Typer(
+app = HelpTyper(  # plain help, rewrapped to the terminal (grantwatch.cli.helptext)
     cls=_Commands,
     help="Record and query the lineage of AWS KMS grants. "
     "Table and endpoint: --table/--endpoint-url, else GRANTWATCH_TABLE and AWS_ENDPOINT_URL_DYNAMODB, "
@@ -36,7 +36,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    rich_markup_mode=None,  # plain help: paragraphs rewrapped to the terminal (grantwatch.cli.helptext)
 )
 
 
@@ -70,8 +69,8 @@ for command in (
     listing.history,
     operations.migrate,
 ):
-    app.command(cls=HelpCommand)(command)
-app.command("notify-test", cls=HelpCommand)(alerts.notify_test)
+    app.command()(command)
+app.command("notify-test")(alerts.notify_test)
 app.add_typer(local.local_app, name="local")
 
 

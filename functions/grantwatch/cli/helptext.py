@@ -8,12 +8,14 @@ from __future__ import annotations
 import inspect
 import re
 import textwrap
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
+import typer
 from typer._click.formatting import HelpFormatter
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
+Decorated = TypeVar("Decorated", bound=Callable[..., Any])
 # Typer's types for help, e.g. `<str>`, `<int range>`, `<list[sns|chat]>`, `<active|dead|ended|all>`.
 _TYPE_TAG = re.compile(r"^<(?:list\[)?(?P<inner>.*?)\]?>$")
 _FIRST_SENTENCE = re.compile(r"(?P<sentence>.+?[.!?])(?=\s+[A-Z(`]|$)")
@@ -142,3 +144,16 @@ class HelpGroup(TyperGroup):
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
+
+
+class HelpTyper(typer.Typer):
+    """A Typer app whose help reads as this module says: plain text (no Rich markup), its group a
+    `HelpGroup` (or a subclass given as `cls`), every command registered on it a `HelpCommand`."""
+
+    def __init__(self, **settings: Any) -> None:
+        settings.setdefault("cls", HelpGroup)
+        super().__init__(rich_markup_mode=None, **settings)
+
+    def command(self, *args: Any, **settings: Any) -> Callable[[Decorated], Decorated]:
+        settings.setdefault("cls", HelpCommand)
+        return super().command(*args, **settings)

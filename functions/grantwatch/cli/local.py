@@ -10,7 +10,7 @@ import typer
 
 from grantwatch import local as local_dynamo
 from grantwatch.cli.errors import ExitCode
-from grantwatch.cli.helptext import HelpCommand, HelpGroup
+from grantwatch.cli.helptext import HelpTyper
 from grantwatch.cli.options import TableOption
 from grantwatch.cli.output import err
 from grantwatch.settings import Settings
@@ -27,11 +27,8 @@ PortOption = Annotated[
 ]
 TemplateOption = Annotated[Path | None, typer.Option("--template", help="Path to template.yaml.")]
 
-local_app = typer.Typer(
-    cls=HelpGroup,
-    help="Run DynamoDB Local for this checkout (needs Java 17 and `make setup`).",
-    no_args_is_help=True,
-    rich_markup_mode=None,
+local_app = HelpTyper(
+    help="Run DynamoDB Local for this checkout (needs Java 17 and `make setup`).", no_args_is_help=True
 )
 
 
@@ -46,7 +43,7 @@ def _state_dir(root: Path) -> Path:
     return root / ".grantwatch" / "local"
 
 
-@local_app.command("start", cls=HelpCommand)
+@local_app.command("start")
 def local_start(
     port: PortOption = None,
     in_memory: Annotated[bool, typer.Option("--in-memory", help="Keep no data on disk.")] = False,
@@ -66,7 +63,7 @@ def local_start(
     sys.stdout.write(f"AWS_ENDPOINT_URL_DYNAMODB={running.endpoint_url}\n")
 
 
-@local_app.command("stop", cls=HelpCommand)
+@local_app.command("stop")
 def local_stop(port: PortOption = None, template: TemplateOption = None) -> None:
     """Stop the DynamoDB Local this checkout started (with --port, only if it runs on that port)."""
     _, root = _checkout(template)
@@ -74,7 +71,7 @@ def local_stop(port: PortOption = None, template: TemplateOption = None) -> None
     err.print(f"stopped pid {stopped.pid}" if stopped else "not running")
 
 
-@local_app.command("status", cls=HelpCommand)
+@local_app.command("status")
 def local_status(port: PortOption = None, template: TemplateOption = None) -> None:
     """Say whether this checkout's DynamoDB Local runs (with --port, on that port); exit 3 if it does not."""
     _, root = _checkout(template)
