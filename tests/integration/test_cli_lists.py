@@ -22,6 +22,7 @@ from grantwatch.cli.table import Column
 from grantwatch.domain.coverage import Coverage
 from grantwatch.pipeline import LocalPipeline
 from grantwatch.settings import Settings
+from tests.support.samples import ROOT
 from tests.support.scenarios import create_grant, delete_function, retire_grant, update_function
 from tests.unit.test_cli_tables import cells, column_starts
 
@@ -191,6 +192,13 @@ def test_long_prints_each_item_as_its_block(where: list[str]) -> None:
     incidents = cli(where, "incidents", "--long").stdout
     assert incidents.count("\n  function  arn:aws:lambda:") == 2
     assert "  resolved  2026-11-05T10:02:00Z: can decrypt again\n" in incidents
+
+
+def test_the_example_in_the_docs_is_what_the_cli_prints(where: list[str]) -> None:
+    doc = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    example = re.search(r"\$ grantwatch functions --sort verdict\n(.*?)```", doc, re.DOTALL)
+    assert example is not None
+    assert cli(where, "functions", "--sort", "verdict").stdout == example.group(1)
 
 
 def _open_incident(where: list[str]) -> str:
