@@ -22,9 +22,9 @@ from grantwatch.cli.table import Column
 from grantwatch.domain.coverage import Coverage
 from grantwatch.pipeline import LocalPipeline
 from grantwatch.settings import Settings
+from tests.support.cli_tables import cells, column_starts
 from tests.support.samples import ROOT
 from tests.support.scenarios import create_grant, delete_function, retire_grant, update_function
-from tests.unit.test_cli_tables import cells, column_starts
 
 runner = CliRunner()
 

@@ -6,31 +6,17 @@ import re
 from typing import Any
 
 import pytest
-from rich.cells import cell_len
 
 from grantwatch.cli.listing import FUNCTION_COLUMNS, GRANT_COLUMNS, INCIDENT_COLUMNS
 from grantwatch.cli.organization import ACCOUNT_COLUMNS
 from grantwatch.cli.table import Column, one_line, short_arn, sort_rows, table_lines
+from tests.support.cli_tables import cells, column_starts
 
 COLUMNS = (
     Column("name", "NAME", lambda r: r["name"]),
     Column("count", "COUNT", lambda r: r["count"], numeric=True),
     Column("when", "WHEN", lambda r: r["when"]),
 )
-
-
-def column_starts(header: str) -> list[int]:
-    """Where each column starts: a header is words, its columns two or more spaces apart."""
-    return [m.start() for m in re.finditer(r"\S+(?: \S+)*", header)]
-
-
-def cells(line: str, starts: list[int]) -> list[str]:
-    """The line's cells at those offsets, counted in terminal cells (a wide character takes two)."""
-    by_cell = "".join(c + "\0" * (cell_len(c) - 1) for c in line)
-    ends = [*starts[1:], len(by_cell) + 2]
-    return [
-        by_cell[start : end - 2].replace("\0", "").strip() for start, end in zip(starts, ends, strict=True)
-    ]
 
 
 def test_every_column_starts_at_the_same_offset_in_every_row() -> None:
