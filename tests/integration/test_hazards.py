@@ -324,7 +324,7 @@ def test_a_failed_decrypt_without_request_parameters_confirms_a_role_recreated_i
     assert incident["leadTimeSeconds"] == 4 * 3600  # alert at 09:00:20, first failure at 13:00:20
 
     where = ["--table", table_settings.table_name, "--endpoint-url", table_settings.endpoint_url or ""]
-    shown = runner.invoke(app, ["incidents", *where])
+    shown = runner.invoke(app, ["incidents", "--long", *where])
     assert shown.exit_code == 0, shown.output
     assert (
         "confirmed first failed Decrypt 2026-11-10T13:00:20Z (2 failure(s), lead time 14400 s)"

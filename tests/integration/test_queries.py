@@ -112,6 +112,13 @@ def test_the_cli_queries(stores: Stores, table_settings: Settings) -> None:
     timeline = runner.invoke(app, ["lineage", "--function", function_arn("billing"), "--json", *where])
     assert len(json.loads(timeline.stdout)) == 5
     people = runner.invoke(app, ["functions", *where])
-    assert people.exit_code == 0 and "reports  AT-RISK" in people.stdout
+    assert people.exit_code == 0
+    assert [line.split()[:2] for line in people.stdout.splitlines()[2:]] == [
+        ["billing", "safe"],
+        ["legacy", "not-applicable"],
+        ["payroll", "safe"],
+        ["reports", "at-risk"],
+    ]
+    assert "reports  AT-RISK" in runner.invoke(app, ["functions", "--long", *where]).stdout
     assert runner.invoke(app, ["lineage", *where]).exit_code == 2
     assert runner.invoke(app, ["lineage", "--key", KEY_ARN, "--since", "yesterday", *where]).exit_code == 2

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
 
 from grantwatch import __version__
 from grantwatch.cli import alerts, doctor, impact, ingest, listing, local, operations, organization
 from grantwatch.cli.errors import exit_code_of
+from grantwatch.cli.helptext import HelpGroup, HelpTyper
 from grantwatch.cli.output import err
 
 
-class _Commands(TyperGroup):
+class _Commands(HelpGroup):
     """Ends a command that raised an error the CLI expects with `error: <message>` and that error's exit
     code (grantwatch.cli.errors); any other error is a defect and shows its traceback."""
 
@@ -28,7 +28,7 @@ class _Commands(TyperGroup):
             raise typer.Exit(code) from None
 
 
-app = typer.Typer(
+app = HelpTyper(  # plain help, rewrapped to the terminal (grantwatch.cli.helptext)
     cls=_Commands,
     help="Record and query the lineage of AWS KMS grants. "
     "Table and endpoint: --table/--endpoint-url, else GRANTWATCH_TABLE and AWS_ENDPOINT_URL_DYNAMODB, "

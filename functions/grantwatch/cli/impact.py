@@ -28,7 +28,7 @@ def impact(
     ] = None,
     disable_key: Annotated[RepeatedOption, typer.Option("--disable-key", help="Key ARN or id.")] = None,
     schedule_key_deletion: Annotated[
-        RepeatedOption, typer.Option("--schedule-key-deletion", help="Key ARN or id.")
+        RepeatedOption, typer.Option("--schedule-key-deletion", metavar="KEY", help="Key ARN or id.")
     ] = None,
     retire_grant: Annotated[RepeatedOption, typer.Option("--retire-grant", help="Grant id.")] = None,
     revoke_grant: Annotated[RepeatedOption, typer.Option("--revoke-grant", help="Grant id.")] = None,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -15,8 +15,16 @@ from grantwatch.adapters.hazards import DynamoHazardStore
 from grantwatch.adapters.store import DynamoGrantStore, UnindexedGrantee
 from grantwatch.backfill import BackfillError, parse_moment
 from grantwatch.cli.errors import ExitCode, UsageError
-from grantwatch.cli.options import AccountFilter, InRegionFilter, JsonOption, table_options
-from grantwatch.cli.output import err, out, print_json
+from grantwatch.cli.options import (
+    AccountFilter,
+    InRegionFilter,
+    JsonOption,
+    LongOption,
+    sort_option,
+    table_options,
+)
+from grantwatch.cli.output import err, out, print_json, print_table
+from grantwatch.cli.table import Column, Row, short_arn
 from grantwatch.domain.lineage import GrantStatus
 from grantwatch.queries import function_rows, grant_history, grant_rows, incident_rows, lineage_rows
 from grantwatch.settings import Settings
@@ -28,6 +36,50 @@ class StateFilter(StrEnum):
     DEAD = "dead"
     ENDED = "ended"
     ALL = "all"
+
+
+def _grant_counts(row: Row) -> str:
+    return ", ".join(f"{n} {status}" for status, n in row["grants"].items() if n) or "none"
+
+
+FUNCTION_COLUMNS = (
+    Column("name", "FUNCTION", lambda r: r["functionName"]),
+    Column("verdict", "VERDICT", lambda r: r["verdict"]),
+    Column("reason", "REASON", lambda r: r["reason"]),
+    Column("key", "KEY", lambda r: short_arn(r["keyArn"])),
+    Column("role", "ROLE", lambda r: short_arn(r["executionRole"])),
+    Column("grants", "GRANTS", _grant_counts, order=lambda r: tuple(r["grants"].values())),
+    Column("incident", "OPEN INCIDENT", lambda r: r["openIncidentId"]),
+)
+INCIDENT_COLUMNS = (
+    Column("id", "INCIDENT", lambda r: r["incidentId"]),
+    Column("status", "STATUS", lambda r: r["status"]),
+    Column("type", "TYPE", lambda r: r["alertType"]),
+    Column("function", "FUNCTION", lambda r: short_arn(r["functionArn"])),
+    Column("key", "KEY", lambda r: short_arn(r["keyArn"])),
+    Column("detected", "DETECTED", lambda r: r["detectedAt"]),
+    Column("alerted", "ALERTED", lambda r: r["alertSentAt"] or "not sent", order=lambda r: r["alertSentAt"]),
+    Column("resolved", "RESOLVED", lambda r: r["resolvedAt"]),
+)
+
+
+def _dependent(row: Row) -> str | None:
+    """What the grant is for: the service and the function's name, or the resource."""
+    target = short_arn(row["functionArn"]) or short_arn(row["resource"])
+    return " ".join(filter(None, (row["service"], target))) or None
+
+
+GRANT_COLUMNS = (
+    Column("created", "CREATED", lambda r: r["createdAt"]),
+    Column("status", "STATUS", lambda r: r["state"] + (f" ({r['endedHow']})" if r["endedHow"] else "")),
+    Column("key", "KEY", lambda r: short_arn(r["keyArn"])),
+    Column("grantee", "GRANTEE", lambda r: short_arn(r["granteePrincipal"])),
+    Column("for", "FOR", _dependent),
+    Column("ended", "ENDED", lambda r: r["endedAt"]),
+    Column("id", "GRANT ID", lambda r: r["grantId"]),
+)
+FUNCTIONS_DEFAULT = "function ARN: region, account, name"
+NEWEST_FIRST = "newest first"
 
 
 @table_options()
@@ -43,6 +95,8 @@ def functions(
             show_default=False,
         ),
     ] = None,
+    sort: Annotated[str | None, sort_option(FUNCTION_COLUMNS, FUNCTIONS_DEFAULT)] = None,
+    long: LongOption = False,
     as_json: JsonOption = False,
     account: AccountFilter = None,
     in_region: InRegionFilter = None,
@@ -51,9 +105,10 @@ def functions(
 ) -> None:
     """Every known Lambda function: its key and role, its grants, whether it can decrypt, its open incident.
 
-    A function is known from Lambda's own events or from its grants. Served by index queries, not a scan;
-    --account and --in-region select by the function's ARN. --key lists the functions on a key, all of
-    them (an alert about a key names the first 25 and counts the rest).
+    One row per function; --long shows each as a block with its ARNs in full. A function is known from
+    Lambda's own events or from its grants. Served by index queries, not a scan; --account and --in-region
+    select by the function's ARN. --key lists the functions on a key, all of them (an alert about a key
+    names the first 25 and counts the rest).
     """
     rows = function_rows(
         DynamoGrantStore(settings),
@@ -64,39 +119,37 @@ def functions(
         in_region=in_region,
         key=key,
     )
-    if as_json:
-        print_json(rows)
-        return
-    out.print(f"{len(rows)} function(s)")
-    for row in rows:
-        incident = f", open incident {row['openIncidentId']}" if row["openIncidentId"] else ""
-        out.print(
-            f"\n{row['functionName']}  {row['verdict'].upper()} ({row['reason']}){incident}", style="bold"
-        )
-        out.print(f"  function  {row['functionArn']}")
-        out.print(f"  key       {row['keyArn'] or '-'}")
-        out.print(f"  role      {row['executionRole'] or '-'}")
-        out.print(f"  grants    {', '.join(f'{n} {status}' for status, n in row['grants'].items())}")
+    print_table(rows, FUNCTION_COLUMNS, sort, "function(s)", _print_function if long else None, as_json)
+
+
+def _print_function(row: Row) -> None:
+    incident = f", open incident {row['openIncidentId']}" if row["openIncidentId"] else ""
+    out.print(f"\n{row['functionName']}  {row['verdict'].upper()} ({row['reason']}){incident}", style="bold")
+    out.print(f"  function  {row['functionArn']}")
+    out.print(f"  key       {row['keyArn'] or '-'}")
+    out.print(f"  role      {row['executionRole'] or '-'}")
+    out.print(f"  grants    {', '.join(f'{n} {status}' for status, n in row['grants'].items())}")
 
 
 @table_options()
 def incidents(
     open_only: Annotated[bool, typer.Option("--open", help="Only incidents not yet resolved.")] = False,
+    sort: Annotated[str | None, sort_option(INCIDENT_COLUMNS, NEWEST_FIRST)] = None,
+    long: LongOption = False,
     as_json: JsonOption = False,
     *,
     settings: Settings,
 ) -> None:
-    """Incidents, newest first: a function that lost its last usable grant, and how it ended."""
+    """Incidents, newest first: a function that lost its last usable grant, and how it ended.
+
+    One row per incident; --long shows each as a block: its cause, its alert, its confirmation by failed
+    Decrypt calls, its heal and how it was resolved.
+    """
     rows = incident_rows(DynamoFunctionStore(settings), open_only=open_only)
-    if as_json:
-        print_json(rows)
-        return
-    out.print(f"{len(rows)} incident(s)")
-    for row in rows:
-        _print_incident(row)
+    print_table(rows, INCIDENT_COLUMNS, sort, "incident(s)", _print_incident if long else None, as_json)
 
 
-def _print_incident(row: dict[str, Any]) -> None:
+def _print_incident(row: Row) -> None:
     out.print(f"\n{row['incidentId']}  {row['status'].upper()}  {row['alertType']}", style="bold")
     out.print(f"  function  {row['functionArn']}")
     evidence = row["evidence"]
@@ -180,15 +233,21 @@ def grants(
         typer.Option("--grantee", help="Grantee: an IAM role or user ARN, or a service principal."),
     ] = None,
     state: Annotated[StateFilter, typer.Option("--state", help="Which grants.")] = StateFilter.ALL,
+    sort: Annotated[str | None, sort_option(GRANT_COLUMNS, NEWEST_FIRST)] = None,
+    long: LongOption = False,
     as_json: JsonOption = False,
     account: AccountFilter = None,
     in_region: InRegionFilter = None,
     *,
     settings: Settings,
 ) -> None:
-    """List grants, newest first. With --key, --function or --grantee the answer comes from an index
-    query; with --account or --in-region, from the keys-only by-key index (a key ARN carries its account
-    and region); with none of them the whole table is scanned."""
+    """List grants, newest first.
+
+    One row per grant, with its full id; --long shows each as a block with its ARNs in full. With --key,
+    --function or --grantee the answer comes from an index query; with --account or --in-region, from the
+    keys-only by-key index (a key ARN carries its account and region); with none of them the whole table
+    is scanned.
+    """
     status = None if state is StateFilter.ALL else GrantStatus(state.value)
     try:
         rows = grant_rows(
@@ -202,12 +261,7 @@ def grants(
         )
     except UnindexedGrantee as unindexed:
         raise typer.BadParameter(str(unindexed), param_hint="'--grantee'") from None
-    if as_json:
-        print_json(rows)
-        return
-    out.print(f"{len(rows)} grant(s)")
-    for row in rows:
-        _print_grant(row)
+    print_table(rows, GRANT_COLUMNS, sort, "grant(s)", _print_grant if long else None, as_json)
 
 
 @table_options()
@@ -233,7 +287,7 @@ def history(
         out.print(f"    {line}  [event {event['eventID']}]")
 
 
-def _print_grant(row: dict[str, Any]) -> None:
+def _print_grant(row: Row) -> None:
     ended = f" ({row['endedHow']})" if row["endedHow"] else ""
     dependent = " ".join(filter(None, (row["service"], row["functionArn"] or row["resource"]))) or "unknown"
     out.print(f"\ngrant {row['grantId']}  {row['state'].upper()}{ended}", style="bold")

@@ -10,6 +10,7 @@ import typer
 
 from grantwatch import local as local_dynamo
 from grantwatch.cli.errors import ExitCode
+from grantwatch.cli.helptext import HelpTyper
 from grantwatch.cli.options import TableOption
 from grantwatch.cli.output import err
 from grantwatch.settings import Settings
@@ -26,7 +27,7 @@ PortOption = Annotated[
 ]
 TemplateOption = Annotated[Path | None, typer.Option("--template", help="Path to template.yaml.")]
 
-local_app = typer.Typer(
+local_app = HelpTyper(
     help="Run DynamoDB Local for this checkout (needs Java 17 and `make setup`).", no_args_is_help=True
 )
 

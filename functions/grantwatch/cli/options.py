@@ -18,6 +18,7 @@ from pynamodb.exceptions import PynamoDBException, TableDoesNotExist
 
 from grantwatch.adapters.aws_errors import code_of
 from grantwatch.cli.errors import Unavailable
+from grantwatch.cli.table import Column
 from grantwatch.pipeline import DEFAULT_SETTLE
 from grantwatch.settings import Settings
 
@@ -40,9 +41,31 @@ InRegionFilter = Annotated[
         show_default=False,
     ),
 ]
+LongOption = Annotated[
+    bool, typer.Option("--long", help="Each item as a block of every field, with ARNs in full.")
+]
 DEFAULT_SETTLE_SECONDS = int(DEFAULT_SETTLE.total_seconds())
 
 Command = Callable[..., None]
+
+
+def sort_option(columns: tuple[Column, ...], default: str) -> Any:
+    """`--sort COLUMN`, one of the table's columns (ascending; ties keep the default order), for the table,
+    --long and --json alike. An unknown column is a usage error that names the ones there are."""
+    names = [c.name for c in columns]
+
+    def known(value: str | None) -> str | None:
+        if value is not None and value not in names:
+            raise typer.BadParameter(f"{value!r} is not a column: choose from {', '.join(names)}")
+        return value
+
+    return typer.Option(
+        "--sort",
+        metavar=f"[{'|'.join(names)}]",
+        callback=known,
+        show_default=False,
+        help=f"Sort by this column, ascending (default: {default}).",
+    )
 
 
 def resolve_settings(table: str | None, endpoint_url: str | None, region: str | None) -> Settings:

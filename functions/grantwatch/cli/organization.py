@@ -3,42 +3,69 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 import typer
 
 from grantwatch.adapters.accounts import DynamoCoverageStore
 from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.cli.errors import ExitCode
-from grantwatch.cli.options import AccountFilter, JsonOption, table_options
+from grantwatch.cli.options import AccountFilter, JsonOption, sort_option, table_options
 from grantwatch.cli.output import err, out, print_json
+from grantwatch.cli.table import Column, one_line, sort_rows, table_lines
 from grantwatch.domain.coverage import Coverage
 from grantwatch.domain.notices import Notice
 from grantwatch.queries import coverage_rows
 from grantwatch.settings import Settings
 
-COLUMNS = ("ACCOUNT", "REGION", "LAST RECONCILED", "GRANTS", "FUNCTIONS", "OPEN INCIDENTS", "ERRORS")
+# The table's columns, in order: a new column is one more entry (its --sort name, header, and cell).
+ACCOUNT_COLUMNS = (
+    Column("account", "ACCOUNT", lambda r: r["account"]),
+    Column("region", "REGION", lambda r: r["region"]),
+    Column(
+        "reconciled",
+        "LAST RECONCILED",
+        lambda r: r["lastReconciledAt"] or "never",
+        order=lambda r: r["lastReconciledAt"] or "",  # never first: the stalest lead
+    ),
+    Column("grants", "GRANTS", lambda r: r["grants"], numeric=True),
+    Column("functions", "FUNCTIONS", lambda r: r["functions"], numeric=True),
+    Column("incidents", "OPEN INCIDENTS", lambda r: r["openIncidents"], numeric=True),
+    Column("errors", "ERRORS", lambda r: r["errorCount"], numeric=True),
+)
 
 
 @table_options()
-def accounts(account: AccountFilter = None, as_json: JsonOption = False, *, settings: Settings) -> None:
+def accounts(
+    account: AccountFilter = None,
+    sort: Annotated[str | None, sort_option(ACCOUNT_COLUMNS, "account, then region")] = None,
+    long: Annotated[
+        bool, typer.Option("--long", help="Also each account-region's errors, under its row.")
+    ] = False,
+    as_json: JsonOption = False,
+    *,
+    settings: Settings,
+) -> None:
     """Each account-region organization reconciliation covers: when it last reconciled (successfully),
-    its grants and functions, its open incidents, and what failed. One Query; exits 4 if none."""
+    its grants and functions, its open incidents, and how many errors its last run had.
+
+    One row per account-region, --long adds the errors themselves. One Query; exits 4 if none.
+    """
     coverage = DynamoCoverageStore(settings).all(account)
     incidents = DynamoFunctionStore(settings).all_incidents()
     rows = coverage_rows(coverage, (r.incident.function_arn for r in incidents if r.status == "open"))
+    rows = sort_rows(rows, ACCOUNT_COLUMNS, sort)
     if as_json:
         print_json(rows)
     else:
         out.print(f"{len(rows)} account-region(s)")
-        out.print("{:<12}  {:<14}  {:<20}  {:>6}  {:>9}  {:>14}  {:>6}".format(*COLUMNS))
-        for row in rows:
-            last = row["lastReconciledAt"] or "never"
-            out.print(
-                f"{row['account']:<12}  {row['region']:<14}  {last:<20}  {row['grants']:>6}  "
-                f"{row['functions']:>9}  {row['openIncidents']:>14}  {row['errorCount']:>6}"
-            )
-            for error in row["errors"]:
-                out.print(f"  {error}")
+        header, *lines = table_lines(rows, ACCOUNT_COLUMNS)
+        if rows:
+            out.print(header, style="bold")
+        for row, line in zip(rows, lines, strict=True):
+            out.print(line)
+            for error in row["errors"] if long else ():
+                out.print(f"  {one_line(error)}")
     if not rows:
         raise typer.Exit(ExitCode.NOT_FOUND)
 

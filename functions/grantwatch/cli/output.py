@@ -4,21 +4,49 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from grantwatch.cli.table import Column, Row, sort_rows, table_lines
 from grantwatch.domain.notices import Notice
 from grantwatch.recorder import EventOutcome, Outcome
 
-# Markup off: grant ids, principals and errors come from events, and must print as they are.
-out = Console(soft_wrap=True, markup=False, highlight=False)
-err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
+# Markup and emoji codes off: grant ids, principals and errors come from events, and must print as they are.
+# Soft wrap: a line is never broken at the terminal's width (a table row stays one line in a pipe).
+out = Console(soft_wrap=True, markup=False, highlight=False, emoji=False)
+err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False, emoji=False)
 
 
 def print_json(document: Any) -> None:
     sys.stdout.write(json.dumps(document, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def print_table(
+    rows: Sequence[Row],
+    columns: Sequence[Column],
+    sort: str | None,
+    noun: str,
+    block: Callable[[Row], None] | None,
+    as_json: bool,
+) -> None:
+    """A list command's answer, sorted by `sort` (a column's name) if given: every row as JSON, or a count
+    line and then each row as a `block` (--long) or one table row under a header."""
+    ordered = sort_rows(rows, columns, sort)
+    if as_json:
+        print_json(ordered)
+        return
+    out.print(f"{len(ordered)} {noun}")
+    if block is not None:
+        for row in ordered:
+            block(row)
+    elif ordered:
+        header, *lines = table_lines(ordered, columns)
+        out.print(header, style="bold")
+        for line in lines:
+            out.print(line)
 
 
 def report_notice(notice: Notice, as_json: bool) -> None:
