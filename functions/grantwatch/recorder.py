@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from grantwatch.domain.catalogue import CLOUDTRAIL_DETAIL_TYPE, EventKind, screened, selection_of
-from grantwatch.domain.facts import Ignored, RejectedRecord, normalise
+from grantwatch.domain.facts import FactKind, Ignored, RejectedRecord, normalise
 from grantwatch.domain.functions import FunctionFact, normalise_function_event
 from grantwatch.domain.hazards import (
     DecryptFailure,
@@ -165,6 +165,11 @@ class Recorder:
         if recorded.function_arn:
             self.scheduler.schedule(
                 EvaluationRequest.about(recorded.function_arn, fact.event_id, fact.event_time)
+            )
+        elif fact.kind is FactKind.REVOKED and recorded.result is RecordResult.RECORDED:
+            # another service's grant revoked: its resource may have lost the key (a person's act, rare)
+            self.scheduler.schedule(
+                EvaluationRequest.about_revoked(fact.key_ref, fact.grant_id, fact.event_id, fact.event_time)
             )
         outcome = Outcome.RECORDED if recorded.result is RecordResult.RECORDED else Outcome.DUPLICATE
         return EventOutcome(

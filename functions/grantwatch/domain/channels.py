@@ -77,8 +77,20 @@ def detail_type(notice: NoticeFields) -> str:
 
 
 def is_incident(notice: NoticeFields) -> bool:
-    """A notice about one function's incident (not a key policy change)."""
-    return bool(notice.details.get("functionArn")) and notice_type(notice) != KEY_POLICY_CHANGED
+    """A notice about one incident: a function's, or a key's resources of one service (not a key policy
+    change)."""
+    about = notice.details.get("functionArn") or is_resource_notice(notice)
+    return bool(about) and notice_type(notice) != KEY_POLICY_CHANGED
+
+
+def is_resource_notice(notice: NoticeFields) -> bool:
+    """A notice about the resources of one service on a key (grantwatch.domain.resource_notices)."""
+    return bool(notice.details.get("resourceKind")) and bool(notice.details.get("keyArn"))
+
+
+# The Security Hub resource type of each service's resources (ASFF's list; the rest are Other).
+_ASFF_RESOURCE_TYPES = {"dynamodb": "AwsDynamoDbTable", "ebs": "AwsEc2Volume"}
+MAX_FINDING_RESOURCES = 10  # of ASFF's 32: the key and the first few resources; the notice counts all
 
 
 def fix_commands(details: Mapping[str, Any]) -> list[str]:
@@ -142,6 +154,19 @@ def _description(notice: NoticeFields) -> str:
             f"*Reconciliation stale*: {count} account-region(s) not reconciled lately:",
             ", ".join(late) + more + ".",
             "Check the member role there (`grantwatch accounts`).",
+        ]
+    elif is_resource_notice(notice):
+        count = d.get("resourceCount") or len(d.get("resources") or [])
+        named = ", ".join(_code(r) for r in (d.get("resources") or [])[:5])
+        more = f" and {count - min(5, len(d.get('resources') or []))} more" if count > 5 else ""
+        head = "*Resolved*" if kind == RESOLVED else f"*{clean(d.get('alertType'))}*"
+        lines = [
+            f"{head}: {count} {clean(d.get('service'))} {clean(d.get('resourceKind'))}(s) on key "
+            f"{_code(d.get('keyArn'))} ({where}): {named}{more}.",
+            clean(d.get("resolvedReason"), 1024)
+            if kind == RESOLVED
+            else f"{clean(d.get('whatHappens'))}; deadline {_code(d.get('deadline'))}, "
+            f"key deletion {_code(d.get('deletionDate'))}.",
         ]
     elif kind == RESOLVED:
         lines = [
@@ -260,7 +285,12 @@ def finding(
     label = "INFORMATIONAL" if closed else _ASFF_SEVERITY.get(str(d.get("severity")), "HIGH")
     types = [f"Effects/Denial of Service/{cause}"]
     commands = fix_commands(d)
-    resources = [_resource("AwsLambdaFunction", str(d["functionArn"]), partition, region)]
+    if is_resource_notice(notice):
+        kind_of = _ASFF_RESOURCE_TYPES.get(str(d.get("service")), "Other")
+        named = (d.get("resources") or [])[: MAX_FINDING_RESOURCES - 1]
+        resources = [_resource(kind_of, clean(str(r), 512), partition, region) for r in named]
+    else:
+        resources = [_resource("AwsLambdaFunction", str(d["functionArn"]), partition, region)]
     if d.get("keyArn"):
         resources.append(_resource("AwsKmsKey", str(d["keyArn"]), partition, region))
     found: dict[str, Any] = {
@@ -299,9 +329,9 @@ def pagerduty_event(notice: NoticeFields) -> dict[str, Any] | None:
         "dedup_key": notice.incident_id,
         "payload": {
             "summary": clean(notice.subject, 1024),
-            "source": str(d.get("functionArn") or EVENT_SOURCE),
+            "source": str(d.get("functionArn") or d.get("keyArn") or EVENT_SOURCE),
             "severity": str(d.get("severity") or "critical"),
-            "component": str(d.get("functionName") or ""),
+            "component": str(d.get("functionName") or d.get("service") or ""),
             "class": kind,
             "custom_details": event_detail(notice),
         },
