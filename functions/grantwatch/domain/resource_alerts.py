@@ -272,6 +272,8 @@ def back_reason(incident: ResourceIncident, back_at: datetime) -> str:
             f"{utc_iso(incident.hard_deadline or back_at)}: the {incident.resource_kind}(s) may already be "
             f"{incident.resource_state}; check each one ({incident.recovery})"
         )
+    if incident.hard_deadline is None:
+        return f"the key is enabled again at {utc_iso(back_at)}"
     return f"the key is enabled again at {utc_iso(back_at)}, before the deadline"
 
 
