@@ -26,7 +26,7 @@ from grantwatch.domain.hazards import DecryptFailure, KeyChange, KeyStatus, Role
 from grantwatch.domain.lineage import GrantState
 from grantwatch.domain.notices import Notice, NoticeKind, alert_notice, policy_notice, resolved_notice
 from grantwatch.domain.records import EvaluationRequest
-from grantwatch.domain.resource_alerts import KEY_STATE_EVENTS, REVOKE_EVENT
+from grantwatch.domain.resource_alerts import GRANT_EVENTS, KEY_STATE_EVENTS
 from grantwatch.domain.risk import (
     Assessment,
     Cause,
@@ -133,7 +133,7 @@ class Evaluator:
         if request.key_arn is not None:
             if request.event_name == "PutKeyPolicy":  # changes no verdict: a notice, no evaluation
                 return self._policy_notice(request, self.hazards.dependents_of_key(request.key_arn), now)
-            if request.event_name == REVOKE_EVENT:  # another service's grant: its resource alone
+            if request.event_name in GRANT_EVENTS:  # another service's grant: its resource alone
                 return self._resources(request, now)
             page = self.hazards.dependents_of_key(request.key_arn, after=request.after, limit=FAN_OUT_PAGE)
         else:

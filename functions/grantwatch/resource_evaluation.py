@@ -14,17 +14,21 @@ transaction and one UpdateItem per service whose incident opens.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from grantwatch.domain.delivery import NOTICE_LEASE, ChannelState, Settled
 from grantwatch.domain.facts import FactKind
 from grantwatch.domain.hazards import KeyState
+from grantwatch.domain.lineage import GrantState
 from grantwatch.domain.notices import Notice, NoticeKind
 from grantwatch.domain.records import EvaluationRequest
 from grantwatch.domain.resource_alerts import (
+    CREATE_EVENT,
+    REVOKE_EVENT,
     Decision,
+    ResourceCause,
     ResourceIncident,
     ResourceStep,
     RevokedGrant,
@@ -60,34 +64,46 @@ class ResourceEvaluation:
 
     def run(self, request: EvaluationRequest, now: datetime) -> list[Notice]:
         key_arn = request.key_arn or ""
-        revoked = None
-        if request.grant_id is not None:
+        revoked: RevokedGrant | None = None
+        if request.event_name == REVOKE_EVENT:
             found = self._revoked(request)
             if found is None:
-                return []  # not a service's grant, or the service's own churn
+                return []  # not a covered service's grant for one of its resources
             key_arn, revoked = found
+        elif request.event_name == CREATE_EVENT:
+            grant = self.grants.get(request.grant_id or "")
+            if grant is None:
+                return []
+            key_arn = grant.key_arn
         key = self.hazards.key(key_arn)
         known = self.incidents.on_key(key_arn)
         lost = key is not None and key.state is not KeyState.ENABLED
         published: list[Notice] = []
         for record in known.unsent:
             self._resolved(record, now, published)
+        if request.event_name == CREATE_EVENT and not any(
+            r.incident.cause is ResourceCause.GRANT_REVOKED for r in known.open.values()
+        ):
+            return published  # a grant created, and no revoked grant's incident it could end
         if revoked is None and not lost and not known.open:
             return published  # nothing at risk and nothing open: the key's grants are not read
-        resources = resources_on_key(
-            key_arn, self.grants.grants(key=key_arn), self.discovered.on_key(key_arn)
-        )
+        mine: list[GrantState] = []
+        grants = self.grants.grants(key=key_arn)
+        if revoked is not None:
+            grants = _set_aside(grants, revoked, mine)
+        resources = resources_on_key(key_arn, grants, self.discovered.on_key(key_arn))
+        if revoked is not None:
+            revoked = replace(revoked, let_go=_let_go(mine, revoked))
         current = {service: record.incident for service, record in known.open.items()}
         for decision in decide(key_arn, key, resources, current, now, revoked):
             self._apply(decision, known.open.get(decision.service), now, published)
         return published
 
     def _revoked(self, request: EvaluationRequest) -> tuple[str, RevokedGrant] | None:
-        """The revoked grant's key and resource, if it is a grant of a service for one of its resources,
-        revoked by someone other than the service."""
+        """The revoked grant's key and resource, if it is a covered service's grant for a resource."""
         grant = self.grants.get(request.grant_id or "")
         terms = grant.terms if grant is not None else None
-        if grant is None or terms is None or terms.function_arn or not terms.service or not terms.resource:
+        if grant is None or terms is None or terms.function_arn or not terms.resource:
             return None
         entry = entry_for(terms.service)
         if entry is None:
@@ -177,3 +193,27 @@ class ResourceEvaluation:
             monitor=self.monitor,
         )
         published.append(notice)
+
+
+def _set_aside(
+    grants: Iterator[GrantState], revoked: RevokedGrant, mine: list[GrantState]
+) -> Iterator[GrantState]:
+    """The key's grants as they stream by, the revoked grant's resource's own kept aside."""
+    for grant in grants:
+        terms = grant.terms
+        if terms is not None and terms.resource == revoked.resource and terms.service == revoked.service:
+            mine.append(grant)
+        yield grant
+
+
+def _let_go(grants: list[GrantState], revoked: RevokedGrant) -> bool:
+    """The service retired one of the resource's grants since the revoked one was created: it let go of
+    the resource (deleted it, detached it), which is not at risk."""
+    created = next((g.created_at for g in grants if g.grant_id == revoked.grant_id), None)
+    return any(
+        g.ended is not None
+        and g.ended.kind is FactKind.RETIRED
+        and revoked_by_service(g.ended.actor, revoked.service)
+        and (created is None or g.ended.event_time >= created)
+        for g in grants
+    )

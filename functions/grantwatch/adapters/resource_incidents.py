@@ -15,11 +15,10 @@ retention period, a closed incident gets its ``expiresAt``, so DynamoDB's TTL de
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from pynamodb.attributes import MapAttribute, UnicodeAttribute, NumberAttribute
+from pynamodb.attributes import MapAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
@@ -111,13 +110,20 @@ class DynamoResourceIncidents:
             if current is not None and current.status == "open":
                 opened[service] = current
             last = found.get(incident_sk(service, p.lastIncidentId)) if p.lastIncidentId else None
-            if last is not None and last.status == "resolved" and last.notified and not last.resolved_notified:
+            if (
+                last is not None
+                and last.status == "resolved"
+                and last.notified
+                and not last.resolved_notified
+            ):
                 unsent.append(last)
         return KeyIncidents(opened, unsent)
 
     def incident(self, key_arn: str, service: str, incident_id: str) -> ResourceIncidentRecord | None:
         try:
-            item = self.incidents.get(key_pk(key_arn), incident_sk(service, incident_id), consistent_read=True)
+            item = self.incidents.get(
+                key_pk(key_arn), incident_sk(service, incident_id), consistent_read=True
+            )
         except self.incidents.DoesNotExist:
             return None
         return _record_of(item)
@@ -218,7 +224,9 @@ class DynamoResourceIncidents:
 
     def release_notice(self, incident: ResourceIncident, *, resolved: bool) -> None:
         i = self.incidents
-        self._item(incident).update(actions=[(i.resolvedClaimedUntil if resolved else i.claimedUntil).remove()])
+        self._item(incident).update(
+            actions=[(i.resolvedClaimedUntil if resolved else i.claimedUntil).remove()]
+        )
 
     def record_deliveries(
         self,
@@ -257,7 +265,7 @@ class DynamoResourceIncidents:
         expires = self.settings.expires_at(closed_at)
         return [] if expires is None else [self.incidents.expiresAt.set(expires)]
 
-    def _transact(self, body: Callable[[TransactWrite], object]) -> bool:
+    def _transact(self, body: Any) -> bool:
         connection = self.services._get_connection().connection
         try:
             with TransactWrite(connection=connection) as transaction:
@@ -317,7 +325,7 @@ def resource_incident_to_map(incident: ResourceIncident) -> dict[str, Any]:
         "resourceState": incident.resource_state,
         "irreversible": incident.irreversible,
         "recovery": incident.recovery,
-        "sources": list(incident.sources),
+        "sources": [{"title": title, "url": url} for title, url in incident.sources],
         "deadline": utc_iso(incident.deadline) if incident.deadline else None,
         "deletionDate": utc_iso(incident.deletion_date) if incident.deletion_date else None,
         "grantId": incident.grant_id,
@@ -355,10 +363,10 @@ def resource_incident_from_map(stored: dict[str, Any]) -> ResourceIncident:
         resource_count=int(stored.get("resourceCount") or 0),
         what_happens=stored["whatHappens"],
         takes_effect=stored["takesEffect"],
-        resource_state=stored["resourceState"],
-        irreversible=bool(stored.get("irreversible")),
+        resource_state=stored.get("resourceState"),
+        irreversible=stored.get("irreversible"),
         recovery=stored["recovery"],
-        sources=tuple(stored.get("sources") or ()),
+        sources=tuple((s["title"], s["url"]) for s in stored.get("sources") or ()),
         deadline=moment("deadline"),
         deletion_date=moment("deletionDate"),
         grant_id=stored.get("grantId"),

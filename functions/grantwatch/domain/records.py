@@ -357,7 +357,7 @@ class EvaluationRequest:
     immediate: bool = False
     # a key's or role's: the function its functions are asked for after (their pages, in order)
     after: str | None = None
-    # a key's RevokeGrant: the grant revoked (a service's grant, for its resource's evaluation)
+    # a key's RevokeGrant or CreateGrant: the service's grant, for its resource's evaluation
     grant_id: str | None = None
 
     def __post_init__(self) -> None:
@@ -377,12 +377,17 @@ class EvaluationRequest:
         return cls(key_arn=key_arn, event_id=event_id, event_name=event_name, event_time=event_time)
 
     @classmethod
-    def about_revoked(
-        cls, key_arn: str, grant_id: str, event_id: str, event_time: datetime
+    def about_grant(
+        cls, key_arn: str, grant_id: str, event_id: str, event_name: str, event_time: datetime
     ) -> EvaluationRequest:
-        """A grant that is not a Lambda function's, revoked: its resource may have lost the key."""
+        """Another service's grant revoked (its resource may have lost the key), or created (it may have
+        its grant back)."""
         return cls(
-            key_arn=key_arn, event_id=event_id, event_name="RevokeGrant", event_time=event_time, grant_id=grant_id
+            key_arn=key_arn,
+            event_id=event_id,
+            event_name=event_name,
+            event_time=event_time,
+            grant_id=grant_id,
         )
 
     @classmethod

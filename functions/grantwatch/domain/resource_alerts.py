@@ -26,7 +26,7 @@ from enum import StrEnum
 from grantwatch.domain.alerts import ARN_PARTS
 from grantwatch.domain.facts import Actor
 from grantwatch.domain.hazards import KeyFact, KeyState, KeyStatus
-from grantwatch.domain.resources import ResourceOnKey
+from grantwatch.domain.resources import SEEN_BY_READ_API, ResourceOnKey
 from grantwatch.domain.risk import Evidence
 from grantwatch.domain.services import KeyLossEffect, ServiceEntry, deadline, entry_for
 
@@ -35,9 +35,11 @@ from grantwatch.domain.services import KeyLossEffect, ServiceEntry, deadline, en
 # outgrows SNS's 256 KB, an EventBridge entry or DynamoDB's 400 KB item.
 MAX_NAMED_RESOURCES = 25
 # The key-state changes that start, move or end a key's resource incidents; a RevokeGrant request asks for
-# the revoked grant's resource alone.
+# the revoked grant's resource alone, and a service's CreateGrant may end a revoked grant's incident.
 KEY_STATE_EVENTS = frozenset({"DisableKey", "ScheduleKeyDeletion", "EnableKey", "CancelKeyDeletion"})
 REVOKE_EVENT = "RevokeGrant"
+CREATE_EVENT = "CreateGrant"
+GRANT_EVENTS = frozenset({REVOKE_EVENT, CREATE_EVENT})
 # What `ResourceOnKey.state` says of a resource that no longer exists.
 GONE_STATES = frozenset({"deleted", "deleting", "gone", "not-found", "archived"})
 # How a resolved reason says the key came back too late (the resolved notice then warns).
@@ -80,10 +82,10 @@ class ResourceIncident:
     resource_count: int  # all of them, named or not
     what_happens: str
     takes_effect: str
-    resource_state: str
-    irreversible: bool
+    resource_state: str | None  # the state the resource shows, where the docs name one
+    irreversible: str | None  # what can no longer be undone after the deadline, where the docs say
     recovery: str
-    sources: tuple[str, ...] = ()
+    sources: tuple[tuple[str, str], ...] = ()  # (title, url) of each page that documents the effect
     deadline: datetime | None = None  # loss_started + the documented period, where the docs give one
     deletion_date: datetime | None = None  # a key scheduled for deletion: KMS deletes it then
     grant_id: str | None = None  # the revoked grant
@@ -118,6 +120,9 @@ class RevokedGrant:
     resource: str
     evidence: Evidence
     by_service: bool  # the service revoked its own grant: churn
+    # the service retired one of the resource's grants since the revoked one was created: it let go of the
+    # resource (a table deleted, a volume detached), which is no longer at risk
+    let_go: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +168,7 @@ def in_use(resource: ResourceOnKey) -> bool:
     go of (its grants retired) or one that no longer exists."""
     if is_gone(resource):
         return False
-    return resource.usable_grants > 0 or bool(resource.state)
+    return resource.usable_grants > 0 or SEEN_BY_READ_API in resource.seen_by
 
 
 def at_risk_by_service(resources: Iterable[ResourceOnKey]) -> dict[str, _Tally]:
@@ -253,7 +258,9 @@ def _on_key_back(
             reason = f"no {open_now.resource_kind} on the key is in use any more"
             return [Decision(service, ResourceStep.RESOLVE, current=open_now, reason=reason)]
         back_at = key.changed_by.event_time if key is not None and key.changed_by else now
-        return [Decision(service, ResourceStep.RESOLVE, current=open_now, reason=back_reason(open_now, back_at))]
+        return [
+            Decision(service, ResourceStep.RESOLVE, current=open_now, reason=back_reason(open_now, back_at))
+        ]
     still = _still_revoked(open_now, resources)
     if still:
         return [Decision(service, ResourceStep.KEEP, current=open_now)]
@@ -269,8 +276,9 @@ def back_reason(incident: ResourceIncident, back_at: datetime) -> str:
     if late:
         return (
             f"the key is enabled again at {utc_iso(back_at)}, {AFTER_DEADLINE} "
-            f"{utc_iso(incident.hard_deadline or back_at)}: the {incident.resource_kind}(s) may already be "
-            f"{incident.resource_state}; check each one ({incident.recovery})"
+            f"{utc_iso(incident.hard_deadline or back_at)}: "
+            f"{incident.irreversible or 'the loss may be final'} may already have happened; "
+            f"check each {incident.resource_kind} ({incident.recovery})"
         )
     if incident.hard_deadline is None:
         return f"the key is enabled again at {utc_iso(back_at)}"
@@ -278,12 +286,13 @@ def back_reason(incident: ResourceIncident, back_at: datetime) -> str:
 
 
 def _still_revoked(incident: ResourceIncident, resources: Sequence[ResourceOnKey]) -> list[str]:
-    named = set(incident.resources)
-    return [
+    """The named resources with no usable grant again, that no read API reports gone."""
+    settled = {
         r.resource_id
         for r in resources
-        if r.resource_id in named and str(r.service) == incident.service and not is_gone(r) and not r.usable_grants
-    ]
+        if str(r.service) == incident.service and (r.usable_grants > 0 or is_gone(r))
+    }
+    return [name for name in incident.resources if name not in settled]
 
 
 def _on_revoke(
@@ -300,8 +309,10 @@ def _on_revoke(
     resource = next(
         (r for r in resources if str(r.service) == service and r.resource_id == revoked.resource), None
     )
-    if resource is None or is_gone(resource) or resource.usable_grants > 0:
-        return None  # gone, unknown, or still with a usable grant: not at risk
+    if resource is not None and (is_gone(resource) or resource.usable_grants > 0):
+        return None  # gone, or still with a usable grant: not at risk
+    if resource is None and revoked.let_go:
+        return None  # the service retired the resource's grants itself: it let go of it
     open_now = current.get(service)
     if open_now is not None:
         return Decision(service, ResourceStep.KEEP, current=open_now)
@@ -313,7 +324,7 @@ def _on_revoke(
         revoked.evidence,
         now,
         revoked.evidence.at,
-        (resource.resource_id,),
+        (revoked.resource,),
         1,
         grant_id=revoked.grant_id,
     )
@@ -351,7 +362,7 @@ def _incident(
         resource_state=effect.resource_state,
         irreversible=effect.irreversible,
         recovery=effect.recovery,
-        sources=tuple(effect.sources),
+        sources=tuple((source.title, source.url) for source in effect.sources),
         deadline=deadline(effect, loss_started),
         deletion_date=deletion_date,
         grant_id=grant_id,
@@ -359,7 +370,8 @@ def _incident(
 
 
 def resource_incident_id(detected_at: datetime, service: str, event_id: str) -> str:
-    return f"{detected_at.strftime('%Y%m%dT%H%M%SZ')}-{service[:24]}-{re.sub(r'[^A-Za-z0-9]', '', event_id)[:16]}"
+    event = re.sub(r"[^A-Za-z0-9]", "", event_id)[:16]
+    return f"{detected_at.strftime('%Y%m%dT%H%M%SZ')}-{service[:24]}-{event}"
 
 
 def key_evidence(fact: KeyFact | None, key_arn: str, now: datetime) -> Evidence:

@@ -69,7 +69,7 @@ def resource_details(incident: ResourceIncident) -> dict[str, Any]:
         "resourceState": incident.resource_state,
         "irreversible": incident.irreversible,
         "recovery": incident.recovery,
-        "sources": list(incident.sources),
+        "sources": [{"title": title, "url": url} for title, url in incident.sources],
     }
 
 
@@ -81,8 +81,16 @@ def _subject(prefix: str, middle: str, suffix: str) -> str:
     return "".join(c if " " <= c <= "~" else "?" for c in f"{prefix}{middle[:room]}...{suffix}")
 
 
+def plural(kind: str, count: int) -> str:
+    """ "table" / "tables"; "WorkSpace (user and directory)" / "WorkSpaces (user and directory)"."""
+    if count == 1:
+        return kind
+    head, space, rest = kind.partition(" (")
+    return f"{head}s{space}{rest}"
+
+
 def _kind(incident: ResourceIncident, count: int) -> str:
-    return f"{incident.service} {incident.resource_kind}" + ("" if count == 1 else "s")
+    return f"{incident.service} {plural(incident.resource_kind, count)}"
 
 
 def _names(incident: ResourceIncident) -> str:
@@ -98,30 +106,31 @@ def clock_lines(incident: ResourceIncident) -> list[str]:
     """What happens and when: the documented effect, the deadline from the loss, the deletion date."""
     key = clean(incident.key_arn)
     count = max(incident.resource_count, len(incident.resources))
-    kind = incident.resource_kind + ("" if count == 1 else "s")
-    verb = "is" if count == 1 else "are"
-    pending = incident.cause is ResourceCause.KEY_PENDING_DELETION
-    unless = (
-        f"unless the deletion of key {key} is cancelled and the key enabled before"
-        if pending
-        else f"unless key {key} is enabled before"
-        if incident.cause is ResourceCause.KEY_DISABLED
-        else f"unless it has a usable grant again before ({clean(incident.recovery)})"
-    )
-    lines = [f"{clean(incident.what_happens)} ({clean(incident.takes_effect)})."]
-    if incident.deadline is not None:
+    kind = plural(incident.resource_kind, count)
+    unless = {
+        ResourceCause.KEY_PENDING_DELETION: f"unless the deletion of key {key} is cancelled and the key "
+        "enabled before",
+        ResourceCause.KEY_DISABLED: f"unless key {key} is enabled before",
+    }.get(incident.cause, "unless its grant is back before")
+    lines = [clean(incident.what_happens, 1024), f"When: {clean(incident.takes_effect, 512)}."]
+    if incident.resource_state:
         lines.append(
-            f"{kind} {_names(incident)} {verb} {clean(incident.resource_state)} after "
-            f"{utc_iso(incident.deadline)} {unless}"
+            f"Meanwhile the {kind} {'shows' if count == 1 else 'show'} the state "
+            f"{clean(incident.resource_state)}."
         )
-        lines.append(f"(the key was lost at {utc_iso(incident.loss_started)}).")
+    if incident.deadline is not None:
+        lost = clean(incident.irreversible or "the loss becomes final", 1024)
+        lines.append(
+            f"{kind} {_names(incident)}: after {utc_iso(incident.deadline)}, {lost}, {unless} "
+            f"(the key was lost at {utc_iso(incident.loss_started)})."
+        )
     if incident.deletion_date is not None:
         lines.append(
-            f"KMS deletes key {key} on {utc_iso(incident.deletion_date)}: after that the {kind} can never "
-            "be decrypted again."
+            f"KMS deletes key {key} on {utc_iso(incident.deletion_date)}: after that the {kind}' data can "
+            "never be decrypted again."
         )
-    if incident.irreversible and incident.deadline is None and incident.deletion_date is None:
-        lines.append("The documentation says this cannot be undone.")
+    elif incident.deadline is None and incident.irreversible:
+        lines.append(f"Cannot be undone: {clean(incident.irreversible, 1024)}.")
     return lines
 
 
@@ -152,14 +161,16 @@ def resource_alert_notice(incident: ResourceIncident) -> Notice:
         "What will happen",
         *(f"  {line}" for line in clock_lines(incident)),
         "",
-        f"{incident.resource_kind.capitalize()}s on this key ({count})",
+        f"{plural(incident.resource_kind[:1].upper() + incident.resource_kind[1:], 2)} on this key ({count})",
         *(f"  {name}" for name in shown),
         *([f"  … and {more} more: grantwatch resources --key {key}"] if more > 0 else []),
         "",
         "Fix",
         *(f"  {line}" for line in fix_lines(fixes)),
-        *([f"  {clean(incident.recovery)}"] if not fixes else []),
-        *([f"  (documented in: {clean('; '.join(incident.sources), 400)})"] if incident.sources else []),
+        f"  Recovery, as documented: {clean(incident.recovery, 1024)}",
+        "",
+        "Documented in",
+        *(f"  {clean(title, 200)}: {clean(url, 300)}" for title, url in incident.sources),
         "",
         "Details (JSON)",
         json_block(details),
@@ -170,7 +181,7 @@ def resource_alert_notice(incident: ResourceIncident) -> Notice:
         ResourceCause.GRANT_REVOKED: ": grant revoked",
     }[incident.cause]
     deadline = incident.hard_deadline
-    suffix += f", {incident.resource_state} after {utc_iso(deadline)}" if deadline else ""
+    suffix += f", deadline {utc_iso(deadline)}" if deadline else ""
     return Notice(
         kind=NoticeKind.ALERT,
         incident_id=incident.incident_id,
@@ -196,7 +207,8 @@ def resource_resolved_notice(incident: ResourceIncident, reason: str, resolved_a
     }
     count = details["resourceCount"]
     lines = [
-        f"Resolved: {count} {_kind(incident, count)} on key {clean(incident.key_arn)}: {clean(reason, 1024)}.",
+        f"Resolved: {count} {_kind(incident, count)} on key {clean(incident.key_arn)}: "
+        f"{clean(reason, 1024)}.",
         f"  Incident {clean(incident.incident_id)} ({incident.alert_type}: {clean(incident.evidence.what)} "
         f"at {utc_iso(incident.evidence.at)}) is closed.",
         "",
