@@ -7,8 +7,14 @@ catalogue's context key and the service's own principal."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from grantwatch.domain.hazards import KeyChange, KeyFact, KeyState, KeyStatus
+from grantwatch.domain.resource_alerts import ResourceIncident, decide
+from grantwatch.domain.resources import SEEN_BY_READ_API, SEEN_IN_LINEAGE, ResourceOnKey
+from grantwatch.domain.services import Service
+from tests.support.incidents import ADMIN, T0
 from tests.support.samples import ACCOUNT, KEY_ARN, REGION, load_event
 from tests.support.scenarios import _event_id, grant_id
 
@@ -84,3 +90,38 @@ def with_deletion_date(event: dict[str, Any], date: str, days: int) -> dict[str,
     response["deletionDate"] = date
     response["pendingWindowInDays"] = event["detail"]["requestParameters"]["pendingWindowInDays"] = days
     return event
+
+
+def on_key(service: str, *names: str, usable: int = 1, state: str | None = None) -> list[ResourceOnKey]:
+    """Resources of one service on the sample key, as `resources_on_key` gives them."""
+    seen = frozenset({SEEN_IN_LINEAGE} if usable else set()) | (
+        frozenset({SEEN_BY_READ_API}) if state else frozenset()
+    )
+    return [
+        ResourceOnKey(Service(service), name, KEY_ARN, ACCOUNT, REGION, usable, seen, state, None)
+        for name in names
+    ]
+
+
+def key_status(state: KeyState, at: datetime, *, deletion: datetime | None = None) -> KeyStatus:
+    change = {
+        KeyState.DISABLED: (KeyChange.DISABLED, "DisableKey"),
+        KeyState.PENDING_DELETION: (KeyChange.DELETION_SCHEDULED, "ScheduleKeyDeletion"),
+        KeyState.ENABLED: (KeyChange.ENABLED, "EnableKey"),
+    }[state]
+    fact = KeyFact(change[0], KEY_ARN, f"e-{change[1]}-{at:%H%M%S}", at, change[1], ADMIN, deletion)
+    return KeyStatus(KEY_ARN, state, fact, deletion)
+
+
+def resource_incident(
+    service: str = "dynamodb",
+    state: KeyState = KeyState.DISABLED,
+    *,
+    names: tuple[str, ...] = ("orders",),
+    at: datetime = T0,
+    deletion: datetime | None = None,
+) -> ResourceIncident:
+    """The incident a key loss opens for one service's resources (through the pure decision)."""
+    [decision] = decide(KEY_ARN, key_status(state, at, deletion=deletion), on_key(service, *names), {}, at)
+    assert decision.incident is not None
+    return decision.incident

@@ -88,8 +88,13 @@ def is_resource_notice(notice: NoticeFields) -> bool:
     return bool(notice.details.get("resourceKind")) and bool(notice.details.get("keyArn"))
 
 
-# The Security Hub resource type of each service's resources (ASFF's list; the rest are Other).
-_ASFF_RESOURCE_TYPES = {"dynamodb": "AwsDynamoDbTable", "ebs": "AwsEc2Volume"}
+# The Security Hub resource type of each service's resources (ASFF's list), and their ARN's form; the rest
+# are Other, named by their id as the encryption context gives it.
+_ASFF_RESOURCE_TYPES = {
+    "dynamodb": ("AwsDynamoDbTable", "dynamodb", "table/"),
+    "ebs": ("AwsEc2Volume", "ec2", "volume/"),
+    "elasticfilesystem": ("AwsEfsFileSystem", "elasticfilesystem", "file-system/"),
+}
 MAX_FINDING_RESOURCES = 10  # of ASFF's 32: the key and the first few resources; the notice counts all
 
 
@@ -269,6 +274,18 @@ def _resource(kind: str, arn: str, partition: str, region: str) -> dict[str, Any
     return {"Type": kind, "Id": arn, "Partition": arn_partition(arn, partition), "Region": region}
 
 
+def _service_resource(details: Mapping[str, Any], name: str, partition: str, region: str) -> dict[str, Any]:
+    """A resource of a resource notice: its ARN where its form is known, else its id as Other."""
+    known = _ASFF_RESOURCE_TYPES.get(str(details.get("service")))
+    if known is None:
+        return {"Type": "Other", "Id": clean(name, 512), "Partition": partition, "Region": region}
+    kind, service, prefix = known
+    account = str(details.get("account") or _account(details))
+    where = str(details.get("region") or region)
+    arn = f"arn:{arn_partition(str(details.get('keyArn') or ''), partition)}:{service}:{where}:{account}:"
+    return _resource(kind, arn + prefix + clean(name, 255), partition, str(details.get("region") or region))
+
+
 def finding(
     notice: NoticeFields, *, region: str, account: str, partition: str = "aws"
 ) -> dict[str, Any] | None:
@@ -286,9 +303,8 @@ def finding(
     types = [f"Effects/Denial of Service/{cause}"]
     commands = fix_commands(d)
     if is_resource_notice(notice):
-        kind_of = _ASFF_RESOURCE_TYPES.get(str(d.get("service")), "Other")
         named = (d.get("resources") or [])[: MAX_FINDING_RESOURCES - 1]
-        resources = [_resource(kind_of, clean(str(r), 512), partition, region) for r in named]
+        resources = [_service_resource(d, str(r), partition, region) for r in named]
     else:
         resources = [_resource("AwsLambdaFunction", str(d["functionArn"]), partition, region)]
     if d.get("keyArn"):
