@@ -4,8 +4,9 @@ key's state, its open resource incidents, its grants and what read APIs found), 
 grantwatch.domain.resource_alerts), and open, supersede or close one incident per key and service,
 publishing each notice once to every channel through the incident's outbox (as a function's incident).
 
-What it costs: a key's state item (GetItem) and its service items (Query, then one BatchGetItem of the
-incidents they name, when any); then, only when the key is lost or an incident is open, the key's grants:
+What it costs: the key's service items (Query, then one BatchGetItem of the incidents they name, when any)
+and its state item (GetItem; a service's CreateGrant stops after the Query unless a revoked grant's
+incident is open on the key); then, only when the key is lost or an incident is open, the key's grants:
 the by-key index a page at a time (one Query a page) and the grants themselves in batches of
 GRANT_BATCH (one BatchGetItem each, pynamodb's batches). So a key enabled with nothing open costs two
 requests, and a key disabled with N resources of one grant each about 3 + N/100 reads, and one write
@@ -70,21 +71,18 @@ class ResourceEvaluation:
             if found is None:
                 return []  # not a covered service's grant for one of its resources
             key_arn, revoked = found
-        elif request.event_name == CREATE_EVENT:
-            grant = self.grants.get(request.grant_id or "")
-            if grant is None:
-                return []
-            key_arn = grant.key_arn
-        key = self.hazards.key(key_arn)
         known = self.incidents.on_key(key_arn)
+        if (
+            request.event_name == CREATE_EVENT
+            and not known.unsent
+            and not any(r.incident.cause is ResourceCause.GRANT_REVOKED for r in known.open.values())
+        ):
+            return []  # a service's grant created, and no revoked grant's incident it could end: one Query
+        key = self.hazards.key(key_arn)
         lost = key is not None and key.state is not KeyState.ENABLED
         published: list[Notice] = []
         for record in known.unsent:
             self._resolved(record, now, published)
-        if request.event_name == CREATE_EVENT and not any(
-            r.incident.cause is ResourceCause.GRANT_REVOKED for r in known.open.values()
-        ):
-            return published  # a grant created, and no revoked grant's incident it could end
         if revoked is None and not lost and not known.open:
             return published  # nothing at risk and nothing open: the key's grants are not read
         mine: list[GrantState] = []

@@ -20,9 +20,15 @@ from tests.support.scenarios import _event_id, grant_id
 
 
 def service_grant(
-    service: str, resource: str, at: str, *, context_key: str | None = None, key: str = KEY_ARN
+    service: str,
+    resource: str,
+    at: str,
+    *,
+    context_key: str | None = None,
+    key: str = KEY_ARN,
+    label: str = "",
 ) -> dict[str, Any]:
-    """The CreateGrant a service makes for one of its resources (`resource` also labels the grant)."""
+    """The CreateGrant a service makes for one of its resources (the resource and `label` name the grant)."""
     if service == "ebs":
         event = load_event("kms-create-grant-ebs-volume.json")
         parameters = event["detail"]["requestParameters"]
@@ -48,7 +54,7 @@ def service_grant(
     detail |= {"eventTime": at, "eventID": _event_id(f"create {service} {resource} {at}")}
     detail["requestParameters"]["keyId"] = key
     detail["resources"][0]["ARN"] = key
-    detail["responseElements"] = {"grantId": grant_id(f"{service} {resource}"), "keyId": key}
+    detail["responseElements"] = {"grantId": grant_id(f"{service} {resource}{label}"), "keyId": key}
     return event
 
 
