@@ -71,10 +71,12 @@ class RecordResult(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class RecordedGrant:
-    """What recording a fact did, and the Lambda function the grant is for, where known."""
+    """What recording a fact did, and the Lambda function the grant is for, where known; for an end, the
+    service its creation named, where the store tells it without another read."""
 
     result: RecordResult
     function_arn: str | None
+    service: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

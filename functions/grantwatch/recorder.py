@@ -167,7 +167,7 @@ class Recorder:
             self.scheduler.schedule(
                 EvaluationRequest.about(recorded.function_arn, fact.event_id, fact.event_time)
             )
-        elif recorded.result is RecordResult.RECORDED and _about_a_resource(fact):
+        elif recorded.result is RecordResult.RECORDED and _about_a_resource(fact, recorded.service):
             self.scheduler.schedule(
                 EvaluationRequest.about_grant(
                     fact.key_ref, fact.grant_id, fact.event_id, fact.event_name, fact.event_time
@@ -235,15 +235,16 @@ class Recorder:
         )
 
 
-def _about_a_resource(fact: GrantFact) -> bool:
-    """Another service's grant revoked (its resource may have lost the key: a person's act, rare), or
-    created by a service whose revoked grant has a documented effect (it may have its grant back). EBS's
-    grants, which come and go with every attachment, are neither."""
-    if fact.kind is FactKind.REVOKED:
-        return True
-    if fact.kind is not FactKind.CREATED or fact.terms is None or fact.terms.function_arn:
+def _about_a_resource(fact: GrantFact, service: str | None) -> bool:
+    """A grant of a service whose revoked grant has a documented effect (grantwatch.domain.services),
+    revoked (its resource may have lost the key: a person's act, rare), or created (it may have its grant
+    back). `service`: an end's, as its recorded creation names it. EBS's grants, which come and go with
+    every attachment, are neither."""
+    if fact.kind is FactKind.CREATED and fact.terms is not None and not fact.terms.function_arn:
+        service = fact.terms.service
+    elif fact.kind is not FactKind.REVOKED:
         return False
-    entry = entry_for(fact.terms.service)
+    entry = entry_for(service)
     return entry is not None and entry.on_grant_revoked is not None
 
 
