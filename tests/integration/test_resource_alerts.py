@@ -17,6 +17,7 @@ import pytest
 from grantwatch.adapters.notifier import SnsNotifier
 from grantwatch.adapters.resource_incidents import DynamoResourceIncidents
 from grantwatch.adapters.tables import _shared_client
+from grantwatch.domain.delivery import Delivery
 from grantwatch.domain.facts import GrantFact, normalise
 from grantwatch.domain.notices import Notice, NoticeKind
 from grantwatch.domain.records import CloudTrailRecord, EvaluationRequest
@@ -24,7 +25,8 @@ from grantwatch.domain.resource_alerts import MAX_NAMED_RESOURCES
 from grantwatch.domain.services import SERVICES, Service
 from grantwatch.evaluator import Evaluator
 from grantwatch.pipeline import LocalPipeline
-from grantwatch.recorder import parse_event
+from grantwatch.ports import NotDelivered
+from grantwatch.recorder import Recorder, parse_event
 from grantwatch.settings import Settings
 from grantwatch.wiring import local_pipeline
 from tests.support.iam_contract import stands_for
@@ -42,6 +44,7 @@ from tests.support.scenarios import (
     create_grant,
     disable_key,
     enable_key,
+    grant_id,
     replay,
     schedule_key_deletion,
     update_function,
@@ -342,3 +345,79 @@ def test_a_key_enabled_with_nothing_open_reads_no_grant(
     assert requests.counted == Counter(
         {"Query": 2, "GetItem": 1}
     )  # functions on the key, service items, state
+
+
+class Channels:
+    """Five channels; `failing` refuse the notice until they are cleared."""
+
+    names = ("sns", "chat", "events", "securityhub", "pagerduty")
+
+    def __init__(self, *failing: str) -> None:
+        self.failing = set(failing)
+        self.taken: list[tuple[str, str]] = []  # (channel, incident id), in order
+
+    def publish(self, notice: Notice) -> None:
+        raise AssertionError("sent through deliver")
+
+    def deliver(self, notice: Notice, skip: frozenset[str]) -> Delivery:
+        delivered = {n for n in self.names if n not in skip and n not in self.failing}
+        self.taken += [(n, notice.incident_id) for n in sorted(delivered)]
+        return Delivery(frozenset(delivered), {n: "Throttled" for n in self.failing if n not in skip})
+
+
+def test_a_channel_that_fails_gets_the_alert_on_the_retry_and_the_others_only_once(
+    pipeline: LocalPipeline, table_settings: Settings
+) -> None:
+    pipeline.feed(grant("dynamodb", "orders", "2026-11-20T10:00:00Z"))
+    pipeline.feed(disable_key("2026-11-24T09:15:02Z"))
+    channels = Channels("pagerduty")
+    evaluator = Evaluator(
+        pipeline.grants,
+        pipeline.functions,
+        pipeline.hazards,
+        channels,
+        pipeline.scheduler,
+        resource_incidents=DynamoResourceIncidents(table_settings),
+    )
+    request = EvaluationRequest.about_key(
+        KEY_ARN, "e-disable", "DisableKey", datetime(2026, 11, 24, 9, 15, 2, tzinfo=UTC)
+    )
+    with pytest.raises(NotDelivered, match="pagerduty: Throttled"):
+        evaluator.run(request, datetime(2026, 11, 24, 9, 17, 2, tzinfo=UTC))
+    channels.failing.clear()
+    [alert] = evaluator.run(request, datetime(2026, 11, 24, 9, 18, 2, tzinfo=UTC))  # the queue's retry
+    assert evaluator.run(request, datetime(2026, 11, 24, 9, 19, 2, tzinfo=UTC)) == []
+    assert Counter(name for name, _ in channels.taken) == Counter(dict.fromkeys(Channels.names, 1))
+    assert {incident for _, incident in channels.taken} == {alert.incident_id}
+
+
+class Asked:
+    def __init__(self) -> None:
+        self.requests: list[EvaluationRequest] = []
+
+    def schedule(self, request: EvaluationRequest) -> None:
+        self.requests.append(request)
+
+
+def test_the_recorder_asks_about_revoked_and_created_grants_only_where_a_revoke_has_an_effect(
+    table_settings: Settings,
+) -> None:
+    asked = Asked()
+    stores = local_pipeline(table_settings)
+    recorder = Recorder(stores.grants, stores.functions, stores.hazards, asked)
+    for event in (
+        grant("ebs", "vol-1", "2026-11-20T10:00:00Z"),
+        revoked_by_person("ebs", "vol-1", "2026-11-20T10:05:00Z"),
+        retired_by_service("ebs", "vol-1", "2026-11-20T10:06:00Z"),
+        grant("dynamodb", "orders", "2026-11-20T10:00:00Z"),
+        retired_by_service("dynamodb", "orders", "2026-11-20T10:06:00Z"),
+        revoked_by_person("dynamodb", "orders", "2026-11-20T10:07:00Z"),
+    ):
+        assert recorder.record(event).outcome in ("recorded", "duplicate")
+    assert [(r.event_name, r.grant_id) for r in asked.requests] == [
+        ("CreateGrant", grant_id("dynamodb orders")),
+        ("RevokeGrant", grant_id("dynamodb orders")),
+    ]
+    [created, revoked] = asked.requests
+    assert created.key_arn == KEY_ARN
+    assert EvaluationRequest.from_body(revoked.body()) == revoked
