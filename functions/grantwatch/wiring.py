@@ -257,6 +257,7 @@ def dynamo_stores(settings: Settings) -> Stores:
 
     from grantwatch.adapters.functions import DynamoFunctionStore
     from grantwatch.adapters.hazards import DynamoHazardStore
+    from grantwatch.adapters.resource_incidents import DynamoResourceIncidents
     from grantwatch.adapters.store import DynamoGrantStore
     from grantwatch.parallel import Stores
 
@@ -265,6 +266,7 @@ def dynamo_stores(settings: Settings) -> Stores:
         DynamoFunctionStore(settings),
         DynamoHazardStore(settings),
         failures=(PynamoDBException, BotoCoreError, ClientError),
+        resource_incidents=DynamoResourceIncidents(settings),
     )
 
 
