@@ -4,12 +4,20 @@ deadlines are the documented period counted from the loss."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
 from grantwatch.domain.facts import dependent_resource
-from grantwatch.domain.services import SERVICES, Service, deadline, entry_for
+from grantwatch.domain.services import (
+    DELETING_KEYS,
+    KEY_STATES,
+    SERVICES,
+    Service,
+    deadline,
+    entry_for,
+)
 
 LOSS = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 
@@ -101,3 +109,26 @@ def test_a_service_built_on_ebs_owns_its_grant_rather_than_the_volume(
     """RDS and WorkSpaces name their EBS volume in the encryption context beside their own key."""
     constraints: dict[str, dict[str, str] | str] = {"encryptionContextSubset": context}
     assert dependent_resource(constraints, "anyone", None) == (*expected, None)
+
+
+SERVICES_PAGE = Path(__file__).resolve().parents[2] / "docs" / "services.md"
+
+
+@pytest.mark.parametrize("service", list(Service))
+def test_the_services_page_renders_every_entry_with_its_sources(service: Service) -> None:
+    page = SERVICES_PAGE.read_text(encoding="utf-8")
+    entry = SERVICES[service]
+    assert f"\n## {entry.title}\n" in page
+    section = page.split(f"\n## {entry.title}\n", 1)[1].split("\n## ", 1)[0]
+    assert all(f"`{key}`" in section for key in entry.context_keys)
+    shared = {s.url for s in (KEY_STATES, DELETING_KEYS)}  # said once, above the services
+    urls = {
+        s.url
+        for s in (
+            *(s for e in entry.effects for s in e.sources),
+            *entry.churn_sources,
+            *entry.context_sources,
+        )
+    }
+    assert sorted(url for url in urls - shared if f"({url})" not in section) == []
+    assert all(f"({url})" in page for url in shared)

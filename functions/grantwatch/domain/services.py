@@ -1,5 +1,6 @@
 """What each AWS service does to its resources when their KMS key, or the service's grant on it, goes:
-one entry per service, every effect as AWS's documentation states it, with the page that states it.
+one entry per service, every effect as AWS's documentation states it (in our words), with the pages that
+state it.
 Where the documentation is silent the entry says None, and nothing here guesses. Pure: no I/O.
 """
 
@@ -142,7 +143,7 @@ _WORKSPACES_KMS = Source(
 )
 
 SEVEN_DAYS = timedelta(days=7)
-_KEY_DELETED = "once the key is deleted, the data encrypted under it can't be decrypted"
+KEY_DELETED = "once the key is deleted, the data encrypted under it can't be decrypted"
 NOT_DOCUMENTED = "not documented"
 
 _DYNAMODB_LOSS = KeyLossEffect(
@@ -185,10 +186,12 @@ _DYNAMODB_GRANT_REVOKED = KeyLossEffect(
 
 _RDS_LOSS = KeyLossEffect(
     what_happens=(
-        "When RDS can no longer use the key, the encrypted DB instance or Aurora cluster goes into "
-        "inaccessible-encryption-credentials-recoverable and stays there, stopped, for seven days; API calls "
-        "to it might not succeed. Only instances and clusters that can stop get this recoverable state (not, "
-        "for example, ones with cross-Region read replicas)."
+        "When RDS loses access to the key (the key is not enabled, or RDS's access to it is revoked), the "
+        "encrypted DB instance or Aurora cluster goes into inaccessible-encryption-credentials-recoverable "
+        "and stays there, stopped, for seven days; API calls to it might not succeed. Only instances and "
+        "clusters that can stop get this state (not, for example, ones with cross-Region read replicas); "
+        "RDS's key management page says it more starkly: RDS puts the database into a terminal state when it "
+        "next needs the key."
     ),
     takes_effect="when RDS next needs the key: immediately or deferred, depending on what needs it",
     resource_state="inaccessible-encryption-credentials-recoverable",
@@ -198,25 +201,11 @@ _RDS_LOSS = KeyLossEffect(
         "not usable anymore and can only be restored from a backup"
     ),
     recovery=(
-        "enable the key and start the DB instance or cluster again (start-db-instance, start-db-cluster) "
-        "within the seven days; in the terminal state, restore from a backup or to a point in time, with the "
-        "key enabled"
+        "enable the key (or restore RDS's access to it) and start the DB instance or cluster within the "
+        "seven days (start-db-instance, start-db-cluster: it checks that the key is active); in the terminal "
+        "state, restore from a backup or to a point in time, with the key enabled"
     ),
     sources=(_RDS_ENCRYPTION, _AURORA_ENCRYPTION, _RDS_KEYS, _RDS_INACCESSIBLE),
-)
-_RDS_GRANT_REVOKED = KeyLossEffect(
-    what_happens=(
-        "If permissions to the key are revoked, RDS puts the database into a terminal state when it next "
-        "needs the key: the DB instance is no longer available and its current state can't be recovered."
-    ),
-    takes_effect="when RDS next needs the key: immediately or deferred, depending on what needs it",
-    resource_state="inaccessible-encryption-credentials",
-    irreversible_after=None,
-    irreversible="the database's current state can't be recovered",
-    recovery=(
-        "re-enable RDS's access to the key, then restore the DB instance from the latest available backup"
-    ),
-    sources=(_RDS_KEYS,),
 )
 
 _EBS_LOSS = KeyLossEffect(
@@ -262,13 +251,14 @@ _WORKSPACES_LOSS = KeyLossEffect(
 
 
 def _pending_deletion(loss: KeyLossEffect, recovery: str) -> KeyLossEffect:
-    """A key pending deletion can't be used, as a disabled one can't, and its deletion ends the data."""
+    """A key pending deletion can't be used, as a disabled one can't; and its deletion, at the end of its
+    waiting period, ends the data (`ends_with_key_deletion`)."""
     return KeyLossEffect(
         what_happens=loss.what_happens,
         takes_effect=f"from the moment the deletion is scheduled, {loss.takes_effect}",
         resource_state=loss.resource_state,
         irreversible_after=loss.irreversible_after,
-        irreversible="; and ".join(filter(None, (loss.irreversible, _KEY_DELETED))),
+        irreversible=loss.irreversible or KEY_DELETED,
         recovery=f"cancel the key deletion (the key is then disabled) and enable the key; {recovery}",
         sources=(*loss.sources, KEY_STATES, DELETING_KEYS),
         ends_with_key_deletion=True,
@@ -283,7 +273,9 @@ SERVICES: Mapping[Service, ServiceEntry] = {
         context_keys=("aws:dynamodb:tableName",),
         grantee_pattern="dynamodb.REGION.amazonaws.com (also the retiring principal)",
         on_key_disabled=_DYNAMODB_LOSS,
-        on_key_pending_deletion=_pending_deletion(_DYNAMODB_LOSS, _DYNAMODB_LOSS.recovery),
+        on_key_pending_deletion=_pending_deletion(
+            _DYNAMODB_LOSS, "then, as for a disabled key, " + _DYNAMODB_LOSS.recovery
+        ),
         on_grant_revoked=_DYNAMODB_GRANT_REVOKED,
         benign_churn=("DynamoDB retires a table's grant when the table is deleted",),
         churn_sources=(_DYNAMODB_NOTES,),
@@ -296,8 +288,10 @@ SERVICES: Mapping[Service, ServiceEntry] = {
         context_keys=("aws:rds:db-id",),
         grantee_pattern=NOT_DOCUMENTED,
         on_key_disabled=_RDS_LOSS,
-        on_key_pending_deletion=_pending_deletion(_RDS_LOSS, _RDS_LOSS.recovery),
-        on_grant_revoked=_RDS_GRANT_REVOKED,
+        on_key_pending_deletion=_pending_deletion(
+            _RDS_LOSS, "then, as for a disabled key, " + _RDS_LOSS.recovery
+        ),
+        on_grant_revoked=_RDS_LOSS,
         benign_churn=(),
         context_sources=(_RDS_KEYS,),
     ),
@@ -308,7 +302,7 @@ SERVICES: Mapping[Service, ServiceEntry] = {
         context_keys=("aws:ebs:id",),
         grantee_pattern="ACCOUNT:aws:ec2-infrastructure:INSTANCE-ID (a grant for each instance)",
         on_key_disabled=_EBS_LOSS,
-        on_key_pending_deletion=_pending_deletion(_EBS_LOSS, _EBS_LOSS.recovery),
+        on_key_pending_deletion=_pending_deletion(_EBS_LOSS, "the volume can then be attached"),
         on_grant_revoked=None,
         benign_churn=("AWS services retire the grants they create as soon as their task is complete",),
         churn_sources=(GRANTS,),
@@ -321,7 +315,9 @@ SERVICES: Mapping[Service, ServiceEntry] = {
         context_keys=("aws:elasticfilesystem:filesystem:id",),
         grantee_pattern=NOT_DOCUMENTED,
         on_key_disabled=_EFS_LOSS,
-        on_key_pending_deletion=_pending_deletion(_EFS_LOSS, _EFS_LOSS.recovery),
+        on_key_pending_deletion=_pending_deletion(
+            _EFS_LOSS, "disabling is reversible, deleting the key is not"
+        ),
         on_grant_revoked=_EFS_LOSS,
         benign_churn=(),
         context_sources=(_EFS_CLOUDTRAIL,),
@@ -333,7 +329,9 @@ SERVICES: Mapping[Service, ServiceEntry] = {
         context_keys=("aws:workspaces:sid-directoryid",),
         grantee_pattern=NOT_DOCUMENTED,
         on_key_disabled=_WORKSPACES_LOSS,
-        on_key_pending_deletion=_pending_deletion(_WORKSPACES_LOSS, _WORKSPACES_LOSS.recovery),
+        on_key_pending_deletion=_pending_deletion(
+            _WORKSPACES_LOSS, "do it before the WorkSpace is rebooted or rebuilt"
+        ),
         on_grant_revoked=None,
         benign_churn=(
             "Amazon WorkSpaces and Amazon EBS retire a WorkSpace's grants when the WorkSpace is removed "
