@@ -421,3 +421,44 @@ def test_the_recorder_asks_about_revoked_and_created_grants_only_where_a_revoke_
     [created, revoked] = asked.requests
     assert created.key_arn == KEY_ARN
     assert EvaluationRequest.from_body(revoked.body()) == revoked
+
+
+def test_the_incident_lives_in_the_keys_partition_and_its_resolved_notice_survives_a_failure(
+    pipeline: LocalPipeline, table_settings: Settings
+) -> None:
+    channels = Channels()
+    evaluator = Evaluator(
+        pipeline.grants,
+        pipeline.functions,
+        pipeline.hazards,
+        channels,
+        pipeline.scheduler,
+        resource_incidents=DynamoResourceIncidents(table_settings),
+    )
+    disabled = datetime(2026, 11, 24, 9, 15, 2, tzinfo=UTC)
+    enabled = datetime(2026, 11, 25, 9, 15, 2, tzinfo=UTC)
+    pipeline.feed(grant("dynamodb", "orders", "2026-11-20T10:00:00Z"))
+    pipeline.feed(disable_key("2026-11-24T09:15:02Z"))
+    [alert] = evaluator.run(EvaluationRequest.about_key(KEY_ARN, "e1", "DisableKey", disabled), disabled)
+    client = _shared_client(table_settings).client()
+    table, pk = table_settings.table_name, {"S": f"KEY#{KEY_ARN}"}
+    service = client.get_item(TableName=table, Key={"pk": pk, "sk": {"S": "SERVICE#dynamodb"}})["Item"]
+    assert service["openIncidentId"]["S"] == alert.incident_id
+    sk = {"S": f"RESOURCE-INCIDENT#dynamodb#{alert.incident_id}"}
+    incident = client.get_item(TableName=table, Key={"pk": pk, "sk": sk})["Item"]
+    assert incident["status"]["S"] == "open" and "notifiedAt" in incident
+    assert set(incident["alertDeliveries"]["M"]) == set(Channels.names)
+
+    pipeline.feed(enable_key("2026-11-25T09:15:02Z"))
+    channels.failing.add("sns")
+    request = EvaluationRequest.about_key(KEY_ARN, "e2", "EnableKey", enabled)
+    with pytest.raises(NotDelivered):
+        evaluator.run(request, enabled)
+    channels.failing.clear()
+    [resolved] = evaluator.run(request, enabled)  # the retry: the closed incident's notice is still owed
+    assert resolved.kind is NoticeKind.RESOLVED and resolved.incident_id == alert.incident_id
+    assert evaluator.run(request, enabled) == []
+    resolved_sent = [name for name, _ in channels.taken[len(Channels.names) :]]
+    assert Counter(resolved_sent) == Counter(dict.fromkeys(Channels.names, 1))
+    service = client.get_item(TableName=table, Key={"pk": pk, "sk": {"S": "SERVICE#dynamodb"}})["Item"]
+    assert "openIncidentId" not in service and service["lastIncidentId"]["S"] == alert.incident_id
