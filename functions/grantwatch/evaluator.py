@@ -1,6 +1,8 @@
 """The evaluator's one corridor: once the settle window has passed, re-read what is known of a function
 (its grants, configuration, key and role), decide (pure), and open, supersede or close its incident,
-publishing one notice for each. A key or role request evaluates every function that depends on it.
+publishing one notice for each. A key or role request evaluates every function that depends on it; a
+key's state change, and another service's grant revoked or created, also evaluate the key's resources of
+other services, one incident per key and service (grantwatch.resource_evaluation).
 
 Notices are published after the incident is written. Each is claimed first (a short lease on the incident
 item, so concurrent evaluations send it once), then sent to each channel that has not taken it yet, then
