@@ -1,6 +1,8 @@
 """The evaluator's one corridor: once the settle window has passed, re-read what is known of a function
 (its grants, configuration, key and role), decide (pure), and open, supersede or close its incident,
-publishing one notice for each. A key or role request evaluates every function that depends on it.
+publishing one notice for each. A key or role request evaluates every function that depends on it; a
+key's state change, and another service's grant revoked or created, also evaluate the key's resources of
+other services, one incident per key and service (grantwatch.resource_evaluation).
 
 Notices are published after the incident is written. Each is claimed first (a short lease on the incident
 item, so concurrent evaluations send it once), then sent to each channel that has not taken it yet, then
@@ -13,7 +15,7 @@ except the SNS topic: grantwatch.domain.delivery).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -26,6 +28,7 @@ from grantwatch.domain.hazards import DecryptFailure, KeyChange, KeyStatus, Role
 from grantwatch.domain.lineage import GrantState
 from grantwatch.domain.notices import Notice, NoticeKind, alert_notice, policy_notice, resolved_notice
 from grantwatch.domain.records import EvaluationRequest
+from grantwatch.domain.resource_alerts import GRANT_EVENTS, KEY_STATE_EVENTS
 from grantwatch.domain.risk import (
     Assessment,
     Cause,
@@ -40,6 +43,7 @@ from grantwatch.outbox import send
 from grantwatch.ports import (
     BatchScheduler,
     DeliveryMonitor,
+    DiscoveredResources,
     EvaluationReader,
     EvaluationScheduler,
     FunctionSnapshot,
@@ -48,10 +52,13 @@ from grantwatch.ports import (
     HazardReader,
     HazardStore,
     IncidentRecord,
+    NoDiscoveredResources,
     Notifier,
     ReadsTogether,
     Relink,
+    ResourceIncidentStore,
 )
+from grantwatch.resource_evaluation import ResourceEvaluation
 
 FAN_OUT_PAGE = 100  # functions a key or role request asks evaluations for (ten SendMessageBatch requests)
 
@@ -110,6 +117,9 @@ class Evaluator:
     # what an evaluation reads: on DynamoDB, one Query and one BatchGetItem (the grant store's
     # `evaluation_reader`); else the stores' own reads, one by one
     reader: EvaluationReader | None = None
+    # resources of other services on a key (grantwatch.resource_evaluation): none without a store
+    resource_incidents: ResourceIncidentStore | None = None
+    discovered: DiscoveredResources = field(default_factory=NoDiscoveredResources)
 
     def __post_init__(self) -> None:
         if self.reader is None and isinstance(self.grants, ReadsTogether):
@@ -125,6 +135,8 @@ class Evaluator:
         if request.key_arn is not None:
             if request.event_name == "PutKeyPolicy":  # changes no verdict: a notice, no evaluation
                 return self._policy_notice(request, self.hazards.dependents_of_key(request.key_arn), now)
+            if request.event_name in GRANT_EVENTS:  # another service's grant: its resource alone
+                return self._resources(request, now)
             page = self.hazards.dependents_of_key(request.key_arn, after=request.after, limit=FAN_OUT_PAGE)
         else:
             account, _, name = (request.role or "").partition("/")
@@ -140,7 +152,18 @@ class Evaluator:
         else:
             for each in asked:
                 self.scheduler.schedule(each)
+        if request.key_arn is not None and request.after is None and request.event_name in KEY_STATE_EVENTS:
+            return self._resources(request, now)  # once per key-state change: its first page
         return []
+
+    def _resources(self, request: EvaluationRequest, now: datetime) -> list[Notice]:
+        """The key's resources of other services: one incident per key and service."""
+        if self.resource_incidents is None:
+            return []
+        evaluation = ResourceEvaluation(
+            self.grants, self.hazards, self.resource_incidents, self.notifier, self.discovered, self.monitor
+        )
+        return evaluation.run(request, now)
 
     def evaluate(self, function_arn: str, now: datetime) -> list[Notice]:
         """Evaluate one function now: one read of all that is known of it (`EvaluationReader`), and writes

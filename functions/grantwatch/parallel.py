@@ -37,7 +37,7 @@ from grantwatch.domain.notices import Notice
 from grantwatch.domain.records import CloudTrailRecord, EvaluationRequest
 from grantwatch.evaluator import Evaluator
 from grantwatch.pipeline import DEFAULT_SETTLE, Coalescer
-from grantwatch.ports import FunctionStore, GrantStore, HazardStore
+from grantwatch.ports import FunctionStore, GrantStore, HazardStore, ResourceIncidentStore
 from grantwatch.recorder import EventOutcome, Outcome, Recorder
 
 T = TypeVar("T")
@@ -61,6 +61,7 @@ class Stores:
     functions: FunctionStore
     hazards: HazardStore
     failures: tuple[type[Exception], ...] = ()
+    resource_incidents: ResourceIncidentStore | None = None  # other services' resources on a key
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +147,7 @@ class _Worker:
             _Returned(),
             self.arrivals,
             temporary_role=temporary_role,
+            resource_incidents=stores.resource_incidents,
         )
 
 

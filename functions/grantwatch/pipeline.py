@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from grantwatch.domain.notices import Notice
 from grantwatch.domain.records import EvaluationRequest
 from grantwatch.evaluator import Evaluator
-from grantwatch.ports import FunctionStore, GrantStore, HazardStore
+from grantwatch.ports import FunctionStore, GrantStore, HazardStore, ResourceIncidentStore
 from grantwatch.recorder import EventOutcome, Recorder
 
 DEFAULT_SETTLE = timedelta(seconds=120)
@@ -98,6 +98,7 @@ class LocalPipeline:
         hazards: HazardStore,
         settle: timedelta = DEFAULT_SETTLE,
         temporary_role: str | None = None,
+        resource_incidents: ResourceIncidentStore | None = None,
     ) -> None:
         self.grants = grants
         self.functions = functions
@@ -107,7 +108,13 @@ class LocalPipeline:
         self.notifier = CollectingNotifier()
         self.recorder = Recorder(grants, functions, hazards, self.scheduler)
         self.evaluator = Evaluator(
-            grants, functions, hazards, self.notifier, self.scheduler, temporary_role=temporary_role
+            grants,
+            functions,
+            hazards,
+            self.notifier,
+            self.scheduler,
+            temporary_role=temporary_role,
+            resource_incidents=resource_incidents,
         )
         self.clock: datetime | None = None  # the latest eventTime seen: time never runs backwards
 

@@ -25,6 +25,8 @@ if TYPE_CHECKING:  # annotations only: importing the ports costs a handler nothi
     from grantwatch.domain.notices import Notice
     from grantwatch.domain.reconcile import ListedFunction, ListedGrant
     from grantwatch.domain.records import EvaluationRequest
+    from grantwatch.domain.resource_alerts import ResourceIncident
+    from grantwatch.domain.resources import DiscoveredResource
 
 # --- errors an adapter raises instead of its service's own ---------------------------------------------
 
@@ -69,10 +71,12 @@ class RecordResult(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class RecordedGrant:
-    """What recording a fact did, and the Lambda function the grant is for, where known."""
+    """What recording a fact did, and the Lambda function the grant is for, where known; for an end, the
+    service its creation named, where the store tells it without another read."""
 
     result: RecordResult
     function_arn: str | None
+    service: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +119,33 @@ class IncidentRecord:
         if self.first_failure_at is None:
             return None
         return self.first_failure_at - (self.notified_at or self.incident.detected_at)
+
+
+@dataclass(frozen=True)
+class ResourceIncidentRecord:
+    """A resource incident (a key's resources of one service) as stored, and where its notices stand."""
+
+    incident: ResourceIncident
+    status: str
+    notified_at: datetime | None = None
+    resolved_at: datetime | None = None
+    resolved_reason: str | None = None
+    resolved_notified: bool = False
+    alert_deliveries: dict[str, ChannelState] = field(default_factory=dict)
+    resolved_deliveries: dict[str, ChannelState] = field(default_factory=dict)
+
+    @property
+    def notified(self) -> bool:
+        return self.notified_at is not None
+
+
+@dataclass(frozen=True)
+class KeyIncidents:
+    """A key's resource incidents that an evaluation needs: the open one of each service, and the closed
+    ones whose resolved notice is owed (their alert was sent, their resolved notice not yet)."""
+
+    open: dict[str, ResourceIncidentRecord]
+    unsent: list[ResourceIncidentRecord]
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,6 +362,48 @@ class KnownHazards(HazardStore, Protocol):
     (one range of one index partition, however many accounts the table holds)."""
 
     def keys_in(self, account: str, region: str) -> Iterator[str]: ...
+
+
+class ResourceIncidentStore(Protocol):
+    """Resource incidents, one open per key and service (grantwatch.adapters.resource_incidents)."""
+
+    def on_key(self, key_arn: str) -> KeyIncidents: ...
+
+    def open(self, incident: ResourceIncident, *, claimed_until: datetime | None = None) -> bool: ...
+
+    def supersede(
+        self, old: ResourceIncident, new: ResourceIncident, *, claimed_until: datetime | None = None
+    ) -> bool: ...
+
+    def resolve(self, incident: ResourceIncident, at: datetime, reason: str) -> bool: ...
+
+    def claim_notice(
+        self, incident: ResourceIncident, *, resolved: bool, now: datetime
+    ) -> dict[str, ChannelState] | None: ...
+
+    def release_notice(self, incident: ResourceIncident, *, resolved: bool) -> None: ...
+
+    def record_deliveries(
+        self,
+        incident: ResourceIncident,
+        *,
+        resolved: bool,
+        states: dict[str, ChannelState],
+        sent_at: datetime | None,
+    ) -> ResourceIncidentRecord | None: ...
+
+
+class DiscoveredResources(Protocol):
+    """What read APIs found on a key (a table's, a volume's own description), beside what grants tell."""
+
+    def on_key(self, key_arn: str) -> list[DiscoveredResource]: ...
+
+
+class NoDiscoveredResources:
+    """No read API wired: what grants tell is all that is known."""
+
+    def on_key(self, key_arn: str) -> list[DiscoveredResource]:
+        return []
 
 
 class Incidents(Protocol):

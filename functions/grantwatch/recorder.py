@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from grantwatch.domain.catalogue import CLOUDTRAIL_DETAIL_TYPE, EventKind, screened, selection_of
-from grantwatch.domain.facts import Ignored, RejectedRecord, normalise
+from grantwatch.domain.facts import FactKind, GrantFact, Ignored, RejectedRecord, normalise
 from grantwatch.domain.functions import FunctionFact, normalise_function_event
 from grantwatch.domain.hazards import (
     DecryptFailure,
@@ -29,6 +29,7 @@ from grantwatch.domain.records import (
     EvaluationRequest,
     FieldError,
 )
+from grantwatch.domain.services import entry_for
 from grantwatch.ports import EvaluationScheduler, FunctionStore, GrantStore, HazardStore, RecordResult
 
 
@@ -166,6 +167,12 @@ class Recorder:
             self.scheduler.schedule(
                 EvaluationRequest.about(recorded.function_arn, fact.event_id, fact.event_time)
             )
+        elif recorded.result is RecordResult.RECORDED and _about_a_resource(fact, recorded.service):
+            self.scheduler.schedule(
+                EvaluationRequest.about_grant(
+                    fact.key_ref, fact.grant_id, fact.event_id, fact.event_name, fact.event_time
+                )
+            )
         outcome = Outcome.RECORDED if recorded.result is RecordResult.RECORDED else Outcome.DUPLICATE
         return EventOutcome(
             outcome,
@@ -226,6 +233,19 @@ class Recorder:
             fact.event_name,
             function_arn=fact.function_arn,
         )
+
+
+def _about_a_resource(fact: GrantFact, service: str | None) -> bool:
+    """A grant of a service whose revoked grant has a documented effect (grantwatch.domain.services),
+    revoked (its resource may have lost the key: a person's act, rare), or created (it may have its grant
+    back). `service`: an end's, as its recorded creation names it. EBS's grants, which come and go with
+    every attachment, are neither."""
+    if fact.kind is FactKind.CREATED and fact.terms is not None and not fact.terms.function_arn:
+        service = fact.terms.service
+    elif fact.kind is not FactKind.REVOKED:
+        return False
+    entry = entry_for(service)
+    return entry is not None and entry.on_grant_revoked is not None
 
 
 def _field_of(raw: object, name: str) -> str | None:

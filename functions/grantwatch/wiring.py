@@ -73,6 +73,7 @@ def evaluator(settings: Settings, monitor: DeliveryMonitor | None = None) -> Eva
     from grantwatch.adapters.clients import clients_for
     from grantwatch.adapters.functions import DynamoFunctionStore
     from grantwatch.adapters.hazards import DynamoHazardStore
+    from grantwatch.adapters.resource_incidents import DynamoResourceIncidents
     from grantwatch.adapters.store import DynamoGrantStore
     from grantwatch.evaluator import Evaluator
 
@@ -84,6 +85,7 @@ def evaluator(settings: Settings, monitor: DeliveryMonitor | None = None) -> Eva
         evaluation_scheduler(settings),
         temporary_role=settings.heal_temporary_role_arn,
         monitor=monitor,
+        resource_incidents=DynamoResourceIncidents(settings),
     )
 
 
@@ -168,6 +170,7 @@ def local_pipeline(settings: Settings, settle: timedelta | None = None) -> Local
     what `grantwatch replay`, `backfill` and `reconcile` run evaluations with."""
     from grantwatch.adapters.functions import DynamoFunctionStore
     from grantwatch.adapters.hazards import DynamoHazardStore
+    from grantwatch.adapters.resource_incidents import DynamoResourceIncidents
     from grantwatch.adapters.store import DynamoGrantStore
     from grantwatch.pipeline import DEFAULT_SETTLE, LocalPipeline
 
@@ -177,6 +180,7 @@ def local_pipeline(settings: Settings, settle: timedelta | None = None) -> Local
         DynamoHazardStore(settings),
         DEFAULT_SETTLE if settle is None else settle,
         temporary_role=settings.heal_temporary_role_arn,
+        resource_incidents=DynamoResourceIncidents(settings),
     )
 
 
@@ -253,6 +257,7 @@ def dynamo_stores(settings: Settings) -> Stores:
 
     from grantwatch.adapters.functions import DynamoFunctionStore
     from grantwatch.adapters.hazards import DynamoHazardStore
+    from grantwatch.adapters.resource_incidents import DynamoResourceIncidents
     from grantwatch.adapters.store import DynamoGrantStore
     from grantwatch.parallel import Stores
 
@@ -261,6 +266,7 @@ def dynamo_stores(settings: Settings) -> Stores:
         DynamoFunctionStore(settings),
         DynamoHazardStore(settings),
         failures=(PynamoDBException, BotoCoreError, ClientError),
+        resource_incidents=DynamoResourceIncidents(settings),
     )
 
 

@@ -11,7 +11,7 @@ from jsonschema import Draft202012Validator
 from grantwatch.domain.coverage import Coverage, Target, unreachable
 from grantwatch.domain.facts import Actor
 from grantwatch.domain.fixes import FixTarget, key_switch
-from grantwatch.domain.hazards import KeyChange, KeyFact
+from grantwatch.domain.hazards import KeyChange, KeyFact, KeyState
 from grantwatch.domain.healing import HealOutcome
 from grantwatch.domain.notices import (
     Notice,
@@ -21,8 +21,11 @@ from grantwatch.domain.notices import (
     resolved_notice,
     stale_notice,
 )
+from grantwatch.domain.resource_alerts import back_reason
+from grantwatch.domain.resource_notices import resource_alert_notice, resource_resolved_notice
 from grantwatch.domain.risk import Cause
 from tests.support.incidents import FUNCTION, KEY, T0, incident
+from tests.support.resource_scenarios import resource_incident
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 HUB_ACCOUNT = "210987654321"
@@ -55,6 +58,12 @@ def every_notice() -> dict[str, Notice]:
     fact = KeyFact(KeyChange.POLICY_CHANGED, KEY, "e9", T0, "PutKeyPolicy", admin)
     notices["key policy changed"] = policy_notice(fact, [FUNCTION])
     notices["reconciliation stale"] = stale_notice([LATE], [late_coverage()], timedelta(hours=1))
+    for service in ("dynamodb", "rds", "ebs", "elasticfilesystem", "workspaces"):
+        notices[f"alert resource {service}"] = resource_alert_notice(resource_incident(service))
+    lost = resource_incident("dynamodb", KeyState.PENDING_DELETION, deletion=T0 + timedelta(days=7))
+    notices["alert resource key pending deletion"] = resource_alert_notice(lost)
+    back = back_reason(lost, T0 + timedelta(days=8))
+    notices["resolved resource"] = resource_resolved_notice(lost, back, T0 + timedelta(days=8))
     return notices
 
 

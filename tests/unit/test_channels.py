@@ -42,7 +42,7 @@ def test_every_payload_of_every_notice_matches_its_schema(name: str) -> None:
     if found is not None:
         assert errors(schema("asff-finding"), found) == []
     page = pagerduty_event(notice)
-    assert (page is not None) == (name.startswith("alert") or name == "resolved")
+    assert (page is not None) == name.startswith(("alert", "resolved"))
     if page is not None:
         assert errors(schema("pagerduty-event"), page) == []
 

@@ -269,7 +269,7 @@ class DynamoGrantStore:
         function_arn = _function_in(stored)
         if function_arn is not None:
             self._expire_link(function_arn, fact.grant_id, _expiry_in(stored))
-        return RecordedGrant(RecordResult.RECORDED, function_arn)
+        return RecordedGrant(RecordResult.RECORDED, function_arn, _service_in(stored))
 
     def _record_with_link(self, fact: GrantFact, function_arn: str) -> RecordedGrant:
         """The link first, then the grant: a link is the same whoever writes it, so a redelivery after a
@@ -644,6 +644,13 @@ def _function_in(attributes: dict[str, Any]) -> str | None:
     """The function of a grant item returned in DynamoDB's own shape."""
     stored = attributes.get("functionArn") or {}
     value: str | None = stored.get("S")
+    return value
+
+
+def _service_in(attributes: dict[str, Any]) -> str | None:
+    """The service a grant item's terms name, in DynamoDB's own shape (its creation recorded)."""
+    terms = attributes.get("terms", {}).get("M", {})
+    value: str | None = terms.get("service", {}).get("S")
     return value
 
 

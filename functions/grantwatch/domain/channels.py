@@ -77,8 +77,25 @@ def detail_type(notice: NoticeFields) -> str:
 
 
 def is_incident(notice: NoticeFields) -> bool:
-    """A notice about one function's incident (not a key policy change)."""
-    return bool(notice.details.get("functionArn")) and notice_type(notice) != KEY_POLICY_CHANGED
+    """A notice about one incident: a function's, or a key's resources of one service (not a key policy
+    change)."""
+    about = notice.details.get("functionArn") or is_resource_notice(notice)
+    return bool(about) and notice_type(notice) != KEY_POLICY_CHANGED
+
+
+def is_resource_notice(notice: NoticeFields) -> bool:
+    """A notice about the resources of one service on a key (grantwatch.domain.resource_notices)."""
+    return bool(notice.details.get("resourceKind")) and bool(notice.details.get("keyArn"))
+
+
+# The Security Hub resource type of each service's resources (ASFF's list), and their ARN's form; the rest
+# are Other, named by their id as the encryption context gives it.
+_ASFF_RESOURCE_TYPES = {
+    "dynamodb": ("AwsDynamoDbTable", "dynamodb", "table/"),
+    "ebs": ("AwsEc2Volume", "ec2", "volume/"),
+    "elasticfilesystem": ("AwsEfsFileSystem", "elasticfilesystem", "file-system/"),
+}
+MAX_FINDING_RESOURCES = 10  # of ASFF's 32: the key and the first few resources; the notice counts all
 
 
 def fix_commands(details: Mapping[str, Any]) -> list[str]:
@@ -142,6 +159,19 @@ def _description(notice: NoticeFields) -> str:
             f"*Reconciliation stale*: {count} account-region(s) not reconciled lately:",
             ", ".join(late) + more + ".",
             "Check the member role there (`grantwatch accounts`).",
+        ]
+    elif is_resource_notice(notice):
+        count = d.get("resourceCount") or len(d.get("resources") or [])
+        named = ", ".join(_code(r) for r in (d.get("resources") or [])[:5])
+        more = f" and {count - min(5, len(d.get('resources') or []))} more" if count > 5 else ""
+        head = "*Resolved*" if kind == RESOLVED else f"*{clean(d.get('alertType'))}*"
+        lines = [
+            f"{head}: {count} {clean(d.get('service'))} {clean(d.get('resourceKind'))}(s) on key "
+            f"{_code(d.get('keyArn'))} ({where}): {named}{more}.",
+            clean(d.get("resolvedReason"), 1024)
+            if kind == RESOLVED
+            else f"{clean(d.get('whatHappens'))}; deadline {_code(d.get('deadline'))}, "
+            f"key deletion {_code(d.get('deletionDate'))}.",
         ]
     elif kind == RESOLVED:
         lines = [
@@ -244,6 +274,18 @@ def _resource(kind: str, arn: str, partition: str, region: str) -> dict[str, Any
     return {"Type": kind, "Id": arn, "Partition": arn_partition(arn, partition), "Region": region}
 
 
+def _service_resource(details: Mapping[str, Any], name: str, partition: str, region: str) -> dict[str, Any]:
+    """A resource of a resource notice: its ARN where its form is known, else its id as Other."""
+    known = _ASFF_RESOURCE_TYPES.get(str(details.get("service")))
+    if known is None:
+        return {"Type": "Other", "Id": clean(name, 512), "Partition": partition, "Region": region}
+    kind, service, prefix = known
+    account = str(details.get("account") or _account(details))
+    where = str(details.get("region") or region)
+    arn = f"arn:{arn_partition(str(details.get('keyArn') or ''), partition)}:{service}:{where}:{account}:"
+    return _resource(kind, arn + prefix + clean(name, 255), partition, str(details.get("region") or region))
+
+
 def finding(
     notice: NoticeFields, *, region: str, account: str, partition: str = "aws"
 ) -> dict[str, Any] | None:
@@ -260,7 +302,11 @@ def finding(
     label = "INFORMATIONAL" if closed else _ASFF_SEVERITY.get(str(d.get("severity")), "HIGH")
     types = [f"Effects/Denial of Service/{cause}"]
     commands = fix_commands(d)
-    resources = [_resource("AwsLambdaFunction", str(d["functionArn"]), partition, region)]
+    if is_resource_notice(notice):
+        named = (d.get("resources") or [])[: MAX_FINDING_RESOURCES - 1]
+        resources = [_service_resource(d, str(r), partition, region) for r in named]
+    else:
+        resources = [_resource("AwsLambdaFunction", str(d["functionArn"]), partition, region)]
     if d.get("keyArn"):
         resources.append(_resource("AwsKmsKey", str(d["keyArn"]), partition, region))
     found: dict[str, Any] = {
@@ -299,9 +345,9 @@ def pagerduty_event(notice: NoticeFields) -> dict[str, Any] | None:
         "dedup_key": notice.incident_id,
         "payload": {
             "summary": clean(notice.subject, 1024),
-            "source": str(d.get("functionArn") or EVENT_SOURCE),
+            "source": str(d.get("functionArn") or d.get("keyArn") or EVENT_SOURCE),
             "severity": str(d.get("severity") or "critical"),
-            "component": str(d.get("functionName") or ""),
+            "component": str(d.get("functionName") or d.get("service") or ""),
             "class": kind,
             "custom_details": event_detail(notice),
         },

@@ -309,3 +309,22 @@ def fix_lines(fixes: tuple[Fix, ...]) -> list[str]:
             rendered[0] = f"or {rendered[0]}"
         lines += rendered
     return lines
+
+
+_KEY_REGION = re.compile(r"^arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):\d{12}:key/")
+
+
+def key_fix(key_arn: str, *, cancel_deletion: bool) -> Fix:
+    """Enable the key (cancelling its deletion first), whatever uses it: the region is the key's."""
+    match = _KEY_REGION.match(key_arn)
+    region = f" --region {shlex.quote(clean(match['region']))}" if match else ""
+    key = shlex.quote(clean(key_arn))
+    enable = (Action.ENABLE_KEY, f"aws kms enable-key{region} --key-id {key}", None, None, False)
+    if cancel_deletion:
+        cancel = (Action.CANCEL_KEY_DELETION, f"aws kms cancel-key-deletion{region} --key-id {key}")
+        return Fix(
+            Procedure.CANCEL_KEY_DELETION,
+            "cancel the key's deletion and enable it (KMS leaves a key whose deletion is cancelled disabled)",
+            _numbered((*cancel, None, None, False), enable),
+        )
+    return Fix(Procedure.ENABLE_KEY, "enable the key", _numbered(enable))

@@ -357,6 +357,8 @@ class EvaluationRequest:
     immediate: bool = False
     # a key's or role's: the function its functions are asked for after (their pages, in order)
     after: str | None = None
+    # a key's RevokeGrant or CreateGrant: the service's grant, for its resource's evaluation
+    grant_id: str | None = None
 
     def __post_init__(self) -> None:
         if sum(x is not None for x in (self.function_arn, self.key_arn, self.role)) != 1:
@@ -373,6 +375,20 @@ class EvaluationRequest:
         cls, key_arn: str, event_id: str, event_name: str, event_time: datetime
     ) -> EvaluationRequest:
         return cls(key_arn=key_arn, event_id=event_id, event_name=event_name, event_time=event_time)
+
+    @classmethod
+    def about_grant(
+        cls, key_arn: str, grant_id: str, event_id: str, event_name: str, event_time: datetime
+    ) -> EvaluationRequest:
+        """Another service's grant revoked (its resource may have lost the key), or created (it may have
+        its grant back)."""
+        return cls(
+            key_arn=key_arn,
+            event_id=event_id,
+            event_name=event_name,
+            event_time=event_time,
+            grant_id=grant_id,
+        )
 
     @classmethod
     def about_role(cls, role: str, event_id: str, event_time: datetime) -> EvaluationRequest:
@@ -399,6 +415,7 @@ class EvaluationRequest:
             event_time=_event_time(fields),
             immediate=immediate,
             after=fields.optional_text("after", min_length=1, max_length=140),
+            grant_id=fields.optional_text("grantId", min_length=1, max_length=128),
         )
 
     def body(self) -> str:
@@ -411,5 +428,6 @@ class EvaluationRequest:
             "eventTime": self.event_time.isoformat().replace("+00:00", "Z"),
             "immediate": self.immediate,
             "after": self.after,
+            "grantId": self.grant_id,
         }
         return json.dumps({k: v for k, v in named.items() if v is not None}, separators=(",", ":"))
