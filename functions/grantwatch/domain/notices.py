@@ -79,13 +79,13 @@ def incident_command(incident_id: str) -> str:
     return f"grantwatch incidents {shlex.quote(clean(incident_id))}"
 
 
-def _email(lines: Sequence[str], command: str, heading: str = "Everything about this incident:") -> str:
+def email_text(lines: Sequence[str], command: str, heading: str = "Everything about this incident:") -> str:
     """The e-mail's lines, then the command that shows everything."""
     more = ["", heading, f"  {command}"] if command else []
     return "\n".join([*lines, *more])
 
 
-def _fix_email(fixes: Sequence[Fix], command: str) -> list[str]:
+def fix_email(fixes: Sequence[Fix], command: str) -> list[str]:
     """The preferred fix with its commands; each alternative in one line."""
     if not fixes:
         return []
@@ -291,7 +291,9 @@ def alert_notice(incident: Incident, temporary_role: str | None = None) -> Notic
         lines += ["", "Functions on this key", *(f"  {f}" for f in shown)]
         if more > 0:
             lines.append(f"  … and {more} more: grantwatch functions --key {clean(incident.key_arn)}")
-        short.append(f"  Functions on this key ({details['functionsOnKeyCount']}): {_named(shown, more)}.")
+        short.append(
+            f"  Functions on this key ({details['functionsOnKeyCount']}): {first_names(shown, more)}."
+        )
     lines += ["", "Fix", *(f"  {line}" for line in fix_lines(fixes))]
     lines += ["", "Details (JSON)", json_block(details)]
     return Notice(
@@ -301,12 +303,12 @@ def alert_notice(incident: Incident, temporary_role: str | None = None) -> Notic
         message="\n".join(lines),
         attributes=_attributes(incident, "critical", incident.alert_type),
         details=details,
-        email=_email([*short, "", *_fix_email(fixes, command)], command),
+        email=email_text([*short, "", *fix_email(fixes, command)], command),
         command=command,
     )
 
 
-def _named(names: Sequence[str], more: int = 0) -> str:
+def first_names(names: Sequence[str], more: int = 0) -> str:
     """The first MAX_EMAIL_NAMES names, and how many more there are."""
     hidden = max(len(names) - MAX_EMAIL_NAMES, 0) + max(more, 0)
     return ", ".join(names[:MAX_EMAIL_NAMES]) + (f" and {hidden} more" if hidden else "")
@@ -332,7 +334,7 @@ def resolved_notice(incident: Incident, reason: str, resolved_at: datetime, gran
         lines.append(f"  Usable grant: {clean(grant_id)} on key {clean(incident.key_arn)}.")
     command = incident_command(incident.incident_id)
     done = "the function can decrypt its environment" if grant_id else "the incident is closed"
-    email = _email([*lines, "", f"Nothing to do: {done}."], command)
+    email = email_text([*lines, "", f"Nothing to do: {done}."], command)
     lines += ["", "Details (JSON)", json_block(details)]
     return Notice(
         email=email,
@@ -385,10 +387,10 @@ def policy_notice(fact: KeyFact, functions: Sequence[str]) -> Notice:
         "  Nothing, unless the new policy denies the functions on this key: an explicit Deny in a key",
         "  policy overrides any grant, and their next cold starts then fail.",
         "",
-        f"Review the change for the {count} Lambda function(s) on this key: {_named(names, more)}.",
+        f"Review the change for the {count} Lambda function(s) on this key: {first_names(names, more)}.",
     ]
     return Notice(
-        email=_email(email, command, "Every function on this key:"),
+        email=email_text(email, command, "Every function on this key:"),
         command=command,
         kind=NoticeKind.INFO,
         incident_id=f"policy-{fact.event_id}",
@@ -482,7 +484,7 @@ def heal_notice(incident: Incident, outcome: HealOutcome) -> Notice:
             "region": incident.region,
         },
         details=details,
-        email=_email(email or lines[: lines.index("Details (JSON)") - 1], command),
+        email=email_text(email or lines[: lines.index("Details (JSON)") - 1], command),
         command=command,
     )
 
@@ -527,7 +529,7 @@ def stale_notice(found: Sequence[Target], coverage: Iterable[Coverage], interval
         "  (a missed event) are not found, and their functions are not alerted.",
     ]
     return Notice(
-        email=_email(email, "grantwatch accounts", "Every account-region and its last error:"),
+        email=email_text(email, "grantwatch accounts", "Every account-region and its last error:"),
         command="grantwatch accounts",
         kind=NoticeKind.INFO,
         incident_id=notice_id,

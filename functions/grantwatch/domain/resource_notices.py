@@ -5,13 +5,14 @@ details here)."""
 
 from __future__ import annotations
 
+import shlex
 from datetime import datetime
 from typing import Any
 
 from grantwatch.domain.channels import RESOLVED
 from grantwatch.domain.facts import utc_iso
 from grantwatch.domain.fixes import Fix, fix_lines, fixes_json, key_fix
-from grantwatch.domain.notices import Notice, NoticeKind, json_block
+from grantwatch.domain.notices import Notice, NoticeKind, email_text, fix_email, first_names, json_block
 from grantwatch.domain.resource_alerts import (
     AFTER_DEADLINE,
     MAX_NAMED_RESOURCES,
@@ -182,6 +183,15 @@ def resource_alert_notice(incident: ResourceIncident) -> Notice:
     }[incident.cause]
     deadline = incident.hard_deadline
     suffix += f", deadline {utc_iso(deadline)}" if deadline else ""
+    command = resources_command(incident.key_arn)
+    short = [
+        *lines[:8],
+        *(f"  {line}" for line in clock_lines(incident)),
+        f"  {plural(incident.resource_kind, count).capitalize()} ({count}): {first_names(shown, more)}.",
+        "",
+        *fix_email(fixes, command),
+        f"Recovery, as documented: {clean(incident.recovery, 1024)}",
+    ]
     return Notice(
         kind=NoticeKind.ALERT,
         incident_id=incident.incident_id,
@@ -189,7 +199,14 @@ def resource_alert_notice(incident: ResourceIncident) -> Notice:
         message="\n".join(lines),
         attributes=_attributes(incident, "critical", incident.alert_type),
         details=details,
+        email=email_text(short, command, heading="Every resource on this key, with its clock:"),
+        command=command,
     )
+
+
+def resources_command(key_arn: str) -> str:
+    """The command that shows every resource on the key and its clock."""
+    return f"grantwatch resources --key {shlex.quote(clean(key_arn))}"
 
 
 def resource_resolved_notice(incident: ResourceIncident, reason: str, resolved_at: datetime) -> Notice:
@@ -218,6 +235,7 @@ def resource_resolved_notice(incident: ResourceIncident, reason: str, resolved_a
     suffix = ": key back AFTER the deadline" if late else ": key back"
     if incident.cause is ResourceCause.GRANT_REVOKED:
         suffix = ": grant back"
+    command = resources_command(incident.key_arn)
     return Notice(
         kind=NoticeKind.RESOLVED,
         incident_id=incident.incident_id,
@@ -225,6 +243,8 @@ def resource_resolved_notice(incident: ResourceIncident, reason: str, resolved_a
         message="\n".join(lines),
         attributes=_attributes(incident, severity, RESOLVED),
         details=details,
+        email=email_text(lines[:2], command, heading="Every resource on this key, with its clock:"),
+        command=command,
     )
 
 
