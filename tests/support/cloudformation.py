@@ -168,6 +168,8 @@ class Stack:
             "AWS::Serverless::Function": f"arn:{self.partition}:lambda:{where}:function:{name}",
             "AWS::Events::Rule": f"arn:{self.partition}:events:{where}:rule/{name}",
             "AWS::IAM::Role": f"arn:{self.partition}:iam::{self.account}:role/{name}",
+            "AWS::KMS::Key": f"arn:{self.partition}:kms:{where}:key/{name}",
+            "AWS::Lambda::Function": f"arn:{self.partition}:lambda:{where}:function:{name}",
             "AWS::Events::ApiDestination": f"arn:{self.partition}:events:{where}:api-destination/{name}/id",
             "AWS::Events::Connection": f"arn:{self.partition}:events:{where}:connection/{name}/id",
         }
