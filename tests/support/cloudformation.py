@@ -1,6 +1,6 @@
 """A deployed stack as the tests imagine it: template.yaml's parameters, conditions and intrinsic functions
-(Ref, Fn::Sub, Fn::GetAtt, Fn::If, Fn::Select, Fn::Split, Fn::Join, conditions) resolved for one account,
-region and set of parameter values, with physical names CloudFormation would choose."""
+(Ref, Fn::Sub, Fn::GetAtt, Fn::If, Fn::Select, Fn::Split, Fn::Join, Fn::FindInMap, conditions) resolved for
+one account, region and set of parameter values, with physical names CloudFormation would choose."""
 
 from __future__ import annotations
 
@@ -108,6 +108,9 @@ class Stack:
             case "Fn::Join":
                 separator, items = argument
                 return separator.join(str(i) for i in self.resolve(items))
+            case "Fn::FindInMap":
+                mapping, top, second = (str(self.resolve(a)) for a in argument)
+                return self.template["Mappings"][mapping][top][second]
             case "Condition":
                 return self.condition(argument)
         raise Unresolvable(f"intrinsic function {name}")

@@ -96,7 +96,12 @@ CORRIDORS = {
 RUNS_AS = {"grantwatch.organization": "OrganizationWorkerFunction"}
 
 # The template resource types whose test stand-ins have names of their own, and the service that names them.
-NAMED_KINDS = {"AWS::DynamoDB::Table": "dynamodb", "AWS::SNS::Topic": "sns", "AWS::SQS::Queue": "sqs"}
+NAMED_KINDS = {
+    "AWS::DynamoDB::Table": "dynamodb",
+    "AWS::SNS::Topic": "sns",
+    "AWS::SQS::Queue": "sqs",
+    "AWS::KMS::Key": "kms",
+}
 
 # Condition keys no request in the tests can carry, each with the code path that handles AWS's denial when the
 # condition does not hold. A statement conditioned on one of these is taken to allow the call.
@@ -283,12 +288,14 @@ def resource_name(service: str, named: str) -> str:
         return named.rsplit(":", 1)[-1]
     if service == "sqs":
         return named.rstrip("/").rsplit("/", 1)[-1]
+    if service == "kms":
+        return named.rsplit("key/", 1)[-1]
     return named.rsplit("/", 1)[-1] if named.startswith("arn:") else named
 
 
 def stands_for(logical_id: str, named: str) -> str:
-    """Registers a table (its name), topic (ARN) or queue (URL) the tests created as the template's resource
-    `logical_id`: a function's call to it is checked as a call to that resource. Answers `named`."""
+    """Registers a table (its name), topic (ARN), queue (URL) or key (ARN) the tests created as the template's
+    resource `logical_id`: a function's call to it is checked as a call to that resource. Answers `named`."""
     kind = _template_stack().resources[logical_id]["Type"]
     service = NAMED_KINDS.get(kind)
     if service is None:
@@ -581,10 +588,20 @@ def _named_arn(value: str, kind: str, call: Call) -> str:
     return _arn(call.service, call.region, call.account, f"{kind}{separator}{value}")
 
 
+def _key_arn(call: Call, named: str) -> str:
+    """A key a call names; one the tests registered (`stands_for`) as the template's key it stands for."""
+    arn = _named_arn(named, "key", call)
+    logical_id = REGISTRY.get(("kms", resource_name("kms", arn)))
+    if logical_id is None:
+        return arn
+    parts = arn.split(":")
+    return _arn("kms", parts[3], parts[4], f"key/{central_stack().physical_name(logical_id)}")
+
+
 def _resource_arn(call: Call) -> str:
     params = call.params
     if call.service == "kms" and "KeyId" in params:
-        return _named_arn(str(params["KeyId"]), "key", call)
+        return _key_arn(call, str(params["KeyId"]))
     if call.service == "sts" and "RoleArn" in params:
         return str(params["RoleArn"])
     if call.service == "iam" and "RoleName" in params:
