@@ -56,11 +56,11 @@ def beat(
 
 
 def lambda_handler(event: object, context: object) -> dict[str, Any]:
-    """The member stack's handler (its code is this file); the central stack's is grantwatch.handlers.canary."""
+    """The member stack's handler (its code is this file); the central one's is grantwatch.handlers.canary."""
     import boto3
 
     key_arn = os.environ["GRANTWATCH_CANARY_KEY_ARN"]
     role_arn = os.environ["GRANTWATCH_CANARY_ROLE_ARN"]
     result = beat(boto3.client("kms"), key_arn, role_arn)
-    print({"canary": "beat", **result})  # noqa: T201 - no Powertools here: the member stack has no layer
+    print({"canary": "beat", **result})  # no Powertools: the member stack has no layer
     return result

@@ -200,9 +200,7 @@ class Recorder:
         if self.heartbeats is not None:
             beat = heartbeat_of(record, path)
             self.heartbeats.record(beat.account, beat.region, beat.path, beat.at)
-        return EventOutcome(
-            Outcome.HEARTBEAT, record.event_id, record.event_name, canary_path=path.value
-        )
+        return EventOutcome(Outcome.HEARTBEAT, record.event_id, record.event_name, canary_path=path.value)
 
     def _ignored(self, record: CloudTrailRecord, ignored: Ignored) -> EventOutcome:
         return EventOutcome(Outcome.IGNORED, record.event_id, record.event_name, reason=ignored.reason)

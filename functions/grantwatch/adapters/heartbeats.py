@@ -1,10 +1,10 @@
 """The canary's heartbeats: the latest of each path (CreateGrant, RetireGrant, Decrypt) heard from each
 account-region, their keys and model here and nowhere else.
 
-Heartbeat items share one partition, ``HEARTBEAT``, sorted by ``ACCOUNT#<account>#REGION#<region>#PATH#<path>``:
-every heartbeat is one Query. One UpdateItem per canary event, conditioned on being newer than the stored
-one, so a redelivered or late event changes nothing. They are in no index: they carry no `entity`, `keyArn`,
-`functionArn` or `granteePrincipal`.
+Heartbeat items share one partition, ``HEARTBEAT``, sorted by
+``ACCOUNT#<account>#REGION#<region>#PATH#<path>``: every heartbeat is one Query. One UpdateItem per canary
+event, conditioned on being newer than the stored one, so a redelivered or late event changes nothing. They
+are in no index: they carry no `entity`, `keyArn`, `functionArn` or `granteePrincipal`.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class DynamoHeartbeatStore:
         self.items = bind(HeartbeatItem, settings)
 
     def record(self, account: str, region: str, path: str, at: datetime) -> None:
-        """Keeps `at` if it is the latest heartbeat of the path in the account-region; else changes nothing."""
+        """Keeps `at` if it is the path's latest heartbeat in the account-region; else changes nothing."""
         items = self.items
         stamp = utc_iso(at)
         item = items(HEARTBEAT_PK, heartbeat_sk(account, region, path))

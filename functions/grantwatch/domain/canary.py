@@ -101,4 +101,3 @@ def _caller_account(record: CloudTrailRecord) -> str | None:
 def _carries_marker(record: CloudTrailRecord) -> bool:
     context = (record.request_parameters or {}).get("encryptionContext")
     return isinstance(context, dict) and context.get(CANARY_CONTEXT_KEY) == CANARY_CONTEXT_VALUE
-
