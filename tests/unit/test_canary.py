@@ -14,7 +14,6 @@ from grantwatch import canary
 from grantwatch.domain.canary import (
     CANARY_CONTEXT_KEY,
     CANARY_CONTEXT_VALUE,
-    MEMBER_ROLE_PREFIX,
     CanaryPath,
     canary_path,
     heartbeat_of,
@@ -22,28 +21,13 @@ from grantwatch.domain.canary import (
 from grantwatch.domain.records import CloudTrailRecord
 from grantwatch.handlers import recorder as handler
 from grantwatch.recorder import Outcome, Recorder
+from tests.support.canary import CANARY_EVENTS, CANARY_KEY, MEMBER_ACCOUNT, as_member
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.samples import ACCOUNT, REGION, load_event
-
-CANARY_EVENTS = {
-    CanaryPath.CREATE_GRANT: "canary/canary-create-grant.json",
-    CanaryPath.RETIRE_GRANT: "canary/canary-retire-grant.json",
-    CanaryPath.DECRYPT: "canary/canary-decrypt-access-denied.json",
-}
-CANARY_KEY = "arn:aws:kms:eu-central-1:210987654321:key/9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d"
-MEMBER_ACCOUNT = "111122223333"
 
 
 def _record(event: dict[str, Any]) -> CloudTrailRecord:
     return CloudTrailRecord.parse(event["detail"])
-
-
-def _as_member(event: dict[str, Any], region: str = REGION) -> dict[str, Any]:
-    """The same call by a member account's canary: its own key, its role named for its region."""
-    text = json.dumps(event).replace(ACCOUNT, MEMBER_ACCOUNT).replace("9a8b7c6d-", "1f2e3d4c-")
-    text = text.replace("grantwatch-CanaryRole-Q2W3E4R5T6Y7", f"{MEMBER_ROLE_PREFIX}{region}")
-    changed: dict[str, Any] = json.loads(text)
-    return changed
 
 
 class Untouchable:
@@ -76,9 +60,9 @@ def test_each_canary_call_is_known_by_the_canary_key(path: CanaryPath) -> None:
 
 @pytest.mark.parametrize("path", list(CanaryPath))
 def test_a_member_canarys_call_is_known_by_its_role_named_for_its_region(path: CanaryPath) -> None:
-    event = _as_member(load_event(CANARY_EVENTS[path]))
+    event = as_member(load_event(CANARY_EVENTS[path]))
     assert canary_path(_record(event), CANARY_KEY) is path
-    elsewhere = _as_member(load_event(CANARY_EVENTS[path]), region="us-west-2")
+    elsewhere = as_member(load_event(CANARY_EVENTS[path]), role_region="us-west-2")
     assert canary_path(_record(elsewhere), CANARY_KEY) is None  # a role of that name from another region
 
 
@@ -122,7 +106,7 @@ def test_the_recorder_keeps_a_heartbeat_and_touches_no_grant_function_or_evaluat
 
 
 def test_a_member_canarys_heartbeat_is_its_accounts() -> None:
-    event = _as_member(load_event(CANARY_EVENTS[CanaryPath.RETIRE_GRANT]))
+    event = as_member(load_event(CANARY_EVENTS[CanaryPath.RETIRE_GRANT]))
     beat = heartbeat_of(_record(event), CanaryPath.RETIRE_GRANT)
     assert (beat.account, beat.region, beat.path) == (MEMBER_ACCOUNT, REGION, "RetireGrant")
 
