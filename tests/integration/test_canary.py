@@ -16,13 +16,17 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
+from typer.testing import CliRunner
 
 from grantwatch import canary
+from grantwatch.adapters.accounts import DynamoCoverageStore
 from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.adapters.hazards import DynamoHazardStore
 from grantwatch.adapters.heartbeats import DynamoHeartbeatStore
 from grantwatch.adapters.store import DynamoGrantStore
+from grantwatch.cli import app
 from grantwatch.domain.canary import CanaryPath
+from grantwatch.domain.coverage import Target, reconciled
 from grantwatch.domain.records import EvaluationRequest
 from grantwatch.handlers import canary as canary_handler
 from grantwatch.handlers import recorder as recorder_handler
@@ -238,3 +242,42 @@ def test_a_member_canarys_calls_are_its_accounts_heartbeats(table_settings: Sett
     beats = DynamoHeartbeatStore(table_settings).latest()
     assert {(b.account, b.region) for b in beats} == {(MEMBER_ACCOUNT, "eu-west-1")}
     assert len(beats) == 3
+
+
+# --- grantwatch accounts: each account-region's last heartbeat beside its last reconciliation -------------
+
+
+def test_accounts_shows_each_account_regions_last_heartbeat_beside_its_last_reconciliation(
+    table_settings: Settings,
+) -> None:
+    reconciled_at = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    report = {"keys": 1, "grantsListed": 1, "functionsListed": 1, "evaluationsScheduled": 0}
+    heard, deaf = Target(MEMBER_ACCOUNT, "eu-west-1"), Target(MEMBER_ACCOUNT, "eu-west-2")
+    for target in (heard, deaf):
+        DynamoCoverageStore(table_settings).put(
+            reconciled(target, report | {"repairs": {}, "errors": []}, reconciled_at, None)
+        )
+    beats = DynamoHeartbeatStore(table_settings)
+    beats.record(MEMBER_ACCOUNT, "eu-west-1", "CreateGrant", datetime(2026, 12, 1, 11, 0, 1, tzinfo=UTC))
+    beats.record(MEMBER_ACCOUNT, "eu-west-1", "RetireGrant", datetime(2026, 12, 1, 11, 0, 2, tzinfo=UTC))
+    where = ["--table", table_settings.table_name, "--endpoint-url", table_settings.endpoint_url or ""]
+    runner = CliRunner()
+    shown = runner.invoke(app, ["accounts", "--json", *where])
+    assert shown.exit_code == 0, shown.output
+    rows = {r["region"]: r for r in json.loads(shown.stdout)}
+    assert rows["eu-west-1"]["lastReconciledAt"] == "2026-12-01T12:00:00Z"
+    assert rows["eu-west-1"]["lastHeartbeatAt"] == "2026-12-01T11:00:02Z"
+    assert rows["eu-west-1"]["heartbeats"] == {
+        "CreateGrant": "2026-12-01T11:00:01Z",
+        "RetireGrant": "2026-12-01T11:00:02Z",
+    }
+    assert (rows["eu-west-2"]["lastHeartbeatAt"], rows["eu-west-2"]["heartbeats"]) == (None, {})
+    table = runner.invoke(app, ["accounts", *where]).stdout.splitlines()
+    assert table[1].split()[:7] == ["ACCOUNT", "REGION", "LAST", "RECONCILED", "LAST", "HEARTBEAT", "GRANTS"]
+    assert table[2].split()[:4] == [
+        MEMBER_ACCOUNT,
+        "eu-west-1",
+        "2026-12-01T12:00:00Z",
+        "2026-12-01T11:00:02Z",
+    ]
+    assert table[3].split()[:4] == [MEMBER_ACCOUNT, "eu-west-2", "2026-12-01T12:00:00Z", "never"]
