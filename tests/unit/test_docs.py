@@ -41,6 +41,7 @@ AWS_NAMES = {
     "InvalidAccessException", "ResourceNotFoundException",  # what a channel answers when it cannot take one
     "State", "Status", "String", "StringList", "GetParameter",
     "GetParametersByPath", "SecureString", "ScheduleV2",
+    "CanaryHeartbeat",  # the recorder's metric of the canary's calls
 }  # fmt: skip
 # Options of other tools (the AWS CLI, pytest) that the docs quote on their own.
 OTHER_TOOLS_OPTIONS = {"--config-env", "--include-property-values", "--kms-key-arn", "--role", "--dist"}
