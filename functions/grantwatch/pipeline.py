@@ -98,6 +98,8 @@ class LocalPipeline:
         hazards: HazardStore,
         settle: timedelta = DEFAULT_SETTLE,
         temporary_role: str | None = None,
+        *,
+        canary_key_arn: str | None = None,
     ) -> None:
         self.grants = grants
         self.functions = functions
@@ -105,7 +107,7 @@ class LocalPipeline:
         self.coalescer = Coalescer()
         self.scheduler = VirtualClockScheduler(settle, self.coalescer)
         self.notifier = CollectingNotifier()
-        self.recorder = Recorder(grants, functions, hazards, self.scheduler)
+        self.recorder = Recorder(grants, functions, hazards, self.scheduler, canary_key_arn=canary_key_arn)
         self.evaluator = Evaluator(
             grants, functions, hazards, self.notifier, self.scheduler, temporary_role=temporary_role
         )

@@ -187,6 +187,7 @@ def local_pipeline(settings: Settings, settle: timedelta | None = None) -> Local
         DynamoHazardStore(settings),
         DEFAULT_SETTLE if settle is None else settle,
         temporary_role=settings.heal_temporary_role_arn,
+        canary_key_arn=settings.canary_key_arn,
     )
 
 
@@ -287,4 +288,5 @@ def parallel_pipeline(
         DEFAULT_SETTLE if settle is None else settle,
         workers,
         temporary_role=settings.heal_temporary_role_arn,
+        canary_key_arn=settings.canary_key_arn,
     )

@@ -5,6 +5,7 @@ written."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 from typer.testing import CliRunner
 
-from grantwatch import canary
+from grantwatch import canary, wiring
 from grantwatch.adapters.accounts import DynamoCoverageStore
 from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.adapters.hazards import DynamoHazardStore
@@ -30,7 +31,8 @@ from grantwatch.domain.coverage import Target, reconciled
 from grantwatch.domain.records import EvaluationRequest
 from grantwatch.handlers import canary as canary_handler
 from grantwatch.handlers import recorder as recorder_handler
-from grantwatch.recorder import Recorder
+from grantwatch.parallel import Recorded
+from grantwatch.recorder import Outcome, Recorder
 from grantwatch.settings import Settings, settings
 from tests.support.aws import ACCOUNT as MOTO_ACCOUNT
 from tests.support.aws import REGION as MOTO_REGION
@@ -281,3 +283,24 @@ def test_accounts_shows_each_account_regions_last_heartbeat_beside_its_last_reco
         "2026-12-01T11:00:02Z",
     ]
     assert table[3].split()[:4] == [MEMBER_ACCOUNT, "eu-west-2", "2026-12-01T12:00:00Z", "never"]
+
+
+# --- a replay or backfill of the trail knows the canary's calls too ---------------------------------------
+
+
+def test_a_replay_knows_the_canarys_calls_by_the_configured_key(table_settings: Settings) -> None:
+    configured = dataclasses.replace(table_settings, canary_key_arn=CANARY_KEY)
+    before = _items(table_settings)
+    serial = wiring.local_pipeline(configured)
+    for path in CanaryPath:
+        notices, outcome = serial.feed(load_event(CANARY_EVENTS[path]))
+        assert (notices, outcome.outcome, outcome.canary_path) == ([], Outcome.HEARTBEAT, path.value)
+    assert serial.drain() == []
+    with wiring.parallel_pipeline(configured, workers=2) as parallel:
+        steps = [s for path in CanaryPath for s in parallel.feed(load_event(CANARY_EVENTS[path]), path.value)]
+        steps += parallel.drain()
+    assert all(isinstance(s, Recorded) for s in steps)  # no notice
+    assert [(s.tag, s.outcome.outcome) for s in steps if isinstance(s, Recorded)] == [
+        (p.value, Outcome.HEARTBEAT) for p in CanaryPath
+    ]
+    assert _items(table_settings) == before  # nothing recorded as a grant; a replay keeps no heartbeat
