@@ -36,11 +36,11 @@ from grantwatch.recorder import Outcome, Recorder
 from grantwatch.settings import Settings, settings
 from tests.support.aws import ACCOUNT as MOTO_ACCOUNT
 from tests.support.aws import REGION as MOTO_REGION
-from tests.support.canary import CANARY_EVENTS, CANARY_KEY, MEMBER_ACCOUNT, as_member
+from tests.support.canary import CANARY_KEY, MEMBER_ACCOUNT, as_member, canary_event
 from tests.support.iam_contract import central_stack, stands_for
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.moto_server import moto_server
-from tests.support.samples import ACCOUNT, REGION, load_event
+from tests.support.samples import ACCOUNT, REGION
 
 # --- the canary's run against moto's KMS ------------------------------------------------------------------
 
@@ -207,7 +207,7 @@ def test_the_canarys_three_calls_leave_heartbeats_and_nothing_else(
     capsys.readouterr()
     for path in CanaryPath:
         for _ in range(2):  # delivered twice, as EventBridge may
-            event = load_event(CANARY_EVENTS[path])
+            event = canary_event(path)
             result = recorder_handler.lambda_handler(event, FakeLambdaContext("grantwatch-recorder"))
             assert (result["outcome"], result["canaryPath"]) == ("heartbeat", path.value)
     emitted = [
@@ -240,7 +240,7 @@ def test_a_heartbeat_keeps_the_latest_of_its_path_whatever_the_order(table_setti
 def test_a_member_canarys_calls_are_its_accounts_heartbeats(table_settings: Settings) -> None:
     recorder = _recorder(table_settings, Scheduled())
     for path in CanaryPath:
-        assert recorder.record(as_member(load_event(CANARY_EVENTS[path]), region="eu-west-1")).canary_path
+        assert recorder.record(as_member(canary_event(path), region="eu-west-1")).canary_path
     beats = DynamoHeartbeatStore(table_settings).latest()
     assert {(b.account, b.region) for b in beats} == {(MEMBER_ACCOUNT, "eu-west-1")}
     assert len(beats) == 3
@@ -293,11 +293,11 @@ def test_a_replay_knows_the_canarys_calls_by_the_configured_key(table_settings: 
     before = _items(table_settings)
     serial = wiring.local_pipeline(configured)
     for path in CanaryPath:
-        notices, outcome = serial.feed(load_event(CANARY_EVENTS[path]))
+        notices, outcome = serial.feed(canary_event(path))
         assert (notices, outcome.outcome, outcome.canary_path) == ([], Outcome.HEARTBEAT, path.value)
     assert serial.drain() == []
     with wiring.parallel_pipeline(configured, workers=2) as parallel:
-        steps = [s for path in CanaryPath for s in parallel.feed(load_event(CANARY_EVENTS[path]), path.value)]
+        steps = [s for path in CanaryPath for s in parallel.feed(canary_event(path), path.value)]
         steps += parallel.drain()
     assert all(isinstance(s, Recorded) for s in steps)  # no notice
     assert [(s.tag, s.outcome.outcome) for s in steps if isinstance(s, Recorded)] == [

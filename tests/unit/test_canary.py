@@ -21,7 +21,7 @@ from grantwatch.domain.canary import (
 from grantwatch.domain.records import CloudTrailRecord
 from grantwatch.handlers import recorder as handler
 from grantwatch.recorder import Outcome, Recorder
-from tests.support.canary import CANARY_EVENTS, CANARY_KEY, MEMBER_ACCOUNT, as_member
+from tests.support.canary import CANARY_KEY, MEMBER_ACCOUNT, as_member, canary_event
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.samples import ACCOUNT, REGION, load_event
 
@@ -52,7 +52,7 @@ def _recorder(heartbeats: Heartbeats | None, key: str | None = CANARY_KEY) -> Re
 
 @pytest.mark.parametrize("path", list(CanaryPath))
 def test_each_canary_call_is_known_by_the_canary_key(path: CanaryPath) -> None:
-    record = _record(load_event(CANARY_EVENTS[path]))
+    record = _record(canary_event(path))
     assert canary_path(record, CANARY_KEY) is path
     assert canary_path(record, None) is None  # without the key: a stranger's role, an ordinary call
     assert canary_path(record, CANARY_KEY.replace("9a8b7c6d", "00000000")) is None
@@ -60,20 +60,20 @@ def test_each_canary_call_is_known_by_the_canary_key(path: CanaryPath) -> None:
 
 @pytest.mark.parametrize("path", list(CanaryPath))
 def test_a_member_canarys_call_is_known_by_its_role_named_for_its_region(path: CanaryPath) -> None:
-    event = as_member(load_event(CANARY_EVENTS[path]))
+    event = as_member(canary_event(path))
     assert canary_path(_record(event), CANARY_KEY) is path
-    elsewhere = as_member(load_event(CANARY_EVENTS[path]), role_region="us-west-2")
+    elsewhere = as_member(canary_event(path), role_region="us-west-2")
     assert canary_path(_record(elsewhere), CANARY_KEY) is None  # a role of that name from another region
 
 
 def test_only_the_calls_the_canary_makes_as_the_rules_deliver_them_are_heartbeats() -> None:
-    failed_grant = load_event(CANARY_EVENTS[CanaryPath.CREATE_GRANT])
+    failed_grant = canary_event(CanaryPath.CREATE_GRANT)
     failed_grant["detail"]["errorCode"] = "AccessDeniedException"
     assert canary_path(_record(failed_grant), CANARY_KEY) is None
-    decrypted = load_event(CANARY_EVENTS[CanaryPath.DECRYPT])
+    decrypted = canary_event(CanaryPath.DECRYPT)
     del decrypted["detail"]["errorCode"], decrypted["detail"]["errorMessage"]
     assert canary_path(_record(decrypted), CANARY_KEY) is None
-    revoked = load_event(CANARY_EVENTS[CanaryPath.RETIRE_GRANT])
+    revoked = canary_event(CanaryPath.RETIRE_GRANT)
     revoked["detail"]["eventName"] = "RevokeGrant"  # someone else ending the canary's grant
     assert canary_path(_record(revoked), CANARY_KEY) is None
     lambdas = load_event("kms-create-grant-lambda.json")
@@ -81,7 +81,7 @@ def test_only_the_calls_the_canary_makes_as_the_rules_deliver_them_are_heartbeat
 
 
 def test_a_failed_decrypt_that_names_no_key_is_known_by_the_canarys_encryption_context() -> None:
-    event = load_event(CANARY_EVENTS[CanaryPath.DECRYPT])
+    event = canary_event(CanaryPath.DECRYPT)
     detail = event["detail"]
     del detail["resources"], detail["requestParameters"]["keyId"]
     assert canary_path(_record(event), CANARY_KEY) is CanaryPath.DECRYPT
@@ -95,7 +95,7 @@ def test_the_canary_and_the_recorder_share_one_encryption_context() -> None:
 
 @pytest.mark.parametrize("path", list(CanaryPath))
 def test_the_recorder_keeps_a_heartbeat_and_touches_no_grant_function_or_evaluation(path: CanaryPath) -> None:
-    event = load_event(CANARY_EVENTS[path])
+    event = canary_event(path)
     heartbeats = Heartbeats()
     outcome = _recorder(heartbeats).record(event)
     assert outcome.outcome is Outcome.HEARTBEAT
@@ -106,13 +106,13 @@ def test_the_recorder_keeps_a_heartbeat_and_touches_no_grant_function_or_evaluat
 
 
 def test_a_member_canarys_heartbeat_is_its_accounts() -> None:
-    event = as_member(load_event(CANARY_EVENTS[CanaryPath.RETIRE_GRANT]))
+    event = as_member(canary_event(CanaryPath.RETIRE_GRANT))
     beat = heartbeat_of(_record(event), CanaryPath.RETIRE_GRANT)
     assert (beat.account, beat.region, beat.path) == (MEMBER_ACCOUNT, REGION, "RetireGrant")
 
 
 def test_without_a_heartbeat_store_a_canary_call_is_still_never_a_loss() -> None:
-    outcome = _recorder(None).record(load_event(CANARY_EVENTS[CanaryPath.DECRYPT]))
+    outcome = _recorder(None).record(canary_event(CanaryPath.DECRYPT))
     assert outcome.outcome is Outcome.HEARTBEAT
 
 
@@ -130,7 +130,7 @@ def test_the_handler_emits_one_heartbeat_by_service_and_path(
     monkeypatch.setattr(handler.metrics, "service", "grantwatch-recorder")
     monkeypatch.setattr(handler.metrics, "namespace", "grantwatch")
     capsys.readouterr()
-    result = handler.lambda_handler(load_event(CANARY_EVENTS[path]), FakeLambdaContext("grantwatch-recorder"))
+    result = handler.lambda_handler(canary_event(path), FakeLambdaContext("grantwatch-recorder"))
     assert result["outcome"] == "heartbeat"
     documents = _metric_documents(capsys.readouterr().out)
     beats = [d for d in documents if "CanaryHeartbeat" in d]

@@ -14,7 +14,7 @@ from moto.events.models import EventPattern
 from grantwatch import canary
 from grantwatch.domain.canary import MEMBER_ROLE_PREFIX, CanaryPath
 from grantwatch.handlers import recorder as recorder_handler
-from tests.support.canary import CANARY_EVENTS, as_member
+from tests.support.canary import as_member, canary_event
 from tests.support.cloudformation import Stack
 from tests.support.iam_contract import (
     PARAMETERS,
@@ -25,7 +25,7 @@ from tests.support.iam_contract import (
     stands_for,
     statements,
 )
-from tests.support.samples import ROOT, TEMPLATE, load_event
+from tests.support.samples import ROOT, TEMPLATE
 
 MEMBER = ROOT / "member" / "forwarder.yaml"
 CANARY_SOURCE = ROOT / "functions" / "grantwatch" / "canary.py"
@@ -151,7 +151,7 @@ RULE_OF_PATH = {
 @pytest.mark.parametrize("path", list(CanaryPath))
 def test_each_canary_call_reaches_the_recorder_through_its_rule_and_no_other(path: CanaryPath) -> None:
     stack = _central()
-    event = load_event(CANARY_EVENTS[path])
+    event = canary_event(path)
     rules = ("GrantEventsRule", "FunctionEventsRule", "RoleEventsRule", "DecryptFailuresRule")
     matched = {r for r in rules if _matches(stack.resources[r]["Properties"]["EventPattern"], event)}
     assert matched == {RULE_OF_PATH[path]}
@@ -160,7 +160,7 @@ def test_each_canary_call_reaches_the_recorder_through_its_rule_and_no_other(pat
 @pytest.mark.parametrize("path", list(CanaryPath))
 def test_a_member_canarys_call_is_forwarded_to_the_central_bus(path: CanaryPath) -> None:
     stack = _member()
-    event = as_member(load_event(CANARY_EVENTS[path]), region="eu-west-1")
+    event = as_member(canary_event(path), region="eu-west-1")
     forwarding = {
         name: r["Properties"]["EventPattern"]
         for name, r in stack.resources.items()
