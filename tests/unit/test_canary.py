@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from grantwatch import canary
+from grantwatch.cli.output import report_event
 from grantwatch.domain.canary import (
     CANARY_CONTEXT_KEY,
     CANARY_CONTEXT_VALUE,
@@ -146,3 +147,10 @@ def test_the_handler_emits_one_heartbeat_by_service_and_path(
     assert others and all("path" not in d for d in others)  # the event metrics keep their one dimension
     assert any("EventsHeartbeat" in d for d in others)
     assert [h[2] for h in heartbeats.recorded] == [path.value]
+
+
+def test_a_replay_reports_a_heartbeat_as_the_canarys_path(capsys: pytest.CaptureFixture[str]) -> None:
+    outcome = _recorder(None).record(canary_event(CanaryPath.RETIRE_GRANT))
+    report_event(outcome, "canary-retire-grant.json", as_json=False)
+    line = capsys.readouterr().out.strip()
+    assert line.split()[0] == "heartbeat" and line.endswith("canary RetireGrant")
