@@ -238,9 +238,16 @@ def test_the_member_canarys_role_is_named_as_the_recorder_recognises_it() -> Non
     assert name == f"{MEMBER_ROLE_PREFIX}{stack.region}"
     assert len(name) <= 64  # IAM's limit on a role name, with the longest region names
     assert stack.parameter("CanaryIntervalMinutes") == "60"
-    rule = stack.resolve(stack.resources["CanarySchedule"]["Properties"])
-    assert rule["ScheduleExpression"] == "rate(60 minutes)"
-    assert rule["Targets"][0]["Arn"] == stack.attribute("CanaryFunction", "Arn")
+    schedule = stack.resolve(stack.resources["CanarySchedule"]["Properties"])
+    assert schedule["ScheduleExpression"] == "rate(60 minutes)"
+    assert schedule["Target"]["Arn"] == stack.attribute("CanaryFunction", "Arn")
+    assert schedule["Target"]["RoleArn"] == stack.attribute("CanaryScheduleRole", "Arn")
+    [invoke] = stack.resolve(stack.resources["CanaryScheduleRole"]["Properties"]["Policies"])
+    [statement] = invoke["PolicyDocument"]["Statement"]
+    assert (statement["Action"], statement["Resource"]) == (
+        "lambda:InvokeFunction",
+        schedule["Target"]["Arn"],
+    )
 
 
 def test_the_member_canary_runs_only_where_events_are_forwarded() -> None:

@@ -25,9 +25,7 @@ def _rules(stack: Stack) -> dict[str, dict[str, Any]]:
     return {
         name: stack.resolve(resource["Properties"])
         for name, resource in stack.resources.items()
-        if resource["Type"] == "AWS::Events::Rule"
-        and stack.exists(name)
-        and "ScheduleExpression" not in resource["Properties"]  # the canary's schedule forwards nothing
+        if resource["Type"] == "AWS::Events::Rule" and stack.exists(name)
     }
 
 

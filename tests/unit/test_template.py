@@ -178,7 +178,7 @@ def test_every_rule_of_the_templates_is_one_the_catalogue_declares() -> None:
         rules = {
             name
             for name, r in resources.items()
-            if r["Type"] == "AWS::Events::Rule" and not _schedules(r) and not _routes_notices(r)
+            if r["Type"] == "AWS::Events::Rule" and not _routes_notices(r)
         }
         declared = {rule for place, rule in RULES_OF_THE_CATALOGUE if place == where}
         assert rules == declared, where
@@ -243,11 +243,6 @@ def test_the_rule_retries_and_has_a_dead_letter_queue() -> None:
         "OnFailure"
     ]
     assert on_failure["Destination"] == {"Fn::GetAtt": ["RecorderDeadLetterQueue", "Arn"]}
-
-
-def _schedules(rule: dict[str, Any]) -> bool:
-    """A rule that runs on a schedule (the member canary's), matching no event."""
-    return "ScheduleExpression" in rule["Properties"] and "EventPattern" not in rule["Properties"]
 
 
 def _routes_notices(rule: dict[str, Any]) -> bool:
