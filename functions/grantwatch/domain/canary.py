@@ -38,6 +38,9 @@ class CanaryPath(StrEnum):
     DECRYPT = "Decrypt"
 
 
+_PATHS = {path.value: path for path in CanaryPath}
+
+
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
     """The latest canary event of one path heard from one account-region."""
@@ -54,13 +57,11 @@ class Heartbeat:
 def canary_path(record: CloudTrailRecord, canary_key_arn: str | None = None) -> CanaryPath | None:
     """The path of a canary's call, or None for any other record. Only the three calls a canary makes, as
     the rules deliver them: a CreateGrant or RetireGrant that succeeded, a Decrypt that failed."""
-    if record.event_source != KMS_EVENT_SOURCE:
+    path = _PATHS.get(record.event_name) if record.event_source == KMS_EVENT_SOURCE else None
+    if path is None:
         return None
-    try:
-        path = CanaryPath(record.event_name)
-    except ValueError:
-        return None
-    if (record.error_code is None) is (path is CanaryPath.DECRYPT):
+    failed = record.error_code is not None
+    if failed != (path is CanaryPath.DECRYPT):
         return None
     keys = keys_named(record)
     if canary_key_arn and canary_key_arn in keys:
