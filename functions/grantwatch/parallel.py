@@ -136,10 +136,17 @@ class _Worker:
     """One worker thread's recorder and evaluator (each with the scheduler of the work in hand)."""
 
     def __init__(
-        self, stores: Stores, due: _Due, coalescer: Coalescer | None, temporary_role: str | None
+        self,
+        stores: Stores,
+        due: _Due,
+        coalescer: Coalescer | None,
+        temporary_role: str | None,
+        canary_key_arn: str | None = None,
     ) -> None:
         self.arrivals = _Arrivals(due, coalescer)
-        self.recorder = Recorder(stores.grants, stores.functions, stores.hazards, self.arrivals)
+        self.recorder = Recorder(
+            stores.grants, stores.functions, stores.hazards, self.arrivals, canary_key_arn=canary_key_arn
+        )
         self.evaluator = Evaluator(
             stores.grants,
             stores.functions,
@@ -225,6 +232,7 @@ class ParallelPipeline[T]:
         temporary_role: str | None = None,
         *,
         coalesce: bool = True,
+        canary_key_arn: str | None = None,
     ) -> None:
         self.workers = max(1, workers or default_workers())
         self.coalesce = coalesce
@@ -235,7 +243,7 @@ class ParallelPipeline[T]:
         self._due = _Due(settle)
         self._store_failures = stores.failures
         self._make: Callable[[], _Worker] = lambda: _Worker(
-            stores, self._due, self._coalescer, temporary_role
+            stores, self._due, self._coalescer, temporary_role, canary_key_arn
         )
         self._main = self._make()  # parses, and runs key and role requests (their fan-out is ordered)
         self._local = threading.local()

@@ -99,6 +99,8 @@ class LocalPipeline:
         settle: timedelta = DEFAULT_SETTLE,
         temporary_role: str | None = None,
         resource_incidents: ResourceIncidentStore | None = None,
+        *,
+        canary_key_arn: str | None = None,
     ) -> None:
         self.grants = grants
         self.functions = functions
@@ -106,7 +108,7 @@ class LocalPipeline:
         self.coalescer = Coalescer()
         self.scheduler = VirtualClockScheduler(settle, self.coalescer)
         self.notifier = CollectingNotifier()
-        self.recorder = Recorder(grants, functions, hazards, self.scheduler)
+        self.recorder = Recorder(grants, functions, hazards, self.scheduler, canary_key_arn=canary_key_arn)
         self.evaluator = Evaluator(
             grants,
             functions,

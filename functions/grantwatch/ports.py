@@ -323,6 +323,12 @@ class HazardReader(Protocol):
 KeysAndRoles = HazardReader
 
 
+class HeartbeatStore(Protocol):
+    """The latest canary heartbeat of each path in each account-region (grantwatch.domain.canary)."""
+
+    def record(self, account: str, region: str, path: str, at: datetime) -> None: ...
+
+
 class HazardStore(HazardReader, Protocol):
     def record_key(self, fact: KeyFact) -> bool: ...
 

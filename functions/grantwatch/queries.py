@@ -10,6 +10,7 @@ from typing import Any
 from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.adapters.hazards import DynamoHazardStore
 from grantwatch.adapters.store import DynamoGrantStore
+from grantwatch.domain.canary import Heartbeat
 from grantwatch.domain.coverage import Coverage
 from grantwatch.domain.facts import utc_iso
 from grantwatch.domain.functions import FunctionState, function_name
@@ -234,19 +235,32 @@ def grant_history(
 
 
 def coverage_rows(
-    coverage: Iterable[Coverage], open_incident_functions: Iterable[str]
+    coverage: Iterable[Coverage], open_incident_functions: Iterable[str], heartbeats: Iterable[Heartbeat] = ()
 ) -> list[dict[str, Any]]:
     """`grantwatch accounts`: each account-region's coverage with its open incidents, counted from the
-    function ARNs of the open incidents (an ARN carries account and region)."""
+    function ARNs of the open incidents (an ARN carries account and region), and its canary's heartbeats:
+    the latest of each path, and the latest of all (None: never heard)."""
     counts: dict[tuple[str, str], int] = {}
     for function_arn in open_incident_functions:
         parts = function_arn.split(":")
         if len(parts) > 4:
             counts[(parts[4], parts[3])] = counts.get((parts[4], parts[3]), 0) + 1
+    beats: dict[tuple[str, str], dict[str, datetime]] = {}
+    for beat in heartbeats:
+        beats.setdefault((beat.account, beat.region), {})[beat.path] = beat.at
     return [
-        c.as_json() | {"openIncidents": counts.get((c.account, c.region), 0)}
+        c.as_json()
+        | {"openIncidents": counts.get((c.account, c.region), 0)}
+        | _heartbeat_fields(beats.get((c.account, c.region), {}))
         for c in sorted(coverage, key=lambda c: (c.account, c.region))
     ]
+
+
+def _heartbeat_fields(paths: dict[str, datetime]) -> dict[str, Any]:
+    return {
+        "lastHeartbeatAt": utc_iso(max(paths.values())) if paths else None,
+        "heartbeats": {path: utc_iso(at) for path, at in sorted(paths.items())},
+    }
 
 
 def placed(arn: str | None, account: str | None, region: str | None) -> bool:

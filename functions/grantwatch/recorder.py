@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from grantwatch.domain.canary import CanaryPath, canary_path, heartbeat_of
 from grantwatch.domain.catalogue import CLOUDTRAIL_DETAIL_TYPE, EventKind, screened, selection_of
 from grantwatch.domain.facts import FactKind, GrantFact, Ignored, RejectedRecord, normalise
 from grantwatch.domain.functions import FunctionFact, normalise_function_event
@@ -30,7 +31,14 @@ from grantwatch.domain.records import (
     FieldError,
 )
 from grantwatch.domain.services import entry_for
-from grantwatch.ports import EvaluationScheduler, FunctionStore, GrantStore, HazardStore, RecordResult
+from grantwatch.ports import (
+    EvaluationScheduler,
+    FunctionStore,
+    GrantStore,
+    HazardStore,
+    HeartbeatStore,
+    RecordResult,
+)
 
 
 class Outcome(StrEnum):
@@ -38,6 +46,7 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
     IGNORED = "ignored"
     REJECTED = "rejected"
+    HEARTBEAT = "heartbeat"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +58,7 @@ class EventOutcome:
     function_arn: str | None = None
     reason: str | None = None
     error: str | None = None
+    canary_path: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -61,6 +71,7 @@ class EventOutcome:
             ("functionArn", self.function_arn),
             ("reason", self.reason),
             ("error", self.error),
+            ("canaryPath", self.canary_path),
         ):
             if value is not None:
                 body[name] = value
@@ -118,11 +129,17 @@ class Recorder:
         functions: FunctionStore,
         hazards: HazardStore,
         scheduler: EvaluationScheduler,
+        *,
+        canary_key_arn: str | None = None,
+        heartbeats: HeartbeatStore | None = None,
     ) -> None:
         self.grants = grants
         self.functions = functions
         self.hazards = hazards
         self.scheduler = scheduler
+        # The canary's events (grantwatch.domain.canary): a heartbeat each, kept in `heartbeats` when given.
+        self.canary_key_arn = canary_key_arn
+        self.heartbeats = heartbeats
 
     def record(self, raw: object) -> EventOutcome:
         """Record one event. Bad input comes back REJECTED; store failures raise, to be retried."""
@@ -145,7 +162,10 @@ class Recorder:
         return parsed
 
     def apply(self, record: CloudTrailRecord) -> EventOutcome:
-        """Dispatch by the catalogue's kind of call: a function, key, role, Decrypt or grant fact."""
+        """Dispatch by the catalogue's kind of call: a canary's heartbeat, or a function, key, role, Decrypt
+        or grant fact."""
+        if (path := canary_path(record, self.canary_key_arn)) is not None:
+            return self._heartbeat(record, path)
         selection = selection_of(record.event_source, record.event_name)
         try:
             if selection is not None and selection.kind is EventKind.FUNCTION:
@@ -181,6 +201,13 @@ class Recorder:
             grant_id=fact.grant_id,
             function_arn=recorded.function_arn,
         )
+
+    def _heartbeat(self, record: CloudTrailRecord, path: CanaryPath) -> EventOutcome:
+        """A canary's call heard: its heartbeat kept, and nothing else (no grant, no function, no loss)."""
+        if self.heartbeats is not None:
+            beat = heartbeat_of(record, path)
+            self.heartbeats.record(beat.account, beat.region, beat.path, beat.at)
+        return EventOutcome(Outcome.HEARTBEAT, record.event_id, record.event_name, canary_path=path.value)
 
     def _ignored(self, record: CloudTrailRecord, ignored: Ignored) -> EventOutcome:
         return EventOutcome(Outcome.IGNORED, record.event_id, record.event_name, reason=ignored.reason)

@@ -48,6 +48,8 @@ _VARIABLES = (
     ("reconcile_schedule", "GRANTWATCH_RECONCILE_SCHEDULE"),
     ("member_role_name", "GRANTWATCH_MEMBER_ROLE_NAME"),
     ("member_external_id", "GRANTWATCH_MEMBER_EXTERNAL_ID"),
+    ("canary_key_arn", "GRANTWATCH_CANARY_KEY_ARN"),
+    ("canary_role_arn", "GRANTWATCH_CANARY_ROLE_ARN"),
 )
 _WHOLE_NUMBERS = frozenset({"heal_max_attempts", "heal_verify_seconds", "dynamodb_retries", "retention_days"})
 _NUMBERS = frozenset({"dynamodb_read_timeout_seconds"})
@@ -99,6 +101,10 @@ class Settings:
     reconcile_schedule: str = "rate(1 hour)"
     member_role_name: str | None = None
     member_external_id: str | None = field(default=None, repr=False)
+    # The canary (docs/canary.md): its key, which the recorder recognises the canary's events by, and the
+    # role the canary grants to itself.
+    canary_key_arn: str | None = None
+    canary_role_arn: str | None = None
 
     def __post_init__(self) -> None:
         _length("table_name", self.table_name, 3, 255)

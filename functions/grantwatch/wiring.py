@@ -11,7 +11,7 @@ may not need (SQS, SNS and the other alert channels) are created when first used
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from grantwatch.settings import Settings, required
 
@@ -46,6 +46,7 @@ def recorder(settings: Settings) -> Recorder:
     """The recorder Lambda function's corridor: events in, facts stored, evaluations queued."""
     from grantwatch.adapters.functions import DynamoFunctionStore
     from grantwatch.adapters.hazards import DynamoHazardStore
+    from grantwatch.adapters.heartbeats import DynamoHeartbeatStore
     from grantwatch.adapters.store import DynamoGrantStore
     from grantwatch.recorder import Recorder
 
@@ -54,7 +55,16 @@ def recorder(settings: Settings) -> Recorder:
         DynamoFunctionStore(settings),
         DynamoHazardStore(settings),
         evaluation_scheduler(settings),
+        canary_key_arn=settings.canary_key_arn,
+        heartbeats=DynamoHeartbeatStore(settings),
     )
+
+
+def canary_kms(settings: Settings) -> Any:
+    """The canary's KMS client, from the function's one session."""
+    from grantwatch.adapters.clients import clients_for
+
+    return clients_for(settings).client("kms")
 
 
 def rejected_sink(settings: Settings) -> RejectedEventSink:
@@ -181,6 +191,7 @@ def local_pipeline(settings: Settings, settle: timedelta | None = None) -> Local
         DEFAULT_SETTLE if settle is None else settle,
         temporary_role=settings.heal_temporary_role_arn,
         resource_incidents=DynamoResourceIncidents(settings),
+        canary_key_arn=settings.canary_key_arn,
     )
 
 
@@ -283,4 +294,5 @@ def parallel_pipeline(
         DEFAULT_SETTLE if settle is None else settle,
         workers,
         temporary_role=settings.heal_temporary_role_arn,
+        canary_key_arn=settings.canary_key_arn,
     )

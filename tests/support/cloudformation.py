@@ -1,6 +1,6 @@
 """A deployed stack as the tests imagine it: template.yaml's parameters, conditions and intrinsic functions
-(Ref, Fn::Sub, Fn::GetAtt, Fn::If, Fn::Select, Fn::Split, Fn::Join, conditions) resolved for one account,
-region and set of parameter values, with physical names CloudFormation would choose."""
+(Ref, Fn::Sub, Fn::GetAtt, Fn::If, Fn::Select, Fn::Split, Fn::Join, Fn::FindInMap, conditions) resolved for
+one account, region and set of parameter values, with physical names CloudFormation would choose."""
 
 from __future__ import annotations
 
@@ -108,6 +108,9 @@ class Stack:
             case "Fn::Join":
                 separator, items = argument
                 return separator.join(str(i) for i in self.resolve(items))
+            case "Fn::FindInMap":
+                mapping, top, second = (str(self.resolve(a)) for a in argument)
+                return self.template["Mappings"][mapping][top][second]
             case "Condition":
                 return self.condition(argument)
         raise Unresolvable(f"intrinsic function {name}")
@@ -168,6 +171,8 @@ class Stack:
             "AWS::Serverless::Function": f"arn:{self.partition}:lambda:{where}:function:{name}",
             "AWS::Events::Rule": f"arn:{self.partition}:events:{where}:rule/{name}",
             "AWS::IAM::Role": f"arn:{self.partition}:iam::{self.account}:role/{name}",
+            "AWS::KMS::Key": f"arn:{self.partition}:kms:{where}:key/{name}",
+            "AWS::Lambda::Function": f"arn:{self.partition}:lambda:{where}:function:{name}",
             "AWS::Events::ApiDestination": f"arn:{self.partition}:events:{where}:api-destination/{name}/id",
             "AWS::Events::Connection": f"arn:{self.partition}:events:{where}:connection/{name}/id",
         }

@@ -88,6 +88,7 @@ CORRIDORS = {
     "grantwatch.reconciler": "ReconcilerFunction",
     "grantwatch.healer": "RemediationFunction",
     "grantwatch.fanout": "OrganizationFanOutFunction",
+    "grantwatch.canary": "CanaryFunction",
 }
 
 # Corridors that run another corridor's code as a function of their own: every call made inside them is that
@@ -95,7 +96,12 @@ CORRIDORS = {
 RUNS_AS = {"grantwatch.organization": "OrganizationWorkerFunction"}
 
 # The template resource types whose test stand-ins have names of their own, and the service that names them.
-NAMED_KINDS = {"AWS::DynamoDB::Table": "dynamodb", "AWS::SNS::Topic": "sns", "AWS::SQS::Queue": "sqs"}
+NAMED_KINDS = {
+    "AWS::DynamoDB::Table": "dynamodb",
+    "AWS::SNS::Topic": "sns",
+    "AWS::SQS::Queue": "sqs",
+    "AWS::KMS::Key": "kms",
+}
 
 # Condition keys no request in the tests can carry, each with the code path that handles AWS's denial when the
 # condition does not hold. A statement conditioned on one of these is taken to allow the call.
@@ -111,6 +117,22 @@ UNEVALUATED_CONDITIONS = {
 
 # Calls that need no permission.
 UNAUTHORIZED_CALLS = {("sts", "GetCallerIdentity")}
+
+# Calls a grant authorizes, not a policy (KMS's "Retiring and revoking grants", "Grant tokens"): by the
+# function whose policy lets it create that grant, naming itself retiring principal (the canary's
+# CanaryRolePolicy, tests/unit/test_canary_template.py). An Encrypt counts only with the grant's token.
+GRANT_AUTHORIZED = {("CanaryFunction", "kms:RetireGrant"), ("CanaryFunction", "kms:Encrypt")}
+
+
+def authorized_by_a_grant(function: str, service: str, operation: str, params: dict[str, Any]) -> bool:
+    if (function, f"{service}:{operation}") not in GRANT_AUTHORIZED:
+        return False
+    return operation == "RetireGrant" or bool(params.get("GrantTokens"))
+
+
+# Calls a function makes to be refused: the policy must deny them (the canary's Decrypt fails because its
+# grant is gone; a policy that allowed kms:Decrypt would make it succeed and prove nothing).
+MUST_BE_DENIED = {("CanaryFunction", "kms:Decrypt")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +203,8 @@ def statements(stack: Stack, function: str) -> list[dict[str, Any]]:
     inline policies of the role it names (Role: !GetAtt SomeRole.Arn)."""
     properties = stack.resources[function]["Properties"]
     if "Role" in properties:
-        return role_statements(stack, _role_of(properties["Role"]))
+        role = _role_of(properties["Role"])
+        return role_statements(stack, role) + attached_statements(stack, role)
     found: list[dict[str, Any]] = []
     for policy in properties.get("Policies", []):
         if isinstance(policy, dict) and "Statement" in policy:
@@ -265,12 +288,14 @@ def resource_name(service: str, named: str) -> str:
         return named.rsplit(":", 1)[-1]
     if service == "sqs":
         return named.rstrip("/").rsplit("/", 1)[-1]
+    if service == "kms":
+        return named.rsplit("key/", 1)[-1]
     return named.rsplit("/", 1)[-1] if named.startswith("arn:") else named
 
 
 def stands_for(logical_id: str, named: str) -> str:
-    """Registers a table (its name), topic (ARN) or queue (URL) the tests created as the template's resource
-    `logical_id`: a function's call to it is checked as a call to that resource. Answers `named`."""
+    """Registers a table (its name), topic (ARN), queue (URL) or key (ARN) the tests created as the template's
+    resource `logical_id`: a function's call to it is checked as a call to that resource. Answers `named`."""
     kind = _template_stack().resources[logical_id]["Type"]
     service = NAMED_KINDS.get(kind)
     if service is None:
@@ -563,10 +588,20 @@ def _named_arn(value: str, kind: str, call: Call) -> str:
     return _arn(call.service, call.region, call.account, f"{kind}{separator}{value}")
 
 
+def _key_arn(call: Call, named: str) -> str:
+    """A key a call names; one the tests registered (`stands_for`) as the template's key it stands for."""
+    arn = _named_arn(named, "key", call)
+    logical_id = REGISTRY.get(("kms", resource_name("kms", arn)))
+    if logical_id is None:
+        return arn
+    parts = arn.split(":")
+    return _arn("kms", parts[3], parts[4], f"key/{central_stack().physical_name(logical_id)}")
+
+
 def _resource_arn(call: Call) -> str:
     params = call.params
     if call.service == "kms" and "KeyId" in params:
-        return _named_arn(str(params["KeyId"]), "key", call)
+        return _key_arn(call, str(params["KeyId"]))
     if call.service == "sts" and "RoleArn" in params:
         return str(params["RoleArn"])
     if call.service == "iam" and "RoleName" in params:
@@ -603,11 +638,26 @@ def requests_of(call: Call) -> list[Request]:
     if (call.service, call.operation) == ("securityhub", "BatchImportFindings"):
         products = {str(finding["ProductArn"]) for finding in call.params["Findings"]}
         return [Request("securityhub:BatchImportFindings", product) for product in sorted(products)]
+    if (call.service, call.operation) == ("kms", "CreateGrant"):
+        return [Request("kms:CreateGrant", _resource_arn(call), _grant_context(call.params))]
     found = [Request(f"{call.service}:{call.operation}", _resource_arn(call))]
     if call.service == "lambda" and call.params.get("Role"):
         passed_to = (("iam:PassedToService", ("lambda.amazonaws.com",)),)
         found.append(Request("iam:PassRole", str(call.params["Role"]), passed_to))
     return found
+
+
+def _grant_context(params: dict[str, Any]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The condition keys a CreateGrant request carries (KMS's condition keys for grants)."""
+    constraints = params.get("Constraints") or {}
+    context = {
+        "kms:GranteePrincipal": (str(params["GranteePrincipal"]),),
+        "kms:GrantOperations": tuple(str(o) for o in params.get("Operations", ())),
+        "kms:GrantConstraintType": tuple(sorted(str(k) for k in constraints)),
+    }
+    if params.get("RetiringPrincipal"):
+        context["kms:RetiringPrincipal"] = (str(params["RetiringPrincipal"]),)
+    return tuple(sorted(context.items()))
 
 
 # ---- the checker -----------------------------------------------------------------------------------------
@@ -646,6 +696,8 @@ class Checker:
         self.calls[(call.function, f"{call.service}:{call.operation}")] += 1
         if (call.service, call.operation) in UNAUTHORIZED_CALLS:
             return
+        if authorized_by_a_grant(call.function, call.service, call.operation, call.params):
+            return
         try:
             requests = requests_of(call)
             policy = self._policy(call)
@@ -654,6 +706,10 @@ class Checker:
             return
         for request in requests:
             decision = decide(policy, request)
+            if (call.function, request.action) in MUST_BE_DENIED:
+                if decision.allowed:
+                    self._add(Violation(call.function, described, request, "allowed, and must be refused"))
+                continue
             if not decision.allowed:
                 self._add(Violation(call.function, described, request, decision.reason))
             for key in decision.assumed:

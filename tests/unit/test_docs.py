@@ -42,6 +42,8 @@ AWS_NAMES = {
     "State", "Status", "String", "StringList", "GetParameter",
     "GetParametersByPath", "SecureString", "ScheduleV2",
     "MessageStructure",  # SNS Publish: a message per protocol
+    "CanaryHeartbeat",  # the recorder's metric of the canary's calls
+    "IsLogging",  # CloudTrail GetTrailStatus
 }  # fmt: skip
 # Options of other tools (the AWS CLI, pytest) that the docs quote on their own.
 OTHER_TOOLS_OPTIONS = {"--config-env", "--include-property-values", "--kms-key-arn", "--role", "--dist"}

@@ -98,7 +98,7 @@ def replay(
         show(pipeline.drain())
     if alerts_out is not None:
         write_notices(alerts_out, notices)
-    summary = {"events": sum(counts.values())} | {o.value: counts[o] for o in Outcome}
+    summary = {"events": sum(counts.values())} | outcome_counts(counts)
     summary |= {
         "alerts": sum(n.kind is NoticeKind.ALERT for n in notices),
         "resolved": sum(n.kind is NoticeKind.RESOLVED for n in notices),
@@ -204,7 +204,7 @@ def backfill(
             report_notice(notice, as_json)
         if alerts_out is not None:
             notices.write(alerts_out)
-    summary = {"source": source_name} | progress_json(progress) | {o.value: counts[o] for o in Outcome}
+    summary = {"source": source_name} | progress_json(progress) | outcome_counts(counts)
     summary |= {"alerts": notices.alerts}
     print_summary(summary, as_json, ", ".join(f"{k} {v}" for k, v in summary.items()))
     if counts[Outcome.REJECTED]:
@@ -304,3 +304,8 @@ def _progress(enabled: bool) -> Iterator[Callable[[Progress], None]]:
             )
 
         yield show
+
+
+def outcome_counts(counts: Counter[str]) -> dict[str, int]:
+    """Each outcome's count; canary heartbeats only when there were some (a trail without a canary)."""
+    return {o.value: counts[o] for o in Outcome if o is not Outcome.HEARTBEAT or counts[o]}

@@ -9,6 +9,7 @@ import typer
 
 from grantwatch.adapters.accounts import DynamoCoverageStore
 from grantwatch.adapters.functions import DynamoFunctionStore
+from grantwatch.adapters.heartbeats import DynamoHeartbeatStore
 from grantwatch.cli.errors import ExitCode
 from grantwatch.cli.options import AccountFilter, JsonOption, sort_option, table_options
 from grantwatch.cli.output import err, out, print_json
@@ -27,6 +28,12 @@ ACCOUNT_COLUMNS = (
         "LAST RECONCILED",
         lambda r: r["lastReconciledAt"] or "never",
         order=lambda r: r["lastReconciledAt"] or "",  # never first: the stalest lead
+    ),
+    Column(
+        "heartbeat",
+        "LAST HEARTBEAT",
+        lambda r: r["lastHeartbeatAt"] or "never",
+        order=lambda r: r["lastHeartbeatAt"] or "",  # never heard first
     ),
     Column("grants", "GRANTS", lambda r: r["grants"], numeric=True),
     Column("functions", "FUNCTIONS", lambda r: r["functions"], numeric=True),
@@ -47,14 +54,16 @@ def accounts(
     settings: Settings,
 ) -> None:
     """Each account-region organization reconciliation covers: when it last reconciled (successfully),
-    its grants and functions, its open incidents, and how many errors its last run had.
+    when its canary was last heard, its grants and functions, its open incidents, and how many errors its
+    last run had.
 
-    One row per account-region, --long adds the errors themselves. One Query; exits 4 if none.
+    One row per account-region, --long adds the errors themselves. Three Queries; exits 4 if none.
     """
     coverage = DynamoCoverageStore(settings).all(account)
     incidents = DynamoFunctionStore(settings).all_incidents()
-    rows = coverage_rows(coverage, (r.incident.function_arn for r in incidents if r.status == "open"))
-    rows = sort_rows(rows, ACCOUNT_COLUMNS, sort)
+    heartbeats = DynamoHeartbeatStore(settings).latest()
+    opened = (r.incident.function_arn for r in incidents if r.status == "open")
+    rows = sort_rows(coverage_rows(coverage, opened, heartbeats), ACCOUNT_COLUMNS, sort)
     if as_json:
         print_json(rows)
     else:

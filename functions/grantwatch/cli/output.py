@@ -69,6 +69,8 @@ def report_event(result: EventOutcome, origin: str, as_json: bool) -> None:
         out.print(f"ignored   {result.event_name} {result.event_id}: {result.reason}")
     else:
         subject = f"grant {result.grant_id}" if result.grant_id else f"function {result.function_arn}"
+        if result.canary_path:
+            subject = f"canary {result.canary_path}"
         out.print(f"{result.outcome:<10}{result.event_name} {result.event_id} {subject}")
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from grantwatch.domain.channels import RESOLVED
 from grantwatch.domain.facts import utc_iso
 from grantwatch.domain.fixes import Fix, fix_lines, fixes_json, key_fix
-from grantwatch.domain.notices import Notice, NoticeKind, email_text, fix_email, first_names, json_block
+from grantwatch.domain.notices import Notice, NoticeKind, email_text, first_names, fix_email, json_block
 from grantwatch.domain.resource_alerts import (
     AFTER_DEADLINE,
     MAX_NAMED_RESOURCES,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -18,6 +18,8 @@ from grantwatch.settings import settings
 
 logger = Logger()
 metrics = Metrics()
+# The canary's heartbeat (docs/canary.md): one metric a path, which the template's alarms watch.
+HEARTBEAT_METRIC = "CanaryHeartbeat"
 
 
 @cache
@@ -35,9 +37,24 @@ def rejected_sink() -> RejectedEventSink:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = recorder().record(event)
     metrics.add_metric(name=f"Events{result.outcome.title()}", unit=MetricUnit.Count, value=1)
+    if result.canary_path is not None:
+        heartbeat(result.canary_path)
     if result.outcome is Outcome.REJECTED:
         logger.error("event rejected", extra=result.as_json())
         rejected_sink().send(event, event_id=result.event_id, error=result.error or "rejected")
     else:
         logger.info("event processed", extra=result.as_json())
     return result.as_json()
+
+
+def heartbeat(path: str) -> None:
+    """One CanaryHeartbeat, by service and path: its own metric object, so that the path dimension is its
+    alone and not every event metric's."""
+    with single_metric(
+        name=HEARTBEAT_METRIC,
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=metrics.namespace,
+        default_dimensions={"service": metrics.service or "grantwatch-recorder"},
+    ) as metric:
+        metric.add_dimension(name="path", value=path)

@@ -1,0 +1,66 @@
+"""grantwatch's canary: a grant to its own role on a key its stack owns, used once to Encrypt, retired,
+then one Decrypt that must fail because the grant is gone. The recorder hears each of the three calls back
+through CloudTrail and EventBridge and counts a heartbeat per path (grantwatch.domain.canary).
+
+Self-contained, as member/forwarder.yaml inlines this very file: the standard library and the KMS client
+it is given. The role has no kms:Decrypt anywhere; only the grant let it Encrypt. No grant token is logged.
+"""
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+CONTEXT = {"grantwatch:canary": "heartbeat"}
+PLAINTEXT = b"grantwatch canary"
+# Seconds before each Decrypt: a retired grant can stay usable briefly (KMS is eventually consistent).
+WAITS = (0, 5, 15, 40, 100)
+DENIED = "AccessDeniedException"
+
+
+class CanaryError(RuntimeError):
+    """A step that did not go as the canary needs: says which, never a token."""
+
+
+def beat(
+    kms: Any, key_arn: str, role_arn: str, sleep: Callable[[float], None] = time.sleep
+) -> dict[str, Any]:
+    """The three calls the recorder listens for; the grant id and the Decrypt attempts it took."""
+    grant = kms.create_grant(
+        KeyId=key_arn,
+        GranteePrincipal=role_arn,
+        RetiringPrincipal=role_arn,
+        Operations=["Encrypt", "Decrypt"],
+        Constraints={"EncryptionContextEquals": CONTEXT},
+        Name="grantwatch-canary",
+    )
+    grant_id = grant["GrantId"]
+    try:
+        blob = kms.encrypt(
+            KeyId=key_arn,
+            Plaintext=PLAINTEXT,
+            EncryptionContext=CONTEXT,
+            GrantTokens=[grant["GrantToken"]],
+        )["CiphertextBlob"]
+    finally:
+        kms.retire_grant(KeyId=key_arn, GrantId=grant_id)
+    for attempt, wait in enumerate(WAITS, start=1):
+        sleep(wait)
+        try:
+            kms.decrypt(KeyId=key_arn, CiphertextBlob=blob, EncryptionContext=CONTEXT)
+        except kms.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") != DENIED:
+                raise
+            return {"grantId": grant_id, "decrypt": "denied", "attempts": attempt}
+    raise CanaryError(f"Decrypt still succeeded {sum(WAITS)} s after the grant was retired")
+
+
+def lambda_handler(event: object, context: object) -> dict[str, Any]:
+    """The member stack's handler (its code is this file); the central one's is grantwatch.handlers.canary."""
+    import boto3
+
+    key_arn = os.environ["GRANTWATCH_CANARY_KEY_ARN"]
+    role_arn = os.environ["GRANTWATCH_CANARY_ROLE_ARN"]
+    result = beat(boto3.client("kms"), key_arn, role_arn)
+    print({"canary": "beat", **result})  # no Powertools: the member stack has no layer
+    return result
