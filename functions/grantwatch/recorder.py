@@ -59,6 +59,7 @@ class EventOutcome:
     reason: str | None = None
     error: str | None = None
     canary_path: str | None = None
+    canary_from: str | None = None  # ACCOUNT/REGION the canary's call was made in
 
     def as_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -72,6 +73,7 @@ class EventOutcome:
             ("reason", self.reason),
             ("error", self.error),
             ("canaryPath", self.canary_path),
+            ("canaryFrom", self.canary_from),
         ):
             if value is not None:
                 body[name] = value
@@ -204,10 +206,16 @@ class Recorder:
 
     def _heartbeat(self, record: CloudTrailRecord, path: CanaryPath) -> EventOutcome:
         """A canary's call heard: its heartbeat kept, and nothing else (no grant, no function, no loss)."""
+        beat = heartbeat_of(record, path)
         if self.heartbeats is not None:
-            beat = heartbeat_of(record, path)
             self.heartbeats.record(beat.account, beat.region, beat.path, beat.at)
-        return EventOutcome(Outcome.HEARTBEAT, record.event_id, record.event_name, canary_path=path.value)
+        return EventOutcome(
+            Outcome.HEARTBEAT,
+            record.event_id,
+            record.event_name,
+            canary_path=path.value,
+            canary_from=f"{beat.account}/{beat.region}",
+        )
 
     def _ignored(self, record: CloudTrailRecord, ignored: Ignored) -> EventOutcome:
         return EventOutcome(Outcome.IGNORED, record.event_id, record.event_name, reason=ignored.reason)

@@ -149,6 +149,23 @@ def test_the_handler_emits_one_heartbeat_by_service_and_path(
     assert [h[2] for h in heartbeats.recorded] == [path.value]
 
 
+@pytest.mark.parametrize("path", list(CanaryPath))
+def test_a_member_accounts_heartbeat_is_kept_but_never_feeds_the_stacks_alarms(
+    path: CanaryPath, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The alarms watch this account-region's canary: a member heard must not hide a deaf central path."""
+    heartbeats = Heartbeats()
+    monkeypatch.setattr(handler, "recorder", lambda: _recorder(heartbeats))
+    monkeypatch.setattr(handler.logger.registered_handler, "stream", io.StringIO())
+    capsys.readouterr()
+    event = as_member(canary_event(path), region="eu-west-1")
+    result = handler.lambda_handler(event, FakeLambdaContext("grantwatch-recorder"))
+    assert (result["outcome"], result["canaryFrom"]) == ("heartbeat", f"{MEMBER_ACCOUNT}/eu-west-1")
+    documents = _metric_documents(capsys.readouterr().out)
+    assert not [d for d in documents if "CanaryHeartbeat" in d]
+    assert [h[:3] for h in heartbeats.recorded] == [(MEMBER_ACCOUNT, "eu-west-1", path.value)]
+
+
 def test_a_replay_reports_a_heartbeat_as_the_canarys_path(capsys: pytest.CaptureFixture[str]) -> None:
     outcome = _recorder(None).record(canary_event(CanaryPath.RETIRE_GRANT))
     report_event(outcome, "canary-retire-grant.json", as_json=False)

@@ -37,7 +37,7 @@ def rejected_sink() -> RejectedEventSink:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = recorder().record(event)
     metrics.add_metric(name=f"Events{result.outcome.title()}", unit=MetricUnit.Count, value=1)
-    if result.canary_path is not None:
+    if result.canary_path is not None and result.canary_from == own_account_region(context):
         heartbeat(result.canary_path)
     if result.outcome is Outcome.REJECTED:
         logger.error("event rejected", extra=result.as_json())
@@ -45,6 +45,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     else:
         logger.info("event processed", extra=result.as_json())
     return result.as_json()
+
+
+def own_account_region(context: LambdaContext) -> str:
+    """ACCOUNT/REGION of this function (from its ARN): the metric the stack's alarms watch counts the
+    heartbeats of this account-region's canary only, so that members heard never hide a deaf central path
+    (member accounts' heartbeats are kept in the table: `grantwatch accounts`)."""
+    parts = context.invoked_function_arn.split(":")
+    return f"{parts[4]}/{parts[3]}"
 
 
 def heartbeat(path: str) -> None:
