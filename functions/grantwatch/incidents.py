@@ -4,7 +4,8 @@ every alert e-mail ends with.
 Each kind of incident (today: a Lambda function that cannot decrypt its environment) is an `IncidentKind`
 that finds its own incidents by id and says everything about one: the alert as the evaluator words it
 (grantwatch.domain.notices, rebuilt from the stored incident) and where the incident stands. A new kind
-is one more `IncidentKind` in `incident_kinds`; `find_incident` asks each in turn.
+is one more `IncidentKind` in `grantwatch.wiring.incident_kinds`, which builds each on its store;
+`find_incident` asks each in turn.
 """
 
 from __future__ import annotations
@@ -13,13 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.domain.delivery import states_to_map
 from grantwatch.domain.functions import function_name
 from grantwatch.domain.notices import Notice, alert_notice
 from grantwatch.ports import IncidentRecord
 from grantwatch.queries import incident_row
-from grantwatch.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +47,12 @@ class FoundIncident:
         )
 
 
+class StoredIncidents(Protocol):
+    """Where a kind's incidents are kept: one found by its id alone, as stored (None: unknown)."""
+
+    def find_incident(self, incident_id: str) -> IncidentRecord | None: ...
+
+
 class IncidentKind(Protocol):
     """One kind of incident: finds one of its own by id (None: not one of this kind)."""
 
@@ -56,10 +61,10 @@ class IncidentKind(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class FunctionIncidents:
-    """Incidents about one Lambda function (items ``FUNCTION#<arn>`` / ``INCIDENT#<id>``): found by the
-    function store's bounded query of its by-entity index, then one GetItem."""
+    """Incidents about one Lambda function (items ``FUNCTION#<arn>`` / ``INCIDENT#<id>``): in DynamoDB,
+    found by the function store's bounded query of its by-entity index, then one GetItem."""
 
-    functions: DynamoFunctionStore
+    functions: StoredIncidents
     temporary_role: str | None = None  # SelfHealingTemporaryRoleArn, as the evaluator's alerts name it
 
     def find(self, incident_id: str) -> FoundIncident | None:
@@ -77,11 +82,6 @@ def _row(record: IncidentRecord) -> dict[str, Any]:
             "resolved": states_to_map(record.resolved_deliveries),
         },
     }
-
-
-def incident_kinds(settings: Settings) -> tuple[IncidentKind, ...]:
-    """Every kind of incident, in the order they are asked."""
-    return (FunctionIncidents(DynamoFunctionStore(settings), settings.heal_temporary_role_arn),)
 
 
 def find_incident(kinds: Iterable[IncidentKind], incident_id: str) -> FoundIncident | None:

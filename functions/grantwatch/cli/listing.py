@@ -26,10 +26,11 @@ from grantwatch.cli.options import (
 from grantwatch.cli.output import err, out, print_json, print_table
 from grantwatch.cli.table import Column, Row, short_arn
 from grantwatch.domain.lineage import GrantStatus
-from grantwatch.incidents import find_incident, incident_kinds
+from grantwatch.incidents import find_incident
 from grantwatch.queries import function_rows, grant_history, grant_rows, incident_rows, lineage_rows
 from grantwatch.settings import Settings
 from grantwatch.timeline import render_timeline
+from grantwatch.wiring import incident_kinds
 
 
 class StateFilter(StrEnum):
