@@ -17,10 +17,11 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from grantwatch.adapters.accounts import DynamoCoverageStore
-from grantwatch.adapters.functions import DynamoFunctionStore
+from grantwatch.adapters.functions import DynamoFunctionStore, DynamoHealRecords
 from grantwatch.cli import app
 from grantwatch.domain.alerts import fix_target
 from grantwatch.domain.coverage import Coverage, Target
+from grantwatch.domain.delivery import ChannelState
 from grantwatch.domain.fixes import reset
 from grantwatch.domain.healing import HealOutcome
 from grantwatch.domain.notices import (
@@ -35,7 +36,14 @@ from grantwatch.pipeline import LocalPipeline
 from grantwatch.settings import Settings
 from grantwatch.wiring import local_pipeline
 from tests.support.samples import KEY_ARN
-from tests.support.scenarios import create_grant, function_arn, put_key_policy, replay, retire_grant
+from tests.support.scenarios import (
+    create_grant,
+    decrypt_failed,
+    function_arn,
+    put_key_policy,
+    replay,
+    retire_grant,
+)
 
 runner = CliRunner()
 
@@ -126,6 +134,53 @@ def test_a_resolved_incident_shows_its_resolution_and_the_resolved_notice(
     assert f"\n{alert.incident_id}  RESOLVED  grant-retired\n" in shown.stdout
     assert "  resolved  2026-11-05T10:02:00Z: can decrypt again\n" in shown.stdout
     assert "  resolved via sns: delivered 2026-11-05T10:02:00Z\n" in shown.stdout
+
+
+def test_confirmation_heal_and_each_channels_delivery_are_shown(
+    pipeline: LocalPipeline, table_settings: Settings, where: list[str]
+) -> None:
+    alert = alert_of(pipeline)
+    replay(pipeline, [decrypt_failed("billing", "2026-11-03T11:00:00Z")])
+    heals, arn = DynamoHealRecords(table_settings), function_arn("billing")
+    at = datetime(2026, 11, 3, 11, 5, tzinfo=UTC)
+    assert heals.claim(arn, alert.incident_id, 3, at) == 1
+    heals.finish(arn, alert.incident_id, HealOutcome(False, at, 1, 3, error="AccessDeniedException"))
+    functions = DynamoFunctionStore(table_settings)
+    record = functions.incident(arn, alert.incident_id)
+    assert record is not None
+    states = {
+        "sns": ChannelState(delivered_at="2026-11-03T10:02:00Z"),
+        "chat": ChannelState(failures=1, error="ThrottlingException"),
+        "securityhub": ChannelState(
+            failures=3, error="AccessDeniedException", gave_up_at="2026-11-03T10:04:00Z"
+        ),
+    }
+    functions.record_deliveries(record.incident, resolved=False, states=states, sent_at=None)
+    shown = run(where, last_command(alert))
+    assert shown.exit_code == 0, shown.output
+    block = shown.stdout[len(alert.message) :]
+    for line in (
+        "  confirmed first failed Decrypt 2026-11-03T11:00:00Z (1 failure(s), lead time 3480 s)",
+        "  heal      1 attempt(s), failed: AccessDeniedException",
+        "  alert via chat: not delivered yet (1 failure(s), last ThrottlingException)",
+        "  alert via securityhub: given up 2026-11-03T10:04:00Z after 3 failure(s), last "
+        "AccessDeniedException",
+        "  alert via sns: delivered 2026-11-03T10:02:00Z",
+    ):
+        assert f"\n{line}\n" in block, line
+    found = json.loads(run(where, [*last_command(alert), "--json"]).stdout)
+    assert (found["confirmed"], found["failures"], found["leadTimeSeconds"]) == (True, 1, 3480)
+    assert found["heal"] == {
+        "attempts": 1,
+        "status": "failed",
+        "healedAt": None,
+        "error": "AccessDeniedException",
+    }
+    assert found["deliveries"]["alert"]["securityhub"] == {
+        "failures": 3,
+        "error": "AccessDeniedException",
+        "gaveUpAt": "2026-11-03T10:04:00Z",
+    }
 
 
 def test_an_unknown_incident_exits_4_with_one_line(pipeline: LocalPipeline, where: list[str]) -> None:
