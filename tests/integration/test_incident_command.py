@@ -294,3 +294,9 @@ def test_a_command_line_that_is_not_grantwatchs_does_not_parse() -> None:
         parses(["incidents", "a", "b"])
     with pytest.raises(UsageError):
         parses(["no-such-command"])
+
+
+def test_the_help_shows_the_optional_id() -> None:
+    shown = runner.invoke(app, ["incidents", "--help"])
+    assert shown.exit_code == 0
+    assert "Usage: grantwatch incidents [OPTIONS] [INCIDENT_ID]" in shown.stdout

@@ -138,7 +138,7 @@ def incidents(
     incident_id: Annotated[
         str | None,
         typer.Argument(
-            metavar="[INCIDENT_ID]",
+            metavar="INCIDENT_ID",
             help="Show everything about this incident (the id every alert e-mail ends with).",
             show_default=False,
         ),
