@@ -297,6 +297,6 @@ def test_a_command_line_that_is_not_grantwatchs_does_not_parse() -> None:
 
 
 def test_the_help_shows_the_optional_id() -> None:
-    shown = runner.invoke(app, ["incidents", "--help"])
+    shown = runner.invoke(app, ["incidents", "--help"], prog_name="grantwatch")
     assert shown.exit_code == 0
     assert "Usage: grantwatch incidents [OPTIONS] [INCIDENT_ID]" in shown.stdout
