@@ -19,9 +19,10 @@ from typer.testing import CliRunner
 from grantwatch.adapters.accounts import DynamoCoverageStore
 from grantwatch.adapters.functions import DynamoFunctionStore, DynamoHealRecords
 from grantwatch.cli import app
-from grantwatch.domain.alerts import fix_target
+from grantwatch.domain.alerts import Incident, fix_target
 from grantwatch.domain.coverage import Coverage, Target
 from grantwatch.domain.delivery import ChannelState
+from grantwatch.domain.facts import Actor
 from grantwatch.domain.fixes import reset
 from grantwatch.domain.healing import HealOutcome
 from grantwatch.domain.notices import (
@@ -31,6 +32,7 @@ from grantwatch.domain.notices import (
     stale_notice,
     trial_notice,
 )
+from grantwatch.domain.risk import Cause, Evidence
 from grantwatch.incidents import FunctionIncidents, find_incident
 from grantwatch.pipeline import LocalPipeline
 from grantwatch.settings import Settings
@@ -300,3 +302,42 @@ def test_the_help_shows_the_optional_id() -> None:
     shown = runner.invoke(app, ["incidents", "--help"], prog_name="grantwatch")
     assert shown.exit_code == 0
     assert "Usage: grantwatch incidents [OPTIONS] [INCIDENT_ID]" in shown.stdout
+
+
+def test_the_lookup_reads_pages_up_to_the_one_that_holds_the_incident(table_settings: Settings) -> None:
+    """Pages of 10 items stand for DynamoDB's 1 MB pages, which DynamoDB counts before the filter (DynamoDB
+    Local did not page this filtered query at 1 MB): one Query per page read, none after the page that
+    holds the incident."""
+    functions = DynamoFunctionStore(table_settings)
+    at = datetime(2026, 11, 3, 10, tzinfo=UTC)
+    evidence = Evidence(
+        "disabled", "DisableKey", "e-1", at, Actor("arn:aws:iam::210987654321:user/x", None, None)
+    )
+    incidents = [
+        Incident(
+            incident_id=f"20261103T100000Z-{n:016d}",
+            function_arn=function_arn(f"svc-{n:02d}"),  # by-entity's order: svc-00 first, svc-24 last
+            key_arn=KEY_ARN,
+            role=None,
+            cause=Cause.KEY_DISABLED,
+            evidence=evidence,
+            detected_at=at,
+        )
+        for n in range(25)
+    ]
+    with functions.incidents.batch_write() as batch:
+        for incident in incidents:
+            batch.save(functions._new_incident(incident))
+    counted: Counter[str] = Counter()
+    client = functions.incidents._get_connection().connection.client
+    client.meta.events.register(
+        "provide-client-params.dynamodb.*", lambda model, **_: counted.update([model.name])
+    )
+    for n, pages in ((0, 1), (9, 1), (10, 2), (24, 3)):
+        counted.clear()
+        record = functions.find_incident(incidents[n].incident_id, page_size=10)
+        assert record is not None and record.incident == incidents[n]
+        assert counted == Counter({"Query": pages, "GetItem": 1}), n
+    counted.clear()
+    assert functions.find_incident("20261103T100000Z-unknown", page_size=10) is None
+    assert counted == Counter({"Query": 3})

@@ -254,15 +254,16 @@ class DynamoFunctionStore:
         for item in self.incidents.by_entity.query(INCIDENT_ENTITY):
             yield _record_of(item)
 
-    def find_incident(self, incident_id: str) -> IncidentRecord | None:
+    def find_incident(self, incident_id: str, page_size: int | None = None) -> IncidentRecord | None:
         """The incident of this id, whichever function it is about. Its id does not name its partition, so
         this queries by-entity's incident partition (a key condition, not a scan) for its sort key, page by
-        page, stopping at the page that holds it: at most one request per 1 MB of incident items, which
-        retention bounds (closed incidents expire). Then one strongly consistent GetItem for where it
-        stands now (the index lags)."""
+        page, stopping at the page that holds it: at most one request per 1 MB of incident items (or per
+        `page_size` items), which retention bounds (closed incidents expire). Then one strongly consistent
+        GetItem for where it stands now (the index lags)."""
         i = self.incidents
         wanted = incident_sk(incident_id)
-        for hit in i.by_entity.query(INCIDENT_ENTITY, filter_condition=i.sk == wanted):
+        pages = i.by_entity.query(INCIDENT_ENTITY, filter_condition=i.sk == wanted, page_size=page_size)
+        for hit in pages:
             return self.incident(hit.pk.removeprefix(function_pk("")), incident_id)
         return None
 
