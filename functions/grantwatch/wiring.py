@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from grantwatch.evaluator import Evaluator
     from grantwatch.fanout import OrganizationFanOut
     from grantwatch.healer import Healer
+    from grantwatch.incidents import IncidentKind
     from grantwatch.organization import OrganizationReconciler
     from grantwatch.parallel import ParallelPipeline, Stores
     from grantwatch.pipeline import LocalPipeline
@@ -296,3 +297,12 @@ def parallel_pipeline(
         temporary_role=settings.heal_temporary_role_arn,
         canary_key_arn=settings.canary_key_arn,
     )
+
+
+def incident_kinds(settings: Settings) -> tuple[IncidentKind, ...]:
+    """Every kind of incident, each on its store, in the order `grantwatch incidents INCIDENT_ID` asks them:
+    a new kind is one more here."""
+    from grantwatch.adapters.functions import DynamoFunctionStore
+    from grantwatch.incidents import FunctionIncidents
+
+    return (FunctionIncidents(DynamoFunctionStore(settings), settings.heal_temporary_role_arn),)

@@ -254,6 +254,19 @@ class DynamoFunctionStore:
         for item in self.incidents.by_entity.query(INCIDENT_ENTITY):
             yield _record_of(item)
 
+    def find_incident(self, incident_id: str, page_size: int | None = None) -> IncidentRecord | None:
+        """The incident of this id, whichever function it is about. Its id does not name its partition, so
+        this queries by-entity's incident partition (a key condition, not a scan) for its sort key, page by
+        page, stopping at the page that holds it: at most one request per 1 MB of incident items (or per
+        `page_size` items), which retention bounds (closed incidents expire). Then one strongly consistent
+        GetItem for where it stands now (the index lags)."""
+        i = self.incidents
+        wanted = incident_sk(incident_id)
+        pages = i.by_entity.query(INCIDENT_ENTITY, filter_condition=i.sk == wanted, page_size=page_size)
+        for hit in pages:
+            return self.incident(hit.pk.removeprefix(function_pk("")), incident_id)
+        return None
+
     def incidents_of(self, function_arn: str) -> list[IncidentRecord]:
         found = self.incidents.query(function_pk(function_arn), self.incidents.sk.startswith("INCIDENT#"))
         return [_record_of(item) for item in found]

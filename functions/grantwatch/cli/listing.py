@@ -14,7 +14,7 @@ from grantwatch.adapters.functions import DynamoFunctionStore
 from grantwatch.adapters.hazards import DynamoHazardStore
 from grantwatch.adapters.store import DynamoGrantStore, UnindexedGrantee
 from grantwatch.backfill import BackfillError, parse_moment
-from grantwatch.cli.errors import ExitCode, UsageError
+from grantwatch.cli.errors import ExitCode, NotFound, UsageError
 from grantwatch.cli.options import (
     AccountFilter,
     InRegionFilter,
@@ -26,9 +26,11 @@ from grantwatch.cli.options import (
 from grantwatch.cli.output import err, out, print_json, print_table
 from grantwatch.cli.table import Column, Row, short_arn
 from grantwatch.domain.lineage import GrantStatus
+from grantwatch.incidents import find_incident
 from grantwatch.queries import function_rows, grant_history, grant_rows, incident_rows, lineage_rows
 from grantwatch.settings import Settings
 from grantwatch.timeline import render_timeline
+from grantwatch.wiring import incident_kinds
 
 
 class StateFilter(StrEnum):
@@ -133,6 +135,14 @@ def _print_function(row: Row) -> None:
 
 @table_options()
 def incidents(
+    incident_id: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="INCIDENT_ID",
+            help="Show everything about this incident (the id every alert e-mail ends with).",
+            show_default=False,
+        ),
+    ] = None,
     open_only: Annotated[bool, typer.Option("--open", help="Only incidents not yet resolved.")] = False,
     sort: Annotated[str | None, sort_option(INCIDENT_COLUMNS, NEWEST_FIRST)] = None,
     long: LongOption = False,
@@ -143,10 +153,45 @@ def incidents(
     """Incidents, newest first: a function that lost its last usable grant, and how it ended.
 
     One row per incident; --long shows each as a block: its cause, its alert, its confirmation by failed
-    Decrypt calls, its heal and how it was resolved.
+    Decrypt calls, its heal and how it was resolved. With INCIDENT_ID, everything about that incident: its
+    alert in full (cause, evidence, fixes), where the alert and the resolved notice stand in each channel,
+    and the --long block; --json gives it as one object. Exits 4 if unknown.
     """
+    if incident_id is not None:
+        if open_only or sort:
+            raise UsageError("--open and --sort select and order the list: give INCIDENT_ID without them")
+        _show_incident(incident_id, as_json, settings)
+        return
     rows = incident_rows(DynamoFunctionStore(settings), open_only=open_only)
     print_table(rows, INCIDENT_COLUMNS, sort, "incident(s)", _print_incident if long else None, as_json)
+
+
+def _show_incident(incident_id: str, as_json: bool, settings: Settings) -> None:
+    found = find_incident(incident_kinds(settings), incident_id)
+    if found is None:
+        raise NotFound(f"no incident {incident_id} in table {settings.table_name!r}")
+    if as_json:
+        print_json(found.as_json())
+        return
+    out.print(found.alert.message)
+    _print_incident(found.row)
+    for notice, channels in found.row["deliveries"].items():
+        for channel, state in channels.items():
+            out.print(f"  {notice + ' via':<9} {channel}: {_delivery(state)}")
+
+
+def _delivery(state: Row) -> str:
+    """Where a notice stands in one channel (a ChannelState's map)."""
+    failed = (
+        f"{state['failures']} failure(s), last {state.get('error') or 'unknown'}"
+        if state.get("failures")
+        else ""
+    )
+    if state.get("deliveredAt"):
+        return f"delivered {state['deliveredAt']}" + (f" after {failed}" if failed else "")
+    if state.get("gaveUpAt"):
+        return f"given up {state['gaveUpAt']} after {failed or 'failures'}"
+    return f"not delivered yet ({failed})" if failed else "not delivered yet"
 
 
 def _print_incident(row: Row) -> None:
