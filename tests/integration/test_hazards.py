@@ -114,11 +114,15 @@ def test_a_disabled_key_alerts_every_function_on_it_and_enabling_it_resolves(pip
     ]
 
 
-def test_a_key_disabled_with_no_functions_on_it_raises_nothing(pipeline: LocalPipeline) -> None:
+def test_a_key_disabled_with_no_functions_on_it_raises_no_function_alert(pipeline: LocalPipeline) -> None:
+    """Only the volume's: one resource alert for the EBS volume on it (docs/alerts.md)."""
     from tests.support.samples import load_event
 
     ebs_only = load_event("kms-create-grant-ebs-volume.json")
-    assert replay(pipeline, [ebs_only, disable_key("2026-11-10T09:00:00Z")]) == []
+    notices = replay(pipeline, [ebs_only, disable_key("2026-11-10T09:00:00Z")])
+    assert [
+        (n.attributes["alertType"], n.details.get("functionName"), n.details["service"]) for n in notices
+    ] == [("resource-key-disabled", None, "ebs")]
 
 
 def test_a_key_disabled_then_enabled_within_the_settle_window_raises_nothing(pipeline: LocalPipeline) -> None:
