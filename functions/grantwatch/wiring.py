@@ -97,13 +97,19 @@ def reconciler(
     """Reconciliation against KMS and Lambda in the configured region, for `account`. Its evaluations go
     to `scheduler` if given (`grantwatch reconcile` runs them in-process), else to the delay queue."""
     from grantwatch.adapters.clients import clients_for
+    from grantwatch.adapters.discovered import DynamoDiscoveredResources
     from grantwatch.adapters.functions import DynamoFunctionStore
     from grantwatch.adapters.hazards import DynamoHazardStore
     from grantwatch.adapters.readers import RETRIES, KmsGrantReader, LambdaFunctionReader
+    from grantwatch.adapters.service_resources import ServiceResourceReader
     from grantwatch.adapters.store import DynamoGrantStore
     from grantwatch.reconciler import Reconciler
 
     clients = clients_for(settings)  # both read on every run: created now
+
+    def service_client(service: str) -> object:  # DynamoDB, RDS and EC2: created when first read
+        return clients.client(service, region_name=settings.region, config=RETRIES)
+
     return Reconciler(
         grants=DynamoGrantStore(settings),
         functions=DynamoFunctionStore(settings),
@@ -113,6 +119,8 @@ def reconciler(
         scheduler=scheduler or evaluation_scheduler(settings, queue_url),
         account=account,
         region=settings.region,
+        resources=ServiceResourceReader(service_client, account, settings.region),
+        discovered=DynamoDiscoveredResources(settings),
     )
 
 
@@ -193,6 +201,7 @@ def organization_reconciler(
     `external_id`, and of `own_account`'s with this process's credentials; evaluations to `scheduler` if
     given, else to the delay queue."""
     from grantwatch.adapters.accounts import DynamoCoverageStore, MemberRoles
+    from grantwatch.adapters.discovered import DynamoDiscoveredResources
     from grantwatch.adapters.functions import DynamoFunctionStore
     from grantwatch.adapters.hazards import DynamoHazardStore
     from grantwatch.adapters.store import DynamoGrantStore
@@ -205,6 +214,7 @@ def organization_reconciler(
         scheduler=scheduler or evaluation_scheduler(settings, queue_url),
         members=MemberRoles(member_role, external_id, own_account=own_account),
         coverage=DynamoCoverageStore(settings),
+        discovered=DynamoDiscoveredResources(settings),
     )
 
 
