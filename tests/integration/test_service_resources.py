@@ -1,0 +1,343 @@
+"""Which resources are on a key, as the services' own read APIs say: RDS and EC2 against moto's server (on
+loopback), which returns their KmsKeyId as AWS does; DynamoDB's DescribeTable, and the states moto cannot
+reach (a table whose key is inaccessible, an archived table, an RDS instance that lost its key), through the
+botocore Stubber with AWS's documented response shapes; each service's refusal in the shape that service
+sends it. What reconciliation finds is kept in the key's partition in DynamoDB Local."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from grantwatch.adapters.discovered import DynamoDiscoveredResources, ResourceItem, resource_sk
+from grantwatch.adapters.hazards import key_pk
+from grantwatch.adapters.service_resources import ServiceResourceReader, table_resource
+from grantwatch.adapters.tables import bind
+from grantwatch.domain.discovery import ServiceRead, discovery_report
+from grantwatch.domain.resources import DiscoveredResource
+from grantwatch.domain.services import Service
+from grantwatch.settings import Settings
+from tests.support.aws import ACCOUNT, REGION
+from tests.support.moto_server import moto_server
+
+NOW = datetime(2026, 12, 8, 9, 0, tzinfo=UTC)
+KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+OTHER_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0987dcba-09fe-87dc-65ba-ab0987654321"
+
+
+@pytest.fixture
+def moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], Any]]:
+    """Clients of moto's server, by service name."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with moto_server() as endpoint:
+        yield lambda service: boto3.client(service, region_name=REGION, endpoint_url=endpoint)  # type: ignore[call-overload]
+
+
+def _offline(service: str) -> Any:
+    """A client that is never sent anything unstubbed (no endpoint on this machine answers)."""
+    return boto3.client(  # type: ignore[call-overload]
+        service,
+        region_name=REGION,
+        endpoint_url="http://127.0.0.1:9",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+_EMPTY = {
+    "dynamodb": [("list_tables", {"TableNames": []})],
+    "rds": [("describe_db_instances", {"DBInstances": []}), ("describe_db_clusters", {"DBClusters": []})],
+    "ec2": [("describe_volumes", {"Volumes": []})],
+}
+
+
+def _empty(service: str) -> Any:
+    """A service with nothing in it, as it answers."""
+    client = _offline(service)
+    stubber = Stubber(client)
+    for operation, answer in _EMPTY[service]:
+        stubber.add_response(operation, answer)
+    stubber.activate()
+    return client
+
+
+def _table(name: str, key: str | None, **extra: Any) -> dict[str, Any]:
+    """DescribeTable's `Table` as the DynamoDB API reference shows it, with KMS SSE on `key`."""
+    table: dict[str, Any] = {
+        "TableName": name,
+        "TableArn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}",
+        "TableStatus": "ACTIVE",
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+        "CreationDateTime": datetime(2026, 1, 5, tzinfo=UTC),
+        "ItemCount": 0,
+        "TableSizeBytes": 0,
+    }
+    if key:
+        table["SSEDescription"] = {"Status": "ENABLED", "SSEType": "KMS", "KMSMasterKeyArn": key}
+    return table | extra
+
+
+def _stubbed_dynamodb(tables: list[dict[str, Any]], missing: str | None = None) -> tuple[Any, Stubber]:
+    """ListTables in pages of two (LastEvaluatedTableName), each followed by DescribeTable of its tables."""
+    client = _offline("dynamodb")
+    stubber = Stubber(client)
+    names = [t["TableName"] for t in tables] + ([missing] if missing else [])
+    pages = [names[i : i + 2] for i in range(0, len(names), 2)]
+    by_name = {t["TableName"]: t for t in tables}
+    for i, page in enumerate(pages):
+        answer: dict[str, Any] = {"TableNames": page}
+        if i < len(pages) - 1:
+            answer["LastEvaluatedTableName"] = page[-1]
+        stubber.add_response("list_tables", answer, {"ExclusiveStartTableName": pages[i - 1][-1]} if i else {})
+        for name in page:
+            if name == missing:
+                stubber.add_client_error(
+                    "describe_table",
+                    service_error_code="ResourceNotFoundException",
+                    service_message=f"Requested resource not found: Table: {name} not found",
+                    http_status_code=400,
+                    expected_params={"TableName": name},
+                )
+            else:
+                stubber.add_response("describe_table", {"Table": by_name[name]}, {"TableName": name})
+    stubber.activate()
+    return client, stubber
+
+
+def _reader(clients: dict[str, Any], fallback: Callable[[str], Any], limit: int = 1000) -> ServiceResourceReader:
+    return ServiceResourceReader(lambda s: clients.get(s) or fallback(s), ACCOUNT, REGION, limit=limit)
+
+
+def _by_service(reads: list[ServiceRead]) -> dict[Service, ServiceRead]:
+    return {read.service: read for read in reads}
+
+
+def test_tables_databases_and_volumes_on_known_keys_are_found_and_the_others_left_out(
+    moto: Callable[[str], Any],
+) -> None:
+    kms = moto("kms")
+    key, other = kms.create_key()["KeyMetadata"]["Arn"], kms.create_key()["KeyMetadata"]["Arn"]
+    rds, ec2 = moto("rds"), moto("ec2")
+    instance = rds.create_db_instance(
+        DBInstanceIdentifier="orders-db",
+        DBInstanceClass="db.t3.micro",
+        Engine="postgres",
+        AllocatedStorage=20,
+        MasterUsername="app",
+        MasterUserPassword="not-a-secret-1",
+        StorageEncrypted=True,
+        KmsKeyId=key,
+    )["DBInstance"]
+    cluster = rds.create_db_cluster(
+        DBClusterIdentifier="ledger",
+        Engine="aurora-postgresql",
+        MasterUsername="app",
+        MasterUserPassword="not-a-secret-1",
+        StorageEncrypted=True,
+        KmsKeyId=key,
+    )["DBCluster"]
+    rds.create_db_instance(
+        DBInstanceIdentifier="elsewhere",
+        DBInstanceClass="db.t3.micro",
+        Engine="postgres",
+        AllocatedStorage=20,
+        MasterUsername="app",
+        MasterUserPassword="not-a-secret-1",
+        StorageEncrypted=True,
+        KmsKeyId=other,
+    )
+    volume = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=8, Encrypted=True, KmsKeyId=key)["VolumeId"]
+    ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=8)  # not encrypted
+    ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=8, Encrypted=True, KmsKeyId=other)
+    dynamodb, stubber = _stubbed_dynamodb(
+        [_table("orders", key), _table("sessions", other), _table("plain", None)], missing="dropped"
+    )
+
+    reads = _by_service(_reader({"dynamodb": dynamodb}, moto).read({key}, NOW))
+
+    stubber.assert_no_pending_responses()
+    assert all(read.complete for read in reads.values())
+    assert [r.resource_id for r in reads[Service.DYNAMODB].resources] == ["orders"]
+    assert reads[Service.DYNAMODB].inspected == 4  # the table deleted since it was listed is passed over
+    rds_found = {(r.resource_id, r.state) for r in reads[Service.RDS].resources}
+    assert rds_found == {
+        (instance["DbiResourceId"], "available"),  # the `aws:rds:db-id` its grants name
+        (cluster["DbClusterResourceId"], "available"),  # moto: creating when created, then available
+    }
+    [found] = reads[Service.EBS].resources
+    assert (found.resource_id, found.key_arn, found.state) == (volume, key, "available")
+    assert {(r.account, r.region, r.observed_at) for read in reads.values() for r in read.resources} == {
+        (ACCOUNT, REGION, NOW)
+    }
+
+
+def test_a_table_whose_key_is_inaccessible_carries_since_when_and_an_archived_one_says_so() -> None:
+    since = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
+    inaccessible = _table("orders", KEY, TableStatus="INACCESSIBLE_ENCRYPTION_CREDENTIALS")
+    inaccessible["SSEDescription"] |= {"Status": "ENABLED", "InaccessibleEncryptionDateTime": since}
+    archived = _table(
+        "history",
+        KEY,
+        TableStatus="ARCHIVED",
+        ArchivalSummary={
+            "ArchivalDateTime": since + timedelta(days=7),
+            "ArchivalReason": "INACCESSIBLE_ENCRYPTION_CREDENTIALS",
+            "ArchivalBackupArn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/history/backup/01234567890123-a1b2c3d4",
+        },
+    )
+    dynamodb, _ = _stubbed_dynamodb([inaccessible, archived])
+
+    read = _by_service(_reader({"dynamodb": dynamodb}, _empty).read({KEY}, NOW))[Service.DYNAMODB]
+
+    assert [(r.resource_id, r.state, r.inaccessible_since) for r in read.resources] == [
+        ("orders", "INACCESSIBLE_ENCRYPTION_CREDENTIALS", since),
+        ("history", "ARCHIVED", None),
+    ]
+    aes = _table("plain", None, SSEDescription={"Status": "ENABLED", "SSEType": "AES256"})
+    assert table_resource(aes, ACCOUNT, REGION, NOW) is None
+
+
+def test_an_rds_instance_that_lost_its_key_is_found_with_the_status_rds_gives_it() -> None:
+    rds = _offline("rds")
+    stubber = Stubber(rds)
+    instance = {
+        "DBInstanceIdentifier": "orders-db",
+        "DBInstanceStatus": "inaccessible-encryption-credentials-recoverable",
+        "StorageEncrypted": True,
+        "KmsKeyId": KEY,
+        "DbiResourceId": "db-CQYSMDPBRZ7BPMH7Y3RTDG5QY",
+    }
+    stubber.add_response("describe_db_instances", {"DBInstances": [instance], "Marker": "page-2"}, {})
+    stubber.add_response("describe_db_instances", {"DBInstances": []}, {"Marker": "page-2"})
+    stubber.add_response("describe_db_clusters", {"DBClusters": []}, {})
+    stubber.activate()
+
+    read = _by_service(_reader({"rds": rds}, _empty).read({KEY}, NOW))[Service.RDS]
+
+    stubber.assert_no_pending_responses()
+    [found] = read.resources
+    assert (found.resource_id, found.state) == (
+        "db-CQYSMDPBRZ7BPMH7Y3RTDG5QY",
+        "inaccessible-encryption-credentials-recoverable",
+    )
+
+
+def _denied(client: Any, operation: str, code: str, message: str, status: int) -> Any:
+    stubber = Stubber(client)
+    stubber.add_client_error(
+        operation, service_error_code=code, service_message=message, http_status_code=status
+    )
+    stubber.activate()
+    return client
+
+
+def test_a_service_the_role_may_not_read_is_reported_and_the_others_are_read(moto: Callable[[str], Any]) -> None:
+    key = moto("kms").create_key()["KeyMetadata"]["Arn"]
+    volume = moto("ec2").create_volume(AvailabilityZone=f"{REGION}a", Size=8, Encrypted=True, KmsKeyId=key)
+    role = f"arn:aws:sts::{ACCOUNT}:assumed-role/grantwatch-member-reader/grantwatch-reconciler"
+    dynamodb = _denied(
+        _offline("dynamodb"),
+        "list_tables",
+        "AccessDeniedException",
+        f"User: {role} is not authorized to perform: dynamodb:ListTables on resource: "
+        f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/* because no identity-based policy allows the "
+        "dynamodb:ListTables action",
+        400,
+    )
+    rds = _denied(
+        _offline("rds"),
+        "describe_db_instances",
+        "AccessDenied",
+        f"User: {role} is not authorized to perform: rds:DescribeDBInstances on resource: "
+        f"arn:aws:rds:{REGION}:{ACCOUNT}:db:* because no identity-based policy allows the "
+        "rds:DescribeDBInstances action",
+        403,
+    )
+
+    reads = _by_service(_reader({"dynamodb": dynamodb, "rds": rds}, moto).read({key}, NOW))
+
+    assert reads[Service.DYNAMODB].denied and reads[Service.RDS].denied
+    assert str(reads[Service.DYNAMODB].error).startswith("AccessDeniedException: User: ")
+    assert str(reads[Service.RDS].error).startswith("AccessDenied: User: ")
+    assert [r.resource_id for r in reads[Service.EBS].resources] == [volume["VolumeId"]]
+    report = discovery_report(reads.values())
+    assert report["found"] == {"dynamodb": 0, "rds": 0, "ebs": 1}
+    assert set(report["unread"]) == {"dynamodb", "rds"}
+    assert report["unread"]["rds"].startswith("not allowed to read: AccessDenied: ")
+
+
+def test_ec2s_unauthorized_operation_is_a_denial_too() -> None:
+    ec2 = _denied(
+        _offline("ec2"),
+        "describe_volumes",
+        "UnauthorizedOperation",
+        "You are not authorized to perform this operation.",
+        403,
+    )
+    read = _by_service(_reader({"ec2": ec2}, _empty).read({KEY}, NOW))[Service.EBS]
+    assert read.denied and read.error == "UnauthorizedOperation: You are not authorized to perform this operation."
+    assert not read.complete
+
+
+def test_a_service_with_more_resources_than_a_run_reads_is_capped_and_says_so(moto: Callable[[str], Any]) -> None:
+    key = moto("kms").create_key()["KeyMetadata"]["Arn"]
+    ec2 = moto("ec2")
+    for _ in range(3):
+        ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=8, Encrypted=True, KmsKeyId=key)
+    dynamodb, _ = _stubbed_dynamodb([_table("orders", key), _table("sessions", key)])
+
+    capped = _by_service(_reader({"dynamodb": dynamodb}, moto, limit=2).read({key}, NOW))
+    assert capped[Service.EBS].capped and len(capped[Service.EBS].resources) == 2
+    assert not capped[Service.DYNAMODB].capped and capped[Service.DYNAMODB].complete  # exactly the limit
+    assert discovery_report(capped.values())["capped"] == {
+        "ebs": "more resources than a run reads: the first 2 read"
+    }
+
+
+def test_nothing_is_asked_of_any_service_when_no_key_is_known() -> None:
+    asked: list[str] = []
+    reader = ServiceResourceReader(lambda s: asked.append(s), ACCOUNT, REGION)
+    assert reader.read(set(), NOW) == [] and asked == []
+
+
+def _found(resource_id: str, key: str = KEY, **changes: Any) -> DiscoveredResource:
+    values: dict[str, Any] = {
+        "service": Service.DYNAMODB,
+        "resource_id": resource_id,
+        "key_arn": key,
+        "account": ACCOUNT,
+        "region": REGION,
+        "state": "ACTIVE",
+        "inaccessible_since": None,
+        "observed_at": NOW,
+    }
+    return DiscoveredResource(**(values | changes))
+
+
+def test_discovered_resources_are_kept_in_their_keys_partition_and_age_out(table_settings: Settings) -> None:
+    store = DynamoDiscoveredResources(table_settings)
+    since = NOW - timedelta(days=2)
+    orders = _found("orders", state="INACCESSIBLE_ENCRYPTION_CREDENTIALS", inaccessible_since=since)
+    volume = _found("vol-0123456789abcdef0", service=Service.EBS, state="in-use")
+    assert store.record([orders, volume, _found("elsewhere", key=OTHER_KEY)]) == 3
+
+    assert sorted(store.on_key(KEY, NOW), key=lambda r: r.resource_id) == [orders, volume]
+    # the next run sees the table again, with its key back: the item is replaced, not added to
+    store.record([_found("orders", observed_at=NOW + timedelta(hours=1))])
+    [again] = [r for r in store.on_key(KEY, NOW) if r.resource_id == "orders"]
+    assert (again.state, again.inaccessible_since) == ("ACTIVE", None)
+    # a resource no run saw for the lifetime is gone, whether or not the table's TTL deleted it yet
+    assert [r.resource_id for r in store.on_key(KEY, NOW + timedelta(days=2, minutes=1))] == ["orders"]
+    assert store.on_key(KEY, NOW + timedelta(days=3)) == []
+
+    item = bind(ResourceItem, table_settings).get(key_pk(KEY), resource_sk("ebs", "vol-0123456789abcdef0"))
+    assert int(item.expiresAt) == int((NOW + timedelta(days=2)).timestamp())
+    raw = item.serialize()
+    assert not {"keyArn", "entity", "functionArn", "granteePrincipal"} & set(raw)  # in no index
