@@ -7,6 +7,7 @@ sends it. What reconciliation finds is kept in the key's partition in DynamoDB L
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,15 +15,21 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from grantwatch import wiring
+from grantwatch.adapters.accounts import DynamoCoverageStore, MemberRoles
 from grantwatch.adapters.discovered import DynamoDiscoveredResources, ResourceItem, resource_sk
 from grantwatch.adapters.hazards import key_pk
 from grantwatch.adapters.service_resources import ServiceResourceReader, table_resource
 from grantwatch.adapters.tables import bind
+from grantwatch.domain.coverage import Target
 from grantwatch.domain.discovery import ServiceRead, discovery_report
 from grantwatch.domain.resources import DiscoveredResource
 from grantwatch.domain.services import Service
+from grantwatch.organization import OrganizationReconciler
 from grantwatch.settings import Settings
-from tests.support.aws import ACCOUNT, REGION
+from grantwatch.wiring import local_pipeline
+from tests.support.aws import ACCOUNT, REGION, Aws
+from tests.support.iam_contract import SESSION
 from tests.support.moto_server import moto_server
 
 NOW = datetime(2026, 12, 8, 9, 0, tzinfo=UTC)
@@ -95,7 +102,9 @@ def _stubbed_dynamodb(tables: list[dict[str, Any]], missing: str | None = None) 
         answer: dict[str, Any] = {"TableNames": page}
         if i < len(pages) - 1:
             answer["LastEvaluatedTableName"] = page[-1]
-        stubber.add_response("list_tables", answer, {"ExclusiveStartTableName": pages[i - 1][-1]} if i else {})
+        stubber.add_response(
+            "list_tables", answer, {"ExclusiveStartTableName": pages[i - 1][-1]} if i else {}
+        )
         for name in page:
             if name == missing:
                 stubber.add_client_error(
@@ -111,7 +120,9 @@ def _stubbed_dynamodb(tables: list[dict[str, Any]], missing: str | None = None) 
     return client, stubber
 
 
-def _reader(clients: dict[str, Any], fallback: Callable[[str], Any], limit: int = 1000) -> ServiceResourceReader:
+def _reader(
+    clients: dict[str, Any], fallback: Callable[[str], Any], limit: int = 1000
+) -> ServiceResourceReader:
     return ServiceResourceReader(lambda s: clients.get(s) or fallback(s), ACCOUNT, REGION, limit=limit)
 
 
@@ -153,7 +164,9 @@ def test_tables_databases_and_volumes_on_known_keys_are_found_and_the_others_lef
         StorageEncrypted=True,
         KmsKeyId=other,
     )
-    volume = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=8, Encrypted=True, KmsKeyId=key)["VolumeId"]
+    volume = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=8, Encrypted=True, KmsKeyId=key)[
+        "VolumeId"
+    ]
     ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=8)  # not encrypted
     ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=8, Encrypted=True, KmsKeyId=other)
     dynamodb, stubber = _stubbed_dynamodb(
@@ -238,7 +251,9 @@ def _denied(client: Any, operation: str, code: str, message: str, status: int) -
     return client
 
 
-def test_a_service_the_role_may_not_read_is_reported_and_the_others_are_read(moto: Callable[[str], Any]) -> None:
+def test_a_service_the_role_may_not_read_is_reported_and_the_others_are_read(
+    moto: Callable[[str], Any],
+) -> None:
     key = moto("kms").create_key()["KeyMetadata"]["Arn"]
     volume = moto("ec2").create_volume(AvailabilityZone=f"{REGION}a", Size=8, Encrypted=True, KmsKeyId=key)
     role = f"arn:aws:sts::{ACCOUNT}:assumed-role/grantwatch-member-reader/grantwatch-reconciler"
@@ -282,11 +297,16 @@ def test_ec2s_unauthorized_operation_is_a_denial_too() -> None:
         403,
     )
     read = _by_service(_reader({"ec2": ec2}, _empty).read({KEY}, NOW))[Service.EBS]
-    assert read.denied and read.error == "UnauthorizedOperation: You are not authorized to perform this operation."
+    assert (
+        read.denied
+        and read.error == "UnauthorizedOperation: You are not authorized to perform this operation."
+    )
     assert not read.complete
 
 
-def test_a_service_with_more_resources_than_a_run_reads_is_capped_and_says_so(moto: Callable[[str], Any]) -> None:
+def test_a_service_with_more_resources_than_a_run_reads_is_capped_and_says_so(
+    moto: Callable[[str], Any],
+) -> None:
     key = moto("kms").create_key()["KeyMetadata"]["Arn"]
     ec2 = moto("ec2")
     for _ in range(3):
@@ -341,3 +361,125 @@ def test_discovered_resources_are_kept_in_their_keys_partition_and_age_out(table
     assert int(item.expiresAt) == int((NOW + timedelta(days=2)).timestamp())
     raw = item.serialize()
     assert not {"keyArn", "entity", "functionArn", "granteePrincipal"} & set(raw)  # in no index
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with moto_server(monkeypatch, "KMS", "LAMBDA", "IAM", "STS", "RDS", "EC2") as endpoint:
+        yield Aws(
+            endpoint,
+            boto3.client("kms", region_name=REGION),
+            boto3.client("lambda", region_name=REGION),
+            boto3.client("iam", region_name=REGION),
+        )
+
+
+def test_reconciliation_keeps_what_the_services_show_on_its_keys_and_reports_a_service_it_may_not_read(
+    aws: Aws, table_settings: Settings
+) -> None:
+    """The scheduled reconciler's corridor, as wiring builds it: the read calls are the reconciler
+    function's, each allowed by its policy in template.yaml (the IAM contract)."""
+    key = aws.kms.create_key()["KeyMetadata"]["Arn"]
+    aws.function("billing", aws.role("billing-role"), key)  # a key the reconciler knows
+    ec2 = boto3.client("ec2", region_name=REGION)
+    volume = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=8, Encrypted=True, KmsKeyId=key)[
+        "VolumeId"
+    ]
+    pipeline = local_pipeline(table_settings)
+    reconciler = wiring.reconciler(table_settings, ACCOUNT, scheduler=pipeline.scheduler)
+    dynamodb, stubber = _stubbed_dynamodb([_table("orders", key), _table("sessions", OTHER_KEY)])
+    rds = _denied(
+        boto3.client("rds", region_name=REGION),
+        "describe_db_instances",
+        "AccessDenied",
+        "User: arn:aws:sts::123456789012:assumed-role/reconciler/run is not authorized to perform: "
+        "rds:DescribeDBInstances on resource: arn:aws:rds:us-east-1:123456789012:db:* with an explicit deny "
+        "in a service control policy",
+        403,
+    )
+    assert isinstance(reconciler.resources, ServiceResourceReader)
+    reconciler.resources._clients.update(dynamodb=dynamodb, rds=rds)  # the stand-ins moto cannot be
+
+    with contextmanager(SESSION.scope)() as checker:
+        report = reconciler.run(NOW).as_json()
+
+    stubber.assert_no_pending_responses()
+    assert report["errors"] == []  # a service not read does not fail the run
+    assert report["resources"]["found"] == {"dynamodb": 1, "rds": 0, "ebs": 1}
+    assert list(report["resources"]["unread"]) == ["rds"]
+    assert reconciler.discovered is not None
+    found = {(r.service, r.resource_id) for r in reconciler.discovered.on_key(key, NOW)}
+    assert found == {(Service.DYNAMODB, "orders"), (Service.EBS, volume)}
+    assert sorted(checker.violations) == []
+    seen = set(checker.calls)
+    for call in (
+        "dynamodb:ListTables",
+        "dynamodb:DescribeTable",
+        "rds:DescribeDBInstances",
+        "ec2:DescribeVolumes",
+    ):
+        assert ("ReconcilerFunction", call) in seen
+
+
+def test_the_organization_worker_reads_a_member_accounts_resources_as_its_read_only_role(
+    monkeypatch: pytest.MonkeyPatch, table_settings: Settings
+) -> None:
+    """A member account's table, database and volume on its key, read through the member role's
+    credentials (moto's DynamoDB shows a table's KMS key as AWS does; the grant table stays in DynamoDB
+    Local), each call allowed by the member role's policy in member/forwarder.yaml."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with moto_server(monkeypatch, "KMS", "LAMBDA", "STS", "RDS", "EC2", "DYNAMODB"):
+        sts = boto3.client("sts", region_name=REGION)
+        member = "111122223333"
+        credentials = sts.assume_role(RoleArn=f"arn:aws:iam::{member}:role/setup", RoleSessionName="setup")[
+            "Credentials"
+        ]
+        as_member = boto3.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+            region_name=REGION,
+        )
+        key = as_member.client("kms").create_key()["KeyMetadata"]["Arn"]
+        as_member.client("dynamodb").create_table(
+            TableName="orders",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+            SSESpecification={"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": key},
+        )
+        volume = as_member.client("ec2").create_volume(
+            AvailabilityZone=f"{REGION}a", Size=8, Encrypted=True, KmsKeyId=key
+        )["VolumeId"]
+        pipeline = local_pipeline(table_settings)
+        worker = OrganizationReconciler(
+            grants=pipeline.grants,  # type: ignore[arg-type]
+            functions=pipeline.functions,  # type: ignore[arg-type]
+            hazards=pipeline.hazards,  # type: ignore[arg-type]
+            scheduler=pipeline.scheduler,
+            members=MemberRoles("grantwatch-member-reader", "grantwatch-test-external-id", sts),
+            coverage=DynamoCoverageStore(table_settings),
+            discovered=DynamoDiscoveredResources(table_settings),
+        )
+
+        with contextmanager(SESSION.scope)() as checker:
+            coverage = worker.run(Target(member, REGION), NOW)
+
+    assert coverage.errors == () and coverage.last_reconciled_at == NOW
+    found = DynamoDiscoveredResources(table_settings).on_key(key, NOW)
+    assert {(r.service, r.resource_id, r.account) for r in found} == {
+        (Service.DYNAMODB, "orders", member),
+        (Service.EBS, volume, member),
+    }
+    assert sorted(checker.violations) == []
+    seen = set(checker.calls)
+    for call in (
+        "dynamodb:DescribeTable",
+        "rds:DescribeDBInstances",
+        "rds:DescribeDBClusters",
+        "ec2:DescribeVolumes",
+    ):
+        assert ("OrganizationWorkerFunction", call) in seen

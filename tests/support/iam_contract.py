@@ -528,7 +528,11 @@ def _dynamodb_requests(stack: Stack, call: Call) -> list[Request]:
         return [Request("dynamodb:ListTables", "*")]
     if call.adapter in ACCOUNT_TABLE_READERS:
         named = str(params["TableName"])
-        table = named if named.startswith("arn:") else _arn("dynamodb", call.region, call.account, f"table/{named}")
+        table = (
+            named
+            if named.startswith("arn:")
+            else _arn("dynamodb", call.region, call.account, f"table/{named}")
+        )
         return [Request(f"dynamodb:{operation}", table)]
     if operation in {"TransactWriteItems", "TransactGetItems"}:
         found = []

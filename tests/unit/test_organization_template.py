@@ -267,7 +267,9 @@ def test_the_member_role_reads_which_resources_are_on_its_keys_in_every_region_a
     for write in ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateTable"):
         assert not decide(policy, Request(write, table)).allowed
     assert not decide(policy, Request("ec2:DetachVolume", "*")).allowed
-    assert not decide(policy, Request("rds:ModifyDBInstance", f"arn:aws:rds:eu-west-1:{MEMBER_ACCOUNT}:db:a")).allowed
+    assert not decide(
+        policy, Request("rds:ModifyDBInstance", f"arn:aws:rds:eu-west-1:{MEMBER_ACCOUNT}:db:a")
+    ).allowed
 
 
 def _reads_resources_of(policy: list[dict[str, Any]], account: str) -> bool:
