@@ -2,8 +2,8 @@
 difference as a fact with `source: reconciliation` through the same stores the recorder uses, and ask
 for the functions concerned to be evaluated. With a resource reader, it also reads which resources the
 services' own APIs show on the keys it knows (DynamoDB tables, RDS instances and clusters, EBS volumes)
-and keeps them by key; a service it may not read is reported and does not fail the run. The scheduled Lambda function and `grantwatch reconcile`
-both run `Reconciler.run`.
+and keeps them by key; a service it may not read is reported and does not fail the run. The scheduled
+Lambda function and `grantwatch reconcile` both run `Reconciler.run`.
 """
 
 from __future__ import annotations

@@ -202,7 +202,8 @@ def test_a_table_whose_key_is_inaccessible_carries_since_when_and_an_archived_on
         ArchivalSummary={
             "ArchivalDateTime": since + timedelta(days=7),
             "ArchivalReason": "INACCESSIBLE_ENCRYPTION_CREDENTIALS",
-            "ArchivalBackupArn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/history/backup/01234567890123-a1b2c3d4",
+            "ArchivalBackupArn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/history/backup/"
+            "01234567890123-a1b2c3d4",
         },
     )
     dynamodb, _ = _stubbed_dynamodb([inaccessible, archived])

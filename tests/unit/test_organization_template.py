@@ -257,6 +257,8 @@ def test_the_workers_read_the_central_accounts_own_keys_and_functions_in_every_r
     assert decide(policy, Request("kms:ListKeys", "*")).allowed
     assert decide(policy, Request("lambda:ListFunctions", "*")).allowed
     assert _reads_resources_of(policy, CENTRAL) and not _reads_resources_of(policy, MEMBER_ACCOUNT)
+    for function in ("OrganizationFanOutFunction", "OrganizationWorkerFunction"):
+        assert environment(central, function)["GRANTWATCH_CENTRAL_ACCOUNT_ID"] == CENTRAL
 
 
 def test_the_member_role_reads_which_resources_are_on_its_keys_in_every_region_and_no_others() -> None:
@@ -289,8 +291,6 @@ def _reads_resources_of(policy: list[dict[str, Any]], account: str) -> bool:
         ),
     ]
     return all(decide(policy, request).allowed for request in reads)
-    for function in ("OrganizationFanOutFunction", "OrganizationWorkerFunction"):
-        assert environment(central, function)["GRANTWATCH_CENTRAL_ACCOUNT_ID"] == CENTRAL
 
 
 def test_a_fan_out_with_no_account_to_queue_raises_an_alarm_like_the_stacks_others() -> None:
