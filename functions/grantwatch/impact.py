@@ -1,6 +1,7 @@
 """`grantwatch impact`: read what a what-if question needs from the table, and let the pure analysis
 (`domain/impact.py`) answer it. Reads only: functions through the by-entity index, their grants through
-by-function, a key's other grants through by-key, a grant by its key. Nothing is written.
+by-function, a key's other grants through by-key, a grant by its key. Nothing is written. Other services'
+resources on a changed key come from the same by-key reads.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from grantwatch.domain.facts import utc_iso
 from grantwatch.domain.fixes import fixes_json, rendered
 from grantwatch.domain.functions import FunctionState
+from grantwatch.domain.hazards import KeyState
 from grantwatch.domain.impact import (
     ChangeKind,
     Hypothesis,
@@ -22,18 +24,22 @@ from grantwatch.domain.impact import (
     KnownFunction,
     Outcome,
     Scenario,
+    ServiceImpact,
     analyse,
     key_matches,
     other_grants_on_keys,
     parse_key,
     parse_role,
+    resources_on_changed_keys,
 )
 from grantwatch.domain.lineage import GrantState
 from grantwatch.domain.plans import PlanError, plan_text, read_plan
 from grantwatch.domain.risk import Dependency, locate
+from grantwatch.domain.services import KEY_DELETED, SERVICES
 from grantwatch.ports import FunctionReader, GrantStore, HazardReader
 
 MAX_PLAN_BYTES = 256 * 1024 * 1024
+MAX_NAMED_RESOURCES = 25  # per service and key: the rest are counted, not named
 
 
 class UnknownGrant(LookupError):
@@ -126,7 +132,18 @@ def assess_impact(
         now=now,
         temporary_role=temporary_role,
     )
-    return Impact(impact.scenario, impact.functions, other_grants_on_keys(scenario, key_grants))
+    return Impact(
+        impact.scenario,
+        impact.functions,
+        other_grants_on_keys(scenario, key_grants),
+        resources_on_changed_keys(scenario, key_grants, now=now, key_states=_key_states(key_grants, hazards)),
+    )
+
+
+def _key_states(grants: list[GrantState], hazards: HazardReader) -> dict[str, KeyState]:
+    """The recorded state of each key the grants are on (a key never seen changing is left out)."""
+    found = {arn: hazards.key(arn) for arn in sorted({g.key_arn for g in grants})}
+    return {arn: status.state for arn, status in found.items() if status is not None}
 
 
 def _with_hazards(function: KnownFunction, hazards: HazardReader) -> KnownFunction:
@@ -153,10 +170,58 @@ def _grants_on_keys(scenario: Scenario, known: list[KnownFunction], grants: Gran
     return [g for arn in sorted(arns) for g in grants.grants(key=arn)]
 
 
+def affects_anything(impact: Impact) -> bool:
+    """A function would lose decrypt, or a covered service's resource would lose its key."""
+    return bool(impact.breaks or impact.resources)
+
+
+def _service_json(hit: ServiceImpact) -> dict[str, Any]:
+    entry, effect = SERVICES[hit.service], hit.effect
+    named = hit.resources[:MAX_NAMED_RESOURCES]
+    return {
+        "service": hit.service.value,
+        "title": entry.title,
+        "resourceKind": entry.resource_kind,
+        "keyArn": hit.key_arn,
+        "change": hit.cause.kind.value,
+        "source": hit.cause.source,
+        "count": len(hit.resources),
+        "resources": [
+            {
+                "resourceId": r.resource_id,
+                "account": r.account,
+                "region": r.region,
+                "usableGrants": r.usable_grants,
+            }
+            for r in named
+        ],
+        "unnamed": len(hit.resources) - len(named),
+        "effect": {
+            "whatHappens": effect.what_happens,
+            "takesEffect": effect.takes_effect,
+            "resourceState": effect.resource_state,
+            "irreversible": effect.irreversible,
+            "irreversibleAfterSeconds": (
+                int(effect.irreversible_after.total_seconds()) if effect.irreversible_after else None
+            ),
+            "endsWithKeyDeletion": effect.ends_with_key_deletion,
+            "recovery": effect.recovery,
+            "sources": [{"title": s.title, "url": s.url} for s in effect.sources],
+        },
+        "deadline": utc_iso(hit.deadline) if hit.deadline else None,
+    }
+
+
+def _covered(impact: Impact) -> set[tuple[str, str, str]]:
+    """(key, service, resource) of every resource counted under a covered service."""
+    return {(h.key_arn, h.service.value, r.resource_id) for h in impact.resources for r in h.resources}
+
+
 def impact_json(impact: Impact) -> dict[str, Any]:
     """The answer as stable JSON, for pipelines."""
     scenario = impact.scenario
     counts = {outcome: sum(f.outcome is outcome for f in impact.functions) for outcome in Outcome}
+    covered = _covered(impact)
     return {
         "breaks": bool(impact.breaks),
         "changes": [
@@ -188,9 +253,12 @@ def impact_json(impact: Impact) -> dict[str, Any]:
                 "resource": g.terms.resource if g.terms else None,
                 "granteePrincipal": g.terms.grantee_principal if g.terms else None,
                 "createdAt": utc_iso(g.created_at) if g.created_at else None,
+                "coveredResource": g.terms is not None
+                and (g.key_arn, g.terms.service or "", g.terms.resource or "") in covered,
             }
             for g in impact.other_grants
         ],
+        "resources": [_service_json(hit) for hit in impact.resources],
         "notes": list(scenario.notes),
         "summary": {
             "breaks": counts[Outcome.BREAKS],
@@ -198,6 +266,7 @@ def impact_json(impact: Impact) -> dict[str, Any]:
             "unharmed": counts[Outcome.UNHARMED],
             "alreadyAtRisk": counts[Outcome.ALREADY_AT_RISK],
             "otherGrants": len(impact.other_grants),
+            "resources": sum(len(hit.resources) for hit in impact.resources),
         },
     }
 
@@ -229,16 +298,64 @@ def impact_lines(report: dict[str, Any]) -> list[tuple[str, bool]]:
         lines.append((f"  role      {function['executionRole'] or '-'}", False))
         lines += [(f"  why       {reason}", False) for reason in function["reasons"]]
         lines += [(line, False) for fix in function["fix"] for line in _do_lines(fix)]
-    if report["otherGrants"]:
+    lines += _resource_lines(report["resources"])
+    uncovered = [g for g in report["otherGrants"] if not g["coveredResource"]]
+    if uncovered:
         lines.append(("", False))
         lines.append(
-            (f"{len(report['otherGrants'])} grant(s) of other services on the key(s), also affected:", True)
+            (
+                f"{len(uncovered)} grant(s) of other services on the key(s), also affected "
+                "(what their service does is not in the catalogue):",
+                True,
+            )
         )
-        for grant in report["otherGrants"]:
+        for grant in uncovered:
             what = " ".join(filter(None, (grant["service"], grant["resource"]))) or "unknown"
             lines.append(
                 (f"  grant {grant['grantId']}  for {what}  grantee {grant['granteePrincipal']}", False)
             )
     for note in report["notes"]:
         lines.append((f"note: {note}", False))
+    return lines
+
+
+def _resource_lines(services: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+    """Each covered service's resources on a changed key: what happens to them, and by when."""
+    if not services:
+        return []
+    total = sum(s["count"] for s in services)
+    lines: list[tuple[str, bool]] = [
+        ("", False),
+        (f"{total} resource(s) of other services would lose their key:", True),
+    ]
+    for service in services:
+        effect = service["effect"]
+        names = ", ".join(r["resourceId"] for r in service["resources"])
+        more = f" and {service['unnamed']} more" if service["unnamed"] else ""
+        lines.append(("", False))
+        lines.append(
+            (
+                f"{service['title']}: {service['count']} {service['resourceKind']}(s)  "
+                f"{service['change'].upper()}",
+                True,
+            )
+        )
+        lines.append((f"  key       {service['keyArn']}  [{service['source']}]", False))
+        lines.append((f"  on it     {names}{more}", False))
+        lines.append((f"  what      {effect['whatHappens']}", False))
+        lines.append((f"  when      {effect['takesEffect']}", False))
+        if effect["resourceState"]:
+            lines.append((f"  state     {effect['resourceState']}", False))
+        if service["deadline"]:
+            lines.append(
+                (
+                    f"  deadline  {service['deadline']}: {effect['irreversible']}, unless the key is enabled "
+                    "before then",
+                    False,
+                )
+            )
+        if effect["endsWithKeyDeletion"]:
+            lines.append((f"  deleted   at the end of the key's waiting period: {KEY_DELETED}", False))
+        lines.append((f"  back      {effect['recovery']}", False))
+        lines += [(f"  source    {s['title']}  {s['url']}", False) for s in effect["sources"]]
     return lines

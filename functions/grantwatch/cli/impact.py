@@ -14,7 +14,7 @@ from grantwatch.adapters.store import DynamoGrantStore
 from grantwatch.cli.errors import ExitCode
 from grantwatch.cli.options import JsonOption, table_options
 from grantwatch.cli.output import out, print_json
-from grantwatch.impact import assess_impact, impact_json, impact_lines, scenario_of
+from grantwatch.impact import affects_anything, assess_impact, impact_json, impact_lines, scenario_of
 from grantwatch.settings import Settings
 
 RepeatedOption = list[str] | None
@@ -40,10 +40,12 @@ def impact(
     *,
     settings: Settings,
 ) -> None:
-    """What breaks if …: the Lambda functions that would lose decrypt, why, and what to do instead.
+    """What breaks if …: the Lambda functions that would lose decrypt, why, and what to do instead; and
+    other services' resources on a key that is disabled or deleted, with what their service does to them.
 
-    Changes nothing. Options repeat and combine with --plan. Exits 5 if a function would lose decrypt,
-    0 if none would, 2 for a malformed question or plan, 4 for a grant grantwatch has not recorded.
+    Changes nothing. Options repeat and combine with --plan. Exits 5 if a function would lose decrypt or
+    a resource its key, 0 if none would, 2 for a malformed question or plan, 4 for a grant grantwatch has
+    not recorded.
     """
     scenario = scenario_of(
         delete_roles=delete_role or [],
@@ -68,5 +70,5 @@ def impact(
     else:
         for line, heading in impact_lines(report):
             out.print(line, style="bold" if heading else None)
-    if found.breaks:
+    if affects_anything(found):
         raise typer.Exit(ExitCode.WOULD_BREAK)

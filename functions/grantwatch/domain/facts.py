@@ -32,6 +32,8 @@ _INFRASTRUCTURE_PRINCIPAL = re.compile(r"^\d{12}:aws:(?P<service>[a-z0-9]+)-infr
 
 # Context keys that name the owner rather than the resource: used only when nothing better is there.
 _NOT_THE_RESOURCE = frozenset({"subscriberId", "clusterAccount", "accountId"})
+# The context key of the storage other services build on: their grants name it beside their own key.
+_UNDERLYING = "aws:ebs:"
 # Context keys that name the resource a service's grant protects, where the key does not say it itself.
 _RESOURCE_CONTEXT_KEYS = {
     "SecretARN": "secretsmanager",
@@ -346,12 +348,22 @@ def dependent_resource(
     function_arn = context.get(LAMBDA_FUNCTION_CONTEXT_KEY)
     if function_arn:
         return "lambda", function_arn, function_arn
-    for key in sorted(context, key=lambda k: (k.rsplit(":", 1)[-1] in _NOT_THE_RESOURCE, k)):
+    for key in sorted(context, key=_resource_first):
         if match := _SERVICE_CONTEXT_KEY.match(key):
             return match["service"], context[key], None
         if key in _RESOURCE_CONTEXT_KEYS:
             return _RESOURCE_CONTEXT_KEYS[key], context[key], None
     return _service_of(grantee) or (_service_of(via) if via else None), None, None
+
+
+def _resource_first(context_key: str) -> tuple[bool, bool, str]:
+    """The order context keys are tried in: keys naming the owner last; EBS's volume key after another
+    service's key, since RDS and WorkSpaces keep their data on EBS volumes and name the volume too."""
+    return (
+        context_key.rsplit(":", 1)[-1] in _NOT_THE_RESOURCE,
+        context_key.startswith(_UNDERLYING),
+        context_key,
+    )
 
 
 def _service_of(principal: str) -> str | None:

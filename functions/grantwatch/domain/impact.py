@@ -9,12 +9,16 @@ deletion (then no grant helps). A function that the same change deletes or repla
 it certainly changes after the role exists again, gets a fresh grant from Lambda and does not break (Lambda
 creates one only when an update changes the key or the role). What to do instead is the alerts' documented
 reset (domain/fixes.py).
+
+Other services' resources on a key the change disables or deletes are listed by service, with what their
+service documents happens to them (domain/services.py) and, where it gives a period, when it becomes
+irreversible, counted from now.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -29,9 +33,11 @@ from grantwatch.domain.fixes import (
     reset,
 )
 from grantwatch.domain.functions import FunctionState, function_name, role_name
-from grantwatch.domain.hazards import KeyStatus, RoleStatus
+from grantwatch.domain.hazards import KeyState, KeyStatus, RoleStatus
 from grantwatch.domain.lineage import GrantState, fold
+from grantwatch.domain.resources import ResourceOnKey, resources_on_key
 from grantwatch.domain.risk import Assessment, Verdict, assess
+from grantwatch.domain.services import SERVICES, KeyLossEffect, Service, deadline
 
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(?P<account>\d{12}):role/(?:.*/)?(?P<name>[^/]+)$")
 _FUNCTION_ACCOUNT = re.compile(r"^arn:aws[a-z-]*:lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):function:")
@@ -121,10 +127,23 @@ class FunctionImpact:
 
 
 @dataclass(frozen=True, slots=True)
+class ServiceImpact:
+    """A covered service's resources on one key the scenario disables or deletes, and what that does."""
+
+    service: Service
+    key_arn: str
+    cause: Hypothesis  # the key's deletion where the scenario both disables and deletes it
+    resources: tuple[ResourceOnKey, ...]
+    effect: KeyLossEffect
+    deadline: datetime | None  # when it becomes irreversible, counted from now; None: no documented period
+
+
+@dataclass(frozen=True, slots=True)
 class Impact:
     scenario: Scenario
     functions: tuple[FunctionImpact, ...]
     other_grants: tuple[GrantState, ...] = field(default=())  # other services' grants on a changed key
+    resources: tuple[ServiceImpact, ...] = field(default=())  # covered services' resources on a changed key
 
     @property
     def breaks(self) -> tuple[FunctionImpact, ...]:
@@ -210,6 +229,48 @@ def other_grants_on_keys(scenario: Scenario, grants: Iterable[GrantState]) -> tu
         and any(key_matches(k, g.key_arn) for k in keys)
     }
     return tuple(found[k] for k in sorted(found))
+
+
+def resources_on_changed_keys(
+    scenario: Scenario,
+    grants: Iterable[GrantState],
+    *,
+    now: datetime,
+    key_states: Mapping[str, KeyState] | None = None,
+) -> tuple[ServiceImpact, ...]:
+    """Every covered service's resources on a key the scenario disables or schedules for deletion, one
+    entry per service and key, sorted by service and key; a key both disabled and deleted counts as
+    deleted. A key already in the state the change would put it in (as last recorded, `key_states`) is not
+    this change's doing. The deadline is the documented period counted from `now` (the key's deletion date
+    is not known before it is scheduled)."""
+    on_key = [h for h in scenario.hypotheses if h.kind.on_key]
+    recorded = [g for g in grants if any(key_matches(h.target, g.key_arn) for h in on_key)]
+    found = []
+    for key_arn in sorted({g.key_arn for g in recorded}):
+        already = (key_states or {}).get(key_arn, KeyState.ENABLED)
+        causes = [h for h in on_key if key_matches(h.target, key_arn) and not _already(h.kind, already)]
+        if not causes:
+            continue
+        cause = next((h for h in causes if h.kind is ChangeKind.KEY_PENDING_DELETION), causes[0])
+        by_service: dict[Service, list[ResourceOnKey]] = {}
+        for resource in resources_on_key(key_arn, recorded):
+            by_service.setdefault(resource.service, []).append(resource)
+        for service, resources in by_service.items():
+            entry = SERVICES[service]
+            deleted = cause.kind is ChangeKind.KEY_PENDING_DELETION
+            effect = entry.on_key_pending_deletion if deleted else entry.on_key_disabled
+            found.append(
+                ServiceImpact(service, key_arn, cause, tuple(resources), effect, deadline(effect, now))
+            )
+    return tuple(sorted(found, key=lambda s: (s.service, s.key_arn)))
+
+
+def _already(change: ChangeKind, state: KeyState) -> bool:
+    """The key is already where the change would put it: disabled or pending deletion for a disable, pending
+    deletion for a deletion."""
+    if change is ChangeKind.KEY_DISABLED:
+        return state is not KeyState.ENABLED
+    return state is KeyState.PENDING_DELETION
 
 
 _RANK = {Outcome.BREAKS: 0, Outcome.REGRANTED: 1, Outcome.UNHARMED: 2, Outcome.ALREADY_AT_RISK: 3}
