@@ -6,6 +6,7 @@ sends it. What reconciliation finds is kept in the key's partition in DynamoDB L
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+from typer.testing import CliRunner
 
 from grantwatch import wiring
 from grantwatch.adapters.accounts import DynamoCoverageStore, MemberRoles
@@ -21,6 +23,7 @@ from grantwatch.adapters.discovered import DynamoDiscoveredResources, ResourceIt
 from grantwatch.adapters.hazards import key_pk
 from grantwatch.adapters.service_resources import ServiceResourceReader, table_resource
 from grantwatch.adapters.tables import bind
+from grantwatch.cli import app
 from grantwatch.domain.coverage import Target
 from grantwatch.domain.discovery import ServiceRead, discovery_report
 from grantwatch.domain.resources import DiscoveredResource
@@ -31,6 +34,7 @@ from grantwatch.wiring import local_pipeline
 from tests.support.aws import ACCOUNT, REGION, Aws
 from tests.support.iam_contract import SESSION
 from tests.support.moto_server import moto_server
+from tests.support.samples import EVENTS
 
 NOW = datetime(2026, 12, 8, 9, 0, tzinfo=UTC)
 KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -484,3 +488,85 @@ def test_the_organization_worker_reads_a_member_accounts_resources_as_its_read_o
         "ec2:DescribeVolumes",
     ):
         assert ("OrganizationWorkerFunction", call) in seen
+
+
+TABLE_KEY = "arn:aws:kms:eu-central-1:210987654321:key/8d2c4b6a-1e3f-4a5b-9c7d-0e1f2a3b4c5d"
+
+
+def _cli(settings: Settings, *args: str) -> Any:
+    where = ["--table", settings.table_name, "--endpoint-url", settings.endpoint_url or ""]
+    return CliRunner().invoke(app, [*args, *where])
+
+
+def test_resources_shows_a_table_on_a_disabled_key_with_its_archival_date(table_settings: Settings) -> None:
+    """The samples: DynamoDB's grant for table `payments` (CreateGrant as DynamoDB makes it), then its key
+    disabled on 2026-12-01 08:30: the table is archived seven days after, unless the key comes back."""
+    replayed = _cli(
+        table_settings,
+        "replay",
+        str(EVENTS / "kms-create-grant-dynamodb-table.json"),
+        str(EVENTS / "kms-disable-key-of-dynamodb-table.json"),
+    )
+    assert replayed.exit_code == 0, replayed.output
+
+    shown = _cli(table_settings, "resources", "--key", TABLE_KEY, "--json")
+    assert shown.exit_code == 0, shown.output
+    [row] = json.loads(shown.stdout)
+    assert (row["service"], row["resourceKind"], row["resourceId"]) == ("dynamodb", "table", "payments")
+    assert (row["keyState"], row["seenBy"], row["usableGrants"]) == ("disabled", ["lineage"], 1)
+    assert (row["lossStartedAt"], row["irreversibleAt"]) == ("2026-12-01T08:30:00Z", "2026-12-08T08:30:00Z")
+    assert "archived" in row["irreversible"]
+
+    text = _cli(table_settings, "resources", "--key", TABLE_KEY)
+    lines = text.stdout.splitlines()
+    assert lines[0].startswith(f"key {TABLE_KEY}  DISABLED since 2026-12-01T08:30:00Z")
+    header, table_row = lines[1], lines[2]
+    assert header.split()[:3] == ["SERVICE", "KIND", "RESOURCE"]
+    assert table_row.index("payments") == header.index("RESOURCE")  # aligned under its column
+    assert "since 2026-12-01T08:30:00Z; irreversible after 2026-12-08T08:30:00Z" in table_row
+
+
+def test_resources_counts_from_when_dynamodb_saw_the_key_inaccessible_and_merges_both_sources(
+    table_settings: Settings,
+) -> None:
+    _cli(
+        table_settings,
+        "replay",
+        str(EVENTS / "kms-create-grant-dynamodb-table.json"),
+        str(EVENTS / "kms-disable-key-of-dynamodb-table.json"),
+    )
+    seen = datetime(2026, 12, 1, 8, 41, tzinfo=UTC)  # DynamoDB noticed eleven minutes after DisableKey
+    observed = datetime.now(UTC)
+    DynamoDiscoveredResources(table_settings).record(
+        [
+            _found(
+                "payments",
+                key=TABLE_KEY,
+                account="210987654321",
+                region="eu-central-1",
+                state="INACCESSIBLE_ENCRYPTION_CREDENTIALS",
+                inaccessible_since=seen,
+                observed_at=observed,
+            ),
+            _found(
+                "vol-0a1b2c3d4e5f67890",
+                key=TABLE_KEY,
+                service=Service.EBS,
+                state="in-use",
+                observed_at=observed,
+            ),
+        ]
+    )
+    rows = json.loads(_cli(table_settings, "resources", "--key", TABLE_KEY, "--json").stdout)
+    by_id = {row["resourceId"]: row for row in rows}
+    assert by_id["payments"]["seenBy"] == ["lineage", "read-api"]
+    assert by_id["payments"]["state"] == "INACCESSIBLE_ENCRYPTION_CREDENTIALS"
+    assert by_id["payments"]["irreversibleAt"] == "2026-12-08T08:41:00Z"
+    assert by_id["vol-0a1b2c3d4e5f67890"]["seenBy"] == ["read-api"]
+    assert by_id["vol-0a1b2c3d4e5f67890"]["irreversibleAt"] is None  # EBS documents no deadline
+
+
+def test_resources_exits_4_when_nothing_is_on_the_key(table_settings: Settings) -> None:
+    result = _cli(table_settings, "resources", "--key", TABLE_KEY)
+    assert result.exit_code == 4
+    assert f"no resource of a covered service is recorded on key {TABLE_KEY}" in result.stderr

@@ -8,7 +8,7 @@ import typer
 from typer.core import TyperGroup
 
 from grantwatch import __version__
-from grantwatch.cli import alerts, impact, ingest, listing, local, operations, organization
+from grantwatch.cli import alerts, impact, ingest, listing, local, operations, organization, resources
 from grantwatch.cli.errors import exit_code_of
 from grantwatch.cli.output import err
 
@@ -67,6 +67,7 @@ for command in (
     operations.heal,
     listing.grants,
     listing.history,
+    resources.resources,
     operations.migrate,
 ):
     app.command()(command)
