@@ -58,8 +58,8 @@ def test_replay_reports_each_event_and_a_summary(table_settings: Settings) -> No
     }
     assert lines[-1] == {
         "summary": {
-            "events": 23,
-            "recorded": 21,
+            "events": 25,
+            "recorded": 23,
             "duplicate": 0,
             "ignored": 2,
             "rejected": 0,
