@@ -41,6 +41,10 @@ AWS_NAMES = {
     "InvalidAccessException", "ResourceNotFoundException",  # what a channel answers when it cannot take one
     "State", "Status", "String", "StringList", "GetParameter",
     "GetParametersByPath", "SecureString", "ScheduleV2",
+    # the read APIs that say which resources are on a key, and the fields and errors they answer with
+    "ListTables", "DescribeTable", "DescribeDBInstances", "DescribeDBClusters", "DescribeVolumes",
+    "SSEDescription", "InaccessibleEncryptionDateTime", "TableStatus", "ArchivalSummary", "KmsKeyId",
+    "DBInstanceStatus", "UnauthorizedOperation",
 }  # fmt: skip
 # Options of other tools (the AWS CLI, pytest) that the docs quote on their own.
 OTHER_TOOLS_OPTIONS = {"--config-env", "--include-property-values", "--kms-key-arn", "--role", "--dist"}
