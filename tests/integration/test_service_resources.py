@@ -61,7 +61,7 @@ def _offline(service: str) -> Any:
     )
 
 
-_EMPTY = {
+_EMPTY: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "dynamodb": [("list_tables", {"TableNames": []})],
     "rds": [("describe_db_instances", {"DBInstances": []}), ("describe_db_clusters", {"DBClusters": []})],
     "ec2": [("describe_volumes", {"Volumes": []})],
