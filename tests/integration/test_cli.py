@@ -283,7 +283,7 @@ def test_the_demo_alerts_for_the_seed_story_and_not_for_the_benign_update() -> N
     assert "1 recorded, 0 duplicate, 0 ignored, 0 rejected, 1 alerts" in seed
     assert "2 duplicate, 0 ignored, 0 rejected, 0 alerts" in seed
     assert "Subject: [grantwatch] invoice-renderer: next cold start will fail (grant retired)" in seed
-    seed, table = seed.split("== 7.", 1)
+    seed, table = seed.split("\x1b[1m== 7.", 1)  # the step's heading, in bold
     assert seed.rstrip().endswith("}")  # the alert's JSON block closes the seed story
     # then a DynamoDB table on another key, disabled: no alert, and the table's archival date
     assert "2 recorded, 0 duplicate, 0 ignored, 0 rejected, 0 alerts" in table
