@@ -1,7 +1,8 @@
 """`grantwatch impact`: read what a what-if question needs from the table, and let the pure analysis
 (`domain/impact.py`) answer it. Reads only: functions through the by-entity index, their grants through
 by-function, a key's other grants through by-key, a grant by its key. Nothing is written. Other services'
-resources on a changed key come from the same by-key reads.
+resources on a changed key come from the same by-key reads; a key given by its id that no function names is
+found among the keys of the by-key index.
 """
 
 from __future__ import annotations
@@ -156,17 +157,24 @@ def _with_hazards(function: KnownFunction, hazards: HazardReader) -> KnownFuncti
 
 
 def _grants_on_keys(scenario: Scenario, known: list[KnownFunction], grants: GrantStore) -> list[GrantState]:
-    """Every grant on the scenario's keys. A bare key id is matched to the key ARNs already seen."""
+    """Every grant on the scenario's keys. A bare key id is matched to the key ARNs already seen, else to
+    every key with a recorded grant (a scan of the keys-only by-key index)."""
     seen = {g.key_arn for f in known for g in f.grants} | {
         f.state.kms_key_arn for f in known if f.state and f.state.kms_key_arn
     }
     arns: set[str] = set()
+    every_key: set[str] | None = None
     for hypothesis in scenario.hypotheses:
         if hypothesis.kind.on_key:
             if hypothesis.target.startswith("arn:"):
                 arns.add(hypothesis.target)
-            else:
-                arns |= {arn for arn in seen if key_matches(hypothesis.target, arn)}
+                continue
+            found = {arn for arn in seen if key_matches(hypothesis.target, arn)}
+            key_arns = getattr(grants, "key_arns", None)  # KnownGrants: every key with a grant
+            if not found and key_arns is not None:  # a key only other services use
+                every_key = set(key_arns()) if every_key is None else every_key
+                found = {arn for arn in every_key if key_matches(hypothesis.target, arn)}
+            arns |= found
     return [g for arn in sorted(arns) for g in grants.grants(key=arn)]
 
 

@@ -15,14 +15,15 @@ from grantwatch.cli import EXIT_WOULD_BREAK, app
 from grantwatch.domain.facts import parse_utc_iso
 from grantwatch.settings import Settings
 from grantwatch.wiring import local_pipeline
-from tests.support.plans import terraform_plan, tf_key
-from tests.support.samples import KEY_ARN
+from tests.support.plans import cfn_change, change_set, terraform_plan, tf_key
+from tests.support.samples import KEY_ARN, KEY_ID
 from tests.support.scenarios import create_grant, update_function
 from tests.support.service_grants import (
     dynamodb_grant,
     ebs_grant,
     rds_grant,
     retire_service_grant,
+    uncovered_grant,
 )
 
 runner = CliRunner()
@@ -33,8 +34,8 @@ DB = "db-ABCDEFGHIJKLMNOPQRSTUVWXY"
 
 @pytest.fixture
 def estate(table_settings: Settings) -> Settings:
-    """billing (Lambda) and 27 tables, a volume and a DB instance on the key; a deleted table whose grant
-    DynamoDB retired; a table on another key."""
+    """billing (Lambda) and 27 tables, a volume, a DB instance and an S3 bucket (not in the catalogue) on the
+    key; a deleted table whose grant DynamoDB retired; a table on another key."""
     pipeline = local_pipeline(table_settings)
     events = [
         update_function("billing", "2026-11-02T09:00:00Z"),
@@ -45,6 +46,7 @@ def estate(table_settings: Settings) -> Settings:
         dynamodb_grant("elsewhere", "2026-11-03T11:00:00Z", key=OTHER_KEY),
         ebs_grant("vol-0123456789abcdef0", "i-0a1b2c3d4e5f60718", "2026-11-05T09:00:00Z"),
         rds_grant(DB, "vol-0fedcba987654321f", "2026-11-06T09:00:00Z"),
+        uncovered_grant("2026-11-07T09:00:00Z"),
     ]
     for event in events:
         pipeline.feed(event)
@@ -106,8 +108,10 @@ def test_disabling_the_key_lists_every_resource_by_service_with_its_clock(estate
     assert [r["resourceId"] for r in services["rds"]["resources"]] == [DB]
     assert services["rds"]["effect"]["resourceState"] == "inaccessible-encryption-credentials-recoverable"
     assert report["summary"]["resources"] == 29
-    # the grants stay listed as before, each marked as counted under its service
-    assert len(report["otherGrants"]) == 29 and all(g["coveredResource"] for g in report["otherGrants"])
+    # the grants stay listed as before, each marked as counted under its service or not
+    covered = {g["service"]: g["coveredResource"] for g in report["otherGrants"]}
+    assert len(report["otherGrants"]) == 30
+    assert covered == {"dynamodb": True, "ebs": True, "rds": True, "s3": False}
 
 
 def test_the_text_answer_names_the_first_resources_and_says_by_when(estate: Settings) -> None:
@@ -125,7 +129,13 @@ def test_the_text_answer_names_the_first_resources_and_says_by_when(estate: Sett
         and line.endswith("API_TableDescription.html")
         for line in lines[heading:]
     )
-    assert not any("of other services on the key(s), also affected" in line for line in lines)
+    uncovered = lines.index(
+        "1 grant(s) of other services on the key(s), also affected (what their service does is not in the "
+        "catalogue):"
+    )
+    assert lines[uncovered + 1].endswith(
+        "for s3 arn:aws:s3:::reports  grantee arn:aws:iam::210987654321:role/replication"
+    )
 
 
 def test_a_plan_that_disables_the_key(estate: Settings, tmp_path: Path) -> None:
@@ -156,6 +166,22 @@ def test_scheduling_the_deletion_ends_with_the_key(estate: Settings) -> None:
 
 
 def test_a_key_with_only_other_services_resources_still_exits_would_break(estate: Settings) -> None:
-    code, report = report_of(estate, "--disable-key", OTHER_KEY)
-    assert (code, report["functions"], report["breaks"]) == (EXIT_WOULD_BREAK, [], False)
-    assert [r["resourceId"] for r in by_service(report)["dynamodb"]["resources"]] == ["elsewhere"]
+    for key in (OTHER_KEY, OTHER_KEY.rsplit("/", 1)[1]):  # a bare key id no function names either
+        code, report = report_of(estate, "--disable-key", key)
+        assert (code, report["functions"], report["breaks"]) == (EXIT_WOULD_BREAK, [], False)
+        assert [r["resourceId"] for r in by_service(report)["dynamodb"]["resources"]] == ["elsewhere"]
+        assert by_service(report)["dynamodb"]["keyArn"] == OTHER_KEY
+
+
+def test_a_change_set_that_removes_the_key(estate: Settings, tmp_path: Path) -> None:
+    document = change_set(cfn_change("Remove", "EnvKey", KEY_ID, "AWS::KMS::Key"))
+    plan = tmp_path / "change-set.json"
+    plan.write_text(json.dumps(document))
+    code, report = report_of(estate, "--plan", str(plan))
+    assert code == EXIT_WOULD_BREAK
+    services = by_service(report)
+    assert {(s["change"], s["source"]) for s in services.values()} == {
+        ("key-pending-deletion", "EnvKey (AWS::KMS::Key)")
+    }
+    assert services["dynamodb"]["deadline"] is not None and services["ebs"]["deadline"] is None
+    assert services["rds"]["effect"]["endsWithKeyDeletion"] is True

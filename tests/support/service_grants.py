@@ -69,3 +69,13 @@ def retire_service_grant(label: str, at: str, *, service: str = "dynamodb.amazon
     detail["eventTime"] = event["time"] = at
     detail["additionalEventData"]["grantId"] = service_grant_id(label)
     return event
+
+
+def uncovered_grant(at: str, *, key: str = KEY_ARN) -> dict[str, Any]:
+    """A grant for a resource of a service the catalogue does not cover (an S3 bucket's)."""
+    event = copy.deepcopy(load_event("kms-create-grant-ebs-volume.json"))
+    parameters = event["detail"]["requestParameters"]
+    parameters["granteePrincipal"] = f"arn:aws:iam::{ACCOUNT}:role/replication"
+    parameters.pop("retiringPrincipal", None)
+    parameters["constraints"]["encryptionContextSubset"] = {"aws:s3:arn": "arn:aws:s3:::reports"}
+    return _ids(event, f"s3 reports {key}", at, key)

@@ -1,5 +1,6 @@
 """What each AWS service does to its resources when their KMS key, or the service's grant on it, goes:
-one entry per service, every effect as AWS's documentation states it, with the page that states it.
+one entry per service, every effect as AWS's documentation states it (in our words), with the pages that
+state it.
 Where the documentation is silent the entry says None, and nothing here guesses. Pure: no I/O.
 """
 
@@ -185,10 +186,12 @@ _DYNAMODB_GRANT_REVOKED = KeyLossEffect(
 
 _RDS_LOSS = KeyLossEffect(
     what_happens=(
-        "When RDS can no longer use the key, the encrypted DB instance or Aurora cluster goes into "
-        "inaccessible-encryption-credentials-recoverable and stays there, stopped, for seven days; API calls "
-        "to it might not succeed. Only instances and clusters that can stop get this recoverable state (not, "
-        "for example, ones with cross-Region read replicas)."
+        "When RDS loses access to the key (the key is not enabled, or RDS's access to it is revoked), the "
+        "encrypted DB instance or Aurora cluster goes into inaccessible-encryption-credentials-recoverable "
+        "and stays there, stopped, for seven days; API calls to it might not succeed. Only instances and "
+        "clusters that can stop get this state (not, for example, ones with cross-Region read replicas); "
+        "RDS's key management page says it more starkly: RDS puts the database into a terminal state when it "
+        "next needs the key."
     ),
     takes_effect="when RDS next needs the key: immediately or deferred, depending on what needs it",
     resource_state="inaccessible-encryption-credentials-recoverable",
@@ -198,25 +201,11 @@ _RDS_LOSS = KeyLossEffect(
         "not usable anymore and can only be restored from a backup"
     ),
     recovery=(
-        "enable the key and start the DB instance or cluster again (start-db-instance, start-db-cluster) "
-        "within the seven days; in the terminal state, restore from a backup or to a point in time, with the "
-        "key enabled"
+        "enable the key (or restore RDS's access to it) and start the DB instance or cluster within the "
+        "seven days (start-db-instance, start-db-cluster: it checks that the key is active); in the terminal "
+        "state, restore from a backup or to a point in time, with the key enabled"
     ),
     sources=(_RDS_ENCRYPTION, _AURORA_ENCRYPTION, _RDS_KEYS, _RDS_INACCESSIBLE),
-)
-_RDS_GRANT_REVOKED = KeyLossEffect(
-    what_happens=(
-        "If permissions to the key are revoked, RDS puts the database into a terminal state when it next "
-        "needs the key: the DB instance is no longer available and its current state can't be recovered."
-    ),
-    takes_effect="when RDS next needs the key: immediately or deferred, depending on what needs it",
-    resource_state="inaccessible-encryption-credentials",
-    irreversible_after=None,
-    irreversible="the database's current state can't be recovered",
-    recovery=(
-        "re-enable RDS's access to the key, then restore the DB instance from the latest available backup"
-    ),
-    sources=(_RDS_KEYS,),
 )
 
 _EBS_LOSS = KeyLossEffect(
@@ -302,7 +291,7 @@ SERVICES: Mapping[Service, ServiceEntry] = {
         on_key_pending_deletion=_pending_deletion(
             _RDS_LOSS, "then, as for a disabled key, " + _RDS_LOSS.recovery
         ),
-        on_grant_revoked=_RDS_GRANT_REVOKED,
+        on_grant_revoked=_RDS_LOSS,
         benign_churn=(),
         context_sources=(_RDS_KEYS,),
     ),
@@ -326,7 +315,9 @@ SERVICES: Mapping[Service, ServiceEntry] = {
         context_keys=("aws:elasticfilesystem:filesystem:id",),
         grantee_pattern=NOT_DOCUMENTED,
         on_key_disabled=_EFS_LOSS,
-        on_key_pending_deletion=_pending_deletion(_EFS_LOSS, "the file system works again"),
+        on_key_pending_deletion=_pending_deletion(
+            _EFS_LOSS, "disabling is reversible, deleting the key is not"
+        ),
         on_grant_revoked=_EFS_LOSS,
         benign_churn=(),
         context_sources=(_EFS_CLOUDTRAIL,),
@@ -339,7 +330,7 @@ SERVICES: Mapping[Service, ServiceEntry] = {
         grantee_pattern=NOT_DOCUMENTED,
         on_key_disabled=_WORKSPACES_LOSS,
         on_key_pending_deletion=_pending_deletion(
-            _WORKSPACES_LOSS, "before the WorkSpace is rebooted or rebuilt"
+            _WORKSPACES_LOSS, "do it before the WorkSpace is rebooted or rebuilt"
         ),
         on_grant_revoked=None,
         benign_churn=(
