@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from typer.testing import CliRunner
 
@@ -570,3 +571,39 @@ def test_resources_exits_4_when_nothing_is_on_the_key(table_settings: Settings) 
     result = _cli(table_settings, "resources", "--key", TABLE_KEY)
     assert result.exit_code == 4
     assert f"no resource of a covered service is recorded on key {TABLE_KEY}" in result.stderr
+
+
+def test_the_cli_reconciles_reads_resources_and_warns_of_a_service_it_may_not_read(
+    aws: Aws, table_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`grantwatch reconcile` against moto: the volume on the function's key is kept; RDS refusing (its
+    AccessDenied, as the RDS API sends it) is a warning, and the run still succeeds."""
+    key = aws.kms.create_key()["KeyMetadata"]["Arn"]
+    aws.function("billing", aws.role("billing-role"), key)
+    volume = boto3.client("ec2", region_name=REGION).create_volume(
+        AvailabilityZone=f"{REGION}a", Size=8, Encrypted=True, KmsKeyId=key
+    )["VolumeId"]
+    refusal = {
+        "Error": {
+            "Type": "Sender",
+            "Code": "AccessDenied",
+            "Message": "not authorized: rds:DescribeDBInstances",
+        },
+        "ResponseMetadata": {"HTTPStatusCode": 403},
+    }
+
+    def refused(self: ServiceResourceReader, now: datetime) -> Iterator[Any]:
+        raise ClientError(refusal, "DescribeDBInstances")  # type: ignore[arg-type]
+        yield
+
+    monkeypatch.setattr(ServiceResourceReader, "_databases", refused)
+    where = ["--table", table_settings.table_name, "--endpoint-url", table_settings.endpoint_url or ""]
+
+    text = CliRunner().invoke(app, ["reconcile", "--region", REGION, *where])
+    assert text.exit_code == 0, text.output
+    assert "warning: rds resources on keys: not allowed to read: AccessDenied: not authorized" in text.stderr
+    summary = json.loads(
+        CliRunner().invoke(app, ["reconcile", "--json", "--region", REGION, *where]).stdout.splitlines()[-1]
+    )["summary"]
+    assert summary["resources"]["found"] == {"dynamodb": 0, "rds": 0, "ebs": 1}
+    assert [r.resource_id for r in DynamoDiscoveredResources(table_settings).on_key(key)] == [volume]
