@@ -65,7 +65,13 @@ def _statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 
 # Actions that take no resource-level permission in IAM: only these may name Resource "*".
-CANNOT_BE_SCOPED = {"lambda:ListFunctions", "kms:ListKeys", "organizations:ListAccounts"}
+CANNOT_BE_SCOPED = {
+    "lambda:ListFunctions",
+    "kms:ListKeys",
+    "organizations:ListAccounts",
+    "dynamodb:ListTables",
+    "ec2:DescribeVolumes",  # as every EC2 Describe action
+}
 
 
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
