@@ -356,12 +356,15 @@ def test_discovered_resources_are_kept_in_their_keys_partition_and_age_out(table
 
     assert sorted(store.on_key(KEY, NOW), key=lambda r: r.resource_id) == [orders, volume]
     # the next run sees the table again, with its key back: the item is replaced, not added to
-    store.record([_found("orders", observed_at=NOW + timedelta(hours=1))])
+    assert store.record([_found("orders", observed_at=NOW + timedelta(hours=1))]) == 1
+    # unchanged, it is rewritten (its lifetime renewed) only once its item is twelve hours old
+    assert store.record([_found("orders", observed_at=NOW + timedelta(hours=2))]) == 0
+    assert store.record([_found("orders", observed_at=NOW + timedelta(hours=13))]) == 1
     [again] = [r for r in store.on_key(KEY, NOW) if r.resource_id == "orders"]
     assert (again.state, again.inaccessible_since) == ("ACTIVE", None)
     # a resource no run saw for the lifetime is gone, whether or not the table's TTL deleted it yet
     assert [r.resource_id for r in store.on_key(KEY, NOW + timedelta(days=2, minutes=1))] == ["orders"]
-    assert store.on_key(KEY, NOW + timedelta(days=3)) == []
+    assert store.on_key(KEY, NOW + timedelta(days=2, hours=13)) == []
 
     item = bind(ResourceItem, table_settings).get(key_pk(KEY), resource_sk("ebs", "vol-0123456789abcdef0"))
     assert int(item.expiresAt) == int((NOW + timedelta(days=2)).timestamp())
