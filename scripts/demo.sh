@@ -5,6 +5,7 @@
 #  - invoice-renderer is deployed and Lambda creates its grant; weeks later an administrator retires it.
 #    grantwatch alerts before the function's next cold start fails, with the documented two-step fix: the
 #    function's key switched away (to the AWS managed key) and back, each update waited for.
+# Then a DynamoDB table on another key that is disabled: `grantwatch resources` shows when it is archived.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -85,3 +86,7 @@ for line in open(sys.argv[1], encoding="utf-8"):
     print("EventBridge event:", json.dumps(entry | {"Detail": json.loads(entry["Detail"])}, indent=2))
     print("Security Hub finding:", json.dumps(finding(notice, region=n["details"]["region"], account=n["details"]["account"]), indent=2))
 PY
+
+step "7. A DynamoDB table on another customer managed key, then that key disabled: what depends on it, and when the table is archived"
+"$GRANTWATCH" replay events/kms-create-grant-dynamodb-table.json events/kms-disable-key-of-dynamodb-table.json | tail -n 1
+"$GRANTWATCH" resources --key arn:aws:kms:eu-central-1:210987654321:key/8d2c4b6a-1e3f-4a5b-9c7d-0e1f2a3b4c5d

@@ -13,6 +13,7 @@ from datetime import datetime
 from grantwatch.domain.coverage import Coverage, Target, reconciled, unreachable
 from grantwatch.ports import (
     CoverageStore,
+    DiscoveredResourceStore,
     EvaluationScheduler,
     FunctionLister,
     GrantLister,
@@ -20,6 +21,7 @@ from grantwatch.ports import (
     KnownGrants,
     KnownHazards,
     MemberAccess,
+    ResourceReader,
     ServiceError,
 )
 from grantwatch.reconciler import Reconciler
@@ -33,12 +35,14 @@ class OrganizationReconciler:
     scheduler: EvaluationScheduler
     members: MemberAccess
     coverage: CoverageStore
+    # where the resources the member's services show on its keys are kept (none: they are not read)
+    discovered: DiscoveredResourceStore | None = None
 
     def run(self, target: Target, now: datetime) -> Coverage:
         previous = self.coverage.get(target)
         try:
-            kms, lambda_ = self.members.readers(target)
-            report = self._reconciler(target, kms, lambda_).run(now)
+            kms, lambda_, resources = self.members.readers(target)
+            report = self._reconciler(target, kms, lambda_, resources).run(now)
         except ServiceError as error:
             result = unreachable(target, str(error), now, previous)
         else:
@@ -50,7 +54,9 @@ class OrganizationReconciler:
         """Every target in turn, as `grantwatch reconcile --all-accounts` does without the queue."""
         return [self.run(target, now) for target in queued]
 
-    def _reconciler(self, target: Target, kms: GrantLister, lambda_: FunctionLister) -> Reconciler:
+    def _reconciler(
+        self, target: Target, kms: GrantLister, lambda_: FunctionLister, resources: ResourceReader
+    ) -> Reconciler:
         return Reconciler(
             grants=self.grants,
             functions=self.functions,
@@ -61,4 +67,6 @@ class OrganizationReconciler:
             account=target.account,
             region=target.region,
             keys_from_kms=True,  # the table holds every account's grants: never scan it per account
+            resources=resources if self.discovered is not None else None,
+            discovered=self.discovered,
         )

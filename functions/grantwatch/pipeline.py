@@ -16,7 +16,14 @@ from datetime import datetime, timedelta
 from grantwatch.domain.notices import Notice
 from grantwatch.domain.records import EvaluationRequest
 from grantwatch.evaluator import Evaluator
-from grantwatch.ports import FunctionStore, GrantStore, HazardStore, ResourceIncidentStore
+from grantwatch.ports import (
+    DiscoveredResources,
+    FunctionStore,
+    GrantStore,
+    HazardStore,
+    NoDiscoveredResources,
+    ResourceIncidentStore,
+)
 from grantwatch.recorder import EventOutcome, Recorder
 
 DEFAULT_SETTLE = timedelta(seconds=120)
@@ -101,6 +108,7 @@ class LocalPipeline:
         resource_incidents: ResourceIncidentStore | None = None,
         *,
         canary_key_arn: str | None = None,
+        discovered: DiscoveredResources | None = None,
     ) -> None:
         self.grants = grants
         self.functions = functions
@@ -117,6 +125,7 @@ class LocalPipeline:
             self.scheduler,
             temporary_role=temporary_role,
             resource_incidents=resource_incidents,
+            discovered=discovered or NoDiscoveredResources(),
         )
         self.clock: datetime | None = None  # the latest eventTime seen: time never runs backwards
 

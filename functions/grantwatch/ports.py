@@ -7,7 +7,7 @@ two.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # annotations only: importing the ports costs a handler nothi
     from grantwatch.domain.alerts import Incident
     from grantwatch.domain.coverage import Coverage, Target
     from grantwatch.domain.delivery import ChannelState, Delivery
+    from grantwatch.domain.discovery import ServiceRead
     from grantwatch.domain.facts import GrantFact
     from grantwatch.domain.functions import FunctionFact, FunctionState
     from grantwatch.domain.hazards import DecryptFailure, KeyFact, KeyStatus, RoleFact, RoleStatus
@@ -497,6 +498,21 @@ class FunctionLister(Protocol):
     def get_function(self, function_arn: str) -> ListedFunction | None: ...
 
 
+class ResourceReader(Protocol):
+    def read(self, keys: Collection[str], now: datetime) -> list[ServiceRead]:
+        """Each service's resources on `keys` (key ARNs); a service it could not read is a ServiceRead
+        with its error, never an exception."""
+        ...
+
+
+class DiscoveredResourceStore(Protocol):
+    """The resources the services' read APIs found, by key (reconciliation writes them, queries read)."""
+
+    def record(self, discovered: Iterable[DiscoveredResource]) -> int: ...
+
+    def on_key(self, key_arn: str, now: datetime | None = None) -> list[DiscoveredResource]: ...
+
+
 class HealTarget(Protocol):
     """Lambda and KMS as self-healing uses them; every call raises ServiceError, not the SDK's errors."""
 
@@ -525,7 +541,7 @@ class Archive(Protocol):
 
 
 class MemberAccess(Protocol):
-    def readers(self, target: Target) -> tuple[GrantLister, FunctionLister]: ...
+    def readers(self, target: Target) -> tuple[GrantLister, FunctionLister, ResourceReader]: ...
 
 
 class CoverageReader(Protocol):

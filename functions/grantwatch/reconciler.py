@@ -1,7 +1,9 @@
 """Reconciliation's one corridor: list what AWS has now, compare it with the table (pure), record each
 difference as a fact with `source: reconciliation` through the same stores the recorder uses, and ask
-for the functions concerned to be evaluated. The scheduled Lambda function and `grantwatch reconcile`
-both run `Reconciler.run`.
+for the functions concerned to be evaluated. With a resource reader, it also reads which resources the
+services' own APIs show on the keys it knows (DynamoDB tables, RDS instances and clusters, EBS volumes)
+and keeps them by key; a service it may not read is reported and does not fail the run. The scheduled
+Lambda function and `grantwatch reconcile` both run `Reconciler.run`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from grantwatch.domain.discovery import discovery_report
 from grantwatch.domain.facts import KEY_ARN_PATTERN
 from grantwatch.domain.functions import FunctionState
 from grantwatch.domain.reconcile import (
@@ -20,6 +23,7 @@ from grantwatch.domain.reconcile import (
 )
 from grantwatch.domain.records import EvaluationRequest
 from grantwatch.ports import (
+    DiscoveredResourceStore,
     EvaluationScheduler,
     FunctionLister,
     GrantLister,
@@ -28,6 +32,7 @@ from grantwatch.ports import (
     KnownGrants,
     KnownHazards,
     RecordResult,
+    ResourceReader,
     ServiceError,
 )
 
@@ -42,6 +47,8 @@ class ReconcileReport:
     repairs: dict[str, int] = field(default_factory=dict)
     evaluations: int = 0
     errors: list[str] = field(default_factory=list)
+    # what the services' read APIs showed on the keys: found per service, and the services not read whole
+    resources: dict[str, Any] = field(default_factory=dict)
 
     def count(self, what: str) -> None:
         self.repairs[what] = self.repairs.get(what, 0) + 1
@@ -54,6 +61,7 @@ class ReconcileReport:
             "repairs": dict(sorted(self.repairs.items())),
             "evaluationsScheduled": self.evaluations,
             "errors": self.errors,
+            "resources": self.resources,
         }
 
 
@@ -71,6 +79,9 @@ class Reconciler:
     # account's when the table is), or, for one member account-region of an organization's table, KMS's own
     # list of the account's keys (docs/organizations.md).
     keys_from_kms: bool = False
+    # The services' own read APIs, and where what they show is kept: both, or neither.
+    resources: ResourceReader | None = None
+    discovered: DiscoveredResourceStore | None = None
 
     def run(self, now: datetime) -> ReconcileReport:
         report = ReconcileReport()
@@ -78,7 +89,8 @@ class Reconciler:
         report.functions_listed = len(listed)
         to_evaluate = {f.function_arn for f in listed if f.kms_key_arn}
         to_evaluate |= self._reconcile_functions(listed, now, report)
-        for key_arn in sorted(self._keys(listed)):
+        keys = self._keys(listed)
+        for key_arn in sorted(keys):
             report.keys += 1
             try:
                 to_evaluate |= self._reconcile_key(key_arn, now, report)
@@ -89,7 +101,16 @@ class Reconciler:
                 EvaluationRequest.about(function_arn, f"reconciliation:{now.isoformat()}", now)
             )
             report.evaluations += 1
+        self._discover(keys, now, report)
         return report
+
+    def _discover(self, keys: set[str], now: datetime, report: ReconcileReport) -> None:
+        """Which resources the services show on the keys, kept by key; each service read on its own."""
+        if self.resources is None or self.discovered is None:
+            return
+        reads = self.resources.read(keys, now)
+        self.discovered.record(r for read in reads for r in read.resources)
+        report.resources = discovery_report(reads)
 
     def _reconcile_functions(
         self, listed: list[ListedFunction], now: datetime, report: ReconcileReport

@@ -82,6 +82,7 @@ def evaluator(settings: Settings, monitor: DeliveryMonitor | None = None) -> Eva
     configured channel; `monitor` counts the channels that fail."""
     from grantwatch.adapters.channels import alert_notifier
     from grantwatch.adapters.clients import clients_for
+    from grantwatch.adapters.discovered import DynamoDiscoveredResources
     from grantwatch.adapters.functions import DynamoFunctionStore
     from grantwatch.adapters.hazards import DynamoHazardStore
     from grantwatch.adapters.resource_incidents import DynamoResourceIncidents
@@ -97,6 +98,7 @@ def evaluator(settings: Settings, monitor: DeliveryMonitor | None = None) -> Eva
         temporary_role=settings.heal_temporary_role_arn,
         monitor=monitor,
         resource_incidents=DynamoResourceIncidents(settings),
+        discovered=DynamoDiscoveredResources(settings),
     )
 
 
@@ -110,13 +112,19 @@ def reconciler(
     """Reconciliation against KMS and Lambda in the configured region, for `account`. Its evaluations go
     to `scheduler` if given (`grantwatch reconcile` runs them in-process), else to the delay queue."""
     from grantwatch.adapters.clients import clients_for
+    from grantwatch.adapters.discovered import DynamoDiscoveredResources
     from grantwatch.adapters.functions import DynamoFunctionStore
     from grantwatch.adapters.hazards import DynamoHazardStore
     from grantwatch.adapters.readers import RETRIES, KmsGrantReader, LambdaFunctionReader
+    from grantwatch.adapters.service_resources import ServiceResourceReader
     from grantwatch.adapters.store import DynamoGrantStore
     from grantwatch.reconciler import Reconciler
 
     clients = clients_for(settings)  # both read on every run: created now
+
+    def service_client(service: str) -> object:  # DynamoDB, RDS and EC2: created when first read
+        return clients.client(service, region_name=settings.region, config=RETRIES)
+
     return Reconciler(
         grants=DynamoGrantStore(settings),
         functions=DynamoFunctionStore(settings),
@@ -126,6 +134,8 @@ def reconciler(
         scheduler=scheduler or evaluation_scheduler(settings, queue_url),
         account=account,
         region=settings.region,
+        resources=ServiceResourceReader(service_client, account, settings.region),
+        discovered=DynamoDiscoveredResources(settings),
     )
 
 
@@ -179,6 +189,7 @@ def remediation_healer(settings: Settings, monitor: DeliveryMonitor | None = Non
 def local_pipeline(settings: Settings, settle: timedelta | None = None) -> LocalPipeline:
     """The whole service in one process on the configured table (DynamoDB Local, or a deployed table):
     what `grantwatch replay`, `backfill` and `reconcile` run evaluations with."""
+    from grantwatch.adapters.discovered import DynamoDiscoveredResources
     from grantwatch.adapters.functions import DynamoFunctionStore
     from grantwatch.adapters.hazards import DynamoHazardStore
     from grantwatch.adapters.resource_incidents import DynamoResourceIncidents
@@ -193,6 +204,7 @@ def local_pipeline(settings: Settings, settle: timedelta | None = None) -> Local
         temporary_role=settings.heal_temporary_role_arn,
         resource_incidents=DynamoResourceIncidents(settings),
         canary_key_arn=settings.canary_key_arn,
+        discovered=DynamoDiscoveredResources(settings),
     )
 
 
@@ -209,6 +221,7 @@ def organization_reconciler(
     `external_id`, and of `own_account`'s with this process's credentials; evaluations to `scheduler` if
     given, else to the delay queue."""
     from grantwatch.adapters.accounts import DynamoCoverageStore, MemberRoles
+    from grantwatch.adapters.discovered import DynamoDiscoveredResources
     from grantwatch.adapters.functions import DynamoFunctionStore
     from grantwatch.adapters.hazards import DynamoHazardStore
     from grantwatch.adapters.store import DynamoGrantStore
@@ -221,6 +234,7 @@ def organization_reconciler(
         scheduler=scheduler or evaluation_scheduler(settings, queue_url),
         members=MemberRoles(member_role, external_id, own_account=own_account),
         coverage=DynamoCoverageStore(settings),
+        discovered=DynamoDiscoveredResources(settings),
     )
 
 

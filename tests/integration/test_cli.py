@@ -59,8 +59,8 @@ def test_replay_reports_each_event_and_a_summary(table_settings: Settings) -> No
     }
     assert lines[-1] == {
         "summary": {
-            "events": 23,
-            "recorded": 21,
+            "events": 25,
+            "recorded": 23,
             "duplicate": 0,
             "ignored": 2,
             "rejected": 0,
@@ -104,9 +104,9 @@ def test_replaying_twice_in_reverse_order_gives_the_same_grants(
     ensure_table(dynamodb_local.endpoint_url, twice.table_name, TEMPLATE)
     assert run(twice, "replay", *files).exit_code == 0
     second = run(twice, "replay", *reversed(files), "--json")
-    assert json_lines(second.stdout)[-1]["summary"]["duplicate"] == 21
+    assert json_lines(second.stdout)[-1]["summary"]["duplicate"] == 23
     assert grants_json(twice) == once
-    assert len(once) == 6
+    assert len(once) == 7
     seed = next(g for g in once if g["grantId"] == SEED_GRANT)
     assert {k: seed[k] for k in ("state", "endedHow", "createdAt", "endedAt")} == {
         "state": "ended",
@@ -167,6 +167,7 @@ def test_grants_filters(table_settings: Settings) -> None:
     active = json.loads(run(table_settings, "grants", "--state", "active", "--json").stdout)
     assert sorted((g["service"] or "", g["name"] or "") for g in active) == [
         ("", "batch-worker-data"),
+        ("dynamodb", ""),
         ("dynamodb", ""),
         ("lambda", ""),
     ]
@@ -293,9 +294,14 @@ def test_the_demo_alerts_for_the_seed_story_and_not_for_the_benign_update() -> N
     assert "1 recorded, 0 duplicate, 0 ignored, 0 rejected, 1 alerts" in seed
     assert "2 duplicate, 0 ignored, 0 rejected, 0 alerts" in seed
     assert "Subject: [grantwatch] invoice-renderer: next cold start will fail (grant retired)" in seed
+    seed, table = seed.split("\x1b[1m== 7.", 1)  # the step's heading, in bold
     email, programs = seed.split("== 5.", 1)[1].split("-- SQS, Lambda, HTTP(S)", 1)
     lines = int(email.split("-- e-mail (", 1)[1].split(" lines", 1)[0])
     assert lines <= MAX_EMAIL_LINES and "Details (JSON)" not in email
     assert email.rstrip().endswith("grantwatch incidents 20261120T164431Z-abfc6dbbc686122c")
     assert '"alertType": "grant-retired"' in programs.split("== 6.", 1)[0]
-    assert seed.rstrip().endswith("}")  # the alert's JSON block closes the demo
+    assert seed.rstrip().endswith("}")  # the alert's JSON block closes the seed story
+    # then a DynamoDB table on another key, disabled: one alert for the table, and its archival date
+    assert "2 recorded, 0 duplicate, 0 ignored, 0 rejected, 1 alerts" in table
+    [row] = [line for line in table.splitlines() if line.startswith("dynamodb  table  payments")]
+    assert row.endswith("since 2026-12-01T08:30:00Z; irreversible after 2026-12-08T08:30:00Z")

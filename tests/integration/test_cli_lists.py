@@ -260,8 +260,8 @@ def test_hundreds_of_functions_and_account_regions_are_one_row_each(table_settin
     assert [row[2] for row in stale[:3]] == ["never"] * 3
     assert [row[2] for row in stale[3:]] == sorted(row[2] for row in stale[3:])
     most = table_of(cli(where, "accounts", "--sort", "grants").stdout, "account-region(s)", ACCOUNT_COLUMNS)
-    grants = [c.name for c in ACCOUNT_COLUMNS].index("grants")
-    assert [int(row[grants]) for row in most] == list(range(300))  # as numbers: 100 after 99
+    grants_at = [c.name for c in ACCOUNT_COLUMNS].index("grants")
+    assert [int(row[grants_at]) for row in most] == list(range(300))  # as numbers: 100 after 99
     long = cli(where, "accounts", "--long").stdout.splitlines()
     assert len(long) == 2 + 300 + 3
     assert long.count("  AccessDenied: not authorized to perform: sts:AssumeRole") == 3

@@ -148,7 +148,8 @@ def organization(monkeypatch: pytest.MonkeyPatch) -> Iterator[Organization]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with moto_server(monkeypatch, "KMS", "LAMBDA", "IAM", "STS", "ORGANIZATIONS", "SQS") as endpoint:
+    services = ("KMS", "LAMBDA", "IAM", "STS", "ORGANIZATIONS", "SQS", "DYNAMODB", "RDS", "EC2")
+    with moto_server(monkeypatch, *services) as endpoint:  # DynamoDB: the members' tables, not grantwatch's
         org = boto3.client("organizations", region_name="us-east-1")
         org.create_organization(FeatureSet="ALL")
         accounts = [

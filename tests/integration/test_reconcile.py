@@ -33,7 +33,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    with moto_server(monkeypatch, "KMS", "LAMBDA", "IAM", "STS") as endpoint:
+    with moto_server(monkeypatch, "KMS", "LAMBDA", "IAM", "STS", "DYNAMODB", "RDS", "EC2") as endpoint:
         yield Aws(
             endpoint,
             boto3.client("kms", region_name=REGION),

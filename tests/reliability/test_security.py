@@ -71,6 +71,8 @@ CANNOT_BE_SCOPED = {
     "organizations:ListAccounts",
     "xray:PutTraceSegments",  # the canary's own role (the others' are SAM's managed policy)
     "xray:PutTelemetryRecords",
+    "dynamodb:ListTables",
+    "ec2:DescribeVolumes",  # as every EC2 Describe action
 }
 
 

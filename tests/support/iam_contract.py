@@ -542,8 +542,23 @@ _TRANSACT_ACTIONS = {
 }
 
 
+# Adapters that read the account's own tables (what keys they are on), not the stack's: a table they name is
+# the account's table of that name.
+ACCOUNT_TABLE_READERS = {"grantwatch.adapters.service_resources"}
+
+
 def _dynamodb_requests(stack: Stack, call: Call) -> list[Request]:
     params, operation = call.params, call.operation
+    if operation == "ListTables":
+        return [Request("dynamodb:ListTables", "*")]
+    if call.adapter in ACCOUNT_TABLE_READERS:
+        named = str(params["TableName"])
+        table = (
+            named
+            if named.startswith("arn:")
+            else _arn("dynamodb", call.region, call.account, f"table/{named}")
+        )
+        return [Request(f"dynamodb:{operation}", table)]
     if operation in {"TransactWriteItems", "TransactGetItems"}:
         found = []
         for entry in params["TransactItems"]:
@@ -598,6 +613,12 @@ def _key_arn(call: Call, named: str) -> str:
     return _arn("kms", parts[3], parts[4], f"key/{central_stack().physical_name(logical_id)}")
 
 
+_RDS_LISTS = {
+    "DescribeDBInstances": ("db", "DBInstanceIdentifier"),
+    "DescribeDBClusters": ("cluster", "DBClusterIdentifier"),
+}
+
+
 def _resource_arn(call: Call) -> str:
     params = call.params
     if call.service == "kms" and "KeyId" in params:
@@ -610,6 +631,11 @@ def _resource_arn(call: Call) -> str:
         named = params.get("FunctionName") or params.get("Resource")
         if named:
             return _named_arn(str(named), "function", call)
+    if call.service == "rds" and call.operation in _RDS_LISTS:
+        # Listing every instance or cluster is authorized against all of them in the region, `db:*` or
+        # `cluster:*`; naming one, against it.
+        kind, name = _RDS_LISTS[call.operation]
+        return _arn("rds", call.region, call.account, f"{kind}:{params.get(name) or '*'}")
     if call.service == "ssm" and (named := params.get("Name") or params.get("Path")):
         # A parameter's ARN is `parameter` + its fully qualified name; GetParametersByPath is authorized
         # against the path it names, not the parameters it returns.

@@ -44,6 +44,10 @@ AWS_NAMES = {
     "MessageStructure",  # SNS Publish: a message per protocol
     "CanaryHeartbeat",  # the recorder's metric of the canary's calls
     "IsLogging",  # CloudTrail GetTrailStatus
+    # the read APIs that say which resources are on a key, and the fields and errors they answer with
+    "ListTables", "DescribeTable", "DescribeDBInstances", "DescribeDBClusters", "DescribeVolumes",
+    "SSEDescription", "InaccessibleEncryptionDateTime", "TableStatus", "ArchivalSummary", "KmsKeyId",
+    "DBInstanceStatus", "UnauthorizedOperation",
 }  # fmt: skip
 # Options of other tools (the AWS CLI, pytest) that the docs quote on their own.
 OTHER_TOOLS_OPTIONS = {"--config-env", "--include-property-values", "--kms-key-arn", "--role", "--dist"}

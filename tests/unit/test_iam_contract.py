@@ -147,6 +147,47 @@ def test_a_member_roles_call_is_decided_by_that_role_in_the_members_account() ->
     assert "a role no template of the stack creates" in stranger
 
 
+def test_the_accounts_own_tables_databases_and_volumes_are_read_in_its_account_and_region_only() -> None:
+    """What keys the account's resources are on: the tables the resource reader names are the account's own
+    (not the stack's table), RDS lists are authorized against `db:*` and `cluster:*`."""
+    reader = "grantwatch.adapters.service_resources"
+
+    def read(service: str, operation: str, region: str = REGION, **params: Any) -> Call:
+        return _call("ReconcilerFunction", service, operation, reader, region, **params)
+
+    allowed = [
+        read("dynamodb", "ListTables"),
+        read("dynamodb", "DescribeTable", TableName="orders"),
+        read("rds", "DescribeDBInstances"),
+        read("rds", "DescribeDBClusters"),
+        read("ec2", "DescribeVolumes"),
+    ]
+    assert _violations(*allowed) == []
+    [table] = _violations(read("dynamodb", "DescribeTable", OTHER_REGION, TableName="orders"))
+    assert f"dynamodb:DescribeTable on arn:aws:dynamodb:{OTHER_REGION}:{ACCOUNT}:table/orders" in table
+    [database] = _violations(read("rds", "DescribeDBInstances", OTHER_REGION))
+    assert f"rds:DescribeDBInstances on arn:aws:rds:{OTHER_REGION}:{ACCOUNT}:db:*" in database
+    [item] = _violations(read("dynamodb", "GetItem", TableName="orders", Key=_item("X")))
+    assert "dynamodb:GetItem on" in item and "no statement allows it" in item
+    # the member role may read them in the member's account, in any region
+    member = "111122223333"
+    role = f"arn:aws:iam::{member}:role/grantwatch-member-reader"
+    as_member = [
+        Call(
+            "OrganizationWorkerFunction",
+            "dynamodb",
+            "DescribeTable",
+            OTHER_REGION,
+            reader,
+            {"TableName": "t"},
+            role,
+        ),
+        Call("OrganizationWorkerFunction", "rds", "DescribeDBClusters", OTHER_REGION, reader, {}, role),
+        Call("OrganizationWorkerFunction", "ec2", "DescribeVolumes", OTHER_REGION, reader, {}, role),
+    ]
+    assert _violations(*as_member) == []
+
+
 def test_the_evaluator_writes_only_the_partitions_it_owns() -> None:
     def put(pk: str) -> Call:
         return _call("EvaluatorFunction", "dynamodb", "PutItem", TableName=TABLE, Item=_item(pk))

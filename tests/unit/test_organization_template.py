@@ -38,6 +38,12 @@ READ_ACTIONS = {
     "lambda:ListFunctions",
     "lambda:GetFunctionConfiguration",
     "iam:GetRole",
+    # which tables, databases and volumes are on a key
+    "dynamodb:ListTables",
+    "dynamodb:DescribeTable",
+    "rds:DescribeDBInstances",
+    "rds:DescribeDBClusters",
+    "ec2:DescribeVolumes",
 }
 
 
@@ -250,8 +256,41 @@ def test_the_workers_read_the_central_accounts_own_keys_and_functions_in_every_r
         assert not decide(policy, Request("lambda:UpdateFunctionConfiguration", function)).allowed
     assert decide(policy, Request("kms:ListKeys", "*")).allowed
     assert decide(policy, Request("lambda:ListFunctions", "*")).allowed
+    assert _reads_resources_of(policy, CENTRAL) and not _reads_resources_of(policy, MEMBER_ACCOUNT)
     for function in ("OrganizationFanOutFunction", "OrganizationWorkerFunction"):
         assert environment(central, function)["GRANTWATCH_CENTRAL_ACCOUNT_ID"] == CENTRAL
+
+
+def test_the_member_role_reads_which_resources_are_on_its_keys_in_every_region_and_no_others() -> None:
+    policy = role_statements(_member(), "ReadRole")
+    assert _reads_resources_of(policy, MEMBER_ACCOUNT)
+    assert not _reads_resources_of(policy, CENTRAL)
+    table = f"arn:aws:dynamodb:eu-west-1:{MEMBER_ACCOUNT}:table/orders"
+    for write in ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateTable"):
+        assert not decide(policy, Request(write, table)).allowed
+    assert not decide(policy, Request("ec2:DetachVolume", "*")).allowed
+    assert not decide(
+        policy, Request("rds:ModifyDBInstance", f"arn:aws:rds:eu-west-1:{MEMBER_ACCOUNT}:db:a")
+    ).allowed
+
+
+def _reads_resources_of(policy: list[dict[str, Any]], account: str) -> bool:
+    """DescribeTable, DescribeDBInstances and DescribeDBClusters on the account's resources in any region
+    (ListTables and DescribeVolumes have no resource-level permission)."""
+    reads = [
+        Request("dynamodb:ListTables", "*"),
+        Request("ec2:DescribeVolumes", "*"),
+        *(
+            request
+            for region in ("eu-central-1", "us-east-1", "ap-southeast-2")
+            for request in (
+                Request("dynamodb:DescribeTable", f"arn:aws:dynamodb:{region}:{account}:table/orders"),
+                Request("rds:DescribeDBInstances", f"arn:aws:rds:{region}:{account}:db:*"),
+                Request("rds:DescribeDBClusters", f"arn:aws:rds:{region}:{account}:cluster:*"),
+            )
+        ),
+    ]
+    return all(decide(policy, request).allowed for request in reads)
 
 
 def test_a_fan_out_with_no_account_to_queue_raises_an_alarm_like_the_stacks_others() -> None:

@@ -186,12 +186,17 @@ def test_every_rule_of_the_templates_is_one_the_catalogue_declares() -> None:
     assert covered == set(CATALOGUE)
 
 
-def test_the_reconciler_may_list_grants_and_functions_and_record_repairs_only() -> None:
+def test_the_reconciler_may_list_grants_functions_and_resources_on_keys_and_record_repairs_only() -> None:
     granted = _granted("ReconcilerFunction")
     assert {action for action, _ in granted} == {
         "kms:ListGrants",
         "lambda:ListFunctions",
         "lambda:GetFunctionConfiguration",
+        "dynamodb:ListTables",
+        "dynamodb:DescribeTable",
+        "rds:DescribeDBInstances",
+        "rds:DescribeDBClusters",
+        "ec2:DescribeVolumes",
         "dynamodb:GetItem",
         "dynamodb:BatchGetItem",
         "dynamodb:Query",
@@ -200,7 +205,12 @@ def test_the_reconciler_may_list_grants_and_functions_and_record_repairs_only() 
         "sqs:SendMessage",
     }
     wildcards = {action for action, resource in granted if resource == json.dumps("*")}
-    assert wildcards == {"lambda:ListFunctions"}  # the one call with no resource-level permission
+    # the calls with no resource-level permission
+    assert wildcards == {"lambda:ListFunctions", "dynamodb:ListTables", "ec2:DescribeVolumes"}
+    assert (
+        "dynamodb:DescribeTable",
+        json.dumps({"Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/*"}),
+    ) in granted
     assert ("dynamodb:Scan", json.dumps({"Fn::Sub": "${GrantsTable.Arn}/index/by-key"})) in granted
     schedule = RESOURCES["ReconcilerFunction"]["Properties"]["Events"]["Schedule"]["Properties"]
     assert schedule["ScheduleExpression"] == {"Ref": "ReconcileSchedule"}

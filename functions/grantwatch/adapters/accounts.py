@@ -24,6 +24,7 @@ from pynamodb.models import Model
 
 from grantwatch.adapters.aws_errors import service_error
 from grantwatch.adapters.readers import RETRIES, KmsGrantReader, LambdaFunctionReader
+from grantwatch.adapters.service_resources import ServiceResourceReader
 from grantwatch.domain.coverage import Coverage, Target
 from grantwatch.domain.facts import parse_utc_iso, utc_iso
 from grantwatch.ports import AccountSourceError
@@ -320,9 +321,10 @@ class MemberRoles:
     def role_arn(self, account: str, region: str) -> str:
         return f"arn:{partition_of(region)}:iam::{account}:role/{self.role_name}"
 
-    def readers(self, target: Target) -> tuple[KmsGrantReader, LambdaFunctionReader]:
-        """Assumes the role (ServiceError: refused, e.g. AccessDenied, or no answer) and builds the two
-        readers; in the own account, builds them with the process's credentials."""
+    def readers(self, target: Target) -> tuple[KmsGrantReader, LambdaFunctionReader, ServiceResourceReader]:
+        """Assumes the role (ServiceError: refused, e.g. AccessDenied, or no answer) and builds the
+        readers (the services' resource readers create their clients when first read); in the own
+        account, builds them with the process's credentials."""
         import boto3
 
         if target.account == self.own_account:
@@ -332,6 +334,11 @@ class MemberRoles:
         return (
             KmsGrantReader(client=session.client("kms", config=RETRIES)),
             LambdaFunctionReader(client=session.client("lambda", config=RETRIES)),
+            ServiceResourceReader(
+                lambda service: session.client(service, config=RETRIES),  # type: ignore[call-overload]
+                target.account,
+                target.region,
+            ),
         )
 
     def _assumed(self, target: Target) -> boto3.session.Session:

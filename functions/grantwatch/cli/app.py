@@ -7,7 +7,17 @@ from typing import Annotated, Any
 import typer
 
 from grantwatch import __version__
-from grantwatch.cli import alerts, doctor, impact, ingest, listing, local, operations, organization
+from grantwatch.cli import (
+    alerts,
+    doctor,
+    impact,
+    ingest,
+    listing,
+    local,
+    operations,
+    organization,
+    resources,
+)
 from grantwatch.cli.errors import exit_code_of
 from grantwatch.cli.helptext import HelpGroup, HelpTyper
 from grantwatch.cli.output import err
@@ -67,6 +77,7 @@ for command in (
     operations.heal,
     listing.grants,
     listing.history,
+    resources.resources,
     operations.migrate,
 ):
     app.command()(command)

@@ -111,6 +111,11 @@ def reconcile(
     if not as_json:
         for error in report.errors:
             err.print(f"error: not reconciled: {error}")
+        for service, why in {
+            **report.resources.get("unread", {}),
+            **report.resources.get("capped", {}),
+        }.items():
+            err.print(f"warning: {service} resources on keys: {why}")
     if report.errors:
         raise typer.Exit(ExitCode.UNAVAILABLE)
 
