@@ -462,3 +462,33 @@ def test_the_incident_lives_in_the_keys_partition_and_its_resolved_notice_surviv
     assert Counter(resolved_sent) == Counter(dict.fromkeys(Channels.names, 1))
     service = client.get_item(TableName=table, Key={"pk": pk, "sk": {"S": "SERVICE#dynamodb"}})["Item"]
     assert "openIncidentId" not in service and service["lastIncidentId"]["S"] == alert.incident_id
+
+
+def test_a_table_only_reconciliation_saw_on_the_key_is_named_in_the_alert(
+    pipeline: LocalPipeline, table_settings: Settings
+) -> None:
+    """What the services' read APIs found (DescribeTable's SSEDescription) counts beside the lineage: a
+    table whose grant predates the history still has its clock."""
+    from grantwatch.adapters.discovered import DynamoDiscoveredResources
+    from grantwatch.domain.resources import DiscoveredResource
+
+    seen = DiscoveredResource(
+        service=Service.DYNAMODB,
+        resource_id="ledger",
+        key_arn=KEY_ARN,
+        account="210987654321",
+        region="eu-central-1",
+        state="ACTIVE",
+        inaccessible_since=None,
+        observed_at=datetime.now(UTC),
+    )
+    assert DynamoDiscoveredResources(table_settings).record([seen]) == 1
+    [alert] = about_resources(
+        replay(
+            pipeline,
+            [grant("dynamodb", "orders", "2026-11-20T10:00:00Z"), disable_key("2026-11-24T09:15:02Z")],
+        )
+    )
+    assert alert.details["service"] == "dynamodb"
+    assert alert.details["resources"] == ["ledger", "orders"] and alert.details["resourceCount"] == 2
+    assert alert.details["deadline"] == "2026-12-01T09:15:02Z"
