@@ -37,10 +37,13 @@ from grantwatch.incidents import FunctionIncidents, find_incident
 from grantwatch.pipeline import LocalPipeline
 from grantwatch.settings import Settings
 from grantwatch.wiring import local_pipeline
+from tests.support.resource_scenarios import service_grant
 from tests.support.samples import KEY_ARN
 from tests.support.scenarios import (
     create_grant,
     decrypt_failed,
+    disable_key,
+    enable_key,
     function_arn,
     put_key_policy,
     replay,
@@ -268,8 +271,18 @@ def test_every_notice_ends_with_a_command_that_runs(
     coverage = Coverage(late.account, late.region, last_run_at=at, last_reconciled_at=None)
     DynamoCoverageStore(table_settings).put(coverage)
     stale = stale_notice([late], [coverage], timedelta(hours=1))
+    table_events = [
+        service_grant("dynamodb", "orders", "2026-11-20T10:00:00Z", context_key="aws:dynamodb:tableName"),
+        disable_key("2026-11-24T09:15:02Z"),
+        enable_key("2026-11-24T12:00:00Z"),
+    ]
+    resource_alert, resource_resolved = [
+        n for n in replay(pipeline, table_events) if n.details.get("resourceKind")
+    ]
     expected = {
         "alert": (alert, alert.incident_id),
+        "resource alert": (resource_alert, "orders"),
+        "resource resolved": (resource_resolved, "orders"),
         "heal succeeded": (healed, alert.incident_id),
         "heal failed": (failed, alert.incident_id),
         "key policy": (policy, "billing"),
@@ -283,6 +296,7 @@ def test_every_notice_ends_with_a_command_that_runs(
         assert shown in ran.stdout, kind
     assert last_command(policy) == ["functions", "--key", KEY_ARN]
     assert last_command(stale) == ["accounts"]
+    assert last_command(resource_alert) == ["resources", "--key", KEY_ARN]
 
 
 def test_the_test_notice_names_no_command_to_run() -> None:
