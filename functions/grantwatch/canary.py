@@ -16,6 +16,10 @@ PLAINTEXT = b"grantwatch canary"
 # Seconds before each Decrypt: a retired grant can stay usable briefly (KMS is eventually consistent).
 WAITS = (0, 5, 15, 40, 100)
 DENIED = "AccessDeniedException"
+# Seconds before each RetireGrant: a new grant is known by its id only once KMS is consistent (its token
+# works at once), so a retire that finds no such grant yet is tried again.
+RETIRE_WAITS = (0, 2, 5, 10, 20)
+NOT_YET = "NotFoundException"
 
 
 class CanaryError(RuntimeError):
@@ -43,7 +47,7 @@ def beat(
             GrantTokens=[grant["GrantToken"]],
         )["CiphertextBlob"]
     finally:
-        kms.retire_grant(KeyId=key_arn, GrantId=grant_id)
+        retire(kms, key_arn, grant_id, sleep)
     for attempt, wait in enumerate(WAITS, start=1):
         sleep(wait)
         try:
@@ -53,6 +57,19 @@ def beat(
                 raise
             return {"grantId": grant_id, "decrypt": "denied", "attempts": attempt}
     raise CanaryError(f"Decrypt still succeeded {sum(WAITS)} s after the grant was retired")
+
+
+def retire(kms: Any, key_arn: str, grant_id: str, sleep: Callable[[float], None]) -> None:
+    """RetireGrant by id, waiting out the moments before the new grant is known by it."""
+    for wait in RETIRE_WAITS:
+        sleep(wait)
+        try:
+            kms.retire_grant(KeyId=key_arn, GrantId=grant_id)
+            return
+        except kms.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") != NOT_YET:
+                raise
+    raise CanaryError(f"RetireGrant found no grant {grant_id} for {sum(RETIRE_WAITS)} s")
 
 
 def lambda_handler(event: object, context: object) -> dict[str, Any]:

@@ -69,11 +69,24 @@ class Kms:
     decrypts: list[str] = field(default_factory=list)
     grant_lingers: int = 0  # Decrypts a retired grant still allows (KMS's eventual consistency)
     refusal: str = "AccessDeniedException"  # what KMS answers (DisabledException for a disabled key)
+    retire_unknown: int = 0  # RetireGrants that find no grant by its id yet (KMS's eventual consistency)
+    retires: list[str] = field(default_factory=list)
 
     def watch(self) -> None:
         events = self.client.meta.events
         events.register("after-call.kms.CreateGrant", self._created)
         events.register("before-send.kms.Decrypt", self._authorize_decrypt)
+        events.register("before-send.kms.RetireGrant", self._not_yet_known)
+
+    def _not_yet_known(self, request: Any, **_: Any) -> AWSResponse | None:
+        if not self.retire_unknown:
+            self.retires.append("retired")
+            return None
+        self.retire_unknown -= 1
+        self.retires.append("not found")
+        grant_id = json.loads(request.body)["GrantId"]
+        body = {"__type": "NotFoundException", "message": f"Grant ID {grant_id} not found"}
+        return _json_error(request, body)
 
     def _grants(self) -> list[dict[str, Any]]:
         reader: Any = boto3.client("kms", region_name=MOTO_REGION)
@@ -100,10 +113,15 @@ class Kms:
             "the resource does not exist in this Region, no resource-based policies allow access, or a "
             "resource-based policy explicitly denies access",
         }
-        headers = HTTPHeaders()
-        headers["Content-Type"] = "application/x-amz-json-1.1"
-        headers["x-amzn-RequestId"] = "0b6a1e9c-3d5f-4a7b-9c1e-2f4a6b8c0d1e"
-        return AWSResponse(request.url, 400, headers, RawBody(json.dumps(body).encode()))
+        return _json_error(request, body)
+
+
+def _json_error(request: Any, body: dict[str, str]) -> AWSResponse:
+    """An error as KMS sends it: JSON 1.1, HTTP 400."""
+    headers = HTTPHeaders()
+    headers["Content-Type"] = "application/x-amz-json-1.1"
+    headers["x-amzn-RequestId"] = "0b6a1e9c-3d5f-4a7b-9c1e-2f4a6b8c0d1e"
+    return AWSResponse(request.url, 400, headers, RawBody(json.dumps(body).encode()))
 
 
 @pytest.fixture
@@ -150,8 +168,24 @@ def test_a_retired_grant_still_usable_for_a_moment_is_waited_out(kms: Kms) -> No
     waited: list[float] = []
     result = canary.beat(kms.client, kms.key_arn, kms.role_arn, sleep=waited.append)
     assert result["attempts"] == 3
-    assert waited == list(canary.WAITS[:3])
+    assert waited == [canary.RETIRE_WAITS[0], *canary.WAITS[:3]]
     assert kms.decrypts[-1] == "denied"
+
+
+def test_a_grant_not_yet_known_by_its_id_is_retired_once_kms_knows_it(kms: Kms) -> None:
+    kms.retire_unknown = 2
+    waited: list[float] = []
+    result = canary.beat(kms.client, kms.key_arn, kms.role_arn, sleep=waited.append)
+    assert kms.retires == ["not found", "not found", "retired"]
+    assert waited[:3] == list(canary.RETIRE_WAITS[:3])
+    assert kms._grants() == [] and result["decrypt"] == "denied"
+
+
+def test_a_grant_never_known_by_its_id_fails_the_run_saying_so(kms: Kms) -> None:
+    kms.retire_unknown = len(canary.RETIRE_WAITS)
+    with pytest.raises(canary.CanaryError, match="RetireGrant found no grant"):
+        canary.beat(kms.client, kms.key_arn, kms.role_arn, sleep=lambda _: None)
+    assert kms.decrypts == []  # no Decrypt while the grant may still exist
 
 
 def test_a_decrypt_that_never_fails_is_an_error_not_a_heartbeat(kms: Kms) -> None:
