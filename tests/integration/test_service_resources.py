@@ -22,7 +22,7 @@ from grantwatch import wiring
 from grantwatch.adapters.accounts import DynamoCoverageStore, MemberRoles
 from grantwatch.adapters.discovered import DynamoDiscoveredResources, ResourceItem, resource_sk
 from grantwatch.adapters.hazards import key_pk
-from grantwatch.adapters.service_resources import ServiceResourceReader, table_resource
+from grantwatch.adapters.service_resources import VOLUMES_PAGE, ServiceResourceReader, table_resource
 from grantwatch.adapters.tables import bind
 from grantwatch.cli import app
 from grantwatch.domain.coverage import Target
@@ -308,6 +308,29 @@ def test_ec2s_unauthorized_operation_is_a_denial_too() -> None:
         and read.error == "UnauthorizedOperation: You are not authorized to perform this operation."
     )
     assert not read.complete
+
+
+def test_volumes_are_asked_for_in_pages_as_aws_recommends() -> None:
+    """DescribeVolumes without MaxResults answers every volume at once: throttled or timed out on many."""
+    ec2 = _offline("ec2")
+    stubber = Stubber(ec2)
+    volume = {"VolumeId": "vol-0a1b2c3d4e5f60718", "Encrypted": True, "KmsKeyId": KEY, "State": "in-use"}
+    encrypted = [{"Name": "encrypted", "Values": ["true"]}]
+    stubber.add_response(
+        "describe_volumes",
+        {"Volumes": [volume], "NextToken": "page-2"},
+        {"Filters": encrypted, "MaxResults": VOLUMES_PAGE},
+    )
+    stubber.add_response(
+        "describe_volumes",
+        {"Volumes": [volume | {"VolumeId": "vol-0f1e2d3c4b5a69788"}]},
+        {"Filters": encrypted, "MaxResults": VOLUMES_PAGE, "NextToken": "page-2"},
+    )
+    stubber.activate()
+    read = _by_service(_reader({"ec2": ec2}, _empty).read({KEY}, NOW))[Service.EBS]
+    stubber.assert_no_pending_responses()
+    assert [r.resource_id for r in read.resources] == ["vol-0a1b2c3d4e5f60718", "vol-0f1e2d3c4b5a69788"]
+    assert 5 <= VOLUMES_PAGE <= 500  # DescribeVolumes' MaxResults range
 
 
 def test_a_service_with_more_resources_than_a_run_reads_is_capped_and_says_so(
