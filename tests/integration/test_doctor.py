@@ -261,7 +261,7 @@ def test_a_trail_that_logs_writes_only(stand: Stand) -> None:
             }
         ],
     )
-    check = assert_only_failure(doctor("--json"), "trail", ExitCode.WIRING, "put-event-selectors")
+    check = assert_only_failure(doctor("--json"), "trail", ExitCode.WIRING, "get-event-selectors")
     assert "do not log all management events" in check["found"]
 
 

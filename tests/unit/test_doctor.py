@@ -71,6 +71,16 @@ def test_a_schedules_period(schedule: str, period: timedelta) -> None:
         ({"event_selectors": [{"ReadWriteType": "All", "IncludeManagementEvents": True}]}, Status.OK),
         ({"event_selectors": [{"ReadWriteType": "WriteOnly", "IncludeManagementEvents": True}]}, Status.FAIL),
         ({"event_selectors": [{"ReadWriteType": "All", "IncludeManagementEvents": False}]}, Status.FAIL),
+        (  # the console's "Exclude AWS KMS events": every grant event gone
+            {"event_selectors": [{"ReadWriteType": "All", "IncludeManagementEvents": True,
+                                  "ExcludeManagementEventSources": ["kms.amazonaws.com"]}]},
+            Status.FAIL,
+        ),
+        (
+            {"event_selectors": [{"ReadWriteType": "All", "IncludeManagementEvents": True,
+                                  "ExcludeManagementEventSources": ["rdsdata.amazonaws.com"]}]},
+            Status.OK,
+        ),
         ({"advanced_selectors": [{"FieldSelectors": [MANAGEMENT]}]}, Status.OK),
         (
             {"advanced_selectors": [{"FieldSelectors": [
@@ -89,6 +99,14 @@ def test_a_schedules_period(schedule: str, period: timedelta) -> None:
 )  # fmt: skip
 def test_a_trail_logs_every_management_event_of_the_region(facts: dict[str, Any], status: Status) -> None:
     assert check_trail("eu-central-1", [trail(**facts)]).status is status
+
+
+def test_the_selector_fix_keeps_the_trails_other_selectors() -> None:
+    """PutEventSelectors replaces every selector: the fix says to put back the whole list, never one."""
+    partial = trail(event_selectors=[{"ReadWriteType": "WriteOnly", "IncludeManagementEvents": True}])
+    fix = check_trail("eu-central-1", [partial]).fix
+    assert "get-event-selectors" in fix and "replaces every selector" in fix
+    assert "--event-selectors '[" not in fix
 
 
 def test_one_good_trail_is_enough() -> None:

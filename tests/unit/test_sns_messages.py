@@ -16,6 +16,7 @@ from grantwatch.adapters.notifier import (
     SNS_MESSAGE_BYTES,
     machine_message,
     publish_request,
+    sms_message,
 )
 from grantwatch.domain.alerts import MAX_NAMED_FUNCTIONS, incident_fixes
 from grantwatch.domain.coverage import Target, unreachable
@@ -214,7 +215,7 @@ def test_details_too_large_for_six_copies_go_once_in_default() -> None:
     notice = replace(largest_alert(), details=largest_alert().details | {"note": "x" * 60_000})
     request = publish_request(TOPIC, notice)
     document = json.loads(request["Message"])
-    assert document == {"default": machine_message(notice), "email": notice.email}
+    assert document == {"default": machine_message(notice), "email": notice.email, "sms": sms_message(notice)}
     assert check("sns", "Publish", request) == []
     larger = replace(notice, details=notice.details | {"note": "x" * 300_000})
     assert [b.limit for b in check("sns", "Publish", publish_request(TOPIC, larger))] == ["sns.message-size"]

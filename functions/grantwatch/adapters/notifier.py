@@ -40,14 +40,15 @@ def sms_message(notice: Notice) -> str:
 def structured_message(notice: Notice, attributes_bytes: int = 0) -> str:
     """The Message of a `MessageStructure: json` publish. Should the JSON, in six copies, ever not fit in
     SNS's message size with the attributes, every program reads it from `default`, and people the short
-    text from `email`: one copy of each, never larger than the single text SNS received before."""
+    text from `email` (and SMS its line): one copy of each, never larger than the single text SNS received
+    before."""
     text = notice.email or notice.message
     machine = machine_message(notice)
     per_protocol = {"default": text, "email": text, "sms": sms_message(notice)}
     document = json.dumps(per_protocol | dict.fromkeys(MACHINE_PROTOCOLS, machine))
     if len(document.encode()) + attributes_bytes <= SNS_MESSAGE_BYTES:
         return document
-    return json.dumps({"default": machine, "email": text})
+    return json.dumps({"default": machine, "email": text, "sms": per_protocol["sms"]})
 
 
 def publish_request(topic_arn: str, notice: Notice) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from grantwatch.domain.catalogue import KMS_EVENT_SOURCE
+
 MANAGEMENT_EVENTS_STATE = "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
 IAM_REGION = "us-east-1"  # IAM's CloudTrail events reach EventBridge there only
 CANARY_PATHS = ("CreateGrant", "RetireGrant")  # and Decrypt with ConfirmWithDecryptFailures
@@ -110,7 +112,9 @@ class TrailFacts:
         if self.advanced_selectors:
             return any(_advanced_takes_all_management(s) for s in self.advanced_selectors)
         return any(
-            s.get("IncludeManagementEvents", True) and s.get("ReadWriteType", "All") == "All"
+            s.get("IncludeManagementEvents", True)
+            and s.get("ReadWriteType", "All") == "All"
+            and KMS_EVENT_SOURCE not in s.get("ExcludeManagementEventSources", ())
             for s in self.event_selectors
         )
 
@@ -171,8 +175,10 @@ def check_trail(region: str, trails: Sequence[TrailFacts]) -> Check:
         fixes.append(f"aws cloudtrail start-logging --name {stopped[0]} --region {region}")
     if partial:
         fixes.append(
-            f"aws cloudtrail put-event-selectors --trail-name {partial[0]} --region {region} "
-            '--event-selectors \'[{"ReadWriteType": "All", "IncludeManagementEvents": true}]\''
+            f"read trail {partial[0]}'s selectors (aws cloudtrail get-event-selectors --trail-name "
+            f"{partial[0]} --region {region}), make one log management events with ReadWriteType All "
+            "and no excluded KMS events, then put back the whole list with aws cloudtrail "
+            "put-event-selectors: it replaces every selector the trail has, data events included"
         )
     return Check(name, kind, Status.FAIL, found, "; or ".join(fixes))
 
