@@ -31,9 +31,11 @@ from grantwatch.pipeline import LocalPipeline
 from grantwatch.ports import NotDelivered
 from grantwatch.settings import Settings
 from grantwatch.wiring import local_pipeline
-from tests.support.channels import NOTICES, schema
+from tests.support.channels import NOTICES, render_input, schema
+from tests.support.cloudformation import Stack
 from tests.support.iam_contract import SESSION, stands_for
 from tests.support.moto_server import moto_server
+from tests.support.samples import TEMPLATE
 from tests.support.scenarios import create_grant, function_arn, replay, retire_grant, update_function
 
 ACCOUNT, REGION = "123456789012", "us-east-1"  # moto's account
@@ -126,6 +128,35 @@ def test_every_notice_arrives_on_the_bus_in_the_documented_shape(stand: Stand) -
         details = event["detail"]["details"]
         assert event["resources"] == [r for r in (details.get("functionArn"), details.get("keyArn")) if r]
         assert not list(detail_schema.iter_errors(event["detail"]))
+
+
+def test_every_alert_and_resolved_notice_on_the_bus_makes_a_pagerduty_body(stand: Stand) -> None:
+    """The events as the bus delivers them, through the template's PagerDuty rules' input transformers:
+    function and resource notices alike give the body PagerDuty takes."""
+    channel = EventBus(BUS, stand.client("events"))
+    for notice in NOTICES.values():
+        channel.publish(notice)
+    arrived = stand.drained(stand.events_queue)
+    template = Stack.load(
+        TEMPLATE, parameters={"AlertEventBusName": BUS, "PagerDutyRoutingKeySecret": "pd"}, account=ACCOUNT
+    )
+    targets = {}
+    for rule in ("PagerDutyTriggerRule", "PagerDutyResolveRule"):
+        properties = template.resolve(template.resources[rule]["Properties"])
+        for detail_type in properties["EventPattern"]["detail-type"]:
+            (targets[detail_type],) = properties["Targets"]
+    bodies = [
+        render_input(targets[event["detail-type"]]["InputTransformer"], event)
+        for event in arrived
+        if event["detail-type"] in targets
+    ]
+    pages = [page for notice in NOTICES.values() if (page := pagerduty_event(notice)) is not None]
+    assert sorted(json.dumps(b, sort_keys=True) for b in bodies) == sorted(
+        json.dumps(p, sort_keys=True) for p in pages
+    )
+    assert all(not list(schema("pagerduty-event").iter_errors(body)) for body in bodies)
+    sources = {b["payload"]["source"].split(":")[2] for b in bodies if b["event_action"] == "trigger"}
+    assert sources == {"lambda", "kms"}  # function alerts and resource alerts
 
 
 def test_one_finding_per_incident_updated_by_its_heal_and_archived_when_resolved(stand: Stand) -> None:

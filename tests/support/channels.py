@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from jsonschema import Draft202012Validator
 
@@ -40,7 +42,8 @@ def schema(name: str) -> Draft202012Validator:
 
 def every_notice() -> dict[str, Notice]:
     """An alert of every alert type, its resolved notice, heal succeeded and failed, a key policy change,
-    account-regions not reconciled lately."""
+    account-regions not reconciled lately; resource alerts of each service and a resolved resource
+    notice."""
     notices: dict[str, Notice] = {}
     for cause in Cause:
         notices[f"alert {cause.value}"] = alert_notice(incident(cause))
@@ -76,3 +79,28 @@ def late_coverage() -> Coverage:
 
 
 NOTICES = every_notice()
+
+
+def render_input(transformer: dict[str, Any], event: dict[str, Any]) -> Any:
+    """An EventBridge input transformer applied to the event: each <name> of the template becomes the JSON
+    of the value at its path. A path the event lacks creates no variable (EventBridge's input
+    transformation guide, Common issues) and the body it would send is broken: that fails here."""
+    values = {name: _at(path, event) for name, path in transformer["InputPathsMap"].items()}
+    dropped = sorted(name for name, value in values.items() if value is _MISSING)
+    assert not dropped, f"EventBridge creates no variable {dropped}: the event lacks their paths"
+    template = transformer["InputTemplate"]
+    undefined = sorted(set(re.findall(r"<([\w.-]+)>", template)) - set(values))
+    assert not undefined, f"the template uses variables no path defines: {undefined}"
+    return json.loads(re.sub(r"<([\w.-]+)>", lambda m: json.dumps(values[m.group(1)]), template))
+
+
+_MISSING = object()
+
+
+def _at(path: str, event: dict[str, Any]) -> Any:
+    found: Any = event
+    for part in path.removeprefix("$.").split("."):
+        if not isinstance(found, dict) or part not in found:
+            return _MISSING
+        found = found[part]
+    return found

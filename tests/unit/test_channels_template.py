@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from grantwatch.domain.channels import detail_type, event_detail, pagerduty_event
+from grantwatch.domain.channels import event_entry, pagerduty_event
+from grantwatch.domain.notices import Notice
 from grantwatch.recorder import Outcome
-from tests.support.channels import NOTICES
+from tests.support.channels import NOTICES, render_input, schema
 from tests.support.cloudformation import Stack
 from tests.support.samples import TEMPLATE
 
@@ -167,35 +168,76 @@ def test_the_routing_key_secret_is_only_ever_resolved_from_secrets_manager() -> 
     assert not [name for name in declared if re.search(r"(RoutingKey|ApiKey)$", name)]
 
 
-def render(template: str, paths: dict[str, str], event: dict[str, Any]) -> Any:
-    """An EventBridge input transformer: each <name> becomes the JSON of the value at its path."""
-
-    def value(path: str) -> Any:
-        found: Any = event
-        for part in path.removeprefix("$.").split("."):
-            found = found[part]
-        return found
-
-    return json.loads(re.sub(r"<(\w+)>", lambda m: json.dumps(value(paths[m.group(1)])), template))
-
-
-@pytest.mark.parametrize(
-    "name", ["alert grant-retired", "alert key-disabled", "alert decrypt-failed", "resolved"]
-)
-def test_the_pagerduty_rules_turn_the_event_into_the_documented_events_v2_body(name: str) -> None:
-    notice = NOTICES[name]
-    s = stack(AlertEventBusName="ops", PagerDutyRoutingKeySecret=SECRET)
-    event = {"source": "grantwatch", "detail-type": detail_type(notice), "detail": event_detail(notice)}
-    matching = [
+def pagerduty_rule(s: Stack, event: dict[str, Any]) -> list[str]:
+    """The PagerDuty rules whose pattern's detail type the event has."""
+    return [
         rule
         for rule in ("PagerDutyTriggerRule", "PagerDutyResolveRule")
         if event["detail-type"] in s.resolve(s.resources[rule]["Properties"])["EventPattern"]["detail-type"]
     ]
-    assert len(matching) == 1
+
+
+def bus_event(notice: Notice) -> dict[str, Any]:
+    """The event as EventBridge hands it to a rule's target."""
+    entry = event_entry(notice, "ops")
+    return {
+        "version": "0",
+        "source": entry["Source"],
+        "account": ACCOUNT,
+        "region": REGION,
+        "detail-type": entry["DetailType"],
+        "resources": entry["Resources"],
+        "detail": json.loads(entry["Detail"]),
+    }
+
+
+@pytest.mark.parametrize("name", NOTICES)
+def test_the_pagerduty_rules_turn_every_notice_into_the_documented_events_v2_body(name: str) -> None:
+    """Function and resource notices alike: every variable's path is in the event, the body is valid JSON
+    with what PagerDuty requires, and it is the body pagerduty_event documents."""
+    notice = NOTICES[name]
+    s = stack(AlertEventBusName="ops", PagerDutyRoutingKeySecret=SECRET)
+    event = bus_event(notice)
+    matching = pagerduty_rule(s, event)
+    expected = pagerduty_event(notice)
+    assert len(matching) == (expected is not None)
+    if expected is None:
+        return
     (target,) = s.resolve(s.resources[matching[0]]["Properties"])["Targets"]
-    transformer = target["InputTransformer"]
-    body = render(transformer["InputTemplate"], transformer["InputPathsMap"], event)
-    assert body == pagerduty_event(notice)
+    body = render_input(target["InputTransformer"], event)
+    assert body == expected
+    assert not list(schema("pagerduty-event").iter_errors(body))
+    assert body["dedup_key"] == notice.incident_id
+
+
+def test_a_resource_incident_is_triggered_and_resolved_under_one_dedup_key() -> None:
+    s = stack(AlertEventBusName="ops", PagerDutyRoutingKeySecret=SECRET)
+    alert, resolved = NOTICES["alert resource key pending deletion"], NOTICES["resolved resource"]
+    bodies = []
+    for notice in (alert, resolved):
+        event = bus_event(notice)
+        (rule,) = pagerduty_rule(s, event)
+        (target,) = s.resolve(s.resources[rule]["Properties"])["Targets"]
+        bodies.append(render_input(target["InputTransformer"], event))
+    trigger, resolve = bodies
+    assert (trigger["event_action"], resolve["event_action"]) == ("trigger", "resolve")
+    assert trigger["dedup_key"] == resolve["dedup_key"] == alert.incident_id
+    assert trigger["payload"]["source"] == alert.details["keyArn"]
+    assert trigger["payload"]["component"] == "dynamodb table"
+
+
+def test_a_path_the_event_lacks_fails_the_render_as_eventbridge_drops_its_variable() -> None:
+    """The transformer before resource notices had top-level source and component: a resource alert has
+    no functionArn, so EventBridge would have sent PagerDuty a broken body."""
+    event = bus_event(NOTICES["alert resource ebs"])
+    old = {
+        "InputPathsMap": {"incident": "$.detail.incidentId", "function": "$.detail.details.functionArn"},
+        "InputTemplate": '{"dedup_key": <incident>, "payload": {"source": <function>}}',
+    }
+    with pytest.raises(AssertionError, match=r"no variable \['function'\]"):
+        render_input(old, event)
+    function_alert = bus_event(NOTICES["alert grant-retired"])
+    assert render_input(old, function_alert)["payload"]["source"] == function_alert["detail"]["source"]
 
 
 def test_the_evaluation_lag_alarm_watches_the_oldest_request_of_the_evaluation_queue() -> None:

@@ -104,8 +104,25 @@ def fix_commands(details: Mapping[str, Any]) -> list[str]:
     return [str(step["command"]) for step in fixes[0].get("steps") or ()] if fixes else []
 
 
+def notice_source(details: Mapping[str, Any]) -> str:
+    """What the notice is about, as one ARN: the function's, else the key's (a resource notice, a key
+    policy change), else grantwatch itself."""
+    return str(details.get("functionArn") or details.get("keyArn") or EVENT_SOURCE)
+
+
+def notice_component(details: Mapping[str, Any]) -> str:
+    """The part affected: the function's name, else the service and its kind of resource."""
+    if details.get("functionName"):
+        return str(details["functionName"])
+    if details.get("service") and details.get("resourceKind"):
+        return f"{details['service']} {details['resourceKind']}"
+    return EVENT_SOURCE
+
+
 def event_detail(notice: NoticeFields) -> dict[str, Any]:
-    """The EventBridge detail: the notice's structured fields, versioned."""
+    """The EventBridge detail: the notice's structured fields, versioned. `source` and `component` are
+    on every notice, so a rule's input transformer can read them whatever the notice is about (a path
+    that is missing from the event drops its variable)."""
     details = dict(notice.details)
     return {
         "schemaVersion": DETAIL_SCHEMA_VERSION,
@@ -114,6 +131,8 @@ def event_detail(notice: NoticeFields) -> dict[str, Any]:
         "incidentId": notice.incident_id,
         "subject": notice.subject,
         "severity": details.get("severity", "info"),
+        "source": notice_source(details),
+        "component": notice_component(details),
         "details": details,
     }
 
@@ -345,9 +364,9 @@ def pagerduty_event(notice: NoticeFields) -> dict[str, Any] | None:
         "dedup_key": notice.incident_id,
         "payload": {
             "summary": clean(notice.subject, 1024),
-            "source": str(d.get("functionArn") or d.get("keyArn") or EVENT_SOURCE),
+            "source": notice_source(d),
             "severity": str(d.get("severity") or "critical"),
-            "component": str(d.get("functionName") or d.get("service") or ""),
+            "component": notice_component(d),
             "class": kind,
             "custom_details": event_detail(notice),
         },
