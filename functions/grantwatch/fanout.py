@@ -52,7 +52,9 @@ class OrganizationFanOut:
             "silent": [u.as_json() for u in silent],
         }
 
-    def unheard_members(self, expected: Sequence[Target], known: Sequence[Coverage], now: datetime) -> list[Unheard]:
+    def unheard_members(
+        self, expected: Sequence[Target], known: Sequence[Coverage], now: datetime
+    ) -> list[Unheard]:
         """One Query of the heartbeats, when the check is on."""
         if self.heartbeats is None or self.canary_interval <= timedelta(0):
             return []

@@ -323,7 +323,7 @@ def test_a_query_whose_leading_keys_cannot_be_computed_is_refused_by_a_leading_k
     for refused in (legacy, *unparsed):
         [line] = _violations(refused)
         assert (
-            "dynamodb:LeadingKeys of statement ReadCoverage: the request's value cannot be computed" in line
+            "dynamodb:LeadingKeys of statement ReadCoverageAndHeartbeats: the request's value cannot be computed" in line
         )
 
 
