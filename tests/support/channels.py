@@ -41,7 +41,7 @@ def schema(name: str) -> Draft202012Validator:
 
 def every_notice() -> dict[str, Notice]:
     """An alert of every alert type, its resolved notice, heal succeeded and failed, a key policy change,
-    account-regions not reconciled lately, member account-regions not heard lately."""
+    account-regions not reconciled lately."""
     notices: dict[str, Notice] = {}
     for cause in Cause:
         notices[f"alert {cause.value}"] = alert_notice(incident(cause))
