@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # annotations only: importing the ports costs a handler nothing at cold start
     from grantwatch.domain.alerts import Incident
+    from grantwatch.domain.canary import Heartbeat
     from grantwatch.domain.coverage import Coverage, Target
     from grantwatch.domain.delivery import ChannelState, Delivery
     from grantwatch.domain.discovery import ServiceRead
@@ -328,6 +329,12 @@ class HeartbeatStore(Protocol):
     """The latest canary heartbeat of each path in each account-region (grantwatch.domain.canary)."""
 
     def record(self, account: str, region: str, path: str, at: datetime) -> None: ...
+
+
+class HeartbeatReader(Protocol):
+    """Every account-region's latest heartbeat of each path: the fan-out's check of member canaries."""
+
+    def latest(self) -> list[Heartbeat]: ...
 
 
 class HazardStore(HazardReader, Protocol):

@@ -50,8 +50,17 @@ _VARIABLES = (
     ("member_external_id", "GRANTWATCH_MEMBER_EXTERNAL_ID"),
     ("canary_key_arn", "GRANTWATCH_CANARY_KEY_ARN"),
     ("canary_role_arn", "GRANTWATCH_CANARY_ROLE_ARN"),
+    ("member_canary_interval_minutes", "GRANTWATCH_MEMBER_CANARY_INTERVAL_MINUTES"),
 )
-_WHOLE_NUMBERS = frozenset({"heal_max_attempts", "heal_verify_seconds", "dynamodb_retries", "retention_days"})
+_WHOLE_NUMBERS = frozenset(
+    {
+        "heal_max_attempts",
+        "heal_verify_seconds",
+        "dynamodb_retries",
+        "retention_days",
+        "member_canary_interval_minutes",
+    }
+)
 _NUMBERS = frozenset({"dynamodb_read_timeout_seconds"})
 
 
@@ -105,6 +114,9 @@ class Settings:
     # role the canary grants to itself.
     canary_key_arn: str | None = None
     canary_role_arn: str | None = None
+    # How often member accounts' canaries are expected to run (the central stack's CanaryIntervalMinutes):
+    # the fan-out flags a member account-region not heard for two of them. 0: not checked.
+    member_canary_interval_minutes: int = 0
 
     def __post_init__(self) -> None:
         _length("table_name", self.table_name, 3, 255)
@@ -113,6 +125,7 @@ class Settings:
         _within("heal_verify_seconds", self.heal_verify_seconds, 0, 600)
         _within("dynamodb_retries", self.dynamodb_retries, 0, 20)
         _within("retention_days", self.retention_days, 0, 9999)
+        _within("member_canary_interval_minutes", self.member_canary_interval_minutes, 0, 1440)
         if 0 < self.retention_days < MIN_RETENTION_DAYS:
             raise SettingsError(
                 "retention_days", f"0 (keep everything) or at least {MIN_RETENTION_DAYS} days"

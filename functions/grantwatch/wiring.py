@@ -241,7 +241,10 @@ def organization_reconciler(
 def fan_out(settings: Settings) -> OrganizationFanOut:
     """The organization's scheduled fan-out: the configured accounts (a list, or an SSM parameter's),
     else the organization's active accounts, and the central account, times the configured regions (else
-    the stack's), queued to the organization queue; stale coverage to the alert topic."""
+    the stack's), queued to the organization queue; stale coverage and silent member canaries to the alert
+    topic."""
+    from datetime import timedelta
+
     from grantwatch.adapters.accounts import (
         DynamoCoverageStore,
         ListedAccounts,
@@ -249,6 +252,7 @@ def fan_out(settings: Settings) -> OrganizationFanOut:
         ParameterAccounts,
         SqsReconciliationQueue,
     )
+    from grantwatch.adapters.heartbeats import DynamoHeartbeatStore
     from grantwatch.adapters.notifier import SnsNotifier
     from grantwatch.domain.coverage import interval_of
     from grantwatch.fanout import OrganizationFanOut
@@ -272,6 +276,9 @@ def fan_out(settings: Settings) -> OrganizationFanOut:
         coverage=DynamoCoverageStore(settings),
         notifier=SnsNotifier(required(settings.alert_topic_arn, ALERT_TOPIC)),
         interval=interval_of(settings.reconcile_schedule),
+        heartbeats=DynamoHeartbeatStore(settings),
+        canary_interval=timedelta(minutes=settings.member_canary_interval_minutes),
+        home_region=settings.region,
     )
 
 

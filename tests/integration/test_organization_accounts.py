@@ -311,7 +311,7 @@ def test_the_fan_out_logs_and_answers_a_bounded_summary_of_17000_late_account_re
 
     class Late:
         def run(self, now: datetime) -> dict[str, Any]:
-            return {"queued": 17_000, "notQueued": late[:40], "stale": late}
+            return {"queued": 17_000, "notQueued": late[:40], "stale": late, "silent": late}
 
     monkeypatch.setattr(handler, "fan_out", lambda: Late())
     log_stream = io.StringIO()
@@ -320,7 +320,8 @@ def test_the_fan_out_logs_and_answers_a_bounded_summary_of_17000_late_account_re
     answer = handler.lambda_handler({}, FakeLambdaContext("OrganizationFanOutFunction"))
 
     assert (answer["staleCount"], answer["notQueuedCount"]) == (17_000, 40)
-    assert answer["stale"] == late[: handler.LISTED_TARGETS]
+    assert answer["stale"] == answer["silent"] == late[: handler.LISTED_TARGETS]
+    assert answer["silentCount"] == 17_000
     lines = log_stream.getvalue().splitlines()
     assert [json.loads(line)["message"] for line in lines] == ["reconciliations not queued", "fanned out"]
     # CloudWatch Logs takes at most 256 KB per event

@@ -10,7 +10,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from grantwatch.domain.coverage import Coverage, Target, unreachable
+from grantwatch.domain.coverage import Coverage, Target, Unheard, unreachable
 from grantwatch.domain.facts import Actor
 from grantwatch.domain.fixes import FixTarget, key_switch
 from grantwatch.domain.hazards import KeyChange, KeyFact, KeyState
@@ -19,6 +19,7 @@ from grantwatch.domain.notices import (
     Notice,
     alert_notice,
     heal_notice,
+    member_canary_notice,
     policy_notice,
     resolved_notice,
     stale_notice,
@@ -61,6 +62,7 @@ def every_notice() -> dict[str, Notice]:
     fact = KeyFact(KeyChange.POLICY_CHANGED, KEY, "e9", T0, "PutKeyPolicy", admin)
     notices["key policy changed"] = policy_notice(fact, [FUNCTION])
     notices["reconciliation stale"] = stale_notice([LATE], [late_coverage()], timedelta(hours=1))
+    notices["member canary silent"] = member_canary_notice([Unheard(LATE, None)], timedelta(hours=1))
     for service in ("dynamodb", "rds", "ebs", "elasticfilesystem", "workspaces"):
         notices[f"alert resource {service}"] = resource_alert_notice(resource_incident(service))
     lost = resource_incident("dynamodb", KeyState.PENDING_DELETION, deletion=T0 + timedelta(days=7))

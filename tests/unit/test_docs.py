@@ -43,6 +43,7 @@ AWS_NAMES = {
     "GetParametersByPath", "SecureString", "ScheduleV2",
     "MessageStructure",  # SNS Publish: a message per protocol
     "CanaryHeartbeat",  # the recorder's metric of the canary's calls
+    "MemberHeartbeatsStale",  # the organization fan-out's count of member account-regions not heard
     "IsLogging",  # CloudTrail GetTrailStatus
     # the read APIs that say which resources are on a key, and the fields and errors they answer with
     "ListTables", "DescribeTable", "DescribeDBInstances", "DescribeDBClusters", "DescribeVolumes",

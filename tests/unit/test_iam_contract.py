@@ -302,6 +302,11 @@ def test_a_query_whose_leading_keys_cannot_be_computed_is_refused_by_a_leading_k
             ExpressionAttributeValues=coverage,
         )
         assert _violations(query) == [], expression
+    heartbeats = {":0": {"S": "HEARTBEAT"}, ":1": {"S": "ACCOUNT#1#"}}
+    beats = _coverage_query(
+        KeyConditionExpression="#0 = :0", ExpressionAttributeNames=names, ExpressionAttributeValues=heartbeats
+    )
+    assert _violations(beats) == []  # the member canary check's one Query
     grants = {":0": {"S": "GRANT#1"}, ":1": {"S": "X"}}
     [other] = _violations(
         _coverage_query(
@@ -322,9 +327,8 @@ def test_a_query_whose_leading_keys_cannot_be_computed_is_refused_by_a_leading_k
     ]
     for refused in (legacy, *unparsed):
         [line] = _violations(refused)
-        assert (
-            "dynamodb:LeadingKeys of statement ReadCoverage: the request's value cannot be computed" in line
-        )
+        statement = "dynamodb:LeadingKeys of statement ReadCoverageAndHeartbeats"
+        assert f"{statement}: the request's value cannot be computed" in line
 
 
 def test_an_item_without_its_partition_key_is_refused_by_a_leading_keys_condition() -> None:

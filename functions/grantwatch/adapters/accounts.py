@@ -73,6 +73,7 @@ class CoverageItem(Model):
     repairs = UnicodeAttribute(default="{}")  # JSON: {"grant-vanished": 1, ...}
     errors = UnicodeAttribute(default="[]")  # JSON: the first MAX_ERRORS_KEPT, `Code: message` each
     errorCount = NumberAttribute(default=0)
+    coveredSince = UnicodeAttribute(null=True)
 
     def coverage(self) -> Coverage:
         return Coverage(
@@ -87,6 +88,7 @@ class CoverageItem(Model):
             repairs={str(k): int(v) for k, v in json.loads(self.repairs).items()},
             errors=tuple(str(e) for e in json.loads(self.errors)),
             error_count=int(self.errorCount),
+            covered_since=parse_utc_iso(self.coveredSince) if self.coveredSince else None,
         )
 
 
@@ -116,6 +118,7 @@ class DynamoCoverageStore:
             repairs=json.dumps(dict(sorted(coverage.repairs.items()))),
             errors=json.dumps(list(coverage.errors)),
             errorCount=coverage.error_count,
+            coveredSince=utc_iso(coverage.covered_since) if coverage.covered_since else None,
         ).save()
 
     def all(self, account: str | None = None) -> list[Coverage]:

@@ -30,11 +30,13 @@ class NoticeType(StrEnum):
     # reconciled lately) has no finding and no page.
     KEY_POLICY_CHANGED = "key-policy-changed"
     RECONCILIATION_STALE = "reconciliation-stale"
+    MEMBER_CANARY_SILENT = "member-canary-silent"
     TRIAL = "test"  # `grantwatch notify-test`: checks the wiring, archived at once, never paged
 
 
 KEY_POLICY_CHANGED = NoticeType.KEY_POLICY_CHANGED.value
 RECONCILIATION_STALE = NoticeType.RECONCILIATION_STALE.value
+MEMBER_CANARY_SILENT = NoticeType.MEMBER_CANARY_SILENT.value
 HEAL_SUCCEEDED = NoticeType.HEAL_SUCCEEDED.value
 HEAL_FAILED = NoticeType.HEAL_FAILED.value
 RESOLVED = NoticeType.RESOLVED.value
@@ -49,6 +51,7 @@ DETAIL_TYPES = {
     HEAL_FAILED: "GrantWatch Heal Failed",
     KEY_POLICY_CHANGED: "GrantWatch Key Policy Changed",
     RECONCILIATION_STALE: "GrantWatch Reconciliation Stale",
+    MEMBER_CANARY_SILENT: "GrantWatch Member Canary Silent",
     TRIAL: "GrantWatch Test Notice",
 }
 _ASFF_SEVERITY = {"critical": "CRITICAL", "info": "INFORMATIONAL"}
@@ -178,6 +181,15 @@ def _description(notice: NoticeFields) -> str:
             f"*Reconciliation stale*: {count} account-region(s) not reconciled lately:",
             ", ".join(late) + more + ".",
             "Check the member role there (`grantwatch accounts`).",
+        ]
+    elif kind == MEMBER_CANARY_SILENT:
+        silent = [f"{_code(t.get('account'))} {_code(t.get('region'))}" for t in d.get("targets") or []]
+        count = d.get("targetCount") or len(silent)
+        more = f" and {count - len(silent)} more" if count > len(silent) else ""
+        lines = [
+            f"*Member canary silent*: no heartbeat lately from {count} member account-region(s):",
+            ", ".join(silent) + more + ".",
+            "Check the forwarder stack there (`grantwatch accounts`).",
         ]
     elif is_resource_notice(notice):
         count = d.get("resourceCount") or len(d.get("resources") or [])

@@ -7,9 +7,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from grantwatch.domain.facts import utc_iso
+
+if TYPE_CHECKING:  # the canary's module reads CloudTrail records: the workers that import this one need not
+    from grantwatch.domain.canary import Heartbeat
 
 ACCOUNT_PATTERN = re.compile(r"^[0-9]{12}$")
 REGION_PATTERN = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
@@ -66,6 +69,9 @@ class Coverage:
     repairs: Mapping[str, int] = field(default_factory=dict)
     errors: tuple[str, ...] = ()
     error_count: int = 0
+    # The first successful reconciliation of the account-region (kept run after run): how long it has been
+    # covered. None for an item written before it was kept: the next successful run starts it.
+    covered_since: datetime | None = None
 
     @property
     def target(self) -> Target:
@@ -109,6 +115,7 @@ def reconciled(
         repairs={str(k): int(v) for k, v in report["repairs"].items()},
         errors=tuple(errors[:MAX_ERRORS_KEPT]),
         error_count=len(errors),
+        covered_since=(previous.covered_since if previous else None) or (None if errors else now),
     )
 
 
@@ -126,6 +133,7 @@ def unreachable(target: Target, error: str, now: datetime, previous: Coverage | 
         functions=kept.functions,
         errors=(error,),
         error_count=1,
+        covered_since=previous.covered_since if previous else None,
     )
 
 
@@ -158,4 +166,53 @@ def stale(
             continue  # never tried: this run queues it
         if entry.last_reconciled_at is None or entry.last_reconciled_at < limit:
             found.append(target)
+    return found
+
+
+# The canary path every member canary has (CanaryPath.CREATE_GRANT): Decrypt is heard only where the
+# member's DecryptFailuresRule is on, RetireGrant follows CreateGrant in the same run.
+MEMBER_CANARY_PATH = "CreateGrant"
+
+
+@dataclass(frozen=True, slots=True)
+class Unheard:
+    """A member account-region whose canary has not been heard for too long; `last_heard_at` None: never."""
+
+    target: Target
+    last_heard_at: datetime | None
+
+    def as_json(self) -> dict[str, Any]:
+        heard = utc_iso(self.last_heard_at) if self.last_heard_at else None
+        return {**self.target.as_json(), "lastHeardAt": heard}
+
+
+def unheard(
+    expected: Sequence[Target],
+    coverage: Iterable[Coverage],
+    heartbeats: Iterable[Heartbeat],
+    now: datetime,
+    interval: timedelta,
+    central: Target | None = None,
+) -> list[Unheard]:
+    """Expected account-regions (the central stack's own one aside: its alarms watch it) whose latest
+    CreateGrant heartbeat is older than two canary intervals, or, never heard, that reconciliation has
+    covered for longer than two intervals (a new member's canary gets its first run). An interval of 0:
+    nothing is checked."""
+    if interval <= timedelta(0):
+        return []
+    heard = {Target(h.account, h.region): h.at for h in heartbeats if h.path == MEMBER_CANARY_PATH}
+    since = {c.target: c.covered_since for c in coverage}
+    limit = now - STALE_AFTER_INTERVALS * interval
+    found = []
+    for target in expected:
+        if target == central:
+            continue
+        at = heard.get(target)
+        if at is not None:
+            if at < limit:
+                found.append(Unheard(target, at))
+            continue
+        covered = since.get(target)
+        if covered is not None and covered < limit:
+            found.append(Unheard(target, None))
     return found

@@ -27,8 +27,8 @@ from grantwatch.domain.alerts import (
     bounded_functions,
     incident_fixes,
 )
-from grantwatch.domain.channels import RECONCILIATION_STALE, TRIAL
-from grantwatch.domain.coverage import STALE_AFTER_INTERVALS, Coverage, Target
+from grantwatch.domain.channels import MEMBER_CANARY_SILENT, RECONCILIATION_STALE, TRIAL
+from grantwatch.domain.coverage import STALE_AFTER_INTERVALS, Coverage, Target, Unheard
 from grantwatch.domain.facts import Actor, partition_of, utc_iso
 from grantwatch.domain.fixes import Fix, fix_lines, fixes_json
 from grantwatch.domain.functions import function_name
@@ -542,6 +542,54 @@ def stale_notice(found: Sequence[Target], coverage: Iterable[Coverage], interval
             "severity": "warning",
             "targets": [t.as_json() for t in shown],
             "targetCount": len(late),
+        },
+    )
+
+
+def member_canary_notice(found: Sequence[Unheard], interval: timedelta) -> Notice:
+    """Member account-regions whose canary has not been heard (CreateGrant) for two canary intervals: the
+    first MAX_LISTED_TARGETS of them, in account and region order, and how many there are."""
+    silent = sorted(found, key=lambda u: (u.target.account, u.target.region))
+    shown = silent[:MAX_LISTED_TARGETS]
+    lines = [
+        f"{u.target.account} {u.target.region}: last heartbeat "
+        f"{utc_iso(u.last_heard_at) if u.last_heard_at else 'never'}"
+        for u in shown
+    ]
+    if len(silent) > len(shown):
+        lines.append(f"... and {len(silent) - len(shown)} more: grantwatch accounts")
+    listed = "\n".join(f"{u.target.account} {u.target.region}" for u in silent)
+    import hashlib  # here: only the fan-out hashes (see stale_notice)
+
+    notice_id = f"{MEMBER_CANARY_SILENT}-{hashlib.sha256(listed.encode()).hexdigest()[:16]}"
+    minutes = interval.total_seconds() / 60
+    head = (
+        f"No canary heartbeat (CreateGrant) for more than {STALE_AFTER_INTERVALS} canary intervals "
+        f"({STALE_AFTER_INTERVALS * minutes:g} min) from these member account-regions:"
+    )
+    email = [head, *lines[:MAX_EMAIL_NAMES]]
+    if len(silent) > MAX_EMAIL_NAMES:
+        email.append(f"... and {len(silent) - MAX_EMAIL_NAMES} more")
+    email += [
+        "",
+        "What will happen",
+        "  Until it is heard again, grant changes there reach grantwatch only through reconciliation,",
+        "  hours late. Check the forwarder stack there: its rules, and its canary's schedule and logs.",
+    ]
+    return Notice(
+        email=email_text(email, "grantwatch accounts", "Every account-region and its heartbeats:"),
+        command="grantwatch accounts",
+        kind=NoticeKind.INFO,
+        incident_id=notice_id,
+        subject=f"grantwatch: {len(silent)} member account-region(s) not heard lately",
+        message=head + "\n" + "\n".join(lines),
+        attributes={"severity": "warning", "alertType": MEMBER_CANARY_SILENT},
+        details={
+            "incidentId": notice_id,
+            "alertType": MEMBER_CANARY_SILENT,
+            "severity": "warning",
+            "targets": [u.as_json() for u in shown],
+            "targetCount": len(silent),
         },
     )
 

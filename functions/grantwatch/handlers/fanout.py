@@ -1,5 +1,7 @@
 """Organization fan-out: on the reconciliation schedule, one message per account and region on the
-organization queue, and a notice for the account-regions not reconciled for two intervals. Accounts that
+organization queue, a notice for the account-regions not reconciled for two intervals, and one for the member
+account-regions whose canary was not heard for two canary intervals (MemberHeartbeatsStale, which
+MemberHeartbeatsStaleAlarm watches). Accounts that
 cannot be read or of which none can be covered (ListAccounts answering no ACTIVE account, an SSM parameter
 missing or holding something else than account ids) are logged as one structured error and counted in the
 AccountSourceErrors metric, which OrganizationAccountSourceAlarm watches; nothing is queued."""
@@ -36,9 +38,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.error(
             "accounts not listed", extra={"reason": error.reason, "error": str(error), **error.details}
         )
-        return {"queued": 0, "notQueued": [], "stale": [], "error": {"reason": error.reason}}
+        return {"queued": 0, "notQueued": [], "stale": [], "silent": [], "error": {"reason": error.reason}}
     metrics.add_metric(name="ReconciliationsQueued", unit=MetricUnit.Count, value=result["queued"])
     metrics.add_metric(name="AccountRegionsStale", unit=MetricUnit.Count, value=len(result["stale"]))
+    metrics.add_metric(name="MemberHeartbeatsStale", unit=MetricUnit.Count, value=len(result["silent"]))
     summary = summarised(result)
     if result["notQueued"]:
         logger.error(
@@ -61,4 +64,6 @@ def summarised(result: dict[str, Any]) -> dict[str, Any]:
         "notQueuedCount": len(result["notQueued"]),
         "stale": result["stale"][:LISTED_TARGETS],
         "staleCount": len(result["stale"]),
+        "silent": result["silent"][:LISTED_TARGETS],
+        "silentCount": len(result["silent"]),
     }
