@@ -26,7 +26,7 @@ from tests.support.lambda_context import FakeLambdaContext
 from tests.support.moto_server import moto_server
 
 CENTRAL = "210987654321"
-HOME, OTHER = "eu-central-1", "eu-west-1"
+HOME, OTHER = "us-east-1", "eu-west-1"  # HOME: the region the IAM contract deploys the stack in
 FRESH, LATE, NEVER, NEW = "111100000001", "111100000002", "111100000003", "111100000004"
 REPORT = {
     "keys": 0,
