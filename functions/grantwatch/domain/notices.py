@@ -499,50 +499,26 @@ def stale_notice(found: Sequence[Target], coverage: Iterable[Coverage], interval
     thousands of account-regions would pass SNS's 256 KB; `grantwatch accounts` lists every one)."""
     known = {c.target: c for c in coverage}
     late = sorted(found, key=lambda t: (t.account, t.region))
-    shown = late[:MAX_LISTED_TARGETS]
     lines = []
-    for target in shown:
+    for target in late[:MAX_LISTED_TARGETS]:
         entry = known[target]
         last = utc_iso(entry.last_reconciled_at) if entry.last_reconciled_at else "never"
         error = f"; last error: {clean(entry.errors[0], 300)}" if entry.errors else ""
         lines.append(f"{target.account} {target.region}: last reconciled {last}{error}")
-    if len(late) > len(shown):
-        lines.append(f"... and {len(late) - len(shown)} more: grantwatch accounts")
     hours = interval.total_seconds() / 3600
-    # The same id for as long as the same account-regions are late: a channel that deduplicates or threads
-    # by incident id (chat, EventBridge rules) sees one story, not a new one each hour.
-    listed = "\n".join(f"{t.account} {t.region}" for t in late)
-    import hashlib  # here: only the fan-out hashes, and _hashlib costs every other handler's cold start 3 ms
-
-    notice_id = f"{RECONCILIATION_STALE}-{hashlib.sha256(listed.encode()).hexdigest()[:16]}"
-    head = (
-        f"Reconciliation has not succeeded for more than {STALE_AFTER_INTERVALS} schedule intervals "
-        f"({STALE_AFTER_INTERVALS * hours:g} h) in:"
-    )
-    email = [head, *lines[:MAX_EMAIL_NAMES]]
-    if len(late) > MAX_EMAIL_NAMES:
-        email.append(f"... and {len(late) - MAX_EMAIL_NAMES} more")
-    email += [
-        "",
-        "What will happen",
-        "  Until it succeeds, grants that end there without a CloudTrail event reaching grantwatch",
-        "  (a missed event) are not found, and their functions are not alerted.",
-    ]
-    return Notice(
-        email=email_text(email, "grantwatch accounts", "Every account-region and its last error:"),
-        command="grantwatch accounts",
-        kind=NoticeKind.INFO,
-        incident_id=notice_id,
+    return _account_regions_notice(
+        RECONCILIATION_STALE,
+        late,
+        lines,
+        [t.as_json() for t in late[:MAX_LISTED_TARGETS]],
+        head=f"Reconciliation has not succeeded for more than {STALE_AFTER_INTERVALS} schedule intervals "
+        f"({STALE_AFTER_INTERVALS * hours:g} h) in:",
+        consequence=(
+            "  Until it succeeds, grants that end there without a CloudTrail event reaching grantwatch",
+            "  (a missed event) are not found, and their functions are not alerted.",
+        ),
         subject=f"grantwatch: {len(late)} account-region(s) not reconciled lately",
-        message=head + "\n" + "\n".join(lines),
-        attributes={"severity": "warning", "alertType": RECONCILIATION_STALE},
-        details={
-            "incidentId": notice_id,
-            "alertType": RECONCILIATION_STALE,
-            "severity": "warning",
-            "targets": [t.as_json() for t in shown],
-            "targetCount": len(late),
-        },
+        heading="Every account-region and its last error:",
     )
 
 
@@ -556,40 +532,62 @@ def member_canary_notice(found: Sequence[Unheard], interval: timedelta) -> Notic
         f"{utc_iso(u.last_heard_at) if u.last_heard_at else 'never'}"
         for u in shown
     ]
-    if len(silent) > len(shown):
-        lines.append(f"... and {len(silent) - len(shown)} more: grantwatch accounts")
-    listed = "\n".join(f"{u.target.account} {u.target.region}" for u in silent)
-    import hashlib  # here: only the fan-out hashes (see stale_notice)
-
-    notice_id = f"{MEMBER_CANARY_SILENT}-{hashlib.sha256(listed.encode()).hexdigest()[:16]}"
     minutes = interval.total_seconds() / 60
-    head = (
-        f"No canary heartbeat (CreateGrant) for more than {STALE_AFTER_INTERVALS} canary intervals "
-        f"({STALE_AFTER_INTERVALS * minutes:g} min) from these member account-regions:"
+    return _account_regions_notice(
+        MEMBER_CANARY_SILENT,
+        [u.target for u in silent],
+        lines,
+        [u.as_json() for u in shown],
+        head=f"No canary heartbeat (CreateGrant) for more than {STALE_AFTER_INTERVALS} canary intervals "
+        f"({STALE_AFTER_INTERVALS * minutes:g} min) from these member account-regions:",
+        consequence=(
+            "  Until it is heard again, grant changes there reach grantwatch only through reconciliation,",
+            "  hours late. Check the forwarder stack there: its rules, and its canary's schedule and logs.",
+        ),
+        subject=f"grantwatch: {len(silent)} member account-region(s) not heard lately",
+        heading="Every account-region and its heartbeats:",
     )
+
+
+def _account_regions_notice(
+    alert_type: str,
+    targets: Sequence[Target],
+    lines: list[str],
+    shown: list[dict[str, Any]],
+    *,
+    head: str,
+    consequence: Sequence[str],
+    subject: str,
+    heading: str,
+) -> Notice:
+    """A warning about account-regions (`targets`, sorted; `lines` and `shown` about the first
+    MAX_LISTED_TARGETS): its id the same for as long as the same account-regions are listed, so a channel
+    that deduplicates or threads by incident id (chat, EventBridge rules) sees one story, not a new one each
+    run."""
+    if len(targets) > MAX_LISTED_TARGETS:
+        lines = [*lines, f"... and {len(targets) - MAX_LISTED_TARGETS} more: grantwatch accounts"]
+    listed = "\n".join(f"{t.account} {t.region}" for t in targets)
+    import hashlib  # here: only the fan-out hashes, and _hashlib costs every other handler's cold start 3 ms
+
+    notice_id = f"{alert_type}-{hashlib.sha256(listed.encode()).hexdigest()[:16]}"
     email = [head, *lines[:MAX_EMAIL_NAMES]]
-    if len(silent) > MAX_EMAIL_NAMES:
-        email.append(f"... and {len(silent) - MAX_EMAIL_NAMES} more")
-    email += [
-        "",
-        "What will happen",
-        "  Until it is heard again, grant changes there reach grantwatch only through reconciliation,",
-        "  hours late. Check the forwarder stack there: its rules, and its canary's schedule and logs.",
-    ]
+    if len(targets) > MAX_EMAIL_NAMES:
+        email.append(f"... and {len(targets) - MAX_EMAIL_NAMES} more")
+    email += ["", "What will happen", *consequence]
     return Notice(
-        email=email_text(email, "grantwatch accounts", "Every account-region and its heartbeats:"),
+        email=email_text(email, "grantwatch accounts", heading),
         command="grantwatch accounts",
         kind=NoticeKind.INFO,
         incident_id=notice_id,
-        subject=f"grantwatch: {len(silent)} member account-region(s) not heard lately",
+        subject=subject,
         message=head + "\n" + "\n".join(lines),
-        attributes={"severity": "warning", "alertType": MEMBER_CANARY_SILENT},
+        attributes={"severity": "warning", "alertType": alert_type},
         details={
             "incidentId": notice_id,
-            "alertType": MEMBER_CANARY_SILENT,
+            "alertType": alert_type,
             "severity": "warning",
-            "targets": [u.as_json() for u in shown],
-            "targetCount": len(silent),
+            "targets": shown,
+            "targetCount": len(targets),
         },
     )
 
