@@ -6,6 +6,7 @@ Self-contained, as member/forwarder.yaml inlines this very file: the standard li
 it is given. The role has no kms:Decrypt anywhere; only the grant let it Encrypt. No grant token is logged.
 """
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -79,5 +80,7 @@ def lambda_handler(event: object, context: object) -> dict[str, Any]:
     key_arn = os.environ["GRANTWATCH_CANARY_KEY_ARN"]
     role_arn = os.environ["GRANTWATCH_CANARY_ROLE_ARN"]
     result = beat(boto3.client("kms"), key_arn, role_arn)
-    print({"canary": "beat", **result})  # no Powertools: the member stack has no layer
+    # One JSON line on stdout, which Lambda sends to the function's log group (no Powertools: the member
+    # stack has no layer), so Logs Insights reads its fields as the other functions' logs.
+    print(json.dumps({"level": "INFO", "message": "canary beat", **result}))
     return result

@@ -338,3 +338,22 @@ def test_a_replay_knows_the_canarys_calls_by_the_configured_key(table_settings: 
         (p.value, Outcome.HEARTBEAT) for p in CanaryPath
     ]
     assert _items(table_settings) == before  # nothing recorded as a grant; a replay keeps no heartbeat
+
+
+def test_the_member_stacks_inline_handler_beats_and_logs_one_json_line(
+    kms: Kms, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """member/forwarder.yaml runs canary.lambda_handler itself (its ZipFile is this module), with no layer."""
+    monkeypatch.setattr(boto3, "client", lambda *_, **__: kms.client)  # the watched client, as KMS answers
+    capsys.readouterr()
+    result = canary.lambda_handler({}, None)
+    assert result["decrypt"] == "denied" and kms._grants() == []
+    [line] = capsys.readouterr().out.splitlines()
+    logged = json.loads(line)
+    assert (logged["level"], logged["message"], logged["grantId"]) == (
+        "INFO",
+        "canary beat",
+        result["grantId"],
+    )
+    [token] = kms.tokens
+    assert token not in line
