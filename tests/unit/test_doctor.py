@@ -92,6 +92,11 @@ def test_a_schedules_period(schedule: str, period: timedelta) -> None:
                 MANAGEMENT, {"Field": "eventSource", "NotEquals": ["kms.amazonaws.com"]}]}]},
             Status.FAIL,
         ),
+        (  # the console's "Exclude Amazon RDS Data API events": KMS's events still logged
+            {"advanced_selectors": [{"FieldSelectors": [
+                MANAGEMENT, {"Field": "eventSource", "NotEquals": ["rdsdata.amazonaws.com"]}]}]},
+            Status.OK,
+        ),
         ({"logging": False}, Status.FAIL),
         ({"home_region": "us-west-2"}, Status.FAIL),  # a single-region trail of another region
         ({"home_region": "us-west-2", "multi_region": True}, Status.OK),
@@ -106,7 +111,12 @@ def test_the_selector_fix_keeps_the_trails_other_selectors() -> None:
     partial = trail(event_selectors=[{"ReadWriteType": "WriteOnly", "IncludeManagementEvents": True}])
     fix = check_trail("eu-central-1", [partial]).fix
     assert "get-event-selectors" in fix and "replaces every selector" in fix
-    assert "--event-selectors '[" not in fix
+    assert "--event-selectors '[" not in fix and "ReadWriteType All" in fix
+    advanced = trail(
+        advanced_selectors=[{"FieldSelectors": [MANAGEMENT, {"Field": "readOnly", "Equals": ["false"]}]}]
+    )
+    fix = check_trail("eu-central-1", [advanced]).fix
+    assert "--advanced-event-selectors" in fix and "no readOnly field" in fix and "ReadWriteType" not in fix
 
 
 def test_one_good_trail_is_enough() -> None:

@@ -126,7 +126,12 @@ def _advanced_takes_all_management(selector: Mapping[str, Any]) -> bool:
     category = fields.get("eventCategory", {})
     if "Management" not in category.get("Equals", []):
         return False
-    return set(fields) <= {"eventCategory"}
+    source = fields.get("eventSource")  # the console's "Exclude ... events" options: fine unless KMS's
+    if source is not None and (
+        set(source) - {"Field", "NotEquals"} or KMS_EVENT_SOURCE in source["NotEquals"]
+    ):
+        return False
+    return set(fields) <= {"eventCategory", "eventSource"}
 
 
 def check_trail(region: str, trails: Sequence[TrailFacts]) -> Check:
@@ -159,12 +164,13 @@ def check_trail(region: str, trails: Sequence[TrailFacts]) -> Check:
             create,
         )
     stopped = [t.name for t in covering if not t.logging]
-    partial = [t.name for t in covering if t.logging and not t.logs_all_management_events()]
+    partial = [t for t in covering if t.logging and not t.logs_all_management_events()]
     found = "; ".join(
         part
         for part in (
             f"trail(s) {', '.join(stopped)} not logging" if stopped else "",
-            f"trail(s) {', '.join(partial)} do not log all management events (reads and writes)"
+            f"trail(s) {', '.join(t.name for t in partial)} do not log all management events (reads and "
+            "writes)"
             if partial
             else "",
         )
@@ -174,13 +180,28 @@ def check_trail(region: str, trails: Sequence[TrailFacts]) -> Check:
     if stopped:
         fixes.append(f"aws cloudtrail start-logging --name {stopped[0]} --region {region}")
     if partial:
-        fixes.append(
-            f"read trail {partial[0]}'s selectors (aws cloudtrail get-event-selectors --trail-name "
-            f"{partial[0]} --region {region}), make one log management events with ReadWriteType All "
-            "and no excluded KMS events, then put back the whole list with aws cloudtrail "
-            "put-event-selectors: it replaces every selector the trail has, data events included"
-        )
+        fixes.append(_selector_fix(partial[0], region))
     return Check(name, kind, Status.FAIL, found, "; or ".join(fixes))
+
+
+def _selector_fix(trail: TrailFacts, region: str) -> str:
+    """PutEventSelectors replaces every selector a trail has: change one, put back the whole list."""
+    read = f"aws cloudtrail get-event-selectors --trail-name {trail.name} --region {region}"
+    if trail.advanced_selectors:
+        change = (
+            "make its Management selector filter on eventCategory alone (no readOnly field, no eventSource "
+            "that excludes kms.amazonaws.com), then put back the whole list with aws cloudtrail "
+            "put-event-selectors --advanced-event-selectors"
+        )
+    else:
+        change = (
+            "make one log management events with ReadWriteType All and no excluded KMS events, then put "
+            "back the whole list with aws cloudtrail put-event-selectors --event-selectors"
+        )
+    return (
+        f"read trail {trail.name}'s selectors ({read}), {change}: it replaces every selector the trail has, "
+        "data events included"
+    )
 
 
 # --- EventBridge -----------------------------------------------------------------------------------------
