@@ -18,7 +18,7 @@ from grantwatch.pipeline import LocalPipeline
 from grantwatch.queries import function_rows, incident_rows, lineage_rows
 from grantwatch.settings import Settings
 from tests.support.samples import KEY_ARN
-from tests.support.scenarios import create_grant, delete_function, function_arn, retire_grant, update_function
+from tests.support.scenarios import four_functions_story, function_arn
 
 runner = CliRunner()
 Stores = tuple[DynamoGrantStore, DynamoFunctionStore, DynamoHazardStore]
@@ -29,18 +29,7 @@ def stores(table_settings: Settings) -> Stores:
     grants, functions = DynamoGrantStore(table_settings), DynamoFunctionStore(table_settings)
     hazards = DynamoHazardStore(table_settings)
     pipeline = LocalPipeline(grants, functions, hazards)
-    for event in [
-        create_grant("billing", "b1", "2026-11-01T10:00:00Z"),
-        retire_grant("b1", "2026-11-03T10:00:00Z"),
-        create_grant("billing", "b2", "2026-11-05T10:00:00Z"),
-        update_function("payroll", "2026-11-02T09:00:00Z"),
-        create_grant("payroll", "p1", "2026-11-02T09:00:01Z"),
-        create_grant("reports", "r1", "2026-11-04T08:00:00Z"),
-        retire_grant("r1", "2026-11-06T08:00:00Z"),
-        create_grant("legacy", "l1", "2026-10-01T08:00:00Z"),
-        delete_function("legacy", "2026-11-07T08:00:00Z"),
-        retire_grant("l1", "2026-11-07T08:00:05Z", by_lambda=True),
-    ]:
+    for event in four_functions_story():
         pipeline.feed(event)
     pipeline.drain()
     return grants, functions, hazards

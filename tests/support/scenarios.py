@@ -168,3 +168,20 @@ def decrypt_failed_by_session(
         f" on resource: {key} because no resource-based policy allows the kms:Decrypt action" if key else ""
     )
     return event
+
+
+def four_functions_story() -> list[dict[str, Any]]:
+    """billing (a grant retired, then another), payroll (configured, one grant), reports (its only grant
+    retired: at risk) and legacy (deleted, its grant retired by Lambda): the query tests' table."""
+    return [
+        create_grant("billing", "b1", "2026-11-01T10:00:00Z"),
+        retire_grant("b1", "2026-11-03T10:00:00Z"),
+        create_grant("billing", "b2", "2026-11-05T10:00:00Z"),
+        update_function("payroll", "2026-11-02T09:00:00Z"),
+        create_grant("payroll", "p1", "2026-11-02T09:00:01Z"),
+        create_grant("reports", "r1", "2026-11-04T08:00:00Z"),
+        retire_grant("r1", "2026-11-06T08:00:00Z"),
+        create_grant("legacy", "l1", "2026-10-01T08:00:00Z"),
+        delete_function("legacy", "2026-11-07T08:00:00Z"),
+        retire_grant("l1", "2026-11-07T08:00:05Z", by_lambda=True),
+    ]
